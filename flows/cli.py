@@ -1,0 +1,52 @@
+"""The `plan-executor` command line.
+
+Commands live in `flows/commands/`, one module each, registered here. Modules import their heavy
+dependencies (Prefect above all) inside the command body, so `parse`, `validate` and `graph`
+start without importing Prefect.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="plan-executor",
+    help="Run multi-phase implementation plans as a Prefect DAG, verified by evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+COMMAND_MODULES = ("parse", "server", "run")
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"flows.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"flows.commands.{name}":
+                continue  # not written yet
+            raise
+        module.register(app)
+
+
+@app.command()
+def version() -> None:
+    """Print the plan-executor version."""
+    from importlib.metadata import version as dist_version
+
+    typer.echo(dist_version("plan-executor"))
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

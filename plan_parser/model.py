@@ -1,0 +1,174 @@
+"""The plan model: what a plan file says, as data.
+
+Everything downstream (scheduling, flows, gates, the checkpoint mirror) reads these models and
+never the Markdown. Line numbers are 1-based lines of the original file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import Enum
+
+from pydantic import BaseModel, Field
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class Diagnostic(BaseModel):
+    """One result of validation: a code, how bad it is, and where."""
+
+    code: str
+    severity: Severity
+    message: str
+    line: int | None = None
+    phase_id: str | None = None
+    field: str | None = None
+
+    def render(self, file: str) -> str:
+        where = f"{file}:{self.line}" if self.line else file
+        scope = f" phase {self.phase_id}" if self.phase_id else ""
+        field = f" [{self.field}]" if self.field else ""
+        return f"{where}: {self.severity.value} {self.code}{scope}{field}: {self.message}"
+
+
+class DocKind(str, Enum):
+    PLAN = "plan"
+    EXECUTION_LOG = "execution-log"
+    NOTE = "note"
+    TEMPLATE = "template"
+
+
+class PhaseType(str, Enum):
+    DESIGN = "design"
+    IMPLEMENTATION = "implementation"
+
+
+class OwnerKind(str, Enum):
+    AGENT_FILE = "agent_file"
+    """Names an agent definition in `.claude/agents/` (by file stem or display name)."""
+    BUILTIN = "builtin"
+    """A built-in agent type (general-purpose, Bash, Explore, Plan): a role prompt of ours."""
+    HUMAN = "human"
+    """A person does the work: the run pauses for them."""
+    ORCHESTRATOR = "orchestrator"
+    """`self` / `None (orchestrator)`: no agent call; plan-executor runs only the gates."""
+    UNKNOWN = "unknown"
+    """A name with no known definition: a warning, and general-purpose is used."""
+
+
+class Owner(BaseModel):
+    raw: str
+    """The owner text as written, without backticks or emphasis."""
+    kind: OwnerKind
+    agent: str | None = None
+    """Normalised agent id: an agent file stem (`rust-developer`) or a built-in type
+    (`general-purpose`, `bash`, `explore`, `plan`); None for human and orchestrator."""
+
+
+class FileAction(str, Enum):
+    CREATE = "create"
+    MODIFY = "modify"
+    DELETE = "delete"
+    UNSPECIFIED = "unspecified"
+
+
+class FileRef(BaseModel):
+    path: str
+    action: FileAction = FileAction.UNSPECIFIED
+    description: str = ""
+    line: int | None = None
+    is_glob: bool = False
+
+
+class Criterion(BaseModel):
+    text: str
+    checked: bool | None = None
+    """None when the item is not a checkbox."""
+    line: int | None = None
+
+
+class Phase(BaseModel):
+    id: str
+    """The author's id text (`0`, `2.5`, `7a`, `1A`); compare with :func:`id_key`."""
+    title: str
+    """The heading name with markers such as `(PARALLEL)`, `(NEW)` and status emoji removed."""
+    heading_raw: str
+    line: int
+    end_line: int
+    owner: Owner | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    depends_raw: str | None = None
+    blast_radius: str | None = None
+    """The test scope as written (commands in backticks unwrapped), or None when absent."""
+    blast_commands: list[str] = Field(default_factory=list)
+    """Runnable commands extracted from the blast radius; empty for prose."""
+    blast_runnable: bool = False
+    files: list[FileRef] = Field(default_factory=list)
+    deliverables: list[str] = Field(default_factory=list)
+    acceptance_criteria: list[Criterion] = Field(default_factory=list)
+    goal: str | None = None
+    optional: bool = False
+    type: PhaseType = PhaseType.IMPLEMENTATION
+    type_source: str = "default"
+    """`explicit` (a `**Type:**` field), `heuristic`, or `default`."""
+    skills: list[str] = Field(default_factory=list)
+    parallel_hint: str | None = None
+    complexity: str | None = None
+    field_lines: dict[str, int] = Field(default_factory=dict)
+    """Source line of each recognised field, keyed by canonical field name."""
+    extra_fields: dict[str, str] = Field(default_factory=dict)
+    body: str = ""
+    """The exact source text of the phase section, heading included (for prompts and hashing)."""
+
+    @property
+    def body_hash(self) -> str:
+        return hashlib.sha256(self.body.encode("utf-8")).hexdigest()[:16]
+
+
+class ParallelGroup(BaseModel):
+    name: str
+    phase_ids: list[str]
+    line: int | None = None
+    source: str = "group_table"
+
+
+class Plan(BaseModel):
+    path: str
+    kind: DocKind
+    title: str
+    created: str | None = None
+    status: str | None = None
+    """Implementation status as written in the body's `**Status:**` line (or frontmatter)."""
+    status_line: int | None = None
+    frontmatter_raw: str | None = None
+    frontmatter: dict[str, object] = Field(default_factory=dict)
+    frontmatter_valid: bool = True
+    phases: list[Phase] = Field(default_factory=list)
+    groups: list[ParallelGroup] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list)
+    """Plan-level skills (frontmatter required_skills / important_skills)."""
+    diagnostics: list[Diagnostic] = Field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.WARNING]
+
+    def phase(self, phase_id: str) -> Phase:
+        wanted = id_key(phase_id)
+        for phase in self.phases:
+            if id_key(phase.id) == wanted:
+                return phase
+        raise KeyError(phase_id)
+
+
+def id_key(phase_id: str) -> str:
+    """Ids compare case-insensitively: `1A` is `1a`."""
+    return phase_id.strip().lower()

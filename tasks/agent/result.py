@@ -1,0 +1,83 @@
+"""What an agent call takes and gives back (the contract between the agent runtime and the flows)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_creation_input_tokens=self.cache_creation_input_tokens
+            + other.cache_creation_input_tokens,
+            cache_read_input_tokens=self.cache_read_input_tokens + other.cache_read_input_tokens,
+        )
+
+    @property
+    def total(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_input_tokens
+            + self.cache_read_input_tokens
+        )
+
+
+class FailureKind(str, Enum):
+    NONE = "none"
+    INFRASTRUCTURE = "infrastructure"
+    """API unreachable, overloaded, rate limited, spend limit: the flows may retry these."""
+    AGENT = "agent"
+    """Refusal, max turns, context exhausted, tool misuse: never retried blindly."""
+
+
+class AgentRequest(BaseModel):
+    repo: Path
+    plan_name: str
+    """Used in the details-log file name: `.ai/logs/YYYY-MM-DD.<plan_name>-phase-<id>-details.md`."""
+    phase_id: str
+    owner: str
+    """The phase owner as written; resolved to an agent definition by the runtime."""
+    task: str
+    """The phase context and instructions (the user message)."""
+    skills: list[str] = Field(default_factory=list)
+    model: str | None = None
+    """Overrides the agent definition's model."""
+    max_turns: int = 40
+    command_timeout_s: float = 120.0
+    network: bool = True
+    allow_unsandboxed: bool = False
+    read_only: bool = False
+    """Verifier calls: the editor can only view and bash runs with the repository read-only."""
+    role_suffix: str = "details"
+    """Distinguishes the log of several calls in one phase (owner, tester, verifier)."""
+
+
+class AgentResult(BaseModel):
+    agent: str
+    model: str
+    summary: str
+    """At most 500 tokens, from a final request with no tools allowed. A claim, never evidence."""
+    stop_reason: str | None = None
+    turns: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    files_touched: list[str] = Field(default_factory=list)
+    commands_run: list[str] = Field(default_factory=list)
+    details_log: str | None = None
+    failure: FailureKind = FailureKind.NONE
+    error: str | None = None
+    sandboxed: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is FailureKind.NONE

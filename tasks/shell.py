@@ -1,0 +1,184 @@
+"""The one module that runs subprocesses.
+
+Every command plan-executor runs (gates, git, the agent's bash tool inside its sandbox) goes
+through :func:`run`. It gives each command its own session so that a timeout kills the whole
+process group, merges stdout and stderr in order, keeps a digest of the full output and a capped
+copy for evidence and prompts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import sh
+from pydantic import BaseModel
+
+DEFAULT_OUTPUT_CAP = 30_000
+CUT_NOTE = "\n[... output cut: {cut} of {total} characters omitted ...]\n"
+
+
+class CommandResult(BaseModel):
+    """What a finished command left behind."""
+
+    argv: list[str]
+    cwd: str
+    exit_code: int
+    duration_s: float
+    output: str
+    """stdout and stderr interleaved; capped to the head and tail when it was too long."""
+    output_chars: int
+    output_sha256: str
+    truncated: bool = False
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.output.rstrip("\n").splitlines()[-lines:])
+
+
+class _Collector:
+    """Accumulates output chunks; keeps everything up to ``keep_chars`` plus a rolling tail."""
+
+    def __init__(self, cap: int | None) -> None:
+        self.cap = cap
+        self.head: list[str] = []
+        self.head_len = 0
+        self.tail = ""
+        self.total = 0
+        self.digest = hashlib.sha256()
+        self.lock = threading.Lock()
+
+    def __call__(self, chunk: str | bytes) -> None:
+        text = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else chunk
+        with self.lock:
+            self.digest.update(text.encode("utf-8", "replace"))
+            self.total += len(text)
+            if self.cap is None:
+                self.head.append(text)
+                return
+            head_budget = self.cap // 2
+            if self.head_len < head_budget:
+                take = text[: head_budget - self.head_len]
+                self.head.append(take)
+                self.head_len += len(take)
+                text = text[len(take) :]
+            if text:
+                self.tail = (self.tail + text)[-(self.cap - head_budget) :]
+
+    def result(self) -> tuple[str, bool]:
+        head = "".join(self.head)
+        if self.cap is None or self.total <= self.cap:
+            return head + self.tail, False
+        cut = self.total - len(head) - len(self.tail)
+        return head + CUT_NOTE.format(cut=cut, total=self.total) + self.tail, True
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | str,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float | None = None,
+    output_cap: int | None = DEFAULT_OUTPUT_CAP,
+    stdin: str | None = None,
+) -> CommandResult:
+    """Run ``argv`` in ``cwd`` and wait for it; never raises for a non-zero exit or a timeout.
+
+    ``env`` replaces the environment entirely when given (callers build allow-lists).
+    A missing executable gives exit code 127, as a shell would.
+    """
+    argv = [str(a) for a in argv]
+    collector = _Collector(output_cap)
+    started = time.monotonic()
+    timed_out = threading.Event()
+    try:
+        command = sh.Command(argv[0])
+    except sh.CommandNotFound:
+        message = f"{argv[0]}: command not found\n"
+        collector(message)
+        return _result(argv, cwd, 127, started, collector, timed_out=False)
+
+    running = command(
+        *argv[1:],
+        _cwd=str(cwd),
+        _env=dict(env) if env is not None else dict(os.environ),
+        _bg=True,
+        _bg_exc=False,
+        _new_session=True,
+        _err_to_out=True,
+        _out=collector,
+        _in=stdin if stdin is not None else "",
+        _ok_code=list(range(256)),
+        _decode_errors="replace",
+        _tty_out=False,
+    )
+
+    def kill_group() -> None:
+        timed_out.set()
+        try:
+            os.killpg(running.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    timer = threading.Timer(timeout_s, kill_group) if timeout_s else None
+    if timer:
+        timer.daemon = True
+        timer.start()
+    try:
+        running.wait()
+        exit_code = running.exit_code
+    except sh.SignalException as exc:
+        exit_code = exc.exit_code
+    except sh.ErrorReturnCode as exc:  # pragma: no cover - _ok_code covers 0..255
+        exit_code = exc.exit_code
+    finally:
+        if timer:
+            timer.cancel()
+        # Orphaned grandchildren of a finished command still die with their group.
+        try:
+            os.killpg(running.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    if exit_code is None:
+        exit_code = -9
+    return _result(argv, cwd, exit_code, started, collector, timed_out=timed_out.is_set())
+
+
+def _result(
+    argv: list[str],
+    cwd: Path | str,
+    exit_code: int,
+    started: float,
+    collector: _Collector,
+    *,
+    timed_out: bool,
+) -> CommandResult:
+    output, truncated = collector.result()
+    if timed_out:
+        output += "\n[command killed: timeout]\n"
+    return CommandResult(
+        argv=argv,
+        cwd=str(cwd),
+        exit_code=exit_code,
+        duration_s=round(time.monotonic() - started, 3),
+        output=output,
+        output_chars=collector.total,
+        output_sha256=collector.digest.hexdigest(),
+        truncated=truncated,
+        timed_out=timed_out,
+    )
+
+
+async def arun(argv: Sequence[str], **kwargs: object) -> CommandResult:
+    """:func:`run` without blocking the event loop (phases run as concurrent async subflows)."""
+    return await asyncio.to_thread(run, argv, **kwargs)  # type: ignore[arg-type]
