@@ -33,6 +33,11 @@ def _register_commands() -> None:
         module.register(app)
 
 
+@app.callback()
+def _root() -> None:
+    """Run multi-phase implementation plans as a Prefect DAG, verified by evidence."""
+
+
 @app.command()
 def version() -> None:
     """Print the plan-executor version."""
