@@ -7,12 +7,12 @@ never the Markdown. Line numbers are 1-based lines of the original file.
 from __future__ import annotations
 
 import hashlib
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
     INFO = "info"
@@ -35,19 +35,19 @@ class Diagnostic(BaseModel):
         return f"{where}: {self.severity.value} {self.code}{scope}{field}: {self.message}"
 
 
-class DocKind(str, Enum):
+class DocKind(StrEnum):
     PLAN = "plan"
     EXECUTION_LOG = "execution-log"
     NOTE = "note"
     TEMPLATE = "template"
 
 
-class PhaseType(str, Enum):
+class PhaseType(StrEnum):
     DESIGN = "design"
     IMPLEMENTATION = "implementation"
 
 
-class OwnerKind(str, Enum):
+class OwnerKind(StrEnum):
     AGENT_FILE = "agent_file"
     """Names an agent definition in `.claude/agents/` (by file stem or display name)."""
     BUILTIN = "builtin"
@@ -69,7 +69,7 @@ class Owner(BaseModel):
     (`general-purpose`, `bash`, `explore`, `plan`); None for human and orchestrator."""
 
 
-class FileAction(str, Enum):
+class FileAction(StrEnum):
     CREATE = "create"
     MODIFY = "modify"
     DELETE = "delete"

@@ -9,6 +9,7 @@ copy for evidence and prompts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -125,10 +126,8 @@ def run(
 
     def kill_group() -> None:
         timed_out.set()
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(running.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
     timer = threading.Timer(timeout_s, kill_group) if timeout_s else None
     if timer:
@@ -145,10 +144,8 @@ def run(
         if timer:
             timer.cancel()
         # Orphaned grandchildren of a finished command still die with their group.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(running.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
     if exit_code is None:
         exit_code = -9
     return _result(argv, cwd, exit_code, started, collector, timed_out=timed_out.is_set())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -33,7 +33,7 @@ class Usage(BaseModel):
         )
 
 
-class FailureKind(str, Enum):
+class FailureKind(StrEnum):
     NONE = "none"
     INFRASTRUCTURE = "infrastructure"
     """API unreachable, overloaded, rate limited, spend limit: the flows may retry these."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     WARN = "warn"
@@ -52,7 +52,7 @@ class Ledger(BaseModel):
         return [e for e in self.entries if e.required and e.verdict is Verdict.FAIL]
 
 
-class PhaseStatus(str, Enum):
+class PhaseStatus(StrEnum):
     COMPLETE = "complete"
     BLOCKED = "blocked"
 
