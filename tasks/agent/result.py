@@ -61,6 +61,8 @@ class AgentRequest(BaseModel):
     """Verifier calls: the editor can only view and bash runs with the repository read-only."""
     role_suffix: str = "details"
     """Distinguishes the log of several calls in one phase (owner, tester, verifier)."""
+    bwrap: str = "bwrap"
+    """The bubblewrap executable (name on PATH or path) that sandboxes the agent's commands."""
 
 
 class AgentResult(BaseModel):
@@ -77,6 +79,13 @@ class AgentResult(BaseModel):
     failure: FailureKind = FailureKind.NONE
     error: str | None = None
     sandboxed: bool = True
+    error_code: str | None = None
+    """The API's `error.details.error_code` (e.g. `enforced_spend_limit_reached`), when known."""
+    retryable: bool = False
+    """For INFRASTRUCTURE failures: whether retrying the call can help (not for spend limits,
+    authentication or a missing sandbox)."""
+    requests: int = 0
+    """Messages API requests this call completed (summary request included)."""
 
     @property
     def ok(self) -> bool:
