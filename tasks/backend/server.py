@@ -445,6 +445,8 @@ def acquire_for_run(config: ServerConfig, *, timeout_s: float = 90) -> tuple[Ser
 def release_for_run(config: ServerConfig) -> bool:
     """Drop this run's lease; stop the server if it was started for runs and none is left.
 
+    Call `drain_client_workers()` first, while Prefect still points at this server.
+
     Returns True if the server was stopped.
     """
     paths = _Paths(config.home)
@@ -453,7 +455,6 @@ def release_for_run(config: ServerConfig) -> bool:
         state = _read_state(paths)
         if state is None or state.persistent or _live_leases(paths):
             return False
-        drain_client_workers()
         return _stop_locked(paths)
 
 

@@ -1,0 +1,113 @@
+"""`plan-executor server start | stop | status`: the local Prefect server with its UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:  # the server module is imported by the commands only, keeping --help fast
+    from tasks.backend.server import ServerConfig, ServerInfo
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home",
+        envvar="PLAN_EXECUTOR_HOME",
+        help="plan-executor home: server data, logs, pid files [default: ~/.plan-executor]",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the server as JSON.")]
+
+
+def _config(home: Path | None, host: str | None = None, port: int | None = None) -> ServerConfig:
+    from tasks.backend.server import ServerConfig
+
+    return ServerConfig.from_env(home=home, host=host, port=port)
+
+
+def _print_info(info: ServerInfo, *, as_json: bool, headline: str) -> None:
+    if as_json:
+        typer.echo(info.model_dump_json(indent=2))
+        return
+    typer.echo(headline)
+    typer.echo(f"  UI:       {info.url}")
+    typer.echo(f"  API:      {info.api_url}   (export PREFECT_API_URL={info.api_url})")
+    typer.echo(f"  pids:     prefect server {info.server_pid}, postgres {info.postgres_pid}")
+    typer.echo(f"  log:      {info.log_path}")
+
+
+def register(app: typer.Typer) -> None:
+    server_app = typer.Typer(
+        name="server",
+        help="The local Prefect server (with its UI) on an embedded PostgreSQL.",
+        no_args_is_help=True,
+    )
+
+    @server_app.command()
+    def start(
+        home: HomeOption = None,
+        host: Annotated[
+            str,
+            typer.Option(
+                envvar="PLAN_EXECUTOR_HOST",
+                help="Address to bind. Other machines need a non-loopback one, e.g. 0.0.0.0.",
+            ),
+        ] = "127.0.0.1",
+        port: Annotated[
+            int, typer.Option(envvar="PLAN_EXECUTOR_PORT", help="Port of the API and the UI.")
+        ] = 4200,
+        timeout: Annotated[
+            float, typer.Option(help="Seconds to wait for the server to become healthy.")
+        ] = 90,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Start the server in the background, or report the one already running."""
+        from tasks.backend.postgres import PostgresError
+        from tasks.backend.server import PortInUseError, ServerError, start_server
+
+        config = _config(home, host, port)
+        if not as_json:
+            typer.echo(f"Starting the Prefect server ({config.home}) ...")
+        try:
+            info = start_server(config, timeout_s=timeout)
+        except PortInUseError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        except (ServerError, PostgresError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+        headline = "Already running." if info.reused else "Started."
+        if info.reused and not info.url.endswith(f":{config.port}") and not as_json:
+            headline += f" (It listens on its own port, not {config.port}: stop it to move it.)"
+        _print_info(info, as_json=as_json, headline=headline)
+
+    @server_app.command()
+    def stop(home: HomeOption = None) -> None:
+        """Stop the server and its PostgreSQL."""
+        from tasks.backend.server import stop_server
+
+        config = _config(home)
+        if stop_server(config):
+            typer.echo(f"Stopped the Prefect server and PostgreSQL ({config.home}).")
+        else:
+            typer.echo(f"No plan-executor server was running ({config.home}).")
+
+    @server_app.command()
+    def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
+        """Report the running server; exit code 1 when none is running."""
+        from tasks.backend.server import server_status
+
+        config = _config(home)
+        info = server_status(config)
+        if info is None:
+            if as_json:
+                typer.echo("null")
+            else:
+                typer.echo(f"No plan-executor server is running ({config.home}).")
+            raise typer.Exit(1)
+        _print_info(info, as_json=as_json, headline="Running.")
+
+    app.add_typer(server_app, name="server")

@@ -1,0 +1,142 @@
+"""Pick the Prefect backend for a run.
+
+`auto`: PREFECT_API_URL if set (any Prefect server, Prefect Cloud included); else the running
+plan-executor server; else one started for this run and stopped when it ends.
+`server`: the plan-executor server (running or started for the run), ignoring PREFECT_API_URL.
+`ephemeral`: Prefect's own temporary SQLite server, for a quick sequential run (concurrent
+subflows on SQLite back off for seconds each, see docs/benchmarks.md).
+
+Inside the context PREFECT_API_URL is set both in os.environ (for child processes) and in
+Prefect's in-process settings (which were read once, when Prefect was imported), and both are
+restored afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+from pydantic import BaseModel
+
+from tasks.backend.server import (
+    ServerConfig,
+    acquire_for_run,
+    drain_client_workers,
+    release_for_run,
+    server_status,
+)
+from tasks.backend.settings import offline_env
+
+Mode = Literal["auto", "server", "ephemeral"]
+
+
+class BackendInfo(BaseModel):
+    kind: str
+    """"external" (PREFECT_API_URL), "server" (plan-executor server) or "ephemeral"."""
+    api_url: str | None
+    ui_url: str | None
+    started_here: bool
+
+
+@contextlib.contextmanager
+def _environ(updates: dict[str, str | None]) -> Iterator[None]:
+    """Set (str) or remove (None) variables for the duration, then restore them."""
+    saved = {name: os.environ.get(name) for name in updates}
+    try:
+        for name, value in updates.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _prefect_api(api_url: str | None) -> Iterator[None]:
+    """Point this process's Prefect client at `api_url` (None: the ephemeral server)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+
+    if api_url is not None:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield
+        return
+    ephemeral = {
+        PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: True,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90,
+    }
+    with temporary_settings(updates=ephemeral, restore_defaults={PREFECT_API_URL}):
+        yield
+
+
+def _ui_url_for(api_url: str) -> str | None:
+    """The UI address Prefect derives for an API URL (handles Prefect Cloud too)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        return PREFECT_UI_URL.value()
+
+
+@contextlib.contextmanager
+def backend(
+    mode: Mode = "auto",
+    *,
+    config: ServerConfig | None = None,
+    console: Callable[[str], None] = print,
+) -> Iterator[BackendInfo]:
+    """Choose, and if needed start, the Prefect backend for the duration of a run."""
+    if mode not in ("auto", "server", "ephemeral"):
+        raise ValueError(f"unknown backend mode {mode!r}: auto, server or ephemeral")
+    quiet: dict[str, str | None] = dict(offline_env())
+    external = os.environ.get("PREFECT_API_URL")
+
+    if mode == "ephemeral":
+        with _environ({**quiet, "PREFECT_API_URL": None}), _prefect_api(None):
+            yield BackendInfo(kind="ephemeral", api_url=None, ui_url=None, started_here=False)
+        return
+
+    if mode == "auto" and external:
+        with _environ(quiet), _prefect_api(external):
+            yield BackendInfo(
+                kind="external", api_url=external, ui_url=_ui_url_for(external), started_here=False
+            )
+        return
+
+    config = config or ServerConfig.from_env()
+    if server_status(config) is None:
+        console(f"No plan-executor server is running in {config.home}: starting one for this run")
+    info, leased = acquire_for_run(config)
+    started_here = not info.reused
+    if started_here:
+        console(
+            f"Prefect UI: {info.url} (this server stops when the run ends; keep one running "
+            "with `plan-executor server start`)"
+        )
+    elif leased:
+        console(f"Prefect UI: {info.url} (a server started for runs; it stops after the last one)")
+    else:
+        console(f"Prefect UI: {info.url} (the running plan-executor server)")
+    try:
+        with _environ({**quiet, "PREFECT_API_URL": info.api_url}), _prefect_api(info.api_url):
+            try:
+                yield BackendInfo(
+                    kind="server", api_url=info.api_url, ui_url=info.url, started_here=started_here
+                )
+            finally:
+                if leased:  # the server may stop below: flush logs and events to it first
+                    drain_client_workers()
+    finally:
+        if leased and release_for_run(config):
+            console(f"Stopped the Prefect server at {info.url} that was started for the run")
