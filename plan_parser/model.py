@@ -120,6 +120,12 @@ class Phase(BaseModel):
     complexity: str | None = None
     field_lines: dict[str, int] = Field(default_factory=dict)
     """Source line of each recognised field, keyed by canonical field name."""
+    heading_level: int = 3
+    markers: list[str] = Field(default_factory=list)
+    """Heading markers removed from the title (`PARALLEL`, `Optional Cleanup`, `✅ COMPLETE`)."""
+    depends_soft: list[str] = Field(default_factory=list)
+    """Ids named after a `;` in the dependency value: ordering hints, not hard dependencies."""
+    depends_note: str | None = None
     extra_fields: dict[str, str] = Field(default_factory=dict)
     body: str = ""
     """The exact source text of the phase section, heading included (for prompts and hashing)."""
@@ -151,6 +157,10 @@ class Plan(BaseModel):
     groups: list[ParallelGroup] = Field(default_factory=list)
     skills: list[str] = Field(default_factory=list)
     """Plan-level skills (frontmatter required_skills / important_skills)."""
+    title_source: str = "h1"
+    """`h1` (a title heading) or `slug` (from the file name)."""
+    deps_source: str = "deps"
+    """`deps` when any phase has a dependency field, else `document_order` (run sequentially)."""
     diagnostics: list[Diagnostic] = Field(default_factory=list)
 
     @property

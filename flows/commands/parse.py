@@ -1,0 +1,237 @@
+"""`plan-executor parse | validate | graph`: read-only plan commands.
+
+They import only `plan_parser` (no Prefect), so they start fast; rich is imported only for the
+human-readable summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from plan_parser import Diagnostic, Plan, Severity, parse_plan
+from plan_parser.model import DocKind
+
+EXIT_INVALID = 2
+
+CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
+    (
+        "Document has executable phases",
+        (
+            "E-NO-PHASES",
+            "E-EMPTY",
+            "E-BINARY",
+            "E-ENCODING",
+            "E-TOO-LARGE",
+            "E-UNREADABLE",
+            "E-DUP-ID",
+        ),
+    ),
+    (
+        "All phases have assigned principal owners",
+        ("E-OWNER-MISSING", "W-OWNER-UNKNOWN", "W-OWNER-HUMAN"),
+    ),
+    (
+        "Dependencies between phases are explicitly listed",
+        ("E-DEP-UNKNOWN", "W-DEPS-MISSING", "W-DEP-PARENT"),
+    ),
+    ("Each phase has acceptance criteria", ("E-AC-MISSING",)),
+    ("Parallelization groups agree with the dependencies", ("W-GROUP-CONFLICT",)),
+    ("No circular dependencies exist", ("E-DEP-CYCLE",)),
+    (
+        "Files to create/modify are specified for each phase",
+        ("I-FILES-MISSING", "W-WAVE-FILE-CONFLICT"),
+    ),
+    ("Blast radius is defined for each phase", ("W-BLAST-MISSING", "W-BLAST-NONRUNNABLE")),
+]
+
+
+def _diagnostic_json(diagnostic: Diagnostic, file: str) -> dict[str, Any]:
+    return {
+        "code": diagnostic.code,
+        "severity": diagnostic.severity.value,
+        "line": diagnostic.line,
+        "phase": diagnostic.phase_id,
+        "field": diagnostic.field,
+        "message": diagnostic.message,
+        "text": diagnostic.render(file),
+    }
+
+
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The `parse --json` object for one file."""
+    file = plan.path
+    return {
+        "file": file,
+        "kind": plan.kind.value,
+        "title": plan.title,
+        "status": plan.status,
+        "created": plan.created,
+        "phases": [
+            {
+                "id": phase.id,
+                "title": phase.title,
+                "heading": phase.heading_raw,
+                "line": phase.line,
+                "owner": phase.owner.raw if phase.owner else None,
+                "agent": phase.owner.agent if phase.owner else None,
+                "owner_kind": phase.owner.kind.value if phase.owner else None,
+                "depends_on": phase.depends_on,
+                "blast_radius": phase.blast_radius,
+                "blast_commands": phase.blast_commands,
+                "acceptance_criteria": [c.text for c in phase.acceptance_criteria],
+                "files": [{"path": f.path, "action": f.action.value} for f in phase.files],
+                "deliverables": phase.deliverables,
+                "optional": phase.optional,
+                "type": phase.type.value,
+                "skills": phase.skills,
+                "field_lines": phase.field_lines,
+            }
+            for phase in plan.phases
+        ],
+        "errors": [_diagnostic_json(d, file) for d in plan.errors],
+        "warnings": [_diagnostic_json(d, file) for d in plan.warnings],
+    }
+
+
+def _print_summary(plans: list[Plan]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for plan in plans:
+        head = f"[bold]{plan.path}[/bold]  {plan.kind.value}: {plan.title}"
+        if plan.status:
+            head += f"  [dim](status: {plan.status})[/dim]"
+        console.print(head)
+        if plan.phases:
+            table = Table(show_edge=False, pad_edge=False)
+            for column in ("id", "title", "owner", "depends on", "AC", "blast radius", "flags"):
+                table.add_column(column)
+            for phase in plan.phases:
+                flags = [phase.type.value]
+                if phase.optional:
+                    flags.append("optional")
+                table.add_row(
+                    phase.id,
+                    phase.title,
+                    phase.owner.raw if phase.owner else "[red]-[/red]",
+                    ", ".join(phase.depends_on) or "-",
+                    str(len(phase.acceptance_criteria)),
+                    phase.blast_radius or "-",
+                    " ".join(flags),
+                )
+            console.print(table)
+        console.print(f"  {len(plan.errors)} error(s), {len(plan.warnings)} warning(s)\n")
+
+
+def parse(
+    files: Annotated[list[Path], typer.Argument(help="Plan files to read.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
+) -> None:
+    """Parse plan files and print their phases (exit 2 when a file cannot be read)."""
+    plans = [parse_plan(path) for path in files]
+    if as_json:
+        typer.echo(json.dumps([plan_json(plan) for plan in plans], indent=1, ensure_ascii=False))
+    else:
+        _print_summary(plans)
+    unreadable = any(
+        d.code in ("E-UNREADABLE", "E-BINARY", "E-TOO-LARGE") for p in plans for d in p.errors
+    )
+    raise typer.Exit(EXIT_INVALID if unreadable else 0)
+
+
+def _mark(diagnostics: list[Diagnostic]) -> str:
+    if any(d.severity is Severity.ERROR for d in diagnostics):
+        return "FAIL"
+    if any(d.severity is Severity.WARNING for d in diagnostics):
+        return "warn"
+    return " ok "
+
+
+def render_validation(plan: Plan, *, verbose: bool = False) -> str:
+    lines = [f"{plan.path}: {plan.kind.value} '{plan.title}', {len(plan.phases)} phase(s)"]
+    lines.append("Checklist:")
+    for title, codes in CHECKLIST:
+        related = [d for d in plan.diagnostics if d.code in codes]
+        where = sorted({d.line for d in related if d.line})
+        suffix = ""
+        if where:
+            shown = ", ".join(str(line) for line in where[:8])
+            suffix = f"  (line{'s' if len(where) > 1 else ''} {shown}{', ...' if len(where) > 8 else ''})"
+        lines.append(f"  [{_mark(related)}] {title}{suffix}")
+    shown = [d for d in plan.diagnostics if verbose or d.severity is not Severity.INFO]
+    order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+    shown.sort(key=lambda d: (order[d.severity], d.line or 0))
+    if shown:
+        lines.append("Diagnostics:")
+        lines.extend(f"  {d.render(plan.path)}" for d in shown)
+    errors, warnings = len(plan.errors), len(plan.warnings)
+    verdict = "VALID" if not errors else "INVALID"
+    lines.append(f"{verdict}: {errors} error(s), {warnings} warning(s)")
+    return "\n".join(lines)
+
+
+def validate(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan file.")],
+    repo: Annotated[
+        Path | None,
+        typer.Option(help="Target repository: owners are checked against .claude/agents/."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info notes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the diagnostics as JSON.")] = False,
+) -> None:
+    """Check a plan against the validation checklist: exit 0 without errors, 2 otherwise."""
+    plan = parse_plan(plan_file, repo=repo)
+    if as_json:
+        typer.echo(json.dumps(plan_json(plan), indent=1, ensure_ascii=False))
+    else:
+        typer.echo(render_validation(plan, verbose=verbose))
+    raise typer.Exit(EXIT_INVALID if plan.errors else 0)
+
+
+def graph(
+    plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan file.")],
+    include_optional: Annotated[
+        bool, typer.Option("--include-optional", help="Schedule optional phases too.")
+    ] = False,
+) -> None:
+    """Print the execution waves and a mermaid graph of the phase dependencies."""
+    from plan_parser import schedule
+
+    plan = parse_plan(plan_file)
+    if plan.kind is not DocKind.PLAN or not plan.phases:
+        for diagnostic in plan.errors or plan.diagnostics:
+            typer.echo(diagnostic.render(plan.path), err=True)
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        layers = schedule.waves(plan, include_optional=include_optional)
+    except schedule.CycleError as exc:
+        cycle = next((d for d in plan.errors if d.code == "E-DEP-CYCLE"), None)
+        typer.echo(cycle.render(plan.path) if cycle else f"{plan.path}: error: {exc}", err=True)
+        raise typer.Exit(EXIT_INVALID) from None
+    typer.echo(f"{plan.path}: {len(plan.phases)} phase(s) in {len(layers)} wave(s)")
+    if plan.deps_source == "document_order":
+        typer.echo("(no dependency fields: phases run in document order)")
+    for number, layer in enumerate(layers, start=1):
+        typer.echo(f"Wave {number}: " + ", ".join(f"Phase {phase_id}" for phase_id in layer))
+    skipped = [p.id for p in plan.phases if p.optional and not include_optional]
+    if skipped:
+        typer.echo("Skipped (optional): " + ", ".join(f"Phase {s}" for s in skipped))
+    typer.echo("")
+    typer.echo("```mermaid")
+    typer.echo(schedule.mermaid(plan).rstrip("\n"))
+    typer.echo("```")
+    blocking = [d for d in plan.errors if d.code in ("E-DUP-ID", "E-DEP-UNKNOWN")]
+    for diagnostic in blocking:
+        typer.echo(diagnostic.render(plan.path), err=True)
+    raise typer.Exit(EXIT_INVALID if blocking else 0)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("parse")(parse)
+    app.command("validate")(validate)
+    app.command("graph")(graph)

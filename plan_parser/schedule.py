@@ -1,0 +1,153 @@
+"""Execution order: waves of phases that may run together, from the per-phase dependencies.
+
+Dependencies are authoritative (group tables and mermaid graphs only produce warnings). A plan
+with no dependency field at all runs in document order, one phase per wave: that is the only
+order its author stated. "Parallel with" hints never add ordering.
+"""
+
+from __future__ import annotations
+
+import re
+
+from plan_parser.ids import id_sort_key
+from plan_parser.model import Phase, Plan
+
+
+class CycleError(ValueError):
+    """The dependency graph has a cycle; `cycle` lists its phase ids in order."""
+
+    def __init__(self, cycle: list[str]) -> None:
+        self.cycle = cycle
+        path = " -> ".join(f"Phase {phase_id}" for phase_id in [*cycle, cycle[0]])
+        super().__init__(f"dependency cycle: {path}")
+
+
+def _key(phase_id: str) -> str:
+    return phase_id.strip().lower()
+
+
+def _selected(plan: Plan, include_optional: bool) -> list[Phase]:
+    seen: set[str] = set()
+    chosen = []
+    for phase in plan.phases:
+        if (phase.optional and not include_optional) or _key(phase.id) in seen:
+            continue
+        seen.add(_key(phase.id))
+        chosen.append(phase)
+    return chosen
+
+
+def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, list[str]]:
+    """Phase id → the ids it waits for, restricted to phases in the schedule.
+
+    Ids are the authors' spellings; references to undefined or left-out phases are dropped (an
+    undefined one is reported by validation)."""
+    phases = _selected(plan, include_optional)
+    canonical = {_key(phase.id): phase.id for phase in phases}
+    if plan.deps_source == "document_order":
+        return {
+            phase.id: ([phases[index - 1].id] if index else [])
+            for index, phase in enumerate(phases)
+        }
+    result: dict[str, list[str]] = {}
+    for phase in phases:
+        deps = [canonical[_key(dep)] for dep in phase.depends_on if _key(dep) in canonical]
+        result[phase.id] = sorted(set(deps), key=id_sort_key)
+    return result
+
+
+def find_cycle(plan: Plan) -> list[str] | None:
+    """One dependency cycle (ids in dependency order), or None."""
+    graph = dependency_map(plan, include_optional=True)
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for dep in graph.get(node, []):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :]
+                return list(reversed(cycle))
+            if dep not in state:
+                found = visit(dep)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph, key=id_sort_key):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def waves(plan: Plan, *, include_optional: bool = False) -> list[list[str]]:
+    """Kahn layers: each wave holds the phases whose dependencies all ran in earlier waves.
+
+    Waves are sorted by :func:`plan_parser.id_sort_key`. Optional (future, do-not-execute)
+    phases are left out unless asked for. Raises :class:`CycleError` naming the cycle.
+    """
+    graph = dependency_map(plan, include_optional=include_optional)
+    remaining = {node: set(deps) for node, deps in graph.items()}
+    layers: list[list[str]] = []
+    while remaining:
+        ready = sorted((n for n, deps in remaining.items() if not deps), key=id_sort_key)
+        if not ready:
+            raise CycleError(find_cycle(plan) or sorted(remaining, key=id_sort_key))
+        layers.append(ready)
+        for node in ready:
+            del remaining[node]
+        for deps in remaining.values():
+            deps.difference_update(ready)
+    return layers
+
+
+def transitive_dependents(plan: Plan, phase_id: str) -> set[str]:
+    """Every phase that waits, directly or not, for `phase_id` (optional phases included)."""
+    graph = dependency_map(plan, include_optional=True)
+    dependents: dict[str, set[str]] = {node: set() for node in graph}
+    for node, deps in graph.items():
+        for dep in deps:
+            dependents.setdefault(dep, set()).add(node)
+    start = next((node for node in dependents if _key(node) == _key(phase_id)), None)
+    if start is None:
+        return set()
+    found: set[str] = set()
+    todo = [start]
+    while todo:
+        for child in dependents.get(todo.pop(), set()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    found.discard(start)
+    return found
+
+
+def _node(phase_id: str) -> str:
+    return "P" + re.sub(r"\W", "_", phase_id)
+
+
+def _label(text: str) -> str:
+    return text.replace('"', "'").replace("\n", " ")
+
+
+def mermaid(plan: Plan) -> str:
+    """A `flowchart TD` of the phases and their dependencies; optional phases drawn dashed."""
+    lines = ["flowchart TD"]
+    graph = dependency_map(plan, include_optional=True)
+    by_id = {phase.id: phase for phase in plan.phases}
+    for phase_id in graph:
+        phase = by_id[phase_id]
+        lines.append(f'    {_node(phase_id)}["Phase {phase_id}: {_label(phase.title)}"]')
+    for phase_id, deps in graph.items():
+        for dep in deps:
+            lines.append(f"    {_node(dep)} --> {_node(phase_id)}")
+    optional = [_node(p.id) for p in plan.phases if p.optional and p.id in graph]
+    if optional:
+        lines.append("    classDef optional stroke-dasharray: 5 5")
+        lines.append(f"    class {','.join(optional)} optional")
+    return "\n".join(lines) + "\n"

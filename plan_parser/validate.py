@@ -1,0 +1,316 @@
+"""The seed's Plan Validation Checklist as diagnostics with codes, severities and lines.
+
+Errors make a plan unfit to execute (`plan-executor validate` exits 2): nothing to run (no
+phases, unreadable input), an ambiguous or impossible order (duplicate ids, a cycle, a
+dependency on an undefined phase), and phases missing what the executor needs to start and to
+judge them (an owner, acceptance criteria). Everything with a safe default is a warning: a
+missing blast radius (the default test scope is used), an unknown owner (general-purpose is
+used), a group table that contradicts the dependency fields (the fields win).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from plan_parser.ids import id_sort_key
+from plan_parser.model import Diagnostic, DocKind, OwnerKind, Plan, Severity
+from plan_parser.owners import resolve_owner
+
+_FATAL_READ = {"E-BINARY", "E-TOO-LARGE", "E-UNREADABLE", "E-EMPTY"}
+
+
+def _d(
+    code: str,
+    severity: Severity,
+    message: str,
+    line: int | None,
+    phase_id: str | None = None,
+    field: str | None = None,
+) -> Diagnostic:
+    return Diagnostic(
+        code=code, severity=severity, message=message, line=line, phase_id=phase_id, field=field
+    )
+
+
+def agent_stems(repo: Path) -> set[str]:
+    """Agent ids defined in `repo/.claude/agents/*.md` (file stems, lower-cased)."""
+    folder = repo / ".claude" / "agents"
+    try:
+        return {path.stem.lower() for path in folder.glob("*.md")}
+    except OSError:
+        return set()
+
+
+def validate(plan: Plan, *, repo: Path | None = None) -> list[Diagnostic]:
+    """Checks that need the whole plan; the parser adds read and field-level diagnostics."""
+    if any(d.code in _FATAL_READ for d in plan.diagnostics):
+        return []
+    out: list[Diagnostic] = []
+    if plan.kind is not DocKind.PLAN or not plan.phases:
+        what = {
+            DocKind.EXECUTION_LOG: "an execution log",
+            DocKind.TEMPLATE: "an unfilled plan template",
+            DocKind.NOTE: "a note without phase headings",
+        }.get(plan.kind, "a plan without phases")
+        out.append(
+            _d(
+                "E-NO-PHASES",
+                Severity.ERROR,
+                f"no phases to execute: this document is {what} "
+                "(a phase is a '## Phase N: Name' or '### Phase N: Name' heading)",
+                1,
+            )
+        )
+        return out
+    out.extend(_check_ids(plan))
+    out.extend(_check_dependencies(plan))
+    out.extend(_check_phases(plan, repo))
+    out.extend(_check_groups(plan))
+    out.extend(_check_wave_files(plan))
+    return out
+
+
+def _check_ids(plan: Plan) -> list[Diagnostic]:
+    out = []
+    first: dict[str, int] = {}
+    for phase in plan.phases:
+        key = phase.id.lower()
+        if key in first:
+            out.append(
+                _d(
+                    "E-DUP-ID",
+                    Severity.ERROR,
+                    f"duplicate phase id {phase.id}: already defined at line {first[key]}",
+                    phase.line,
+                    phase.id,
+                )
+            )
+        else:
+            first[key] = phase.line
+    return out
+
+
+def _check_dependencies(plan: Plan) -> list[Diagnostic]:
+    from plan_parser.schedule import find_cycle
+
+    out = []
+    defined = {phase.id.lower(): index for index, phase in enumerate(plan.phases)}
+    by_id = {phase.id: phase for phase in plan.phases}
+    if plan.deps_source == "document_order" and len(plan.phases) > 1:
+        out.append(
+            _d(
+                "W-DEPS-MISSING",
+                Severity.WARNING,
+                "no phase has a dependency field: phases will run one at a time in document order",
+                plan.phases[0].line,
+            )
+        )
+    for index, phase in enumerate(plan.phases):
+        line = phase.field_lines.get("depends_on", phase.line)
+        if phase.depends_raw is None and plan.deps_source != "document_order":
+            out.append(
+                _d(
+                    "W-DEPS-MISSING",
+                    Severity.WARNING,
+                    "no dependency field: treated as depending on nothing",
+                    phase.line,
+                    phase.id,
+                    "depends_on",
+                )
+            )
+        for dep in phase.depends_on:
+            position = defined.get(dep.lower())
+            if position is None:
+                known = ", ".join(p.id for p in plan.phases)
+                out.append(
+                    _d(
+                        "E-DEP-UNKNOWN",
+                        Severity.ERROR,
+                        f"depends on Phase {dep}, which is not defined (phases: {known})",
+                        line,
+                        phase.id,
+                        "depends_on",
+                    )
+                )
+            elif position > index:
+                out.append(
+                    _d(
+                        "I-FORWARD-DEP",
+                        Severity.INFO,
+                        f"depends on Phase {dep}, defined later in the document",
+                        line,
+                        phase.id,
+                        "depends_on",
+                    )
+                )
+    cycle = find_cycle(plan)
+    if cycle:
+        path = " -> ".join(f"Phase {phase_id}" for phase_id in [*cycle, cycle[0]])
+        start = by_id.get(cycle[-1]) or plan.phases[0]
+        out.append(
+            _d(
+                "E-DEP-CYCLE",
+                Severity.ERROR,
+                f"dependency cycle: {path}",
+                start.field_lines.get("depends_on", start.line),
+                start.id,
+                "depends_on",
+            )
+        )
+    return out
+
+
+def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
+    out = []
+    stems = agent_stems(repo) if repo is not None else None
+    for phase in plan.phases:
+        if phase.owner is None:
+            out.append(
+                _d(
+                    "E-OWNER-MISSING",
+                    Severity.ERROR,
+                    "no principal owner (Principal Owner / Subagent / Agent field)",
+                    phase.line,
+                    phase.id,
+                    "owner",
+                )
+            )
+        else:
+            owner_line = phase.field_lines.get("owner", phase.line)
+            if stems is not None:
+                phase.owner = resolve_owner(phase.owner, stems)
+                if phase.owner.kind is OwnerKind.UNKNOWN:
+                    out.append(
+                        _d(
+                            "W-OWNER-UNKNOWN",
+                            Severity.WARNING,
+                            f"owner '{phase.owner.raw}' has no agent definition "
+                            f"(.claude/agents/{phase.owner.agent}.md); general-purpose is used",
+                            owner_line,
+                            phase.id,
+                            "owner",
+                        )
+                    )
+            if phase.owner.kind is OwnerKind.HUMAN:
+                out.append(
+                    _d(
+                        "W-OWNER-HUMAN",
+                        Severity.WARNING,
+                        "owner is a person: the run pauses for them at this phase",
+                        owner_line,
+                        phase.id,
+                        "owner",
+                    )
+                )
+        if not phase.acceptance_criteria:
+            out.append(
+                _d(
+                    "E-AC-MISSING",
+                    Severity.ERROR,
+                    "no acceptance criteria (Acceptance Criteria / Pass when list)",
+                    phase.line,
+                    phase.id,
+                    "acceptance_criteria",
+                )
+            )
+        if phase.blast_radius is None:
+            out.append(
+                _d(
+                    "W-BLAST-MISSING",
+                    Severity.WARNING,
+                    "no blast radius: the default test scope will be used",
+                    phase.line,
+                    phase.id,
+                    "blast_radius",
+                )
+            )
+        elif not phase.blast_runnable:
+            out.append(
+                _d(
+                    "W-BLAST-NONRUNNABLE",
+                    Severity.WARNING,
+                    f"blast radius '{phase.blast_radius}' names no command: no regression tests",
+                    phase.field_lines.get("blast_radius", phase.line),
+                    phase.id,
+                    "blast_radius",
+                )
+            )
+        if phase.optional:
+            markers = ", ".join(phase.markers) or "optional"
+            out.append(
+                _d(
+                    "W-SKIP-MARKER",
+                    Severity.WARNING,
+                    f"marked '{markers}': skipped unless optional phases are requested",
+                    phase.line,
+                    phase.id,
+                    "optional",
+                )
+            )
+        if not phase.files:
+            out.append(
+                _d(
+                    "I-FILES-MISSING",
+                    Severity.INFO,
+                    "no files to create/modify listed: file-existence checks are weak",
+                    phase.line,
+                    phase.id,
+                    "files",
+                )
+            )
+    return out
+
+
+def _check_groups(plan: Plan) -> list[Diagnostic]:
+    out = []
+    depends = {phase.id.lower(): {d.lower() for d in phase.depends_on} for phase in plan.phases}
+    for group in plan.groups:
+        if "sequential" in group.name.lower():
+            continue
+        members = [member.lower() for member in group.phase_ids]
+        for member in members:
+            inside = sorted(depends.get(member, set()) & set(members), key=id_sort_key)
+            if inside:
+                out.append(
+                    _d(
+                        "W-GROUP-CONFLICT",
+                        Severity.WARNING,
+                        f"group '{group.name}' runs Phase {member} alongside Phase "
+                        f"{', '.join(inside)}, which it depends on; the dependency fields win",
+                        group.line,
+                        member,
+                    )
+                )
+    return out
+
+
+def _check_wave_files(plan: Plan) -> list[Diagnostic]:
+    from plan_parser.schedule import CycleError, waves
+
+    try:
+        layers = waves(plan, include_optional=True)
+    except CycleError:
+        return []
+    by_id = {phase.id: phase for phase in plan.phases}
+    out = []
+    for layer in layers:
+        owners: dict[str, str] = {}
+        for phase_id in layer:
+            phase = by_id[phase_id]
+            for ref in phase.files:
+                other = owners.get(ref.path)
+                if other is not None and other != phase_id:
+                    out.append(
+                        _d(
+                            "W-WAVE-FILE-CONFLICT",
+                            Severity.WARNING,
+                            f"Phases {other} and {phase_id} run in the same wave and both "
+                            f"declare {ref.path}",
+                            ref.line or phase.line,
+                            phase_id,
+                            "files",
+                        )
+                    )
+                else:
+                    owners[ref.path] = phase_id
+    return out
