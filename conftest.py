@@ -8,6 +8,9 @@ import socket
 
 import pytest
 
+# the session's PostgreSQL-backed Prefect server: request `prefect_api_url` by name
+pytest_plugins = ["tests.prefect_fixture"]
+
 for _name in [n for n in os.environ if n.startswith("ANTHROPIC_")]:
     del os.environ[_name]
 os.environ.setdefault("DO_NOT_TRACK", "1")
