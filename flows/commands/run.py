@@ -1,0 +1,238 @@
+"""`plan-executor run | status | demo`.
+
+`run` executes a plan on a Prefect backend (the embedded server by default, or the one named by
+PREFECT_API_URL) and exits 0 when every phase is complete, 1 when any is not, 2 for invalid input.
+`status` prints the checkpoint mirror of a plan file. `demo` runs a sample plan on a throwaway
+crate with the Messages API stand-in playing the agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+EXIT_INVALID = 2
+
+
+class Dirty(StrEnum):
+    stop = "stop"
+    stash = "stash"
+    commit = "commit"
+    proceed = "proceed"
+
+
+class Backend(StrEnum):
+    auto = "auto"
+    server = "server"
+    ephemeral = "ephemeral"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    app.command("status")(status_command)
+    app.command("demo")(demo_command)
+
+
+def run_command(
+    plan: Annotated[Path, typer.Argument(help="The plan file (.ai/plans/YYYY-MM-DD.name.md).")],
+    repo: Annotated[
+        Path | None,
+        typer.Option(help="Repository to work in (default: the plan's git repository)."),
+    ] = None,
+    skill: Annotated[
+        list[str] | None,
+        typer.Option("--skill", "-s", help="A skill to pass to every agent (repeatable)."),
+    ] = None,
+    dirty: Annotated[
+        Dirty, typer.Option(help="Uncommitted changes: stop, stash, commit or proceed.")
+    ] = Dirty.stop,
+    include_optional: Annotated[bool, typer.Option(help="Run phases marked optional too.")] = False,
+    phase_timeout: Annotated[
+        float, typer.Option(help="Seconds per phase (seed default 600).")
+    ] = 600.0,
+    agent_timeout: Annotated[
+        float, typer.Option(help="Seconds per agent call (seed default 300).")
+    ] = 300.0,
+    model: Annotated[
+        str | None, typer.Option(help="Model for every agent, overriding the definitions.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Walk the DAG and the pre-flight; no agent calls, no changes.")
+    ] = False,
+    interactive: Annotated[
+        bool, typer.Option(help="Ask a person to do human-owned phases.")
+    ] = False,
+    backend: Annotated[
+        Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
+    ] = Backend.auto,
+    live: Annotated[
+        bool | None,
+        typer.Option("--live/--no-live", help="Rich live view (default: on a terminal)."),
+    ] = None,
+) -> None:
+    """Run a plan as a Prefect DAG; exit 0 all complete, 1 any not complete, 2 invalid input."""
+    code = run_plan(
+        plan,
+        repo=repo,
+        skills=skill or [],
+        dirty_policy=dirty.value,
+        include_optional=include_optional,
+        phase_timeout_s=phase_timeout,
+        agent_timeout_s=agent_timeout,
+        model=model,
+        dry_run=dry_run,
+        interactive=interactive,
+        backend_mode=backend.value,
+        live=live,
+    )
+    raise typer.Exit(code)
+
+
+def run_plan(
+    plan: Path,
+    *,
+    repo: Path | None = None,
+    skills: list[str] | None = None,
+    dirty_policy: str = "stop",
+    include_optional: bool = False,
+    phase_timeout_s: float = 600.0,
+    agent_timeout_s: float = 300.0,
+    model: str | None = None,
+    dry_run: bool = False,
+    interactive: bool = False,
+    backend_mode: str = "auto",
+    live: bool | None = None,
+    echo: Any = typer.echo,
+) -> int:
+    """The `run` command as a function (the demo and tests call it); returns the exit status."""
+    plan = plan.expanduser().resolve()
+    if not plan.is_file():
+        echo(f"error: {plan}: no such plan file", err=True)
+        return EXIT_INVALID
+    if repo is not None and not repo.expanduser().is_dir():
+        echo(f"error: {repo}: no such directory", err=True)
+        return EXIT_INVALID
+    if phase_timeout_s <= 0 or agent_timeout_s <= 0:
+        echo("error: timeouts must be positive", err=True)
+        return EXIT_INVALID
+
+    from tasks.backend.select import backend as select_backend
+
+    with select_backend(
+        backend_mode, console=lambda *a, **k: echo(" ".join(map(str, a)), err=True)
+    ) as info:
+        report = _execute(
+            plan,
+            repo=repo.expanduser().resolve() if repo else None,
+            skills=skills or [],
+            dirty_policy=dirty_policy,
+            include_optional=include_optional,
+            phase_timeout_s=phase_timeout_s,
+            agent_timeout_s=agent_timeout_s,
+            model=model,
+            dry_run=dry_run,
+            interactive=interactive,
+            live=live,
+        )
+        if report is None:
+            echo("error: the run ended without a report (see the Prefect logs)", err=True)
+            return 1
+        if report.invalid:
+            echo("error: invalid plan:", err=True)
+            for line in report.errors:
+                echo(line, err=True)
+            return EXIT_INVALID
+        echo(report.markdown)
+        if getattr(info, "ui_url", None) and report.flow_run_id:
+            echo(f"Prefect UI: {info.ui_url.rstrip('/')}/runs/flow-run/{report.flow_run_id}")
+        return report.exit_code
+
+
+def _execute(plan: Path, *, live: bool | None, **parameters: Any) -> Any:
+    from flows import execute_plan as module
+    from flows.live import LiveView
+
+    view = LiveView(live=live)
+    module.OBSERVERS.append(view.observe)
+    try:
+        with view:
+            state = asyncio.run(module.execute_plan(plan, return_state=True, **parameters))
+    finally:
+        module.OBSERVERS.remove(view.observe)
+    try:
+        report = state.result(raise_on_failure=False)
+    except Exception:
+        return None
+    if hasattr(report, "exit_code"):
+        return report
+    return None
+
+
+def status_command(
+    plan: Annotated[Path, typer.Argument(help="The plan file.")],
+) -> None:
+    """Print the plan's checkpoint mirror: each phase's state, times, errors, failing checks."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from plan_parser.checkpoints import read_plan_state
+
+    if not plan.is_file():
+        typer.echo(f"error: {plan}: no such plan file", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    state = read_plan_state(plan)
+    status = _plan_status_line(plan)
+    console = Console()
+    console.print(f"Plan: {plan}\nStatus: {status or '(none)'}", highlight=False)
+    if state is None or not state.phases:
+        console.print("No execution checkpoints: the plan has not been run.")
+        return
+    table = Table()
+    for column in ("phase", "status", "started", "finished", "tokens", "flow run", "error"):
+        table.add_column(column)
+    for pid, cp in state.phases.items():
+        finished = cp.completed_at or cp.failed_at or ""
+        table.add_row(
+            pid,
+            cp.status,
+            str(cp.started_at or ""),
+            str(finished),
+            str(sum((cp.tokens or {}).values()) or ""),
+            (cp.flow_run_id or "")[:8],
+            (cp.error or "")[:80],
+        )
+    console.print(table)
+    for pid, cp in state.phases.items():
+        for line in cp.ledger or []:
+            console.print(f"  phase {pid}: {line}", markup=False, highlight=False)
+
+
+def _plan_status_line(plan: Path) -> str:
+    import re
+
+    for line in plan.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*\*\*Status:\*\*\s*(.*)", line)
+        if match:
+            return match.group(1).strip()
+    return ""
+
+
+def demo_command(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to make the demo crate (default: a new temp dir)."),
+    ] = None,
+    backend: Annotated[
+        Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
+    ] = Backend.auto,
+    live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+) -> None:
+    """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
+    from flows.demo import run_demo
+
+    raise typer.Exit(run_demo(directory, backend_mode=backend.value, live=live, environ=os.environ))

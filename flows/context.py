@@ -1,0 +1,119 @@
+"""What a plan run carries between its flow and its phase subflows.
+
+Subflow parameters go to the API, so they stay small (plan path, phase id, options). The heavy,
+process-local things (the parsed plan, the mirror, the pre-flight baseline) live in a
+:class:`RunContext` registered under the plan path for the duration of the run. A phase subflow
+started on its own (no registered run) builds a fresh context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from plan_parser.model import Plan
+from tasks.gates.ledger import Ledger
+from tasks.mirror import PlanMirror
+
+DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
+PhaseStatus = Literal["pending", "running", "complete", "failed", "blocked", "timeout", "skipped"]
+
+DEFAULT_PHASE_TIMEOUT_S = 600.0
+"""The seed's phase orchestrator timeout: 10 minutes."""
+DEFAULT_AGENT_TIMEOUT_S = 300.0
+"""The seed's sub-agent timeout: 5 minutes."""
+
+
+class RunOptions(BaseModel):
+    """The knobs of one run, passed to every phase subflow."""
+
+    repo: Path
+    skills: list[str] = Field(default_factory=list)
+    dirty_policy: DirtyPolicy = "stop"
+    include_optional: bool = False
+    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
+    model: str | None = None
+    dry_run: bool = False
+    interactive: bool = False
+    scope_policy: str = "warn"
+    max_turns: int = 40
+
+
+class PhaseOutcome(BaseModel):
+    """What a phase subflow hands back: the mirror and the reports are built from this."""
+
+    phase_id: str
+    title: str = ""
+    owner: str = ""
+    wave: int = 0
+    status: PhaseStatus
+    error: str | None = None
+    ledger: Ledger = Field(default_factory=Ledger)
+    failing: list[str] = Field(default_factory=list)
+    """The failing ledger lines (LedgerEntry.line()), the evidence for blocked."""
+    artifacts: list[str] = Field(default_factory=list)
+    """Files the phase created or changed that exist now."""
+    tokens: dict[str, int] = Field(default_factory=dict)
+    claims: dict[str, str] = Field(default_factory=dict)
+    """Each agent's own summary by role: recorded, never trusted."""
+    steps: list[str] = Field(default_factory=list)
+    flow_run_id: str | None = None
+    duration_s: float = 0.0
+    resumed: bool = False
+    """True when the phase was not run because its checkpoint says complete and still holds."""
+
+    @property
+    def last_successful_step(self) -> str | None:
+        return self.steps[-1] if self.steps else None
+
+    @property
+    def verdict(self) -> str:
+        if self.resumed:
+            return "complete (checkpoint)"
+        if self.status == "complete":
+            judged = sum(1 for e in self.ledger.entries if e.judged)
+            return f"complete ({len(self.ledger.entries)} checks{f', {judged} judged' if judged else ''})"
+        if self.failing:
+            return f"{self.status}: {len(self.failing)} failing"
+        return self.status
+
+
+@dataclass
+class RunContext:
+    plan_path: Path
+    plan: Plan
+    options: RunOptions
+    mirror: PlanMirror
+    skills: list[str]
+    baseline: Any = None
+    waves: list[list[str]] = field(default_factory=list)
+    outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
+
+    def wave_of(self, phase_id: str) -> int:
+        for number, wave in enumerate(self.waves, start=1):
+            if phase_id in wave:
+                return number
+        return 0
+
+
+_RUNS: dict[str, RunContext] = {}
+
+
+def _key(plan_path: Path) -> str:
+    return str(Path(plan_path).resolve())
+
+
+def register_run(context: RunContext) -> None:
+    _RUNS[_key(context.plan_path)] = context
+
+
+def unregister_run(plan_path: Path) -> None:
+    _RUNS.pop(_key(plan_path), None)
+
+
+def current_run(plan_path: Path) -> RunContext | None:
+    return _RUNS.get(_key(plan_path))

@@ -1,0 +1,365 @@
+"""`plan-executor demo`: a throwaway Rust crate, a three-phase plan, and scripted stand-in agents.
+
+THE AGENTS HERE ARE A STAND-IN: `tasks.agent.standin` plays the Anthropic Messages API on
+127.0.0.1 and answers with scripted turns that make real edits (the editor tool's `create` and
+`str_replace`). Everything else is the product: the real SDK and tool loop, the real gates
+(cargo test, clippy, fmt, build), the real Prefect flow, mirror and artifacts.
+
+The tests use :class:`ScriptedAgents` and :func:`make_crate` too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+CRATE_FILES = {
+    "Cargo.toml": """[package]
+name = "demo"
+version = "0.1.0"
+edition = "2021"
+
+[dependencies]
+""",
+    ".gitignore": "target/\n",
+    "src/lib.rs": """//! A tiny crate for the plan-executor demo.
+
+/// Adds two numbers.
+pub fn add(a: i64, b: i64) -> i64 {
+    a + b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds() {
+        assert_eq!(add(2, 2), 4);
+    }
+}
+""",
+    ".claude/agents/rust-developer.md": """---
+description: Rust developer (demo definition)
+model: claude-standin
+---
+You are a Rust developer. Implement the phase and keep the build, clippy and tests clean.
+""",
+}
+
+ALPHA_TEST = """use demo::add;
+
+#[test]
+fn alpha_adds_positive_numbers() {
+    assert_eq!(add(40, 2), 42);
+}
+"""
+
+BETA_TEST = """use demo::add;
+
+#[test]
+fn beta_adds_negative_numbers() {
+    assert_eq!(add(-40, -2), -42);
+}
+"""
+
+REPORT_MODULE = """//! A report of sums.
+
+/// Describes a sum in words.
+pub fn describe(a: i64, b: i64) -> String {
+    format!("{a} + {b} = {}", crate::add(a, b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_describes_a_sum() {
+        assert_eq!(describe(1, 2), "1 + 2 = 3");
+    }
+}
+"""
+
+LIB_ANCHOR = "/// Adds two numbers."
+
+
+def demo_plan(*, created: str | None = None) -> str:
+    """Three phases: 1 and 2 in parallel, 3 after both."""
+    created = created or f"{datetime.now(UTC):%Y-%m-%d}"
+    return f"""# Demo: sums for the demo crate
+
+**Created:** {created}
+**Status:** Reviewed - Ready for Implementation
+
+## Executive Summary
+
+Add integration tests for `add` (two independent phases) and a report module that depends on them.
+
+## Phases
+
+### Phase 1: Alpha tests
+
+**Principal Owner:** Rust Developer
+**Goal:** Integration tests for positive sums.
+**Dependencies:** None
+**Blast Radius:** `cargo test --test alpha`
+
+**Files to create:**
+- `tests/alpha.rs` - integration test of `add` with positive numbers
+
+**Deliverables:**
+- An integration test file `tests/alpha.rs`
+
+**Acceptance Criteria:**
+- [ ] `tests/alpha.rs` exists
+- [ ] `cargo test --test alpha` passes
+
+---
+
+### Phase 2: Beta tests
+
+**Principal Owner:** Rust Developer
+**Goal:** Integration tests for negative sums.
+**Dependencies:** None
+**Blast Radius:** `cargo test --test beta`
+
+**Files to create:**
+- `tests/beta.rs` - integration test of `add` with negative numbers
+
+**Deliverables:**
+- An integration test file `tests/beta.rs`
+
+**Acceptance Criteria:**
+- [ ] `tests/beta.rs` exists
+- [ ] `cargo test --test beta` passes
+
+---
+
+### Phase 3: Report module
+
+**Principal Owner:** Rust Developer
+**Goal:** A `report` module that describes sums.
+**Dependencies:** Phase 1, Phase 2
+**Blast Radius:** `cargo test report`
+
+**Files to create:**
+- `src/report.rs` - the `describe` function and its unit test
+
+**Files to modify:**
+- `src/lib.rs` - declare `pub mod report;`
+
+**Deliverables:**
+- `src/report.rs` with `describe(a, b)`
+
+**Acceptance Criteria:**
+- [ ] `src/report.rs` exists
+- [ ] `cargo test report` passes
+
+## Parallelization Opportunities
+
+| Parallel Group | Phases | Reason |
+|---|---|---|
+| Group A | Phase 1, Phase 2 | independent test files |
+| Group B | Phase 3 | needs both |
+"""
+
+
+def make_crate(root: Path, *, plan_text: str | None = None, plan_name: str | None = None) -> Path:
+    """Write the demo crate and plan into ``root`` and commit them; returns the plan path."""
+    from tasks.shell import run
+
+    root.mkdir(parents=True, exist_ok=True)
+    for relative, text in CRATE_FILES.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    plans = root / ".ai" / "plans"
+    plans.mkdir(parents=True, exist_ok=True)
+    plan_path = plans / (plan_name or f"{datetime.now(UTC):%Y-%m-%d}.demo-sums.md")
+    plan_path.write_text(plan_text or demo_plan(), encoding="utf-8")
+    (root / ".ai" / "logs").mkdir(parents=True, exist_ok=True)
+    git_env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "plan-executor demo",
+        "GIT_AUTHOR_EMAIL": "demo@localhost",
+        "GIT_COMMITTER_NAME": "plan-executor demo",
+        "GIT_COMMITTER_EMAIL": "demo@localhost",
+    }
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["cargo", "generate-lockfile", "--offline"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "demo crate and plan"],
+    ):
+        result = run(argv, cwd=root, env=git_env, timeout_s=120)
+        if not result.ok:
+            raise RuntimeError(f"{' '.join(argv)} failed: {result.tail()}")
+    return plan_path
+
+
+# -- the scripted agents ---------------------------------------------------------------------
+
+
+@dataclass
+class PhaseScript:
+    """What the stand-in agent does for one phase."""
+
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls of the first turn (build them with `standin.editor_create` etc.)."""
+    claim: str = "Status: COMPLETE. All files created and tests pass."
+    delay_s: float = 0.0
+    """Seconds the first turn takes to arrive (overlap, timeouts, kills)."""
+    cite: str | None = None
+    """The file:line the verifier cites for this phase (default: the first file created)."""
+
+
+def demo_scripts() -> dict[str, PhaseScript]:
+    from tasks.agent.standin import editor_create, editor_str_replace
+
+    return {
+        "1": PhaseScript(edits=[editor_create("tests/alpha.rs", ALPHA_TEST)], delay_s=1.0),
+        "2": PhaseScript(edits=[editor_create("tests/beta.rs", BETA_TEST)], delay_s=1.0),
+        "3": PhaseScript(
+            edits=[
+                editor_create("src/report.rs", REPORT_MODULE),
+                editor_str_replace("src/lib.rs", LIB_ANCHOR, f"pub mod report;\n\n{LIB_ANCHOR}"),
+            ]
+        ),
+    }
+
+
+PHASE_HEADING = re.compile(r"^#\s*Phase\s+(?P<id>[^\s:]+)\s*:", re.M)
+VERIFIER_FOR = re.compile(r"read-only VERIFIER for phase (?P<id>[^\s(]+)")
+CRITERION_NUMBER = re.compile(r"^(?P<n>\d+)\.\s", re.M)
+
+
+class ScriptedAgents:
+    """A responder for `StandinMessagesAPI(responder=..., auto_summary=False)`.
+
+    Routes each request by the phase id in its first user message (`# Phase 2: ...`), so the
+    concurrent conversations of a wave get their own scripts. Turn 1: the phase's edits; then
+    a plain "done"; the summary request gets the phase's claim. Verifier calls answer PASS for
+    every criterion, citing the phase's first created file at line 1.
+    """
+
+    def __init__(self, scripts: Mapping[str, PhaseScript]) -> None:
+        self.scripts = dict(scripts)
+        self.phases_seen: list[str] = []
+
+    def __call__(self, body: dict[str, Any]) -> Any:
+        from tasks.agent.standin import delayed, text_turn, tool_turn
+
+        messages = body.get("messages") or []
+        first = _text(messages[0]) if messages else ""
+        is_summary = (body.get("tool_choice") or {}).get("type") == "none"
+        verifier = VERIFIER_FOR.search(first)
+        if verifier:
+            return text_turn(self._verdicts(verifier["id"], first))
+        match = PHASE_HEADING.search(first)
+        pid = match["id"] if match else "?"
+        script = self.scripts.get(pid, PhaseScript())
+        if is_summary:
+            return text_turn(script.claim)
+        turns = sum(1 for m in messages if m.get("role") == "assistant")
+        if turns == 0:
+            self.phases_seen.append(pid)
+            reply = (
+                tool_turn(*script.edits, text=f"Working on phase {pid}.")
+                if script.edits
+                else text_turn(f"Phase {pid}: done.")
+            )
+            return delayed(reply, script.delay_s) if script.delay_s else reply
+        return text_turn(f"Phase {pid}: done.")
+
+    def _verdicts(self, pid: str, prompt: str) -> str:
+        script = self.scripts.get(pid, PhaseScript())
+        cite = script.cite or _first_path(script) or "Cargo.toml:1"
+        criteria_block = prompt.split("Criteria:", 1)[-1].split("Answer with", 1)[0]
+        numbers = [int(m["n"]) for m in CRITERION_NUMBER.finditer(criteria_block)] or [1]
+        return "\n".join(f"VERDICT {n}: PASS {cite} the code there meets it" for n in numbers)
+
+
+def _first_path(script: PhaseScript) -> str | None:
+    for call in script.edits:
+        tool_input = call.get("input") or {}
+        if tool_input.get("command") == "create" and tool_input.get("path"):
+            return f"{tool_input['path']}:1"
+    return None
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    parts = []
+    for block in content or []:
+        if isinstance(block, dict) and isinstance(block.get("text"), str):
+            parts.append(block["text"])
+    return "\n".join(parts)
+
+
+# -- the command ----------------------------------------------------------------------------
+
+
+def run_demo(
+    directory: Path | None,
+    *,
+    backend_mode: str = "auto",
+    live: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    import typer
+
+    from flows.commands.run import run_plan
+    from tasks.agent.standin import StandinMessagesAPI
+
+    if shutil.which("cargo") is None:
+        typer.echo("error: the demo needs cargo on PATH", err=True)
+        return 2
+    root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="plan-executor-demo-"))
+    root = root.resolve()
+    plan_path = make_crate(root)
+    banner = (
+        "="
+        * 72
+        + "\nDEMO: the agents are played by a scripted STAND-IN for the Anthropic Messages API\n"
+        "(tasks/agent/standin.py on 127.0.0.1). No API key is used and no model runs.\n"
+        "The gates, the Prefect flow, the mirror and the reports are the real product.\n" + "=" * 72
+    )
+    typer.echo(banner)
+    typer.echo(f"crate: {root}\nplan:  {plan_path}")
+    agents = ScriptedAgents(demo_scripts())
+    saved = {name: os.environ.get(name) for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+    with StandinMessagesAPI(responder=agents, auto_summary=False) as standin:
+        os.environ["ANTHROPIC_BASE_URL"] = standin.base_url
+        os.environ["ANTHROPIC_API_KEY"] = "stand-in-no-key"
+        try:
+            code = run_plan(plan_path, repo=root, backend_mode=backend_mode, live=live)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+        requests = len(standin.message_requests)
+    log_dir = root / ".ai" / "logs"
+    typer.echo(banner.splitlines()[0])
+    typer.echo(
+        f"Stand-in answered {requests} Messages API requests.\n"
+        f"Where to look:\n"
+        f"  - the plan file's mirror:   {plan_path}  (## Execution Checkpoints)\n"
+        f"                              plan-executor status {plan_path}\n"
+        f"  - the execution log:        {log_dir}/*.plan-execution-log.md\n"
+        f"  - the agents' details logs: {log_dir}/\n"
+        f"  - the Prefect UI:           the URL printed above (runs, subflows, artifacts)\n"
+        f"  - the changed crate:        git -C {root} status"
+    )
+    return code

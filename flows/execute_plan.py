@@ -1,0 +1,564 @@
+"""The `execute-plan` flow: a plan file run as a DAG of phase subflows.
+
+load and validate → detect skills → pre-flight → waves of concurrent phase subflows (a phase that
+ends failed, blocked or timeout marks its transitive dependents skipped; independent phases go
+on) → final validation → plan status and Implementation Summary → final report.
+
+Resume is the checkpoint mirror: a phase whose checkpoint says complete, whose text is unchanged
+(the stored hash) and whose declared files exist is not run again. Prefect's own retry of a
+failed flow run (`prefect flow-run retry`, the UI's Retry) re-runs this function with the same
+parameters, so it resumes the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run as runtime_flow_run
+from prefect.states import Completed, Failed, State
+
+from flows.context import (
+    DEFAULT_AGENT_TIMEOUT_S,
+    DEFAULT_PHASE_TIMEOUT_S,
+    DirtyPolicy,
+    PhaseOutcome,
+    RunContext,
+    RunOptions,
+    register_run,
+    unregister_run,
+)
+from flows.phase import run_phase
+from flows.report import (
+    RunReport,
+    final_report,
+    implementation_summary,
+    plan_status,
+    table_rows,
+)
+from plan_parser.model import Phase, Plan, id_key
+from tasks import artifacts
+from tasks.mirror import TERMINAL, PlanMirror, stamp
+from tasks.phase_steps import final_validation_step, preflight_step
+
+Observer = Any
+"""A callable taking a PhaseCheckpoint (sync or async): the CLI's live view registers one."""
+
+OBSERVERS: list[Observer] = []
+
+
+class PlanInputError(Exception):
+    """The plan cannot be run as given (invalid, a dependency cycle, not found)."""
+
+
+def _run_name() -> str:
+    plan = Path(str(runtime_flow_run.parameters.get("plan_path", "plan")))
+    return f"execute-plan: {plan.name.removesuffix('.md')}"
+
+
+@flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)
+async def execute_plan(
+    plan_path: Path,
+    repo: Path | None = None,
+    skills: list[str] | None = None,
+    dirty_policy: DirtyPolicy = "stop",
+    include_optional: bool = False,
+    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S,
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
+    model: str | None = None,
+    dry_run: bool = False,
+    interactive: bool = False,
+) -> RunReport:
+    """Run every phase of a plan on evidence; the state's data is the RunReport."""
+    started = time.monotonic()
+    plan_path = Path(plan_path).resolve()
+    repo = Path(repo).resolve() if repo else find_repo(plan_path)
+    options = RunOptions(
+        repo=repo,
+        skills=list(skills or []),
+        dirty_policy=dirty_policy,
+        include_optional=include_optional,
+        phase_timeout_s=phase_timeout_s,
+        agent_timeout_s=agent_timeout_s,
+        model=model,
+        dry_run=dry_run,
+        interactive=interactive,
+    )
+    log = get_run_logger()
+
+    try:
+        plan, waves = await load_plan(plan_path, repo, include_optional=include_optional)
+    except PlanInputError as exc:
+        report = RunReport(
+            plan_path=str(plan_path),
+            repo=str(repo),
+            status="invalid",
+            invalid=True,
+            errors=[str(exc)],
+        )
+        await artifacts.publish_markdown(
+            plan_path,
+            "validation",
+            f"# Plan validation failed\n\n```\n{exc}\n```\n",
+            "Why the plan cannot run",
+        )
+        return Failed(message=f"invalid plan: {exc}", data=report)  # type: ignore[return-value]
+
+    user_skills, detected = detect_skills(plan, repo, options.skills)
+    print(skills_banner(user_skills, detected))
+    all_skills = user_skills + [s for s in detected if s not in user_skills]
+
+    mirror = PlanMirror(plan_path, repo, plan_title=plan.title, enabled=not dry_run)
+    for observer in OBSERVERS:
+        mirror.listeners.append(observer)
+    context = RunContext(
+        plan_path=plan_path,
+        plan=plan,
+        options=options,
+        mirror=mirror,
+        skills=all_skills,
+        waves=waves,
+    )
+    flow_context = FlowRunContext.get()
+    flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
+    report = RunReport(
+        plan_path=str(plan_path),
+        plan_title=plan.title,
+        repo=str(repo),
+        status="",
+        dry_run=dry_run,
+        flow_run_id=flow_run_id,
+        ui_url=_ui_url(),
+    )
+
+    scheduled = [pid for wave in waves for pid in wave]
+    previous = await asyncio.to_thread(mirror.previous_state)
+    resumed = resumable_phases(plan, previous, repo, scheduled)
+    if resumed:
+        log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
+
+    if dry_run:
+        return await _dry_run(context, report, resumed, started)
+
+    register_run(context)
+    try:
+        return await _run(context, report, resumed, started, flow_run_id)
+    finally:
+        unregister_run(plan_path)
+
+
+async def _run(
+    context: RunContext,
+    report: RunReport,
+    resumed: dict[str, Any],
+    started: float,
+    flow_run_id: str | None,
+) -> State[Any]:
+    plan, options, mirror = context.plan, context.options, context.mirror
+    log = get_run_logger()
+    scheduled = [pid for wave in context.waves for pid in wave]
+    phases = {pid: plan.phase(pid) for pid in scheduled}
+
+    await mirror.initialise(
+        [resumed[pid] if pid in resumed else _pending(phases[pid]) for pid in scheduled],
+        header=_log_header(context, flow_run_id, resumed),
+    )
+    await mirror.set_status("In Progress")
+    progress_id = await artifacts.create_progress(context.plan_path, len(scheduled), len(resumed))
+
+    async def on_transition(checkpoint: Any) -> None:
+        if checkpoint.status in TERMINAL:
+            done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
+            await artifacts.update_progress(
+                progress_id,
+                done,
+                len(scheduled),
+                f"{done}/{len(scheduled)} phases finished; phase {checkpoint.phase_id} {checkpoint.status}",
+            )
+
+    mirror.listeners.append(on_transition)
+
+    for pid in resumed:
+        context.outcomes[pid] = _resumed_outcome(phases[pid], resumed[pid], context.wave_of(pid))
+
+    preflight = await preflight_step(
+        options.repo,
+        plan,
+        plan_path=context.plan_path,
+        policy=options.dirty_policy,
+    )
+    report.preflight_ok = bool(preflight.ok)
+    report.preflight_message = str(getattr(preflight, "message", "") or "")
+    context.baseline = getattr(preflight, "baseline", None)
+
+    if not preflight.ok:
+        log.error("pre-flight failed: %s", report.preflight_message)
+        await mirror.log(f"### {stamp()} - Pre-flight failed\n- {report.preflight_message}")
+        for pid in scheduled:
+            context.outcomes.setdefault(
+                pid,
+                PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="pending",
+                    error="not run: pre-flight failed",
+                ),
+            )
+    else:
+        await _run_waves(context, phases, resumed)
+        ran_any = any(not o.resumed for o in context.outcomes.values())
+        if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
+            report.final_ledger = await final_validation_step(options.repo, context.baseline)
+
+    return await _finish(context, report, scheduled, started)
+
+
+async def _run_waves(
+    context: RunContext, phases: dict[str, Phase], resumed: dict[str, Any]
+) -> None:
+    from plan_parser.schedule import transitive_dependents
+
+    mirror = context.mirror
+    skipped_by: dict[str, str] = {}
+
+    async def run_one(pid: str) -> PhaseOutcome:
+        state = await run_phase(context.plan_path, pid, context.options, return_state=True)
+        outcome = await _outcome_from_state(state, phases[pid], context)
+        outcome.wave = context.wave_of(pid)
+        context.outcomes[pid] = outcome
+        if outcome.status != "complete":
+            for dependent in transitive_dependents(context.plan, pid):
+                skipped_by.setdefault(dependent, pid)
+        await mirror.transition(
+            pid,
+            outcome.status,
+            note=_note(outcome),
+            error=outcome.error,
+            ledger=outcome.failing,
+            artifacts=outcome.artifacts,
+            tokens=outcome.tokens,
+            flow_run_id=outcome.flow_run_id,
+            last_successful_step=outcome.last_successful_step,
+            phase_hash=phases[pid].body_hash,
+        )
+        return outcome
+
+    for wave in context.waves:
+        to_run: list[str] = []
+        for pid in wave:
+            if pid in resumed:
+                continue
+            cause = skipped_by.get(pid) or _skipped_dependency(pid, skipped_by, phases)
+            if cause:
+                cause_status = (
+                    context.outcomes[cause].status if cause in context.outcomes else "skipped"
+                )
+                error = f"not run: depends on phase {cause}, which ended {cause_status}"
+                context.outcomes[pid] = PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="skipped",
+                    error=error,
+                )
+                await mirror.transition(pid, "skipped", error=error, note=error)
+                continue
+            to_run.append(pid)
+        # Rule 2 of the seed: every phase of the group is marked running before any starts.
+        for pid in to_run:
+            await mirror.transition(pid, "running", phase_hash=phases[pid].body_hash)
+        results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
+        for pid, result in zip(to_run, results, strict=True):
+            if isinstance(result, BaseException):
+                outcome = PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="failed",
+                    error=f"{type(result).__name__}: {result}",
+                )
+                context.outcomes[pid] = outcome
+                for dependent in transitive_dependents(context.plan, pid):
+                    skipped_by.setdefault(dependent, pid)
+                await mirror.transition(pid, "failed", error=outcome.error, note=outcome.error)
+
+
+def _skipped_dependency(
+    pid: str, skipped_by: dict[str, str], phases: dict[str, Phase]
+) -> str | None:
+    """A dependency that is itself not complete and not going to run (defensive)."""
+    for dep in phases[pid].depends_on:
+        for other, cause in skipped_by.items():
+            if id_key(other) == id_key(dep):
+                return cause
+    return None
+
+
+async def _outcome_from_state(state: State[Any], phase: Phase, context: RunContext) -> PhaseOutcome:
+    try:
+        data = await state.result(raise_on_failure=False)  # type: ignore[misc]
+    except Exception as exc:  # the result could not be read back
+        data = exc
+    if isinstance(data, PhaseOutcome):
+        return data
+    held = context.outcomes.get(phase.id)
+    if held is not None and held.status != "running":
+        return held
+    return PhaseOutcome(
+        phase_id=phase.id,
+        title=phase.title,
+        owner=_owner(phase),
+        status="failed",
+        error=f"phase subflow ended {state.name}: {state.message or data}",
+        flow_run_id=str(state.state_details.flow_run_id)
+        if state.state_details.flow_run_id
+        else None,
+    )
+
+
+async def _finish(
+    context: RunContext, report: RunReport, scheduled: list[str], started: float
+) -> State[Any]:
+    mirror = context.mirror
+    report.outcomes = [context.outcomes[pid] for pid in scheduled if pid in context.outcomes]
+    report.status = plan_status(report.outcomes)
+    if report.final_ledger is not None and report.final_ledger.failing() and report.all_complete:
+        report.status = f"Partially Implemented ({report.complete}/{len(report.outcomes)} phases complete; final validation failed)"
+    report.duration_s = round(time.monotonic() - started, 1)
+    report.markdown = final_report(report, log_path=mirror.log_path)
+
+    await mirror.set_status(report.status)
+    await mirror.set_summary(implementation_summary(report))
+    await mirror.log(
+        f"### {stamp()} - Run finished: {report.status}\n- Flow run: `{report.flow_run_id}`"
+    )
+    await artifacts.publish_table(context.plan_path, table_rows(report.outcomes))
+    await artifacts.publish_markdown(
+        context.plan_path, "report", report.markdown, "Final report (seed Step 5.3)"
+    )
+    if report.exit_code == 0:
+        return Completed(message=report.status, data=report)
+    return Failed(message=report.status, data=report)
+
+
+async def _dry_run(
+    context: RunContext, report: RunReport, resumed: dict[str, Any], started: float
+) -> State[Any]:
+    """Walk the DAG and the pre-flight; no agent call, no change to the repository or plan."""
+    options = context.options
+    policy = options.dirty_policy if options.dirty_policy in ("stop", "proceed") else "stop"
+    preflight = await preflight_step(
+        options.repo, context.plan, plan_path=context.plan_path, policy=policy
+    )
+    report.preflight_ok = bool(preflight.ok)
+    report.preflight_message = str(getattr(preflight, "message", "") or "")
+    report.would_run = [[pid for pid in wave if pid not in resumed] for wave in context.waves]
+    report.outcomes = [
+        _resumed_outcome(context.plan.phase(pid), resumed[pid], context.wave_of(pid))
+        if pid in resumed
+        else PhaseOutcome(
+            phase_id=pid,
+            title=context.plan.phase(pid).title,
+            owner=_owner(context.plan.phase(pid)),
+            wave=context.wave_of(pid),
+            status="pending",
+        )
+        for wave in context.waves
+        for pid in wave
+    ]
+    report.status = "dry run"
+    report.duration_s = round(time.monotonic() - started, 1)
+    report.markdown = dry_run_text(context, report, resumed)
+    await artifacts.publish_markdown(
+        context.plan_path, "dry-run", report.markdown, "What would run"
+    )
+    return (
+        Completed(message="dry run", data=report)
+        if report.preflight_ok
+        else Failed(message=f"dry run: pre-flight failed: {report.preflight_message}", data=report)
+    )
+
+
+def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]) -> str:
+    lines = [f"Dry run of {context.plan.title} ({context.plan_path})", ""]
+    if context.options.dirty_policy in ("stash", "commit"):
+        lines.append(f"(a real run would {context.options.dirty_policy} uncommitted changes first)")
+    lines.append(
+        f"Pre-flight: {'ok' if report.preflight_ok else 'FAILED'} {report.preflight_message}".rstrip()
+    )
+    for number, wave in enumerate(context.waves, 1):
+        lines.append(f"Wave {number}:")
+        for pid in wave:
+            phase = context.plan.phase(pid)
+            what = "skip (checkpoint complete, unchanged)" if pid in resumed else _would_do(phase)
+            deps = f" after {', '.join(phase.depends_on)}" if phase.depends_on else ""
+            lines.append(
+                f"  - phase {pid}: {phase.title} [{_owner(phase)}; {phase.type.value}]{deps} -> {what}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _would_do(phase: Phase) -> str:
+    from plan_parser.model import OwnerKind
+
+    kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    if kind is OwnerKind.HUMAN:
+        return "human work (blocked unless --interactive), then gates"
+    if kind is OwnerKind.ORCHESTRATOR:
+        return "gates only"
+    return f"agent {phase.owner.agent if phase.owner else '?'}, then gates"
+
+
+# -- loading, skills, resume -----------------------------------------------------------------
+
+
+async def load_plan(
+    plan_path: Path, repo: Path, *, include_optional: bool
+) -> tuple[Plan, list[list[str]]]:
+    """Parse, validate and schedule; PlanInputError carries the validation report."""
+    from plan_parser import parse_plan
+    from plan_parser.schedule import CycleError, waves
+
+    if not plan_path.is_file():
+        raise PlanInputError(f"{plan_path}: no such plan file")
+    plan = await asyncio.to_thread(parse_plan, plan_path, repo=repo)
+    if plan.errors:
+        raise PlanInputError("\n".join(d.render(str(plan_path)) for d in plan.errors))
+    if not plan.phases:
+        raise PlanInputError(f"{plan_path}: the plan has no phases")
+    try:
+        schedule = waves(plan, include_optional=include_optional)
+    except CycleError as exc:
+        raise PlanInputError(f"{plan_path}: {exc}") from exc
+    return plan, schedule
+
+
+def find_repo(plan_path: Path) -> Path:
+    """The git repository holding the plan, else the current directory."""
+    for candidate in [plan_path.parent, *plan_path.parents]:
+        if (candidate / ".git").exists():
+            return candidate
+    return Path.cwd().resolve()
+
+
+SKILL_HINTS = {
+    "thiserror": re.compile(r"\bthiserror\b"),
+    "color-eyre": re.compile(r"\bcolor[-_]eyre\b"),
+    "clap": re.compile(r"\bclap\b", re.I),
+}
+RUST_SKILLS = ["rust-testing", "rust-logging", "rust-devops"]
+
+
+def detect_skills(plan: Plan, repo: Path, user: list[str]) -> tuple[list[str], list[str]]:
+    """User skills as given; detected ones from the plan, its phases, its owners and the repo."""
+    detected: list[str] = []
+
+    def add(name: str) -> None:
+        if name and name not in detected and name not in user:
+            detected.append(name)
+
+    for name in plan.skills:
+        add(name)
+    for phase in plan.phases:
+        for name in phase.skills:
+            add(name)
+    rust_owner = any(p.owner and p.owner.agent and "rust" in p.owner.agent for p in plan.phases)
+    if rust_owner or (repo / "Cargo.toml").exists():
+        for name in RUST_SKILLS:
+            add(name)
+    text = "\n".join(p.body for p in plan.phases)
+    for name, pattern in SKILL_HINTS.items():
+        if pattern.search(text):
+            add(name)
+    return list(user), detected
+
+
+def skills_banner(user: list[str], detected: list[str]) -> str:
+    lines = ["Skills Configuration for Plan Execution", "=" * 40, "", "User-specified skills:"]
+    lines += [f"- {s}" for s in user] or ["- None"]
+    lines += ["", "Auto-detected skills:"]
+    lines += [f"- {s}" for s in detected] or ["- None"]
+    lines += ["", "These skills will be passed to phase agents.", "=" * 40]
+    return "\n".join(lines)
+
+
+def resumable_phases(plan: Plan, previous: Any, repo: Path, scheduled: list[str]) -> dict[str, Any]:
+    """Phases the last run finished that still hold: complete, same text, declared files exist."""
+    if previous is None:
+        return {}
+    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()}
+    resumed: dict[str, Any] = {}
+    for pid in scheduled:
+        checkpoint = by_key.get(id_key(pid))
+        if checkpoint is None or checkpoint.status != "complete":
+            continue
+        phase = plan.phase(pid)
+        if checkpoint.phase_hash != phase.body_hash:
+            continue
+        declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
+        if all((repo / ref.path).exists() for ref in declared):
+            resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
+    return resumed
+
+
+# -- small helpers ---------------------------------------------------------------------------
+
+
+def _pending(phase: Phase) -> Any:
+    from plan_parser.checkpoints import PhaseCheckpoint
+
+    return PhaseCheckpoint(phase_id=phase.id, status="pending", phase_hash=phase.body_hash)
+
+
+def _resumed_outcome(phase: Phase, checkpoint: Any, wave: int) -> PhaseOutcome:
+    return PhaseOutcome(
+        phase_id=phase.id,
+        title=phase.title,
+        owner=_owner(phase),
+        wave=wave,
+        status="complete",
+        artifacts=list(checkpoint.artifacts or []),
+        tokens=dict(checkpoint.tokens or {}),
+        flow_run_id=checkpoint.flow_run_id,
+        resumed=True,
+    )
+
+
+def _owner(phase: Phase) -> str:
+    return phase.owner.raw if phase.owner else "self"
+
+
+def _note(outcome: PhaseOutcome) -> str:
+    if outcome.status == "complete":
+        return outcome.verdict
+    return outcome.error or outcome.verdict
+
+
+def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str, Any]) -> str:
+    lines = [
+        f"## {stamp()} - Run of {context.plan.title}",
+        f"- Plan: `{context.plan_path}`",
+        f"- Flow run: `{flow_run_id}`",
+        f"- Skills: {', '.join(context.skills) or 'none'}",
+    ]
+    for number, wave in enumerate(context.waves, 1):
+        lines.append(f"- Wave {number}: phases {', '.join(wave)}")
+    if resumed:
+        lines.append(f"- Resumed (complete, unchanged): {', '.join(resumed)}")
+    return "\n".join(lines)
+
+
+def _ui_url() -> str | None:
+    try:
+        return runtime_flow_run.ui_url
+    except Exception:
+        return None

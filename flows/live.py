@@ -1,0 +1,96 @@
+"""The terminal view of a run: waves of phases and their states, refreshed at each transition.
+
+On a terminal it is a rich Live table; otherwise (pipes, CI, tests) one line per transition.
+It observes the checkpoint mirror, so it shows exactly what the plan file says.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import AbstractContextManager
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+STYLE = {
+    "pending": "dim",
+    "running": "bold yellow",
+    "complete": "bold green",
+    "failed": "bold red",
+    "blocked": "bold red",
+    "timeout": "bold magenta",
+    "skipped": "dim red",
+}
+
+
+class LiveView(AbstractContextManager["LiveView"]):
+    """Register :meth:`observe` on the mirror; use as a context manager around the run."""
+
+    def __init__(self, *, live: bool | None = None, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=False)
+        self.live_enabled = sys.stdout.isatty() if live is None else live
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.waves: dict[str, int] = {}
+        self._live: Live | None = None
+        self._started: dict[str, float] = {}
+
+    def set_waves(self, waves: list[list[str]]) -> None:
+        for number, wave in enumerate(waves, 1):
+            for pid in wave:
+                self.waves[pid] = number
+
+    def observe(self, checkpoint: Any) -> None:
+        pid = checkpoint.phase_id
+        previous = self.rows.get(pid, {}).get("status")
+        self.rows[pid] = {
+            "status": checkpoint.status,
+            "error": checkpoint.error or "",
+            "tokens": sum((checkpoint.tokens or {}).values()),
+        }
+        if checkpoint.status == "running" and previous != "running":
+            self._started[pid] = time.monotonic()
+        if self._live is not None:
+            self._live.update(self.render())
+        elif previous != checkpoint.status:
+            detail = f": {checkpoint.error}" if checkpoint.error else ""
+            self.console.print(
+                f"[phase {pid}] {checkpoint.status}{detail}", markup=False, highlight=False
+            )
+
+    def render(self) -> Table:
+        table = Table(title="plan-executor", expand=False)
+        for column in ("wave", "phase", "status", "time", "tokens", "note"):
+            table.add_column(column)
+        ordered = sorted(self.rows, key=lambda pid: (self.waves.get(pid, 0), pid))
+        for pid in ordered:
+            row = self.rows[pid]
+            status = row["status"]
+            elapsed = ""
+            if pid in self._started and status == "running":
+                elapsed = f"{time.monotonic() - self._started[pid]:.0f}s"
+            table.add_row(
+                str(self.waves.get(pid, "")),
+                pid,
+                f"[{STYLE.get(status, '')}]{status}[/]",
+                elapsed,
+                str(row["tokens"] or ""),
+                row["error"][:80],
+            )
+        return table
+
+    def __enter__(self) -> LiveView:
+        if self.live_enabled:
+            self._live = Live(
+                self.render(), console=self.console, refresh_per_second=2, transient=False
+            )
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+            self._live.__exit__(None, None, None)
+            self._live = None

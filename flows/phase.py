@@ -1,0 +1,412 @@
+"""The phase subflow: one plan phase, from agent work to a verdict on evidence.
+
+Implementation phases: the owner agent (and the feature tester when the plan assigns one), then
+the gates, then a read-only verifier agent for the criteria no mechanical check can decide.
+Design phases: the owner agent writes the design artifacts; the gates check they exist and that
+code stubs compile, without tests. Human phases wait for a person in interactive runs and are
+blocked otherwise. Orchestrator phases (`self`) run the gates only.
+
+The phase runs under its own deadline (asyncio, not Prefect's `timeout_seconds`, which neither
+interrupts a thread nor kills child processes); agent calls get theirs through `deadline_s`, and
+every command has its own timeout in `tasks.shell`. A phase that runs out of time ends `timeout`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run as runtime_flow_run
+from prefect.states import Completed, Failed, State
+
+from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
+from plan_parser.model import OwnerKind, Phase, Plan
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.phase_steps import decide_verdict, gates_step, human_step, snapshot_step
+
+AGENT_GRACE_S = 30.0
+"""How long past its own deadline an agent call may take before we stop waiting for it."""
+
+TESTER_AGENT = "feature-tester-rust"
+
+
+class PhaseTimeout(Exception):
+    """An agent call or the whole phase ran out of time."""
+
+
+def _phase_run_name() -> str:
+    params = runtime_flow_run.parameters
+    return f"phase-{params.get('phase_id', '?')}"
+
+
+@flow(name="phase", flow_run_name=_phase_run_name, validate_parameters=True)
+async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> PhaseOutcome:
+    """Run one phase and return its outcome; blocked, failed and timeout end as Failed states."""
+    context = current_run(plan_path) or await _standalone_context(plan_path, options)
+    phase = context.plan.phase(phase_id)
+    flow_context = FlowRunContext.get()
+    flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
+    if flow_run_id:
+        await context.mirror.update(phase_id, flow_run_id=flow_run_id)
+
+    outcome = PhaseOutcome(
+        phase_id=phase.id,
+        title=phase.title,
+        owner=phase.owner.raw if phase.owner else "",
+        wave=context.wave_of(phase_id),
+        status="running",
+        flow_run_id=flow_run_id,
+    )
+    started = time.monotonic()
+    try:
+        async with asyncio.timeout(options.phase_timeout_s):
+            await _phase_body(context, phase, outcome)
+    except TimeoutError:
+        outcome.status = "timeout"
+        outcome.error = outcome.error or (
+            f"phase exceeded its timeout of {options.phase_timeout_s:g}s"
+        )
+    except PhaseTimeout as exc:
+        outcome.status = "timeout"
+        outcome.error = str(exc)
+    except Exception as exc:  # a bug or an infrastructure failure after retries
+        outcome.status = "failed"
+        outcome.error = f"{type(exc).__name__}: {exc}"
+        get_run_logger().exception("phase %s failed", phase.id)
+    outcome.duration_s = round(time.monotonic() - started, 2)
+    outcome.artifacts = _existing_artifacts(options.repo, phase, outcome.artifacts)
+    context.outcomes[phase.id] = outcome
+    return _as_state(outcome)  # type: ignore[return-value]
+
+
+def _as_state(outcome: PhaseOutcome) -> State[Any]:
+    """Completed for complete; a Failed state named Blocked / TimedOut / Failed otherwise."""
+    if outcome.status == "complete":
+        return Completed(data=outcome, message=outcome.verdict)
+    name = {"blocked": "Blocked", "timeout": "TimedOut"}.get(outcome.status, "Failed")
+    return Failed(data=outcome, name=name, message=outcome.error or outcome.verdict)
+
+
+async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContext:
+    from plan_parser import parse_plan
+    from tasks.mirror import PlanMirror
+
+    plan = await asyncio.to_thread(parse_plan, plan_path, repo=options.repo)
+    mirror = PlanMirror(plan_path, options.repo, plan_title=plan.title, enabled=not options.dry_run)
+    return RunContext(
+        plan_path=plan_path, plan=plan, options=options, mirror=mirror, skills=options.skills
+    )
+
+
+async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) -> None:
+    options = context.options
+    log = get_run_logger()
+    owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+
+    if owner_kind is OwnerKind.HUMAN:
+        if not options.interactive:
+            outcome.status = "blocked"
+            outcome.error = (
+                f"phase {phase.id} is owned by a human ({phase.owner.raw if phase.owner else ''}): "
+                "rerun with --interactive to do it by hand, then the gates judge it"
+            )
+            return
+        if not await human_step(phase.id, phase.title):
+            outcome.status = "blocked"
+            outcome.error = "the person declined to do the human-owned phase"
+            return
+        outcome.steps.append("human work confirmed")
+
+    start = await snapshot_step(options.repo, baseline=context.baseline)
+    outcome.steps.append("snapshot taken")
+
+    if owner_kind not in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
+        agents = _agent_roles(phase, options.repo)
+        for role, owner_raw in agents:
+            log.info("phase %s: %s agent %s", phase.id, role, owner_raw)
+            result = await _agent_work(context, phase, owner_raw, role=role)
+            _record_agent(outcome, role, result)
+            if result.failure is FailureKind.INFRASTRUCTURE:
+                outcome.status = "failed"
+                outcome.error = f"{role} agent: infrastructure failure: {result.error}"
+                return
+            outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
+
+    ledger = await gates_step(
+        options.repo,
+        phase,
+        start=start,
+        baseline=context.baseline,
+        scope_policy=options.scope_policy,
+    )
+    for role, claim in outcome.claims.items():
+        ledger.add(
+            LedgerEntry(
+                check=f"agent claim ({role})",
+                verdict=Verdict.NOT_RUN,
+                required=False,
+                phase_id=phase.id,
+                evidence=_first_line(claim, 200),
+            )
+        )
+    outcome.steps.append("gates run")
+    verdict = decide_verdict(ledger)
+
+    if verdict.needs_judgement:
+        judged = await _judge(context, phase, ledger, verdict.needs_judgement, outcome)
+        ledger = _with_judgements(ledger, judged)
+        verdict = decide_verdict(ledger)
+        outcome.steps.append(f"verifier judged {len(judged)} criteria")
+
+    outcome.ledger = ledger
+    outcome.failing = [entry.line() for entry in verdict.failing]
+    if verdict.status is PhaseStatus.COMPLETE:
+        outcome.status = "complete"
+        outcome.steps.append("verified complete")
+    else:
+        outcome.status = "blocked"
+        outcome.error = outcome.failing[0] if outcome.failing else "gates did not pass"
+
+
+# -- agents ---------------------------------------------------------------------------------
+
+
+def _agent_roles(phase: Phase, repo: Path) -> list[tuple[str, str]]:
+    """The owner, then the feature tester when the plan assigns one besides the owner."""
+    owner_raw = phase.owner.raw if phase.owner else "general-purpose"
+    roles = [("owner", owner_raw)]
+    owner_agent = phase.owner.agent if phase.owner else None
+    if owner_agent != TESTER_AGENT and _assigns_tester(phase):
+        roles.append(("tester", TESTER_AGENT))
+    return roles
+
+
+def _assigns_tester(phase: Phase) -> bool:
+    for key, value in phase.extra_fields.items():
+        if re.search(r"test|support|secondary|also", key, re.I) and re.search(
+            r"feature[- ]tester", value, re.I
+        ):
+            return True
+    return False
+
+
+async def _agent_work(
+    context: RunContext, phase: Phase, owner_raw: str, *, role: str
+) -> AgentResult:
+    from tasks.agent.definitions import resolve_agent
+    from tasks.agent.prompts import phase_task
+
+    options = context.options
+    definition = await asyncio.to_thread(resolve_agent, owner_raw, options.repo)
+    if definition is None:
+        return AgentResult(agent="none", model="", summary="no agent definition: gates only")
+    task_text = phase_task(context.plan, phase, context.skills, role=role)
+    request = AgentRequest(
+        repo=options.repo,
+        plan_name=_plan_name(context.plan_path),
+        phase_id=phase.id,
+        owner=owner_raw,
+        task=task_text,
+        skills=context.skills,
+        model=options.model,
+        max_turns=options.max_turns,
+        role_suffix="details" if role == "owner" else role,
+    )
+    return await call_agent(request, options.agent_timeout_s)
+
+
+async def call_agent(request: AgentRequest, timeout_s: float) -> AgentResult:
+    """One agent call under its own deadline; PhaseTimeout when it runs out of time.
+
+    The runtime stops itself at ``deadline_s``; the asyncio timeout is the backstop for a call
+    that does not, so the phase never waits on it for long.
+    """
+    from tasks.agent.task import agent_call
+
+    try:
+        async with asyncio.timeout(timeout_s + AGENT_GRACE_S):
+            result = await _invoke(agent_call, request, timeout_s)
+    except TimeoutError as exc:
+        raise PhaseTimeout(
+            f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s"
+        ) from exc
+    if _hit_deadline(result):
+        raise PhaseTimeout(
+            f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s: "
+            f"{result.error or result.stop_reason}"
+        )
+    return result
+
+
+async def _invoke(agent_call: Any, request: AgentRequest, timeout_s: float) -> AgentResult:
+    parameters = inspect.signature(getattr(agent_call, "fn", agent_call)).parameters
+    if "deadline_s" in parameters:
+        result = agent_call(request, deadline_s=timeout_s)
+    else:
+        result = agent_call(request)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+def _hit_deadline(result: AgentResult) -> bool:
+    text = f"{result.stop_reason or ''} {result.error or ''}".lower()
+    return result.failure is not FailureKind.NONE and ("deadline" in text or "timeout" in text)
+
+
+def _record_agent(outcome: PhaseOutcome, role: str, result: AgentResult) -> None:
+    outcome.claims[role] = result.summary
+    outcome.tokens = _add_tokens(outcome.tokens, result.usage)
+    outcome.artifacts.extend(result.files_touched)
+
+
+def _add_tokens(tokens: dict[str, int], usage: Usage) -> dict[str, int]:
+    merged = dict(tokens)
+    for name, value in usage.model_dump().items():
+        short = name.removesuffix("_tokens")
+        merged[short] = merged.get(short, 0) + int(value)
+    return merged
+
+
+def _plan_name(plan_path: Path) -> str:
+    name = Path(plan_path).name.removesuffix(".md")
+    return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
+
+
+def _first_line(text: str, limit: int) -> str:
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line[:limit]
+
+
+# -- the verifier ---------------------------------------------------------------------------
+
+VERDICT_LINE = re.compile(
+    r"^\s*(?:[-*]\s*)?(?:VERDICT\s*)?\[?(?P<num>\d+)\]?\s*[:.)\-]\s*\**(?P<verdict>PASS|FAIL)\**\b(?P<rest>.*)$",
+    re.I | re.M,
+)
+CITATION = re.compile(r"(?P<path>[\w./\-]+\.[\w]+):(?P<line>\d+)")
+
+
+def verifier_task(plan: Plan, phase: Phase, criteria: list[LedgerEntry]) -> str:
+    numbered = "\n".join(
+        f"{n}. {entry.check}: {entry.evidence}" for n, entry in enumerate(criteria, 1)
+    )
+    return (
+        f"You are the read-only VERIFIER for phase {phase.id} ({phase.title}) of the plan "
+        f"'{plan.title}'. You cannot change files. Read the code and decide each acceptance "
+        "criterion below. The filesystem is the source of truth; ignore anyone's claims.\n\n"
+        f"Criteria:\n{numbered}\n\n"
+        "Answer with exactly one line per criterion, in this form:\n"
+        "VERDICT <number>: PASS|FAIL <path>:<line> <one-sentence reason>\n"
+        "Every verdict must cite the file and line that proves it; a verdict without a "
+        "citation counts as FAIL.\n\n"
+        f"The phase as planned:\n\n{phase.body}"
+    )
+
+
+async def _judge(
+    context: RunContext,
+    phase: Phase,
+    ledger: Ledger,
+    pending: list[LedgerEntry],
+    outcome: PhaseOutcome,
+) -> list[LedgerEntry]:
+    """Ask a read-only verifier agent; its verdicts enter the ledger as judged entries."""
+    options = context.options
+    request = AgentRequest(
+        repo=options.repo,
+        plan_name=_plan_name(context.plan_path),
+        phase_id=phase.id,
+        owner="general-purpose",
+        task=verifier_task(context.plan, phase, pending),
+        skills=context.skills,
+        model=options.model,
+        max_turns=min(options.max_turns, 20),
+        read_only=True,
+        role_suffix="verifier",
+    )
+    result = await call_agent(request, options.agent_timeout_s)
+    outcome.tokens = _add_tokens(outcome.tokens, result.usage)
+    return judged_entries(pending, result.summary, options.repo, phase.id)
+
+
+def judged_entries(
+    pending: list[LedgerEntry], answer: str, repo: Path, phase_id: str
+) -> list[LedgerEntry]:
+    """Turn the verifier's answer into judged ledger entries, one per pending criterion.
+
+    A PASS counts only with a citation of an existing file and a line inside it; a missing
+    verdict or a missing or wrong citation is a FAIL.
+    """
+    answers: dict[int, tuple[str, str]] = {}
+    for match in VERDICT_LINE.finditer(answer):
+        answers.setdefault(int(match["num"]), (match["verdict"].upper(), match["rest"].strip()))
+    judged: list[LedgerEntry] = []
+    for number, entry in enumerate(pending, 1):
+        verdict_text, rest = answers.get(number, ("FAIL", "no verdict given by the verifier"))
+        citation = CITATION.search(rest)
+        problem = _citation_problem(repo, citation) if citation else "no file:line citation"
+        verdict = Verdict.PASS if verdict_text == "PASS" and not problem else Verdict.FAIL
+        evidence = rest if not problem else f"{rest} [{problem}]".strip()
+        judged.append(
+            entry.model_copy(
+                update={
+                    "verdict": verdict,
+                    "judged": True,
+                    "evidence": evidence[:500],
+                    "phase_id": entry.phase_id or phase_id,
+                }
+            )
+        )
+    return judged
+
+
+def _citation_problem(repo: Path, citation: re.Match[str]) -> str:
+    path = (repo / citation["path"]).resolve()
+    if not path.is_file() or not path.is_relative_to(repo.resolve()):
+        return f"cited file {citation['path']} does not exist"
+    line = int(citation["line"])
+    try:
+        count = len(path.read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return f"cited file {citation['path']} cannot be read"
+    if not 1 <= line <= count:
+        return f"cited line {line} is outside {citation['path']} ({count} lines)"
+    return ""
+
+
+def _with_judgements(ledger: Ledger, judged: list[LedgerEntry]) -> Ledger:
+    by_check = {entry.check: entry for entry in judged}
+    entries = [
+        by_check.pop(entry.check, entry) if entry.verdict is Verdict.NEEDS_JUDGEMENT else entry
+        for entry in ledger.entries
+    ]
+    entries.extend(by_check.values())
+    return Ledger(entries=entries)
+
+
+def _existing_artifacts(repo: Path, phase: Phase, touched: list[str]) -> list[str]:
+    """Declared and touched files that exist now, relative to the repository, in order."""
+    seen: list[str] = []
+    for path in [ref.path for ref in phase.files if not ref.is_glob] + touched:
+        relative = _relative(repo, path)
+        if relative and relative not in seen and (repo / relative).exists():
+            seen.append(relative)
+    return seen
+
+
+def _relative(repo: Path, path: str) -> str:
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            return str(candidate.resolve().relative_to(repo.resolve()))
+        except ValueError:
+            return ""
+    return str(candidate)

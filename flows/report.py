@@ -1,0 +1,230 @@
+"""The reports of a run: plan status, Implementation Summary, phase table, final report (5.3).
+
+Pure functions of the outcomes the flow holds in memory; the flow publishes them as artifacts
+and the mirror writes the status and summary into the plan file.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from flows.context import PhaseOutcome
+from tasks.gates.ledger import Ledger, Verdict
+from tasks.mirror import format_duration
+
+
+class RunReport(BaseModel):
+    """What `execute-plan` returns; the CLI's exit status comes from it."""
+
+    plan_path: str
+    plan_title: str = ""
+    repo: str = ""
+    status: str
+    """The plan status written to the file: `Implemented`, `Partially Implemented (3/5 ...)`."""
+    outcomes: list[PhaseOutcome] = Field(default_factory=list)
+    preflight_ok: bool = True
+    preflight_message: str = ""
+    final_ledger: Ledger | None = None
+    dry_run: bool = False
+    would_run: list[list[str]] = Field(default_factory=list)
+    """Dry runs: the waves of phase ids that would run (resumed phases left out)."""
+    flow_run_id: str | None = None
+    ui_url: str | None = None
+    duration_s: float = 0.0
+    markdown: str = ""
+    invalid: bool = False
+    errors: list[str] = Field(default_factory=list)
+
+    @property
+    def complete(self) -> int:
+        return sum(1 for o in self.outcomes if o.status == "complete")
+
+    @property
+    def all_complete(self) -> bool:
+        return bool(self.outcomes) and self.complete == len(self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        if self.invalid:
+            return 2
+        if self.dry_run:
+            return 0 if self.preflight_ok else 1
+        final_ok = self.final_ledger is None or not self.final_ledger.failing()
+        return 0 if self.all_complete and self.preflight_ok and final_ok else 1
+
+
+def plan_status(outcomes: list[PhaseOutcome]) -> str:
+    """`Implemented` only when every phase is complete; otherwise how far the run got."""
+    total = len(outcomes)
+    done = sum(1 for o in outcomes if o.status == "complete")
+    if total and done == total:
+        return "Implemented"
+    if done == 0:
+        return f"Not Implemented (0/{total} phases complete)"
+    return f"Partially Implemented ({done}/{total} phases complete)"
+
+
+def run_verdict(report: RunReport) -> str:
+    if report.all_complete and report.exit_code == 0:
+        return "SUCCESS"
+    if report.complete:
+        return "PARTIAL SUCCESS"
+    return "FAILED"
+
+
+def table_rows(outcomes: list[PhaseOutcome]) -> list[dict[str, Any]]:
+    return [
+        {
+            "phase": o.phase_id,
+            "name": o.title,
+            "owner": o.owner,
+            "wave": o.wave,
+            "status": o.status,
+            "duration": format_duration(o.duration_s) if o.duration_s else "",
+            "tokens": sum(o.tokens.values()),
+            "verdict": o.verdict,
+        }
+        for o in outcomes
+    ]
+
+
+def implementation_summary(report: RunReport, *, when: datetime | None = None) -> str:
+    """The plan file's `## Implementation Summary` body (seed Step 5.2)."""
+    when = when or datetime.now(UTC)
+    lines = [
+        f"**Completed:** {when:%Y-%m-%d}"
+        if report.all_complete
+        else f"**Last run:** {when:%Y-%m-%d}",
+        f"**Total Duration:** {format_duration(report.duration_s)}",
+        f"**Status:** {report.status}",
+        "",
+        "**Phases:**",
+    ]
+    for o in report.outcomes:
+        detail = f" - {o.error}" if o.error and o.status != "complete" else ""
+        lines.append(f"- Phase {o.phase_id}: {o.title} - {o.status.capitalize()}{detail}")
+    if report.flow_run_id:
+        lines += ["", f"**Prefect flow run:** `{report.flow_run_id}`"]
+    return "\n".join(lines)
+
+
+def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
+    """The seed's Step 5.3 report, built from evidence only (agent claims are labelled)."""
+    verdict = run_verdict(report)
+    heading = "Plan Execution Complete" if verdict == "SUCCESS" else "Plan Execution Report"
+    lines = [
+        f"## {heading}",
+        "",
+        f"**Plan:** {report.plan_title} (`{report.plan_path}`)",
+        f"**Execution Time:** {format_duration(report.duration_s)}",
+        f"**Status:** {verdict} - {report.status}",
+    ]
+    if report.ui_url:
+        lines.append(f"**Prefect run:** {report.ui_url}")
+    if not report.preflight_ok:
+        lines += ["", f"**Pre-flight failed:** {report.preflight_message}"]
+
+    lines += [
+        "",
+        "### Phase Summary",
+        "",
+        "| Phase | Name | Owner | Wave | Status | Duration | Tokens | Run |",
+    ]
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for o in report.outcomes:
+        run_link = _run_link(report, o)
+        lines.append(
+            f"| {o.phase_id} | {_cell(o.title)} | {_cell(o.owner)} | {o.wave} | {o.status} | "
+            f"{format_duration(o.duration_s) if o.duration_s else '-'} | {sum(o.tokens.values())} | "
+            f"{run_link} |"
+        )
+
+    lines += ["", "### Files Changed", ""]
+    artifacts = [(o.phase_id, a) for o in report.outcomes for a in o.artifacts]
+    if artifacts:
+        lines += [f"- `{path}` (phase {pid})" for pid, path in artifacts]
+    else:
+        lines.append("- none recorded")
+
+    lines += ["", "### Test Results", ""]
+    lines += _check_lines(report, ("test", "blast"))
+    lines += ["", "### Quality Checks", ""]
+    lines += _check_lines(report, ("clippy", "fmt", "build", "check"))
+
+    issues = [o for o in report.outcomes if o.status != "complete"]
+    lines += ["", "### Issues", ""]
+    if not issues and (report.final_ledger is None or not report.final_ledger.failing()):
+        lines.append("- none")
+    for o in issues:
+        lines.append(f"- Phase {o.phase_id} **{o.status}**: {o.error or o.verdict}")
+        lines += [f"  - `{line}`" for line in o.failing[:5]]
+    if report.final_ledger is not None:
+        lines += [f"- final validation: `{e.line()}`" for e in report.final_ledger.failing()]
+
+    claims = [(o.phase_id, role, text) for o in report.outcomes for role, text in o.claims.items()]
+    if claims:
+        lines += ["", "### Agent Claims (recorded, not evidence)", ""]
+        lines += [f"- Phase {pid} {role}: {_first(text)}" for pid, role, text in claims]
+
+    lines += ["", "### Next Steps", ""]
+    lines += _next_steps(report)
+    lines += ["", "### Logs", ""]
+    if log_path:
+        lines.append(f"- Execution log: `{log_path}`")
+    lines.append(f"- Plan file: `{report.plan_path}` (section `## Execution Checkpoints`)")
+    return "\n".join(lines) + "\n"
+
+
+def _check_lines(report: RunReport, words: tuple[str, ...]) -> list[str]:
+    lines: list[str] = []
+    ledgers = [(f"phase {o.phase_id}", o.ledger) for o in report.outcomes if not o.resumed]
+    if report.final_ledger is not None:
+        ledgers.append(("final validation", report.final_ledger))
+    for where, ledger in ledgers:
+        for entry in ledger.entries:
+            if entry.judged or not any(w in entry.check.lower() for w in words):
+                continue
+            if entry.verdict is Verdict.NOT_RUN and entry.check.startswith("agent claim"):
+                continue
+            lines.append(f"- {where}: `{entry.line()[:240]}`")
+    return lines or ["- not run"]
+
+
+def _next_steps(report: RunReport) -> list[str]:
+    steps: list[str] = []
+    statuses = {o.status for o in report.outcomes}
+    if "blocked" in statuses:
+        steps.append(
+            "Fix the failing checks of the blocked phases, then run the plan again (completed phases are skipped)."
+        )
+    if "timeout" in statuses:
+        steps.append("Timed-out phases: split them or raise --phase-timeout / --agent-timeout.")
+    if "skipped" in statuses:
+        steps.append("Skipped phases run once the phases they depend on are complete.")
+    if "failed" in statuses:
+        steps.append("Failed phases hit an error outside the gates: read their flow-run logs.")
+    if not steps:
+        steps = ["Review the changes and the generated tests.", "Commit the work."]
+    return [f"{n}. {step}" for n, step in enumerate(steps, 1)]
+
+
+def _run_link(report: RunReport, outcome: PhaseOutcome) -> str:
+    if not outcome.flow_run_id:
+        return "checkpoint" if outcome.resumed else "-"
+    if report.ui_url and "/runs/flow-run/" in report.ui_url:
+        base = report.ui_url.split("/runs/flow-run/")[0]
+        return f"[{outcome.flow_run_id[:8]}]({base}/runs/flow-run/{outcome.flow_run_id})"
+    return f"`{outcome.flow_run_id[:8]}`"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _first(text: str) -> str:
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    return line[:200]

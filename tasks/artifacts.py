@@ -1,0 +1,78 @@
+"""Prefect artifacts of a plan run: progress, the phase table, the reports.
+
+These replace the seed's TodoWrite list: the progress artifact moves at every phase transition,
+the table shows each phase's owner, wave, status, duration, tokens and verdict, and the markdown
+artifacts hold the validation report (invalid plans) and the final report (Step 5.3).
+Artifact keys must be lowercase letters, digits and dashes; each run adds a new version.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect.artifacts import (
+    acreate_markdown_artifact,
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.context import FlowRunContext, TaskRunContext
+
+
+def artifact_key(plan_path: Path | str, suffix: str) -> str:
+    """`2026-01-01.better-tables.md` + `progress` → `plan-2026-01-01-better-tables-progress`."""
+    stem = Path(plan_path).name.removesuffix(".md")
+    slug = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
+    return f"plan-{slug}-{suffix}"[:200]
+
+
+def in_run_context() -> bool:
+    """Artifacts need a flow or task run to attach to; outside one we skip them."""
+    return FlowRunContext.get() is not None or TaskRunContext.get() is not None
+
+
+async def create_progress(plan_path: Path, total: int, done: int = 0) -> UUID | None:
+    if not in_run_context():
+        return None
+    return await acreate_progress_artifact(
+        progress=_percent(done, total),
+        key=artifact_key(plan_path, "progress"),
+        description=f"{done}/{total} phases finished",
+    )
+
+
+async def update_progress(
+    artifact_id: UUID | None, done: int, total: int, description: str
+) -> None:
+    if artifact_id is None:
+        return
+    await aupdate_progress_artifact(
+        artifact_id=artifact_id, progress=_percent(done, total), description=description
+    )
+
+
+async def publish_table(plan_path: Path, rows: list[dict[str, Any]]) -> UUID | None:
+    if not in_run_context():
+        return None
+    return await acreate_table_artifact(
+        table=rows,
+        key=artifact_key(plan_path, "phases"),
+        description="Phases: owner, wave, status, duration, tokens, verdict",
+    )
+
+
+async def publish_markdown(
+    plan_path: Path, suffix: str, markdown: str, description: str
+) -> UUID | None:
+    if not in_run_context():
+        return None
+    return await acreate_markdown_artifact(
+        markdown=markdown, key=artifact_key(plan_path, suffix), description=description
+    )
+
+
+def _percent(done: int, total: int) -> float:
+    return 100.0 if total == 0 else round(100.0 * done / total, 1)

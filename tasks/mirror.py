@@ -1,0 +1,233 @@
+"""The checkpoint mirror: every phase transition, written to the plan file and the execution log.
+
+Prefect holds the real states; the plan file's `## Execution Checkpoints` section is a mirror for
+the people who read plans and the source of truth for resume. The mirror works only from what
+this process holds (the outcome each phase subflow returned), never from API reads: task and flow
+runs reach the API asynchronously (../shared/notes/prefect-3.md, surprise 7).
+
+One :class:`PlanMirror` per run. Its asyncio lock serialises the writes of concurrent phases, and
+`PlanFileWriter` (the only writer of plan files) locks the file and replaces it atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_state
+from plan_parser.writer import PlanFileWriter
+
+TERMINAL = {"complete", "failed", "blocked", "timeout", "skipped"}
+FAILED_LIKE = {"failed", "blocked", "timeout"}
+
+Listener = Callable[[PhaseCheckpoint], Awaitable[None] | None]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def stamp(moment: datetime | None = None) -> str:
+    """ISO-8601 UTC with a `Z`, the form the seed's checkpoint example uses."""
+    return (moment or utc_now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PlanMirror:
+    """Holds every phase checkpoint of one run in memory and writes each change through."""
+
+    def __init__(
+        self,
+        plan_path: Path,
+        repo: Path,
+        *,
+        plan_title: str = "",
+        enabled: bool = True,
+    ) -> None:
+        self.plan_path = Path(plan_path)
+        self.repo = Path(repo)
+        self.plan_title = plan_title or self.plan_path.stem
+        self.enabled = enabled
+        self.writer = PlanFileWriter(self.plan_path)
+        self.checkpoints: dict[str, PhaseCheckpoint] = {}
+        self.listeners: list[Listener] = []
+        self._lock = asyncio.Lock()
+        self.log_path = self.repo / ".ai" / "logs" / f"{utc_now():%Y-%m-%d}.plan-execution-log.md"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def previous_state(self) -> ExecutionState | None:
+        """What the plan file says about an earlier run (None when it has no checkpoints)."""
+        return read_plan_state(self.plan_path)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        phase_id: str,
+        status: str,
+        *,
+        note: str = "",
+        **fields: Any,
+    ) -> PhaseCheckpoint:
+        """Move one phase to ``status`` and mirror it; ``fields`` are PhaseCheckpoint fields."""
+        async with self._lock:
+            checkpoint = self._next_checkpoint(phase_id, status, fields)
+            self.checkpoints[phase_id] = checkpoint
+            if self.enabled:
+                await asyncio.to_thread(self.writer.set_phase, checkpoint)
+                await asyncio.to_thread(self._append_log, _log_entry(checkpoint, note))
+        await self._notify(checkpoint)
+        return checkpoint
+
+    async def update(self, phase_id: str, **fields: Any) -> PhaseCheckpoint:
+        """Change fields of a phase without a transition (e.g. its flow-run id once known)."""
+        async with self._lock:
+            current = self.checkpoints.get(phase_id) or PhaseCheckpoint(
+                phase_id=phase_id, status="pending"
+            )
+            checkpoint = current.model_copy(update=fields)
+            self.checkpoints[phase_id] = checkpoint
+            if self.enabled:
+                await asyncio.to_thread(self.writer.set_phase, checkpoint)
+        await self._notify(checkpoint)
+        return checkpoint
+
+    async def initialise(self, checkpoints: list[PhaseCheckpoint], header: str) -> None:
+        """Write the starting TODO state of every phase in one go (the seed's Rule 1)."""
+        async with self._lock:
+            for checkpoint in checkpoints:
+                self.checkpoints[checkpoint.phase_id] = checkpoint
+            if self.enabled:
+                await asyncio.to_thread(self.writer.set_phases, checkpoints)
+                await asyncio.to_thread(self._append_log, header)
+        for checkpoint in checkpoints:
+            await self._notify(checkpoint)
+
+    async def set_status(self, status: str) -> None:
+        if self.enabled:
+            async with self._lock:
+                await asyncio.to_thread(self.writer.set_status, status)
+
+    async def set_summary(self, markdown: str) -> None:
+        if self.enabled:
+            async with self._lock:
+                await asyncio.to_thread(self.writer.set_summary, markdown)
+
+    async def log(self, markdown: str) -> None:
+        if self.enabled:
+            async with self._lock:
+                await asyncio.to_thread(self._append_log, markdown)
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _next_checkpoint(
+        self, phase_id: str, status: str, fields: dict[str, Any]
+    ) -> PhaseCheckpoint:
+        current = self.checkpoints.get(phase_id)
+        base: dict[str, Any] = current.model_dump() if current else {"phase_id": phase_id}
+        now = stamp()
+        base["status"] = status
+        if status == "running":
+            base.update(started_at=now, completed_at=None, failed_at=None, error=None, ledger=[])
+        elif status == "complete":
+            base.update(completed_at=now, failed_at=None, error=None)
+        elif status in FAILED_LIKE or status == "skipped":
+            base.update(failed_at=now, completed_at=None)
+        elif status == "pending":
+            base.update(started_at=None, completed_at=None, failed_at=None)
+        base.update(fields)
+        return PhaseCheckpoint.model_validate(base)
+
+    def _append_log(self, text: str) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        is_new = not self.log_path.exists()
+        with self.log_path.open("a", encoding="utf-8") as handle:
+            if is_new:
+                handle.write(f"# Plan Execution Log ({self.log_path.name[:10]})\n\n")
+            handle.write(text.rstrip("\n") + "\n\n")
+
+    async def _notify(self, checkpoint: PhaseCheckpoint) -> None:
+        for listener in list(self.listeners):
+            outcome = listener(checkpoint)
+            if inspect.isawaitable(outcome):
+                await outcome
+
+
+def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
+    """One execution-log entry in the seed's Step 4.3 shape."""
+    status = checkpoint.status
+    when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
+    lines = [f"### {_text(when)} - Phase {checkpoint.phase_id} {status.capitalize()}"]
+    if checkpoint.flow_run_id:
+        lines.append(f"- Flow run: `{checkpoint.flow_run_id}`")
+    duration = _duration(checkpoint)
+    if duration:
+        lines.append(f"- Duration: {duration}")
+    lines.append(f"- Status: {status}")
+    if checkpoint.error:
+        lines.append(f"- Error: {checkpoint.error}")
+    if checkpoint.tokens:
+        lines.append(f"- Tokens: {sum(checkpoint.tokens.values())}")
+    if checkpoint.artifacts:
+        lines.append("- Artifacts: " + ", ".join(f"`{a}`" for a in checkpoint.artifacts))
+    for line in checkpoint.ledger:
+        lines.append(f"- Failing check: {line}")
+    if note:
+        lines.append(f"- Key outcomes: {note}")
+    return "\n".join(lines)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, datetime):
+        return stamp(value)
+    return str(value)
+
+
+def _as_datetime(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def _duration(checkpoint: PhaseCheckpoint) -> str:
+    start = _as_datetime(checkpoint.started_at)
+    end = _as_datetime(checkpoint.completed_at or checkpoint.failed_at)
+    if not start or not end:
+        return ""
+    return format_duration((end - start).total_seconds())
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s"
+
+
+# -- Prefect tasks: each mirror write is a task run, so the UI shows when the mirror moved ----
+
+
+@task(name="mirror-transition", cache_policy=NO_CACHE, retries=0)
+async def mirror_transition(
+    mirror: PlanMirror, phase_id: str, status: str, note: str = "", **fields: Any
+) -> PhaseCheckpoint:
+    return await mirror.transition(phase_id, status, note=note, **fields)
+
+
+@task(name="mirror-plan-status", cache_policy=NO_CACHE, retries=0)
+async def mirror_plan_status(mirror: PlanMirror, status: str, summary: str) -> None:
+    await mirror.set_status(status)
+    await mirror.set_summary(summary)

@@ -1,0 +1,106 @@
+"""Async Prefect tasks around the synchronous gate functions: one side effect each.
+
+The gates run shell commands (git, cargo) through `tasks.shell`, with their own timeouts. They
+are called here through `asyncio.to_thread` so that the phases of a wave, which are concurrent
+async subflows, do not block each other's event loop (../shared/notes/prefect-3.md §2.3).
+No retries: a failing gate is evidence, not an infrastructure hiccup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from plan_parser.model import Phase, Plan
+from tasks.gates.ledger import Ledger, PhaseVerdict
+
+
+@task(name="preflight", cache_policy=NO_CACHE)
+async def preflight_step(
+    repo: Path,
+    plan: Plan,
+    *,
+    plan_path: Path,
+    policy: str,
+    skip_tests: bool | None = None,
+) -> Any:
+    """Clean tree, tests, build, lint before any agent call; returns a PreflightResult."""
+    from tasks.gates.config import load_gate_config
+    from tasks.gates.preflight import run_preflight
+
+    config = await asyncio.to_thread(load_gate_config, repo)
+    return await asyncio.to_thread(
+        run_preflight,
+        repo,
+        plan,
+        plan_path=plan_path,
+        policy=policy,
+        config=config,
+        skip_tests=skip_tests,
+    )
+
+
+@task(name="snapshot", cache_policy=NO_CACHE)
+async def snapshot_step(repo: Path, baseline: Any = None) -> Any:
+    """What the tree looks like before the phase works on it (a PhaseStart)."""
+    from tasks.gates.phase_gates import snapshot
+
+    return await asyncio.to_thread(snapshot, repo, baseline=baseline)
+
+
+@task(name="phase-gates", cache_policy=NO_CACHE)
+async def gates_step(
+    repo: Path,
+    phase: Phase,
+    *,
+    start: Any,
+    baseline: Any,
+    scope_policy: str = "warn",
+) -> Ledger:
+    """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase."""
+    from tasks.gates.config import load_gate_config
+    from tasks.gates.phase_gates import run_phase_gates
+
+    config = await asyncio.to_thread(load_gate_config, repo)
+    return await asyncio.to_thread(
+        run_phase_gates,
+        repo,
+        phase,
+        start=start,
+        baseline=baseline,
+        config=config,
+        scope_policy=scope_policy,
+    )
+
+
+def decide_verdict(ledger: Ledger) -> PhaseVerdict:
+    """Pure function of the ledger; no task run needed."""
+    from tasks.gates.verdict import decide
+
+    return decide(ledger)
+
+
+@task(name="final-validation", cache_policy=NO_CACHE)
+async def final_validation_step(repo: Path, baseline: Any) -> Ledger:
+    """The whole suite and quality checks after the last wave (seed Step 5.1)."""
+    from tasks.gates.config import load_gate_config
+    from tasks.gates.final import run_final_validation
+
+    config = await asyncio.to_thread(load_gate_config, repo)
+    return await asyncio.to_thread(run_final_validation, repo, baseline=baseline, config=config)
+
+
+@task(name="human-step", cache_policy=NO_CACHE)
+async def human_step(phase_id: str, title: str) -> bool:
+    """Interactive runs: a person does a human-owned phase, then the gates judge it."""
+    import typer
+
+    prompt = (
+        f"Phase {phase_id} ({title}) is owned by a human. Do the work in the repository, "
+        "then confirm to run its gates"
+    )
+    return await asyncio.to_thread(typer.confirm, prompt, default=True)
