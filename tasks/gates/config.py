@@ -1,0 +1,154 @@
+"""Which commands the gates run in a repository: detected, then overridden by the repository.
+
+Detection: a `justfile` with a `test` (`build`) recipe gives `just test` (`just build`); otherwise
+`cargo test` / `cargo build`. Lint, format and doc tests default to cargo's tools.
+
+Overrides (later wins): `[tool.plan-executor]` in the repository's `pyproject.toml`, then the top
+level of `.ai/plan-executor.toml`. Keys: `test`, `build`, `lint`, `fmt`, `doc_test`, `test_filter`
+(a string, split like a shell would, or a list of arguments), `timeout_s`, `allowed_programs`
+(a list), `required_tools` (a list). Other keys are ignored: those files also hold other settings.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+JUSTFILE_NAMES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
+COMMAND_KEYS = ("test", "build", "lint", "fmt", "doc_test", "test_filter")
+
+# Programs a plan's blast-radius command may start with. Anything else (prose, pipes, `&& grep`)
+# is recorded as not run, never passed: plan text is never handed to a shell.
+DEFAULT_ALLOWED_PROGRAMS = [
+    "cargo",
+    "cargo-nextest",
+    "just",
+    "make",
+    "npm",
+    "pnpm",
+    "yarn",
+    "pytest",
+    "go",
+]
+
+# A recipe header at column 0: `name:` or `name arg *args:` (not an assignment `name := value`).
+_RECIPE = re.compile(r"^@?([A-Za-z_][A-Za-z0-9_-]*)(?:\s+[^:=]*)?:(?!=)")
+
+
+class GateConfig(BaseModel):
+    """Argument vectors (never shell strings) for each gate, and where they came from."""
+
+    test: list[str]
+    build: list[str]
+    lint: list[str]
+    fmt: list[str]
+    doc_test: list[str]
+    test_filter: list[str]
+    """The scoped test command; a blast radius given as a bare filter (`audio::`) is appended."""
+    timeout_s: float = 900
+    source: str
+    """Where the commands came from: `detected justfile`, `cargo default`, `pyproject.toml
+    [tool.plan-executor]`, `.ai/plan-executor.toml` (joined with ` + ` when several applied)."""
+    allowed_programs: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_PROGRAMS))
+    required_tools: list[str] = Field(default_factory=list)
+    """Programs that must be on PATH; empty means: the first word of every gate command, and git."""
+
+    def tools(self) -> list[str]:
+        if self.required_tools:
+            return list(self.required_tools)
+        programs = ["git"]
+        for argv in (self.test, self.build, self.lint, self.fmt, self.doc_test, self.test_filter):
+            if argv and argv[0] not in programs:
+                programs.append(argv[0])
+        return programs
+
+
+def justfile_path(repo: Path) -> Path | None:
+    for name in JUSTFILE_NAMES:
+        candidate = repo / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def justfile_recipes(path: Path) -> set[str]:
+    """Recipe names declared at column 0 of a justfile (text parse: no `just` needed)."""
+    recipes: set[str] = set()
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line or line[0].isspace() or line.startswith("#"):
+            continue
+        match = _RECIPE.match(line)
+        if match and match.group(1) not in {"set", "alias", "export", "import", "mod"}:
+            recipes.add(match.group(1))
+    return recipes
+
+
+def default_config(repo: Path) -> GateConfig:
+    test = ["cargo", "test"]
+    build = ["cargo", "build"]
+    source = "cargo default"
+    justfile = justfile_path(repo)
+    if justfile is not None:
+        recipes = justfile_recipes(justfile)
+        if "test" in recipes:
+            test = ["just", "test"]
+        if "build" in recipes:
+            build = ["just", "build"]
+        if {"test", "build"} & recipes:
+            source = f"detected {justfile.name}"
+    return GateConfig(
+        test=test,
+        build=build,
+        lint=["cargo", "clippy", "--workspace", "--", "-D", "warnings"],
+        fmt=["cargo", "fmt", "--check", "--all"],
+        doc_test=["cargo", "test", "--doc"],
+        test_filter=["cargo", "test"],
+        source=source,
+    )
+
+
+def _as_argv(value: Any, key: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        return shlex.split(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValueError(f"{where}: `{key}` must be a string or a list of strings, not {value!r}")
+
+
+def _apply(config: GateConfig, table: dict[str, Any], where: str) -> GateConfig:
+    update: dict[str, Any] = {}
+    for key in COMMAND_KEYS:
+        if key in table:
+            update[key] = _as_argv(table[key], key, where)
+    if "timeout_s" in table:
+        update["timeout_s"] = float(table["timeout_s"])
+    for key in ("allowed_programs", "required_tools"):
+        if key in table:
+            update[key] = _as_argv(table[key], key, where)
+    if not update:
+        return config
+    update["source"] = f"{config.source} + {where}"
+    return config.model_copy(update=update)
+
+
+def load_gate_config(repo: Path) -> GateConfig:
+    """The gate commands for ``repo``: detection, then pyproject, then `.ai/plan-executor.toml`."""
+    repo = Path(repo)
+    config = default_config(repo)
+    pyproject = repo / "pyproject.toml"
+    if pyproject.is_file():
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        table = data.get("tool", {}).get("plan-executor", {})
+        if isinstance(table, dict):
+            config = _apply(config, table, "pyproject.toml [tool.plan-executor]")
+    own = repo / ".ai" / "plan-executor.toml"
+    if own.is_file():
+        config = _apply(
+            config, tomllib.loads(own.read_text(encoding="utf-8")), ".ai/plan-executor.toml"
+        )
+    return config

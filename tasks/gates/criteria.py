@@ -1,0 +1,454 @@
+"""Acceptance criteria that a machine can decide, decided without a shell.
+
+Recognised forms (everything else becomes a NEEDS_JUDGEMENT entry for a verifier agent):
+
+* ``File `X` exists`` with an optional ``with >N lines`` / ``N+ lines`` / ``with N+ tests``;
+* ``File `X` contains `Y` `` (also `has` / `includes`) and `` `Y` in `path/Cargo.toml` ``;
+* `` `grep "X" path` succeeds `` (also `grep -q`, `rg`, `Command `grep …``), negated by
+  "returns nothing" / "no matches" / "fails", counted by "finds N+";
+* `` `cargo test x` runs N+ tests `` (any allowed test command; without a command: the phase's
+  blast-radius runs);
+* `` `name` dependency added to `Cargo.toml` `` / ``Cargo.toml includes `name = "1"` ``.
+
+A grep criterion is run as an argument vector through `tasks.shell` (`rg` is translated to
+`grep -rE` when ripgrep is not installed); globs in its paths are expanded here, in the repo.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks import shell
+from tasks.gates.cargo_output import TestRun
+from tasks.gates.evidence import output_evidence, render
+from tasks.gates.ledger import LedgerEntry, Verdict
+from tasks.gates.repo_state import repo_files
+
+GREP_TIMEOUT_S = 60
+SHELL_OPERATORS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "<<", "(", ")"}
+GREP_PROGRAMS = {"grep", "egrep", "fgrep", "rg"}
+
+_SPAN = re.compile(r"`([^`]+)`")
+_NEGATED = re.compile(
+    r"\b(returns? (?:nothing|no |empty|0\b)|no (?:matches|results|output|hits)|finds nothing|"
+    r"fails|is empty|not found|0 (?:matches|results)|zero (?:matches|results))",
+    re.IGNORECASE,
+)
+_AT_LEAST = re.compile(r"(?:\b(\d+)\s*\+|at least (\d+)|>=\s*(\d+)|≥\s*(\d+))")
+_TEST_COUNT = re.compile(
+    r"(?:(\d+)\s*\+|at least (\d+)|>=\s*(\d+)|≥\s*(\d+))\s*(?:\w+\s+){0,2}?tests?\b",
+    re.IGNORECASE,
+)
+_RUN_WORDS = re.compile(r"\b(runs?|running|pass(?:es|ing)?|execut\w*)\b", re.IGNORECASE)
+_SPECIFIC_SUBJECT = re.compile(
+    r"\b(function|fn|method|struct|module|type|trait)\s+`", re.IGNORECASE
+)
+_FILE_EXISTS = re.compile(
+    r"(?:\b(File|Directory|Folder)\s+)?`([^`]+)`\s+(?:\([^)]*\)\s+)?(?:exists|is created|created)"
+    r"(?P<rest>[^`]*)",
+    re.IGNORECASE,
+)
+_LINES = re.compile(
+    r"(?:(>|more than|over|at least|>=|≥)\s*(\d+)\s*\+?\s*lines|(\d+)\s*\+\s*lines)", re.IGNORECASE
+)
+_CONTAINS = re.compile(
+    r"\b(?:File\s+)?`([^`]+)`\s+(?:\([^)]*\)\s+)?(?:contains|has|includes)\s+`([^`]+)`",
+    re.IGNORECASE,
+)
+_IN_FILE = re.compile(r"`([^`]+)`\s+(?:is\s+)?(?:in|present in|added to)\s+(?:the\s+)?`([^`]+)`")
+_DEP_ADDED = re.compile(
+    r"`([A-Za-z0-9_-]+)`\s+(?:crate\s+|dependency\s+|dep\s+)?(?:is\s+)?(?:added|present|listed)\b"
+    r"[^`]*?(?:`([^`]*Cargo\.toml)`|\b(Cargo\.toml)\b)",
+)
+_TOML_INCLUDES = re.compile(r"`?([\w./-]*Cargo\.toml)`?\s+(?:includes|contains|has)\s+`([^`]+)`")
+_CRATE_SPEC = re.compile(r"^([A-Za-z0-9_-]+)\s*(?:=|@|$)")
+_NON_FILE_SUBJECT = re.compile(
+    r"\b(function|fn|struct|method|type|trait|enum|module|test|variant|field|command)\s*$",
+    re.IGNORECASE,
+)
+
+TestCounter = Callable[[list[str] | None], tuple[TestRun | None, str]]
+"""Given a test command (argv) or None for "the phase's blast radius", the parsed run and the
+command text it came from; (None, why) when there is nothing to count."""
+
+
+def _looks_like_path(text: str) -> bool:
+    return (
+        "/" in text or re.search(r"\.[A-Za-z0-9]{1,6}$", text) is not None
+    ) and " " not in text.strip()
+
+
+def clean_path(raw: str) -> str:
+    """`src/lib.rs:186-191` → `src/lib.rs`; `./a` → `a`."""
+    path = re.sub(r":\d+(?:-\d+)?$", "", raw.strip())
+    return path[2:] if path.startswith("./") else path
+
+
+def _at_least(text: str) -> int | None:
+    match = _AT_LEAST.search(text)
+    if not match:
+        return None
+    return int(next(g for g in match.groups() if g))
+
+
+def _entry(check: str, verdict: Verdict, evidence: str, command: str | None = None) -> LedgerEntry:
+    return LedgerEntry(check=check, verdict=verdict, evidence=evidence, command=command)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _line_count(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
+
+
+def file_exists_entry(
+    repo: Path, check: str, raw_path: str, rest: str = "", count_tests: bool = True
+) -> LedgerEntry:
+    path = clean_path(raw_path)
+    target = repo / path
+    if target.is_dir():
+        files = sum(1 for p in target.rglob("*") if p.is_file())
+        return _entry(check, Verdict.PASS, f"directory {path} exists ({files} files)")
+    if not target.is_file():
+        return _entry(check, Verdict.FAIL, f"{path} is missing")
+    lines = _line_count(target)
+    evidence = f"{path} exists, {lines} lines"
+    if match := _LINES.search(rest):
+        op, number, plus = match.groups()
+        if plus:
+            wanted, ok = f">= {plus}", lines >= int(plus)
+        elif op.lower() in {">", "more than", "over"}:
+            wanted, ok = f"> {number}", lines > int(number)
+        else:
+            wanted, ok = f">= {number}", lines >= int(number)
+        return _entry(
+            check, Verdict.PASS if ok else Verdict.FAIL, f"{evidence} (wanted {wanted} lines)"
+        )
+    tests_wanted = _at_least(rest) if count_tests and re.search(r"tests?\b", rest) else None
+    if tests_wanted is not None:
+        from tasks.gates.repo_state import RustInventory, scan_rust_file
+
+        inventory = RustInventory()
+        scan_rust_file(path, target.read_text(encoding="utf-8", errors="replace"), inventory)
+        found = len(inventory.tests)
+        verdict = Verdict.PASS if found >= tests_wanted else Verdict.FAIL
+        return _entry(
+            check, verdict, f"{evidence}, {found} test functions (wanted {tests_wanted}+)"
+        )
+    return _entry(check, Verdict.PASS, evidence)
+
+
+def contains_entry(repo: Path, check: str, raw_path: str, needle: str) -> LedgerEntry:
+    path = clean_path(raw_path)
+    target = repo / path
+    if not target.is_file():
+        return _entry(check, Verdict.FAIL, f"{path} is missing (wanted it to contain `{needle}`)")
+    text = target.read_text(encoding="utf-8", errors="replace")
+
+    def squash(s: str) -> str:
+        return re.sub(r"\s+", "", s)
+
+    for number, line in enumerate(text.splitlines(), 1):
+        if needle in line or squash(needle) in squash(line):
+            return _entry(check, Verdict.PASS, f"{path}:{number}: {line.strip()[:200]}")
+    if squash(needle) in squash(text):
+        return _entry(check, Verdict.PASS, f"{path} contains `{needle}` (across lines)")
+    return _entry(check, Verdict.FAIL, f"{path} does not contain `{needle}`")
+
+
+# --- dependencies ----------------------------------------------------------------------------
+
+
+def _dependency_names(manifest: dict[str, object]) -> set[str]:
+    names: set[str] = set()
+
+    def collect(table: object) -> None:
+        if not isinstance(table, dict):
+            return
+        for key in ("dependencies", "dev-dependencies", "build-dependencies"):
+            deps = table.get(key)
+            if isinstance(deps, dict):
+                for name, spec in deps.items():
+                    names.add(name)
+                    if isinstance(spec, dict) and isinstance(spec.get("package"), str):
+                        names.add(spec["package"])
+
+    collect(manifest)
+    collect(manifest.get("workspace"))
+    targets = manifest.get("target")
+    if isinstance(targets, dict):
+        for table in targets.values():
+            collect(table)
+    return names
+
+
+def dependency_entry(repo: Path, check: str, name: str, manifest: str | None = None) -> LedgerEntry:
+    """`name` is declared in ``manifest`` (or, without one, in any Cargo.toml of the repo)."""
+    manifests = [clean_path(manifest)] if manifest else repo_files(repo, "*Cargo.toml")
+    wanted = {name, name.replace("_", "-"), name.replace("-", "_")}
+    looked: list[str] = []
+    for rel in manifests:
+        target = repo / rel
+        if not target.is_file() or target.name != "Cargo.toml":
+            looked.append(f"{rel} (missing)")
+            continue
+        try:
+            data = tomllib.loads(target.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            looked.append(f"{rel} (invalid TOML: {exc})")
+            continue
+        if wanted & _dependency_names(data):
+            return _entry(check, Verdict.PASS, f"`{name}` is declared in {rel}")
+        looked.append(rel)
+    where = ", ".join(looked) or "no Cargo.toml found"
+    return _entry(check, Verdict.FAIL, f"`{name}` is not declared in {where}")
+
+
+def dependency_names_from_field(value: str) -> list[str]:
+    """`Dependencies to add: `serde` (derive), tokio = "1"` → [serde, tokio]."""
+    names: list[str] = []
+    spans = _SPAN.findall(value) or re.split(r"[,\n]", value)
+    for span in spans:
+        text = span.strip().lstrip("-* ").strip()
+        if text.lower() in {"none", "n/a", ""}:
+            continue
+        if match := _CRATE_SPEC.match(text):
+            names.append(match.group(1))
+    return names
+
+
+# --- grep ------------------------------------------------------------------------------------
+
+
+def _expand_globs(repo: Path, args: list[str]) -> list[str]:
+    expanded: list[str] = []
+    for arg in args:
+        if not arg.startswith("-") and any(ch in arg for ch in "*?["):
+            matches = sorted(str(p.relative_to(repo)) for p in repo.glob(arg))
+            expanded.extend(matches or [arg])
+        else:
+            expanded.append(arg)
+    return expanded
+
+
+def _rg_to_grep(args: list[str]) -> list[str] | None:
+    """ripgrep's common flags → grep; None when a flag has no simple equivalent."""
+    out = ["grep", "-r", "-E"]
+    positional: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in {"-i", "-w", "-F", "-q", "-l", "-c", "-n", "-v", "-x"}:
+            out.append(arg)
+        elif arg == "-e" and index + 1 < len(args):
+            out += ["-e", args[index + 1]]
+            index += 1
+        elif arg in {"-t", "--type"} and index + 1 < len(args):
+            out.append(
+                f"--include=*.{ {'rust': 'rs', 'py': 'py', 'md': 'md'}.get(args[index + 1], args[index + 1]) }"
+            )
+            index += 1
+        elif arg.startswith("-"):
+            return None
+        else:
+            positional.append(arg)
+        index += 1
+    if positional and "-e" not in out:
+        pattern, paths = positional[0], positional[1:]
+        return [*out, "-e", pattern, *(paths or ["."])]
+    return [*out, *(positional or ["."])]
+
+
+def grep_argv(command: str) -> tuple[list[str] | None, str]:
+    """The argument vector for a grep/rg command from plan text, or (None, why not)."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+    except ValueError as exc:
+        return None, f"cannot split `{command}`: {exc}"
+    if not tokens or tokens[0] not in GREP_PROGRAMS:
+        return None, f"`{command}` is not a grep command"
+    if operators := SHELL_OPERATORS & set(tokens):
+        return (
+            None,
+            f"`{command}` uses shell operators {sorted(operators)}: not run without a shell",
+        )
+    if any("$(" in t or "`" in t for t in tokens):
+        return None, f"`{command}` uses command substitution: not run"
+    program, args = tokens[0], tokens[1:]
+    if program == "rg" and shutil.which("rg") is None:
+        translated = _rg_to_grep(args)
+        if translated is None:
+            return None, f"`{command}`: ripgrep is not installed and a flag has no grep equivalent"
+        return translated, ""
+    if program == "egrep":
+        return ["grep", "-E", *args], ""
+    if program == "fgrep":
+        return ["grep", "-F", *args], ""
+    return [program, *args], ""
+
+
+def grep_entry(repo: Path, check: str, command: str, criterion_text: str) -> LedgerEntry:
+    argv, why = grep_argv(command)
+    if argv is None:
+        return _entry(check, Verdict.NEEDS_JUDGEMENT, why, command=command)
+    argv = [argv[0], *_expand_globs(repo, argv[1:])]
+    tail = criterion_text.split(command, 1)[-1]
+    wanted_count = _at_least(tail)
+    negated = _NEGATED.search(tail) is not None
+    if wanted_count is not None and not negated:
+        argv = [argv[0], "-c", *[a for a in argv[1:] if a not in {"-q", "-l", "--quiet"}]]
+    result = shell.run(argv, cwd=repo, timeout_s=GREP_TIMEOUT_S, stdin="")
+    command_text = render(result.argv)
+    if result.exit_code not in (0, 1) or result.timed_out:
+        return LedgerEntry(
+            check=check,
+            command=command_text,
+            exit_code=result.exit_code,
+            duration_s=result.duration_s,
+            verdict=Verdict.FAIL,
+            evidence=output_evidence(result, "grep could not run (missing file?)", failed=True),
+        )
+    if wanted_count is not None and not negated:
+        found = sum(
+            int(line.rsplit(":", 1)[-1])
+            for line in result.output.split()
+            if line.rsplit(":", 1)[-1].isdigit()
+        )
+        ok = found >= wanted_count
+        summary = f"{found} matching lines (wanted {wanted_count}+)"
+    elif negated:
+        ok = result.exit_code == 1
+        summary = "no match, as wanted" if ok else "matched, but the criterion wants no match"
+    else:
+        ok = result.exit_code == 0
+        summary = "matched" if ok else "no match"
+    verdict = Verdict.PASS if ok else Verdict.FAIL
+    return LedgerEntry(
+        check=check,
+        command=command_text,
+        exit_code=result.exit_code,
+        duration_s=result.duration_s,
+        verdict=verdict,
+        evidence=output_evidence(result, summary, failed=not ok),
+    )
+
+
+# --- one criterion ---------------------------------------------------------------------------
+
+
+def _embedded_test_command(text: str, allowed: set[str]) -> list[str] | None:
+    for span in _SPAN.findall(text):
+        try:
+            argv = shlex.split(span)
+        except ValueError:
+            continue
+        if argv and argv[0] in allowed and not SHELL_OPERATORS & set(argv):
+            return argv
+    return None
+
+
+def _test_count_entry(
+    check: str, text: str, wanted: int, count_tests: TestCounter, allowed: set[str]
+) -> LedgerEntry:
+    command = _embedded_test_command(text, allowed)
+    run, source = count_tests(command)
+    if run is None:
+        return _entry(check, Verdict.NEEDS_JUDGEMENT, f"{text} — {source}")
+    ok = run.total >= wanted and run.failed == 0
+    evidence = (
+        f"{source}: {run.total} tests ran ({run.passed} passed, {run.failed} failed, "
+        f"{run.ignored} ignored); wanted {wanted}+ passing"
+    )
+    return LedgerEntry(
+        check=check,
+        command=source,
+        exit_code=run.exit_code,
+        verdict=Verdict.PASS if ok else Verdict.FAIL,
+        evidence=evidence,
+    )
+
+
+def evaluate_criterion(
+    repo: Path,
+    number: int,
+    text: str,
+    *,
+    count_tests: TestCounter,
+    allowed_programs: set[str],
+) -> list[LedgerEntry]:
+    """Ledger entries for one acceptance criterion: mechanical checks, or one NEEDS_JUDGEMENT."""
+    check = f"criterion {number}"
+    label = f"{check}: {text[:80]}"
+    entries: list[LedgerEntry] = []
+    handled: set[str] = set()
+
+    for span in _SPAN.findall(text):
+        if span.split(maxsplit=1)[0] in GREP_PROGRAMS:
+            entries.append(grep_entry(repo, label, span, text))
+            handled.add(span)
+
+    for match in _CONTAINS.finditer(text):
+        path, needle = match.groups()
+        if _looks_like_path(path) and path not in handled:
+            entries.append(contains_entry(repo, label, path, needle))
+            handled.update({path, needle})
+
+    for match in _TOML_INCLUDES.finditer(text):
+        manifest, spec = match.groups()
+        if spec in handled:
+            continue
+        crate = _CRATE_SPEC.match(spec)
+        if crate and "dependenc" in text.lower() + spec:
+            entries.append(dependency_entry(repo, label, crate.group(1), manifest))
+        else:
+            entries.append(contains_entry(repo, label, manifest, spec))
+        handled.add(spec)
+
+    for match in _DEP_ADDED.finditer(text):
+        name, manifest, bare = match.groups()
+        if name in handled:
+            continue
+        entries.append(dependency_entry(repo, label, name, manifest))
+        handled.add(name)
+
+    for match in _IN_FILE.finditer(text):
+        needle, path = match.groups()
+        if needle in handled or not _looks_like_path(path) or _looks_like_path(needle):
+            continue
+        if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
+            entries.append(dependency_entry(repo, label, needle, path))
+        else:
+            entries.append(contains_entry(repo, label, path, needle))
+        handled.update({needle, path})
+
+    for match in _FILE_EXISTS.finditer(text):
+        kind, path, rest = match.group(1), match.group(2), match.group("rest")
+        before = text[: match.start()]
+        if path in handled or _NON_FILE_SUBJECT.search(before):
+            continue
+        if kind or _looks_like_path(path):
+            entries.append(file_exists_entry(repo, label, path, rest))
+            handled.add(path)
+
+    counted_in_file = any("test function" in e.evidence for e in entries)
+    grep_used = any(span.split(maxsplit=1)[0] in GREP_PROGRAMS for span in _SPAN.findall(text))
+    if not counted_in_file and not grep_used and (match := _TEST_COUNT.search(text)):
+        wanted = int(next(g for g in match.groups() if g))
+        has_command = _embedded_test_command(text, allowed_programs) is not None
+        # "Function `f` has 8+ unit tests" is about one function: a run's total cannot say.
+        whole_run = _RUN_WORDS.search(text) and not _SPECIFIC_SUBJECT.search(text)
+        if has_command or whole_run:
+            entries.append(_test_count_entry(label, text, wanted, count_tests, allowed_programs))
+
+    if not entries:
+        entries.append(_entry(check, Verdict.NEEDS_JUDGEMENT, text))
+    return entries

@@ -1,0 +1,78 @@
+"""Final validation (the seed's Step 5.1): the whole suite, doc tests and quality checks, and
+the failures that are new since the pre-flight baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks.gates.cargo_output import FAILED, OK, TestRun, parse_test_output
+from tasks.gates.config import GateConfig, load_gate_config
+from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
+
+NO_LIBRARY = "no library targets found"
+
+
+def _test_entry(
+    check: str, argv: list[str], repo: Path, config: GateConfig
+) -> tuple[LedgerEntry, TestRun]:
+    result = run_gate(argv, repo, config.timeout_s)
+    run = parse_test_output(result.output).model_copy(
+        update={
+            "command": render(argv),
+            "exit_code": result.exit_code,
+            "duration_s": result.duration_s,
+        }
+    )
+    counts = f"{run.passed} passed, {run.failed} failed, {run.ignored} ignored"
+    if check == "doc tests" and not result.ok and NO_LIBRARY in result.output:
+        return not_run(check, "no library target: no doc tests to run", command=render(argv)), run
+    if result.ok and run.failed == 0:
+        return command_entry(check, result, summary=counts), run
+    failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
+    return command_entry(
+        check, result, verdict=Verdict.FAIL, summary=f"{counts}; failing: {failing}"
+    ), run
+
+
+def _regressions(runs: list[TestRun], baseline: TestRun | None) -> LedgerEntry:
+    if baseline is None:
+        return not_run("regressions vs baseline", "no baseline test run to compare with")
+    now: dict[str, str] = {}
+    for run in runs:
+        now.update(run.results)
+    new_failures = sorted(
+        n for n, status in now.items() if status == FAILED and baseline.results.get(n) != FAILED
+    )
+    regressions = [n for n in new_failures if baseline.results.get(n) == OK]
+    missing = sorted(n for n, status in baseline.results.items() if status == OK and n not in now)
+    evidence = (
+        f"baseline {baseline.passed} passed / {baseline.failed} failed; now "
+        f"{sum(r.passed for r in runs)} passed / {sum(r.failed for r in runs)} failed"
+    )
+    if new_failures:
+        evidence += f"; regressions (passed in the baseline): {', '.join(regressions) or 'none'}"
+        evidence += f"; new failures: {', '.join(new_failures)}"
+    if missing:
+        evidence += f"; baseline tests no longer reported: {', '.join(missing[:20])}"
+    return LedgerEntry(
+        check="regressions vs baseline",
+        verdict=Verdict.FAIL if new_failures else Verdict.PASS,
+        evidence=evidence,
+    )
+
+
+def run_final_validation(
+    repo: Path, *, baseline: TestRun | None, config: GateConfig | None = None
+) -> Ledger:
+    repo = Path(repo)
+    config = config or load_gate_config(repo)
+    ledger = Ledger()
+    suite_entry, suite = _test_entry("full test suite", list(config.test), repo, config)
+    doc_entry, doc = _test_entry("doc tests", list(config.doc_test), repo, config)
+    ledger.extend([suite_entry, doc_entry])
+    ledger.add(_regressions([suite, doc], baseline))
+    ledger.add(simple_gate("lint", config.lint, repo, config.timeout_s))
+    ledger.add(simple_gate("fmt", config.fmt, repo, config.timeout_s))
+    ledger.add(simple_gate("build", config.build, repo, config.timeout_s))
+    return ledger

@@ -1,0 +1,571 @@
+"""The gates a phase must pass, run by plan-executor itself after the phase's agent stopped.
+
+FILESYSTEM IS THE SOURCE OF TRUTH: the declared files, the diff since the phase started, the
+tests it runs and the quality tools decide. Nothing here reads what an agent said.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from plan_parser.model import FileAction, FileRef, Phase, PhaseType
+from tasks.gates.cargo_output import FAILED, OK, TestRun, parse_test_output
+from tasks.gates.config import GateConfig, load_gate_config
+from tasks.gates.criteria import (
+    GREP_PROGRAMS,
+    SHELL_OPERATORS,
+    clean_path,
+    dependency_entry,
+    dependency_names_from_field,
+    evaluate_criterion,
+    file_exists_entry,
+    grep_entry,
+)
+from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
+from tasks.gates.repo_state import (
+    DELETED,
+    LOCKFILES,
+    RustInventory,
+    changed_since,
+    file_digest,
+    head,
+    is_run_owned,
+    porcelain_status,
+    rust_inventory,
+)
+
+ScopePolicy = Literal["warn", "fail"]
+
+_CODE_SUFFIXES = (".rs", ".toml", ".py", ".go", ".ts", ".js", ".c", ".h", ".cpp")
+_DEPENDENCY_FIELD = re.compile(
+    r"dependenc(?:y|ies) to add|new dependencies|crates to add|add dependencies", re.I
+)
+_ALLOWS_DELETION = re.compile(
+    r"\b(?:remov|delet|drop|replac)\w*\b[^.\n]{0,60}\btests?\b|\btests?\b[^.\n]{0,30}\b(?:removed|deleted|dropped)",
+    re.I,
+)
+_ALLOWS_IGNORE = re.compile(
+    r"#\[ignore|\bignored?\b[^.\n]{0,40}\btests?\b|\btests?\b[^.\n]{0,40}\bignored\b", re.I
+)
+_BARE_FILTER = re.compile(r"^[\w:]+$")
+_SUPPRESSED_LINTS = re.compile(r"(?:allow|expect)\s*\(([^)]*)\)")
+
+
+class PhaseStart(BaseModel):
+    """The working tree right before a phase's agent runs; the gates diff against it."""
+
+    head: str
+    """The commit checked out when the phase started ('' in a repository without commits)."""
+    dirty_files: dict[str, str] = Field(default_factory=dict)
+    """Files already changed or untracked at the start → sha256 of their content (or
+    `<deleted>`): a sibling phase's or the user's work, not this phase's, unless it changes them."""
+    test_names: list[str] = Field(default_factory=list)
+    """Test keys of the latest full test run given to :func:`snapshot` (informational)."""
+    inventory: RustInventory = Field(default_factory=RustInventory)
+    """Test functions and lint suppressions in the sources at the start."""
+    taken_at: str = ""
+
+
+def snapshot(repo: Path, *, baseline: TestRun | None = None) -> PhaseStart:
+    repo = Path(repo)
+    dirty = {
+        path: file_digest(repo, path)
+        for _code, path in porcelain_status(repo)
+        if not is_run_owned(path)
+    }
+    return PhaseStart(
+        head=head(repo),
+        dirty_files=dirty,
+        test_names=baseline.names() if baseline else [],
+        inventory=rust_inventory(repo),
+        taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+
+
+def phase_text(phase: Phase) -> str:
+    """What the plan says about the phase: the source section, or its fields when built by hand."""
+    if phase.body:
+        return phase.body
+    parts = [phase.title, phase.goal or "", *phase.deliverables]
+    parts += [c.text for c in phase.acceptance_criteria]
+    parts += [f"{k}: {v}" for k, v in phase.extra_fields.items()]
+    return "\n".join(parts)
+
+
+def phase_changes(repo: Path, start: PhaseStart) -> dict[str, str]:
+    """Path → A/M/D for what changed since the phase started (excluding run-owned files and
+    files that were already dirty at the start and are untouched since)."""
+    changes = changed_since(repo, start.head)
+    for path, digest in start.dirty_files.items():
+        current = file_digest(repo, path)
+        if current == digest:
+            changes.pop(path, None)
+        elif path not in changes:
+            # Dirty at the start, then restored to the committed content by this phase.
+            changes[path] = "D" if current == DELETED else "M"
+    return {
+        p: s for p, s in changes.items() if not is_run_owned(p) and not p.startswith(".ai/plans/")
+    }
+
+
+# --- declared files and the scope contract ---------------------------------------------------
+
+
+def _repo_relative(repo: Path, ref: FileRef) -> str | None:
+    path = clean_path(ref.path)
+    if Path(path).is_absolute():
+        try:
+            return str(Path(path).resolve().relative_to(repo.resolve()))
+        except ValueError:
+            return None
+    return path
+
+
+def _matches(path: str, declared: str, is_glob: bool) -> bool:
+    if is_glob or any(ch in declared for ch in "*?["):
+        return fnmatch.fnmatch(path, declared)
+    return path == declared or path.startswith(declared.rstrip("/") + "/")
+
+
+def declared_file_entries(repo: Path, phase: Phase) -> list[LedgerEntry]:
+    entries: list[LedgerEntry] = []
+    for ref in phase.files:
+        path = _repo_relative(repo, ref)
+        check = f"file {ref.path}"
+        if path is None:
+            entries.append(not_run(check, f"{ref.path} is outside the repository: not checked"))
+            continue
+        if ref.is_glob or any(ch in path for ch in "*?["):
+            found = sorted(str(p.relative_to(repo)) for p in repo.glob(path))
+            verdict = Verdict.PASS if found else Verdict.FAIL
+            shown = ", ".join(found[:10]) or "nothing"
+            entries.append(
+                LedgerEntry(check=check, verdict=verdict, evidence=f"glob matches {shown}")
+            )
+            continue
+        if ref.action is FileAction.DELETE:
+            gone = not (repo / path).exists()
+            evidence = f"{path} deleted" if gone else f"{path} still exists (declared for deletion)"
+            entries.append(
+                LedgerEntry(
+                    check=check, verdict=Verdict.PASS if gone else Verdict.FAIL, evidence=evidence
+                )
+            )
+            continue
+        entry = file_exists_entry(repo, check, path, count_tests=False)
+        target = repo / path
+        if entry.verdict is Verdict.PASS and target.is_file() and target.stat().st_size == 0:
+            entry = entry.model_copy(
+                update={"verdict": Verdict.FAIL, "evidence": f"{path} is empty"}
+            )
+        entries.append(entry)
+    return entries
+
+
+def scope_entries(
+    phase: Phase, changes: dict[str, str], start: PhaseStart, repo: Path, policy: ScopePolicy
+) -> list[LedgerEntry]:
+    since = f"git diff since {start.head[:10] or 'an empty repository'}"
+    if not phase.files:
+        changed = ", ".join(sorted(changes)) or "nothing"
+        return [
+            not_run("scope contract", f"the phase declares no files; changed ({since}): {changed}")
+        ]
+    entries: list[LedgerEntry] = []
+    declared: list[tuple[str, bool]] = []
+    for ref in phase.files:
+        path = _repo_relative(repo, ref)
+        if path is None:
+            continue
+        is_glob = ref.is_glob or any(ch in path for ch in "*?[")
+        declared.append((path, is_glob))
+        if ref.action is FileAction.DELETE:
+            continue
+        touched = sorted(p for p in changes if _matches(p, path, is_glob))
+        if touched:
+            how = ", ".join(f"{p} ({changes[p]})" for p in touched[:10])
+            entries.append(
+                LedgerEntry(check=f"scope: {ref.path} changed", verdict=Verdict.PASS, evidence=how)
+            )
+        else:
+            entries.append(
+                LedgerEntry(
+                    check=f"scope: {ref.path} changed",
+                    verdict=Verdict.FAIL,
+                    evidence=f"phantom completion: {path} was declared but neither created nor modified ({since})",
+                )
+            )
+    outside = sorted(p for p in changes if not any(_matches(p, d, g) for d, g in declared))
+    incidental = [p for p in outside if Path(p).name in LOCKFILES]
+    outside = [p for p in outside if p not in incidental]
+    # Parallel phases share one working tree, so a file outside this phase's declared scope may
+    # be a sibling phase's work: that is why this is a warning unless the caller asks to fail.
+    if outside:
+        verdict = Verdict.FAIL if policy == "fail" else Verdict.WARN
+        evidence = f"changed outside the declared files ({since}): " + ", ".join(outside)
+    else:
+        verdict, evidence = Verdict.PASS, "no change outside the declared files"
+    if incidental:
+        evidence += f"; incidental: {', '.join(incidental)}"
+    entries.append(
+        LedgerEntry(
+            check="scope: outside declared files",
+            verdict=verdict,
+            evidence=evidence,
+            required=policy == "fail",
+        )
+    )
+    return entries
+
+
+# --- tests ------------------------------------------------------------------------------------
+
+
+class _TestRuns:
+    """Runs test commands once each and remembers the parsed results."""
+
+    def __init__(self, repo: Path, config: GateConfig, baseline: TestRun | None) -> None:
+        self.repo = repo
+        self.config = config
+        self.baseline = baseline
+        self.runs: dict[tuple[str, ...], TestRun] = {}
+        self.entries: list[LedgerEntry] = []
+
+    def run(self, check: str, argv: list[str], *, scoped: bool) -> TestRun:
+        key = tuple(argv)
+        if key in self.runs:
+            return self.runs[key]
+        result = run_gate(argv, self.repo, self.config.timeout_s)
+        parsed = parse_test_output(result.output)
+        parsed = parsed.model_copy(
+            update={
+                "command": render(argv),
+                "exit_code": result.exit_code,
+                "duration_s": result.duration_s,
+            }
+        )
+        self.runs[key] = parsed
+        verdict, summary = self._judge(argv, parsed, result.ok, result.timed_out, scoped=scoped)
+        self.entries.append(command_entry(check, result, verdict=verdict, summary=summary))
+        return parsed
+
+    def _judge(
+        self, argv: list[str], run: TestRun, ok: bool, timed_out: bool, *, scoped: bool
+    ) -> tuple[Verdict, str]:
+        is_test = run.summaries > 0 or "test" in argv or "nextest" in argv
+        counts = f"{run.passed} passed, {run.failed} failed, {run.ignored} ignored"
+        if run.filtered_out:
+            counts += f", {run.filtered_out} filtered out"
+        if timed_out:
+            return Verdict.FAIL, f"timed out; {counts}"
+        if not is_test:
+            return (Verdict.PASS, "exit 0") if ok else (Verdict.FAIL, "command failed")
+        if run.summaries == 0 and not ok:
+            return Verdict.FAIL, "no test ran: the tests did not build (see the output tail)"
+        failing = run.names(FAILED)
+        if run.failed or failing:
+            before = self.baseline.results if self.baseline else {}
+            new = [name for name in failing if before.get(name) != FAILED]
+            if new or len(failing) < run.failed:
+                return Verdict.FAIL, f"{counts}; failing: {', '.join(new or failing)}"
+            return (
+                Verdict.WARN,
+                f"{counts}; all failing tests already failed in the baseline: {', '.join(failing)}",
+            )
+        if not ok:
+            return Verdict.FAIL, f"{counts}; but the command exited non-zero"
+        if run.total == 0:
+            if scoped:
+                return Verdict.FAIL, f"0 tests ran: the blast radius matched no test ({counts})"
+            return Verdict.WARN, f"0 tests ran ({counts})"
+        return Verdict.PASS, counts
+
+    def tested(self) -> list[TestRun]:
+        return [run for run in self.runs.values() if run.summaries > 0]
+
+    def combined(self) -> TestRun | None:
+        runs = self.tested()
+        if not runs:
+            return None
+        results: dict[str, str] = {}
+        for run in runs:
+            results.update(run.results)
+        return TestRun(
+            passed=sum(r.passed for r in runs),
+            failed=sum(r.failed for r in runs),
+            ignored=sum(r.ignored for r in runs),
+            results=results,
+            summaries=sum(r.summaries for r in runs),
+            command=" ; ".join(r.command or "" for r in runs),
+            exit_code=max((r.exit_code or 0) for r in runs),
+        )
+
+
+def _split_segments(command: str) -> list[list[str]] | str:
+    """`cargo test a && grep x f` → [[cargo, test, a], [grep, x, f]]; a string says why not."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
+        lexer.whitespace_split = True
+        tokens = list(lexer)
+    except ValueError as exc:
+        return f"cannot split `{command}`: {exc}"
+    segments: list[list[str]] = [[]]
+    for token in tokens:
+        if token == "&&":
+            segments.append([])
+        else:
+            segments[-1].append(token)
+    return [s for s in segments if s]
+
+
+def blast_radius_entries(
+    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns
+) -> list[LedgerEntry]:
+    """Run the phase's blast radius; returns the entries that are not test runs (those are
+    collected in ``tests.entries``)."""
+    entries: list[LedgerEntry] = []
+    allowed = set(config.allowed_programs)
+    commands = list(phase.blast_commands)
+    radius = (phase.blast_radius or "").strip().strip("`").strip()
+    if not commands and radius and _BARE_FILTER.match(radius):
+        tests.run(f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True)
+        return entries
+    for command in commands:
+        segments = _split_segments(command)
+        if isinstance(segments, str):
+            entries.append(not_run(f"blast-radius: {command}", segments, command=command))
+            continue
+        for argv in segments:
+            text = shlex.join(argv)
+            check = f"blast-radius: {text}"
+            if argv[0] in GREP_PROGRAMS:
+                entries.append(grep_entry(repo, check, text, text))
+            elif operators := SHELL_OPERATORS & set(argv):
+                why = f"not run: `{command}` uses shell operators {sorted(operators)}; plan text is never given to a shell"
+                entries.append(not_run(check, why, command=command))
+            elif "=" in argv[0] or argv[0] not in allowed:
+                why = f"not run: `{argv[0]}` is not an allowed gate program (allowed: {', '.join(sorted(allowed))})"
+                entries.append(not_run(check, why, command=text))
+            else:
+                tests.run(check, argv, scoped=argv != config.test)
+    if not tests.runs:
+        if radius and not commands:
+            entries.append(
+                not_run(
+                    "blast-radius",
+                    f"prose blast radius, not runnable: {radius!r}; recorded as not run",
+                )
+            )
+        # No runnable scope (absent, prose or refused): the default scope still guards the phase.
+        tests.run(f"tests (default scope): {render(config.test)}", list(config.test), scoped=False)
+    return entries
+
+
+def regression_entry(tests: _TestRuns, baseline: TestRun | None) -> LedgerEntry:
+    if baseline is None:
+        return not_run("regressions vs baseline", "no baseline test run to compare with")
+    combined = tests.combined()
+    if combined is None:
+        return not_run("regressions vs baseline", "no test ran in this phase")
+    compared = [name for name in combined.results if name in baseline.results]
+    regressions = sorted(
+        name
+        for name in compared
+        if combined.results[name] == FAILED and baseline.results[name] == OK
+    )
+    if regressions:
+        return LedgerEntry(
+            check="regressions vs baseline",
+            command=combined.command,
+            verdict=Verdict.FAIL,
+            evidence="passed in the baseline, failing now: " + ", ".join(regressions),
+        )
+    return LedgerEntry(
+        check="regressions vs baseline",
+        command=combined.command,
+        verdict=Verdict.PASS,
+        evidence=f"no regression among {len(compared)} tests also in the baseline",
+    )
+
+
+# --- gate integrity ---------------------------------------------------------------------------
+
+
+def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[LedgerEntry]:
+    text = phase_text(phase)
+    now = rust_inventory(repo)
+    before = start.inventory
+    deletion_ok = bool(_ALLOWS_DELETION.search(text))
+    entries: list[LedgerEntry] = []
+
+    count_before, count_now = len(before.tests), len(now.tests)
+    falling = count_now < count_before
+    entries.append(
+        LedgerEntry(
+            check="integrity: test count",
+            verdict=Verdict.FAIL if falling and not deletion_ok else Verdict.PASS,
+            evidence=f"test functions: {count_before} at the start, {count_now} now ({count_now - count_before:+d})"
+            + ("; the plan asks for removing tests" if falling and deletion_ok else ""),
+        )
+    )
+
+    names_now = now.test_fn_names()
+    deleted = sorted(
+        key
+        for key in before.tests
+        if key not in now.tests and key.split("::")[-1].split("#")[0] not in names_now
+    )
+    if deleted and not deletion_ok:
+        verdict, evidence = Verdict.FAIL, "tests deleted: " + ", ".join(deleted)
+    elif deleted:
+        verdict, evidence = Verdict.PASS, "tests deleted as the plan asks: " + ", ".join(deleted)
+    else:
+        verdict, evidence = Verdict.PASS, "no test deleted"
+    entries.append(
+        LedgerEntry(check="integrity: deleted tests", verdict=verdict, evidence=evidence)
+    )
+
+    ignored = sorted(
+        key
+        for key, is_ignored in now.tests.items()
+        if is_ignored and not before.tests.get(key, False)
+    )
+    if ignored and not _ALLOWS_IGNORE.search(text):
+        verdict, evidence = Verdict.FAIL, "newly #[ignore]d tests: " + ", ".join(ignored)
+    elif ignored:
+        verdict, evidence = Verdict.PASS, "newly ignored as the plan asks: " + ", ".join(ignored)
+    else:
+        verdict, evidence = Verdict.PASS, "no newly ignored test"
+    entries.append(
+        LedgerEntry(check="integrity: newly ignored tests", verdict=verdict, evidence=evidence)
+    )
+
+    added = sorted(
+        key for key, count in now.suppressions.items() if count > before.suppressions.get(key, 0)
+    )
+    unasked = [key for key in added if not _suppression_asked(key, text)]
+    if unasked:
+        verdict, evidence = Verdict.FAIL, "new lint suppressions: " + "; ".join(unasked)
+    elif added:
+        verdict, evidence = Verdict.PASS, "new suppressions the plan asks for: " + "; ".join(added)
+    else:
+        verdict, evidence = Verdict.PASS, "no new lint suppression"
+    entries.append(
+        LedgerEntry(check="integrity: lint suppressions", verdict=verdict, evidence=evidence)
+    )
+    return entries
+
+
+def _suppression_asked(key: str, text: str) -> bool:
+    """The phase text names the suppressed lint (`clippy::too_many_arguments`) or the attribute."""
+    attribute = key.split(": ", 1)[-1]
+    match = _SUPPRESSED_LINTS.search(attribute)
+    lints = [lint.strip() for lint in match.group(1).split(",")] if match else []
+    if any(lint and (lint in text or lint.split("::")[-1] in text) for lint in lints):
+        return True
+    return attribute in text
+
+
+# --- the gate run -----------------------------------------------------------------------------
+
+
+def criteria_entries(
+    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, design: bool
+) -> list[LedgerEntry]:
+    def count_tests(argv: list[str] | None) -> tuple[TestRun | None, str]:
+        if design and argv is None:
+            return None, "design phase: tests are not run"
+        if argv is not None:
+            run = tests.run(f"criterion command: {render(argv)}", argv, scoped=argv != config.test)
+            return run, render(argv)
+        combined = tests.combined()
+        if combined is None:
+            return None, "no test ran in this phase"
+        return combined, combined.command or "blast radius"
+
+    entries: list[LedgerEntry] = []
+    for number, criterion in enumerate(phase.acceptance_criteria, 1):
+        entries.extend(
+            evaluate_criterion(
+                repo,
+                number,
+                criterion.text,
+                count_tests=count_tests,
+                allowed_programs=set(config.allowed_programs),
+            )
+        )
+    return entries
+
+
+def dependency_field_entries(repo: Path, phase: Phase) -> list[LedgerEntry]:
+    entries: list[LedgerEntry] = []
+    for field, value in phase.extra_fields.items():
+        if _DEPENDENCY_FIELD.search(field):
+            for name in dependency_names_from_field(value):
+                entries.append(dependency_entry(repo, f"dependency {name}", name))
+    return entries
+
+
+def run_phase_gates(
+    repo: Path,
+    phase: Phase,
+    *,
+    start: PhaseStart,
+    baseline: TestRun | None,
+    config: GateConfig | None = None,
+    scope_policy: ScopePolicy = "warn",
+) -> Ledger:
+    """Every gate for ``phase``, as ledger entries; :func:`tasks.gates.verdict.decide` judges."""
+    repo = Path(repo)
+    config = config or load_gate_config(repo)
+    design = phase.type is PhaseType.DESIGN
+    ledger = Ledger()
+    ledger.extend(declared_file_entries(repo, phase))
+    changes = phase_changes(repo, start)
+    ledger.extend(scope_entries(phase, changes, start, repo, scope_policy))
+
+    tests = _TestRuns(repo, config, baseline)
+    other: list[LedgerEntry] = []
+    if design:
+        other.append(not_run("tests", "design phase: tests are not required"))
+    else:
+        other.extend(blast_radius_entries(repo, phase, config, tests))
+    criteria = criteria_entries(repo, phase, config, tests, design=design)
+    ledger.extend(tests.entries)
+    ledger.extend(other)
+    if not design:
+        ledger.add(regression_entry(tests, baseline))
+    ledger.extend(criteria)
+    ledger.extend(dependency_field_entries(repo, phase))
+    ledger.extend(integrity_entries(repo, phase, start))
+    ledger.extend(_quality_entries(repo, config, changes, design=design))
+    for entry in ledger.entries:
+        entry.phase_id = phase.id
+    return ledger
+
+
+def _quality_entries(
+    repo: Path, config: GateConfig, changes: dict[str, str], *, design: bool
+) -> list[LedgerEntry]:
+    gate: Callable[[str, list[str]], LedgerEntry] = lambda check, argv: simple_gate(  # noqa: E731
+        check, argv, repo, config.timeout_s
+    )
+    if design:
+        code = [p for p in changes if p.endswith(_CODE_SUFFIXES) and changes[p] != "D"]
+        if not code:
+            return [not_run("build", "design phase without code changes: nothing to compile")]
+        return [
+            gate("build", config.build),
+            not_run("lint", "design phase: lint not required"),
+            not_run("fmt", "design phase: format not required"),
+        ]
+    return [gate("build", config.build), gate("lint", config.lint), gate("fmt", config.fmt)]

@@ -1,0 +1,301 @@
+"""Pre-flight (the seed's Step 0b): is the repository ready for a run, before any agent call?
+
+Clean working tree (ignoring the plan file and `.ai/logs/`), baseline tests with each test's name
+and result (skipped when the first wave is design work), build, lint, format, the tools on PATH
+and an agent definition for every agent-file owner. A failed pre-flight stops the run; the
+message says what to fix.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+
+from plan_parser.model import OwnerKind, PhaseType, Plan
+from tasks.gates.cargo_output import FAILED, TestRun, parse_test_output
+from tasks.gates.config import GateConfig, justfile_path, load_gate_config
+from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
+from tasks.gates.repo_state import RUN_OWNED_PREFIXES, git, is_run_owned, porcelain_status
+from tasks.gates.verdict import blocks
+
+DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
+
+FIX_HINTS = {
+    "working tree": "commit or stash your changes, or choose a dirty-tree policy: stash | commit | proceed",
+    "tools": "install the missing programs (`just` comes with `pip install rust-just`)",
+    "baseline tests": "make the test suite pass first (a plan may start on failing tests only with design work)",
+    "build": "fix the build",
+    "lint": "fix the lint warnings",
+    "fmt": "format the code (`cargo fmt --all`)",
+    "git": "run plan-executor inside a git repository",
+}
+
+
+class PreflightResult(BaseModel):
+    ok: bool
+    ledger: Ledger
+    baseline: TestRun | None
+    message: str
+    stash_ref: str | None = None
+    """The commit of the stash made under the `stash` policy (restore with `git stash pop`)."""
+    commit: str | None = None
+    """The commit made under the `commit` policy."""
+
+
+def _relative(repo: Path, path: Path) -> str | None:
+    try:
+        return str(Path(path).resolve().relative_to(repo.resolve()))
+    except ValueError:
+        return None
+
+
+def _exclusions(plan_file: str | None) -> list[str]:
+    pathspecs = ["."]
+    if plan_file:
+        pathspecs.append(f":(exclude){plan_file}")
+    pathspecs += [f":(exclude){prefix.rstrip('/')}" for prefix in RUN_OWNED_PREFIXES]
+    return pathspecs
+
+
+def dirty_files(repo: Path, plan_file: str | None) -> list[str]:
+    return sorted(
+        {path for _code, path in porcelain_status(repo) if not is_run_owned(path, plan_file)}
+    )
+
+
+def _tree_entries(
+    repo: Path, plan_file: str | None, policy: DirtyPolicy
+) -> tuple[list[LedgerEntry], str | None, str | None]:
+    """The clean-tree check and what the policy did; (entries, stash ref, commit)."""
+    check = "working tree"
+    dirty = dirty_files(repo, plan_file)
+    if not dirty:
+        return (
+            [
+                LedgerEntry(
+                    check=check,
+                    command="git status --porcelain",
+                    verdict=Verdict.PASS,
+                    evidence="clean",
+                )
+            ],
+            None,
+            None,
+        )
+    listing = ", ".join(dirty[:20]) + (f" (+{len(dirty) - 20} more)" if len(dirty) > 20 else "")
+    if policy == "stop":
+        evidence = f"uncommitted changes in {len(dirty)} files: {listing}"
+        return (
+            [
+                LedgerEntry(
+                    check=check,
+                    command="git status --porcelain",
+                    verdict=Verdict.FAIL,
+                    evidence=evidence,
+                )
+            ],
+            None,
+            None,
+        )
+    if policy == "proceed":
+        evidence = f"proceeding with uncommitted changes (risky) in {len(dirty)} files: {listing}"
+        return (
+            [LedgerEntry(check=check, verdict=Verdict.WARN, evidence=evidence, required=False)],
+            None,
+            None,
+        )
+    if policy == "stash":
+        message = "plan-executor pre-flight: changes present before the run"
+        result = git(
+            repo,
+            "stash",
+            "push",
+            "--include-untracked",
+            "-m",
+            message,
+            "--",
+            *_exclusions(plan_file),
+        )
+        ref = (
+            git(repo, "rev-parse", "--verify", "--quiet", "stash@{0}").output.strip()
+            if result.ok
+            else None
+        )
+        action = f"stashed {len(dirty)} files as {ref} (`git stash pop` restores them): {listing}"
+        entry = command_entry(check, result, summary=action if result.ok else "git stash failed")
+        stash_ref, commit = ref, None
+    else:
+        add = git(repo, "add", "-A", "--", *_exclusions(plan_file))
+        result = (
+            git(repo, "commit", "-m", "plan-executor: commit changes present before the run")
+            if add.ok
+            else add
+        )
+        commit = git(repo, "rev-parse", "HEAD").output.strip() if result.ok else None
+        summary = (
+            f"committed {len(dirty)} files as {commit}: {listing}"
+            if result.ok
+            else "git commit failed"
+        )
+        entry = command_entry(check, result, summary=summary)
+        stash_ref = None
+    left = dirty_files(repo, plan_file)
+    if entry.verdict is Verdict.PASS and left:
+        entry.verdict = Verdict.FAIL
+        entry.evidence += f"\nstill dirty afterwards: {', '.join(left)}"
+    return [entry], stash_ref, commit
+
+
+def _tools_entry(repo: Path, config: GateConfig) -> LedgerEntry:
+    tools = config.tools()
+    if justfile_path(repo) is not None and "just" not in tools:
+        tools.append("just")
+    found = {tool: shutil.which(tool) for tool in tools}
+    missing = [tool for tool, where in found.items() if where is None]
+    if missing:
+        return LedgerEntry(
+            check="tools", verdict=Verdict.FAIL, evidence=f"missing on PATH: {', '.join(missing)}"
+        )
+    return LedgerEntry(
+        check="tools",
+        verdict=Verdict.PASS,
+        evidence="; ".join(f"{t}: {w}" for t, w in found.items()),
+    )
+
+
+def _agent_entries(repo: Path, plan: Plan) -> list[LedgerEntry]:
+    owners: dict[str, list[str]] = {}
+    for phase in plan.phases:
+        owner = phase.owner
+        if owner is not None and owner.kind is OwnerKind.AGENT_FILE and owner.agent:
+            owners.setdefault(owner.agent, []).append(phase.id)
+    entries: list[LedgerEntry] = []
+    for agent, phase_ids in sorted(owners.items()):
+        path = Path(".claude") / "agents" / f"{agent}.md"
+        present = (repo / path).is_file()
+        evidence = (
+            f"{path} {'present' if present else 'missing'} (owner of phases {', '.join(phase_ids)})"
+        )
+        entries.append(
+            LedgerEntry(
+                check=f"agent {agent}",
+                verdict=Verdict.PASS if present else Verdict.FAIL,
+                evidence=evidence,
+            )
+        )
+    return entries
+
+
+def first_wave_is_design(plan: Plan) -> bool:
+    """True when every phase of the first wave is a design phase (no code to test yet)."""
+    if not plan.phases:
+        return False
+    try:
+        from plan_parser.schedule import waves
+
+        first = [plan.phase(phase_id) for phase_id in waves(plan)[0]]
+    except Exception:  # an unschedulable plan fails validation elsewhere; use document order
+        first = [plan.phases[0]]
+    return bool(first) and all(phase.type is PhaseType.DESIGN for phase in first)
+
+
+def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun]:
+    result = run_gate(config.test, repo, config.timeout_s)
+    run = parse_test_output(result.output).model_copy(
+        update={
+            "command": render(config.test),
+            "exit_code": result.exit_code,
+            "duration_s": result.duration_s,
+        }
+    )
+    counts = f"{run.passed} passed, {run.failed} failed, {run.ignored} ignored ({len(run.results)} tests recorded)"
+    if result.ok and run.failed == 0:
+        entry = command_entry("baseline tests", result, summary=counts)
+    else:
+        failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
+        entry = command_entry(
+            "baseline tests", result, verdict=Verdict.FAIL, summary=f"{counts}; failing: {failing}"
+        )
+    return entry, run
+
+
+def _message(ledger: Ledger) -> str:
+    blocking = [entry for entry in ledger.entries if blocks(entry)]
+    warnings = [entry for entry in ledger.entries if entry.verdict is Verdict.WARN]
+    if not blocking:
+        text = f"pre-flight passed ({len(ledger.entries)} checks)"
+        if warnings:
+            text += "; warnings: " + "; ".join(
+                f"{e.check}: {e.evidence.splitlines()[0]}" for e in warnings
+            )
+        return text
+    lines = ["pre-flight failed; fix these before running the plan:"]
+    for entry in blocking:
+        key = "agent" if entry.check.startswith("agent ") else entry.check
+        hint = FIX_HINTS.get(
+            key, f"add {entry.evidence.split(' ', 1)[0]}" if key == "agent" else ""
+        )
+        first = entry.evidence.splitlines()[0] if entry.evidence else entry.verdict.value
+        lines.append(f"- {entry.check}: {first}" + (f" → {hint}" if hint else ""))
+    return "\n".join(lines)
+
+
+def run_preflight(
+    repo: Path,
+    plan: Plan,
+    *,
+    plan_path: Path,
+    policy: DirtyPolicy = "stop",
+    config: GateConfig | None = None,
+    skip_tests: bool | None = None,
+) -> PreflightResult:
+    """Check the repository before any agent call. ``skip_tests=None`` skips the baseline test
+    run only when the plan's first wave is design work."""
+    repo = Path(repo)
+    config = config or load_gate_config(repo)
+    ledger = Ledger()
+    inside = git(repo, "rev-parse", "--is-inside-work-tree")
+    if not inside.ok:
+        ledger.add(command_entry("git", inside, summary=f"{repo} is not a git working tree"))
+        return PreflightResult(ok=False, ledger=ledger, baseline=None, message=_message(ledger))
+
+    plan_file = _relative(repo, Path(plan_path))
+    tree, stash_ref, commit = _tree_entries(repo, plan_file, policy)
+    ledger.extend(tree)
+    ledger.add(_tools_entry(repo, config))
+    ledger.extend(_agent_entries(repo, plan))
+    if any(blocks(entry) for entry in tree):
+        # Tests and builds on a tree that is about to change would describe the wrong code.
+        ledger.add(
+            not_run("baseline tests", "not run: the working tree is not clean", required=False)
+        )
+        return PreflightResult(
+            ok=False, ledger=ledger, baseline=None, message=_message(ledger), stash_ref=stash_ref
+        )
+
+    baseline: TestRun | None = None
+    if skip_tests is None:
+        skip_tests = first_wave_is_design(plan)
+    if skip_tests:
+        ledger.add(
+            not_run("baseline tests", "skipped: the plan starts with design work", required=False)
+        )
+    else:
+        entry, baseline = baseline_tests(repo, config)
+        ledger.add(entry)
+    ledger.add(simple_gate("build", config.build, repo, config.timeout_s))
+    ledger.add(simple_gate("lint", config.lint, repo, config.timeout_s))
+    ledger.add(simple_gate("fmt", config.fmt, repo, config.timeout_s))
+    ok = not any(blocks(entry) for entry in ledger.entries)
+    return PreflightResult(
+        ok=ok,
+        ledger=ledger,
+        baseline=baseline,
+        message=_message(ledger),
+        stash_ref=stash_ref,
+        commit=commit,
+    )

@@ -1,0 +1,148 @@
+"""What the working tree holds: git state (through `tasks.shell`) and a static Rust inventory.
+
+The inventory lists test functions (with their `#[ignore]` state) and lint suppressions per file,
+read from the sources themselves. Comparing two inventories tells which tests a phase deleted or
+ignored and which suppressions it added, whatever subset of the tests its blast radius ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from tasks import shell
+from tasks.shell import CommandResult
+
+GIT_TIMEOUT_S = 120
+# Files the run itself writes: never the user's changes, never a phase's scope.
+RUN_OWNED_PREFIXES = (".ai/logs/",)
+LOCKFILES = {"Cargo.lock", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock"}
+DELETED = "<deleted>"
+
+_TEST_ATTR = re.compile(r"^#\[\s*(?:\w+::)*(?:test|rstest|test_case|proptest)\b")
+_IGNORE_ATTR = re.compile(r"^#\[\s*ignore\b|^#\[\s*cfg_attr\s*\(.*\bignore\b")
+_SUPPRESSION = re.compile(
+    r"#!?\[\s*(?:allow|expect)\s*\(|#!?\[\s*cfg_attr\s*\(.*\b(?:allow|expect)\s*\("
+)
+_FN = re.compile(
+    r"^(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?(?:extern\s+\"[^\"]*\"\s+)?fn\s+(\w+)"
+)
+
+
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> CommandResult:
+    return shell.run(["git", *args], cwd=repo, timeout_s=GIT_TIMEOUT_S, env=env)
+
+
+def head(repo: Path) -> str:
+    result = git(repo, "rev-parse", "--verify", "--quiet", "HEAD")
+    return result.output.strip() if result.ok else ""
+
+
+def _split_z(output: str) -> list[str]:
+    return [item for item in output.split("\0") if item]
+
+
+def porcelain_status(repo: Path) -> list[tuple[str, str]]:
+    """(two-letter status, path) for every changed or untracked file; renames give both paths."""
+    result = git(repo, "status", "--porcelain=v1", "-z", "--untracked-files=all")
+    if not result.ok:
+        raise RuntimeError(f"git status failed in {repo}: {result.tail()}")
+    items = _split_z(result.output)
+    entries: list[tuple[str, str]] = []
+    index = 0
+    while index < len(items):
+        item = items[index]
+        code, path = item[:2], item[3:]
+        entries.append((code, path))
+        if code[0] in "RC":  # the rename's source path follows as its own item
+            index += 1
+            if index < len(items):
+                entries.append((code, items[index]))
+        index += 1
+    return entries
+
+
+def is_run_owned(path: str, plan_file: str | None = None) -> bool:
+    return path == plan_file or path.startswith(RUN_OWNED_PREFIXES)
+
+
+def file_digest(repo: Path, path: str) -> str:
+    target = repo / path
+    if not target.is_file():
+        return DELETED
+    return hashlib.sha256(target.read_bytes()).hexdigest()
+
+
+def changed_since(repo: Path, base: str) -> dict[str, str]:
+    """Path → `A`/`M`/`D` for everything that differs from commit ``base``: commits made since,
+    staged and unstaged edits, and untracked files."""
+    changes: dict[str, str] = {}
+    if base:
+        diff = git(repo, "diff", "--name-status", "--no-renames", "-z", base, "--")
+        items = _split_z(diff.output)
+        for status, path in zip(items[::2], items[1::2], strict=False):
+            changes[path] = status[0]
+    else:  # no commit yet: every tracked file is new
+        for path in _split_z(git(repo, "ls-files", "-z").output):
+            changes[path] = "A"
+    untracked = git(repo, "ls-files", "--others", "--exclude-standard", "-z")
+    for path in _split_z(untracked.output):
+        changes[path] = "A"
+    return changes
+
+
+def repo_files(repo: Path, pattern: str) -> list[str]:
+    """Tracked and untracked (not ignored) files matching a git pathspec glob."""
+    result = git(
+        repo, "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", pattern
+    )
+    return sorted({p for p in _split_z(result.output) if (repo / p).is_file()})
+
+
+class RustInventory(BaseModel):
+    tests: dict[str, bool] = Field(default_factory=dict)
+    """`file::fn` (with `#n` for repeats in one file) → whether it is `#[ignore]`d."""
+    suppressions: dict[str, int] = Field(default_factory=dict)
+    """`file: #[allow(...)]` → how many times that suppression appears in the file."""
+
+    def test_fn_names(self) -> set[str]:
+        return {key.split("::")[-1].split("#")[0] for key in self.tests}
+
+
+def _normalise_attr(line: str) -> str:
+    return re.sub(r"\s+", " ", line.strip())
+
+
+def scan_rust_file(path: str, text: str, inventory: RustInventory) -> None:
+    pending: list[str] = []
+    seen: Counter[str] = Counter()
+    for raw in text.splitlines():
+        line = raw.strip()
+        if _SUPPRESSION.search(line) and not line.startswith("//"):
+            key = f"{path}: {_normalise_attr(line)}"
+            inventory.suppressions[key] = inventory.suppressions.get(key, 0) + 1
+        if line.startswith("#[") or line.startswith("#!["):
+            pending.append(line)
+            continue
+        if not line or line.startswith("//"):
+            continue
+        match = _FN.match(line)
+        if match and any(_TEST_ATTR.match(attr) for attr in pending):
+            name = f"{path}::{match.group(1)}"
+            seen[name] += 1
+            if seen[name] > 1:
+                name = f"{name}#{seen[name]}"
+            inventory.tests[name] = any(_IGNORE_ATTR.match(attr) for attr in pending)
+        pending = []
+
+
+def rust_inventory(repo: Path) -> RustInventory:
+    inventory = RustInventory()
+    for path in repo_files(repo, "*.rs"):
+        text = (repo / path).read_text(encoding="utf-8", errors="replace")
+        scan_rust_file(path, text, inventory)
+    return inventory
