@@ -1,0 +1,189 @@
+"""Agent definitions: `.claude/agents/*.md` of the target repository, plus our built-in roles.
+
+Claude Code's format: YAML frontmatter (`name`, `description`, `model`, `tools`) and a Markdown
+body that is the role prompt. Phase owners resolve to a definition like this:
+
+- an agent file stem (`rust-developer`) or a display name (`Rust Developer`,
+  `Feature Tester (Rust)` → `feature-tester-rust.md`), also matched against frontmatter `name`;
+- a built-in type (`general-purpose`, `Bash`, `Explore`, `Plan`) → a role prompt of ours;
+- `human` → None: a person does the work; the flow pauses for them, no agent is called;
+- `self` / `None (orchestrator)` → None: plan-executor runs only the gates, no agent is called;
+- anything else → `general-purpose`, with `warning` set (plan validation reports it too).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import frontmatter
+import yaml
+from pydantic import BaseModel
+
+from plan_parser.model import OwnerKind
+from plan_parser.owners import clean_owner_text, normalise_owner, slug
+
+log = logging.getLogger(__name__)
+
+AGENTS_DIR = Path(".claude/agents")
+
+
+class AgentDefinition(BaseModel):
+    name: str
+    description: str
+    model: str | None
+    tools: list[str] | None
+    """Claude Code tool names from the frontmatter (`Read, Edit, Bash`); None exposes all of ours."""
+    prompt: str
+    """The role prompt (the file body): the system prompt of the call."""
+    source: str
+    """The file it came from, or `builtin:<type>`."""
+    read_only: bool = False
+    """Built-in explore/plan roles: the editor only views, the repository is mounted read-only."""
+    warning: str | None = None
+    """Set when the owner was unknown and this definition is the general-purpose fallback."""
+
+
+_COMMON = (
+    "You work inside one repository with two tools: `str_replace_based_edit_tool` (view, "
+    "create, str_replace, insert; paths are relative to the repository root) and `bash` "
+    "(each command runs on its own in a sandbox at the repository root)."
+)
+
+BUILTIN_PROMPTS: dict[str, tuple[str, str, bool]] = {
+    "general-purpose": (
+        "General-purpose agent for multi-step coding tasks",
+        "You are a careful senior software engineer. Do the task you are given completely: read "
+        "the relevant code first, make focused changes, run the project's build and tests, and "
+        "fix what you broke. Do not stop at a plan; change the files. " + _COMMON,
+        False,
+    ),
+    "bash": (
+        "Command execution specialist",
+        "You are a command-line specialist. Accomplish the task by running shell commands; "
+        "prefer small, inspectable steps and report exact commands and their outcomes. " + _COMMON,
+        False,
+    ),
+    "explore": (
+        "Read-only codebase exploration",
+        "You explore a codebase to answer questions. You do not modify files: the repository is "
+        "mounted read-only. Search, read and report findings with file paths and line numbers. "
+        + _COMMON,
+        True,
+    ),
+    "plan": (
+        "Read-only software architect that designs implementation plans",
+        "You are a software architect. Study the code and design a step-by-step implementation "
+        "approach with the files to change, risks and tests. You do not modify files: the "
+        "repository is mounted read-only. " + _COMMON,
+        True,
+    ),
+}
+
+
+def builtin_agent(kind: str) -> AgentDefinition:
+    description, prompt, read_only = BUILTIN_PROMPTS[kind]
+    return AgentDefinition(
+        name=kind,
+        description=description,
+        model=None,
+        tools=None,
+        prompt=prompt,
+        source=f"builtin:{kind}",
+        read_only=read_only,
+    )
+
+
+def _tools_field(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list):
+        return [str(part).strip() for part in value if str(part).strip()]
+    return None
+
+
+def load_agent_file(path: Path) -> AgentDefinition:
+    post = frontmatter.load(str(path))
+    meta = post.metadata
+    name = str(meta.get("name") or path.stem)
+    model = meta.get("model")
+    return AgentDefinition(
+        name=name,
+        description=str(meta.get("description") or ""),
+        model=str(model) if model else None,
+        tools=_tools_field(meta.get("tools")),
+        prompt=post.content.strip(),
+        source=str(path),
+    )
+
+
+def load_agents_dir(directory: Path) -> dict[str, AgentDefinition]:
+    """Definitions keyed by file stem; unreadable files are logged and skipped."""
+    agents: dict[str, AgentDefinition] = {}
+    if not directory.is_dir():
+        return agents
+    for path in sorted(directory.glob("*.md")):
+        try:
+            agents[path.stem] = load_agent_file(path)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as exc:
+            log.warning("skipping agent definition %s: %s", path, exc)
+    return agents
+
+
+def load_agents(repo: Path) -> dict[str, AgentDefinition]:
+    return load_agents_dir(Path(repo) / AGENTS_DIR)
+
+
+def _find(
+    agent_id: str | None, text: str, agents: dict[str, AgentDefinition]
+) -> AgentDefinition | None:
+    candidates = [c for c in (agent_id, slug(text), text.lower()) if c]
+    for key in candidates:
+        if key in agents:
+            return agents[key]
+    by_name = {slug(d.name): d for d in agents.values()}
+    for key in candidates:
+        if slug(key) in by_name:
+            return by_name[slug(key)]
+    return None
+
+
+def owner_kind(
+    owner_raw: str, repo: Path | None = None, *, agents: dict[str, AgentDefinition] | None = None
+) -> OwnerKind:
+    """How an owner resolves against a repository's definitions (for reports and validation)."""
+    owner = normalise_owner(owner_raw)
+    if owner.kind is not OwnerKind.AGENT_FILE:
+        return owner.kind
+    known = agents if agents is not None else (load_agents(repo) if repo else {})
+    return OwnerKind.AGENT_FILE if _find(owner.agent, owner.raw, known) else OwnerKind.UNKNOWN
+
+
+def resolve_agent(
+    owner_raw: str, repo: Path, *, agents: dict[str, AgentDefinition] | None = None
+) -> AgentDefinition | None:
+    """The definition for a phase owner; None when the owner is not an agent call.
+
+    ``agents`` overrides the definitions loaded from ``repo/.claude/agents``.
+    """
+    owner = normalise_owner(owner_raw)
+    if owner.kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
+        return None
+    if owner.kind is OwnerKind.BUILTIN and owner.agent in BUILTIN_PROMPTS:
+        return builtin_agent(owner.agent)
+    known = agents if agents is not None else load_agents(repo)
+    found = _find(owner.agent, owner.raw, known)
+    if found is not None:
+        return found
+    text = clean_owner_text(owner_raw)
+    if not text:
+        text = "(empty)"
+    fallback = builtin_agent("general-purpose")
+    fallback.warning = (
+        f"owner {text!r} has no definition in {AGENTS_DIR}/ and is not a built-in type; "
+        "using general-purpose"
+    )
+    log.warning(fallback.warning)
+    return fallback

@@ -1,0 +1,602 @@
+"""The agent loop: THE one module that talks to the Anthropic Messages API.
+
+One call = one agent (role prompt from its definition) working on one task in one repository:
+
+1. turns: stream a request (``messages.stream`` + ``get_final_message``), append the assistant
+   turn, run its tool calls, send the results back, until the model stops (``end_turn``), the
+   turn limit or the wall-clock budget is reached, or something fails;
+2. one final request with the same system prompt and tools but ``tool_choice: none`` and
+   ``max_tokens=500`` asks for the summary the orchestrator sees;
+3. everything (turns, tool calls, results, usage, request ids; never credentials or headers)
+   goes to ``.ai/logs/YYYY-MM-DD.<plan>-phase-<id>-<role_suffix>.md`` in the repository.
+
+Prompt caching: the system prompt carries a ``cache_control`` marker and so does the newest
+block of each request; tools, system and earlier turns are sent byte-identical every turn (only
+the marker moves), so each request reads the previous one's prefix from the cache.
+
+Reliability: the SDK retries 408/409/429/5xx/529 (``max_retries=4``, honouring
+``retry-after-ms``/``retry-after``), except spend-limit 429s, which a middleware marks
+``x-should-retry: false`` because no retry can fix them. An ``error`` event in the middle of a
+stream (HTTP 200) is not retried by the SDK; this module retries that turn itself, which is safe
+because no tool of that turn has run yet. Every failure is classified: INFRASTRUCTURE (API
+unreachable, overloaded, rate or spend limited, no sandbox; ``retryable`` says whether trying
+again can help) or AGENT (refusal, max turns, max tokens, context window, tool misuse, deadline).
+
+The agent's summary is a claim; nothing here decides that a phase is complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic._middleware import CallNext, Middleware
+
+from tasks.agent.definitions import AgentDefinition, resolve_agent
+from tasks.agent.prompts import SUMMARY_TOKENS, summary_request, system_prompt
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.agent.sandbox import Sandbox, SandboxSettings
+from tasks.agent.tools import BASH_NAME, ToolCollection, ToolResult, tools_for
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+MODEL_ALIASES = {
+    "sonnet": "claude-sonnet-5-5",
+    "opus": "claude-opus-5-5",
+    "haiku": "claude-haiku-5-5",
+    "inherit": DEFAULT_MODEL,
+}
+TURN_MAX_TOKENS = 32_000
+SDK_MAX_RETRIES = 4
+STREAM_RETRIES = 3
+"""Our own retries of a turn whose stream broke with a retryable error event."""
+STREAM_RETRY_BACKOFF_S = 1.0
+REQUEST_TIMEOUT_S = 600.0
+MAX_MISUSE_TURNS = 8
+"""Consecutive turns whose tool calls were all malformed before the call is ended as misuse."""
+RETRYABLE_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
+FATAL_ERROR_CODES = {
+    "enforced_spend_limit_reached",
+    "contract_spend_limit_reached",
+    "ramp_limit_exceeded",
+    "linked_organization_spend_limit_reached",
+    "linked_organization_billing_unavailable",
+}
+EPHEMERAL = {"type": "ephemeral"}
+UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
+LOG_FIELD_CAP = 30_000
+
+
+class _FatalLimitGuard(Middleware):
+    """Stops the SDK from retrying errors that no retry can fix (spend limits, billing)."""
+
+    def handle(self, request: Any, call_next: CallNext) -> Any:
+        response = call_next(request)
+        http = response.http_response
+        if http.status_code in (402, 429) and _error_code(http) in FATAL_ERROR_CODES:
+            http.headers["x-should-retry"] = "false"
+        return response
+
+
+def _error_code(http: httpx2.Response) -> str | None:
+    try:
+        http.read()
+        code = http.json().get("error", {}).get("details", {}).get("error_code")
+    except (ValueError, AttributeError, httpx2.HTTPError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def build_client() -> anthropic.Anthropic:
+    """A client from ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL`` (the SDK reads them)."""
+    return anthropic.Anthropic(max_retries=SDK_MAX_RETRIES)
+
+
+def _guarded(client: anthropic.Anthropic) -> anthropic.Anthropic:
+    if any(isinstance(m, _FatalLimitGuard) for m in client.middleware):
+        return client
+    return client.with_options(middleware=[*client.middleware, _FatalLimitGuard()])
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    kind: FailureKind
+    message: str
+    error_code: str | None = None
+    retryable: bool = False
+
+
+def classify_exception(exc: BaseException) -> Failure:
+    """INFRASTRUCTURE or AGENT for an exception raised by an API request."""
+    if isinstance(exc, anthropic.APIStatusError):
+        status, code = exc.status_code, exc.error_code
+        text = f"{type(exc).__name__} {status} {exc.type or ''}: {exc.api_message or exc.message}"
+        if code in FATAL_ERROR_CODES or status == 402:
+            return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=False)
+        if status == 200 or status in (408, 409, 429) or status >= 500:
+            return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=True)
+        message = (exc.api_message or str(exc)).lower()
+        if status in (400, 413) and ("too long" in message or "context" in message):
+            return Failure(FailureKind.AGENT, f"context exhausted: {text}", code)
+        # 400/401/403/404: our request, the key or the model id is wrong; retrying won't help.
+        return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=False)
+    if isinstance(exc, anthropic.APIConnectionError | httpx2.HTTPError):
+        return Failure(FailureKind.INFRASTRUCTURE, f"API unreachable: {exc!r}", retryable=True)
+    return Failure(FailureKind.INFRASTRUCTURE, f"unexpected error: {exc!r}", retryable=False)
+
+
+STOP_FAILURES = {
+    "max_tokens": "the turn hit max_tokens before the model finished",
+    "refusal": "the model refused",
+    "model_context_window_exceeded": "the context window is exhausted",
+}
+
+
+def classify_stop(stop_reason: str | None, stop_details: object) -> Failure | None:
+    if stop_reason in ("end_turn", "stop_sequence"):
+        return None
+    if stop_reason in STOP_FAILURES:
+        message = STOP_FAILURES[stop_reason]
+        if stop_reason == "refusal" and stop_details is not None:
+            category = getattr(stop_details, "category", None)
+            explanation = getattr(stop_details, "explanation", None)
+            message += f" (category {category}: {explanation})"
+        return Failure(FailureKind.AGENT, message)
+    return Failure(FailureKind.AGENT, f"unexpected stop reason {stop_reason!r}")
+
+
+# --- the details log --------------------------------------------------------------------------
+
+
+def _fence(text: str, lang: str = "text") -> str:
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{lang}\n{text}\n{ticks}"
+
+
+def _cap_log(text: str) -> str:
+    if len(text) <= LOG_FIELD_CAP:
+        return text
+    return text[:LOG_FIELD_CAP] + f"\n[... {len(text) - LOG_FIELD_CAP} characters not logged ...]"
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Path:
+    day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
+    name = (
+        f"{day}.{_safe_name(request.plan_name)}-phase-{_safe_name(request.phase_id)}"
+        f"-{_safe_name(request.role_suffix)}.md"
+    )
+    return Path(request.repo) / ".ai" / "logs" / name
+
+
+class DetailsLog:
+    """Appends the transcript as it happens, so a crash still leaves the turns so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, *parts: str) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write("\n\n".join(parts) + "\n\n")
+
+
+# --- the conversation -------------------------------------------------------------------------
+
+
+def _block_param(block: Any) -> dict[str, Any]:
+    """An assistant content block as a request param, with a stable key order."""
+    kind = block.type
+    if kind == "text":
+        return {"type": "text", "text": block.text}
+    if kind == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
+    if kind == "redacted_thinking":
+        return {"type": "redacted_thinking", "data": block.data}
+    dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
+    return dumped
+
+
+@dataclass
+class Conversation:
+    system: list[dict[str, Any]]
+    tools: list[dict[str, Any]]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, role: str, content: list[dict[str, Any]]) -> None:
+        if content:
+            self.messages.append({"role": role, "content": content})
+
+    def add_user_blocks(self, blocks: list[dict[str, Any]]) -> None:
+        """Append to the trailing user message if there is one (roles must alternate)."""
+        if self.messages and self.messages[-1]["role"] == "user":
+            self.messages[-1]["content"].extend(blocks)
+        else:
+            self.add("user", blocks)
+
+    def request_messages(self) -> list[dict[str, Any]]:
+        """The messages with one cache marker on the newest cacheable block; history unchanged."""
+        messages = [dict(m) for m in self.messages]
+        for message in reversed(messages):
+            content = list(message["content"])
+            for index in range(len(content) - 1, -1, -1):
+                if content[index].get("type") not in UNCACHEABLE_BLOCKS:
+                    content[index] = {**content[index], "cache_control": EPHEMERAL}
+                    message["content"] = content
+                    return messages
+        return messages
+
+    def unanswered_tool_uses(self) -> list[str]:
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            return []
+        return [b["id"] for b in self.messages[-1]["content"] if b.get("type") == "tool_use"]
+
+
+# --- the call ---------------------------------------------------------------------------------
+
+
+def pick_model(request: AgentRequest, definition: AgentDefinition) -> str:
+    chosen = request.model or definition.model or DEFAULT_MODEL
+    return MODEL_ALIASES.get(chosen.strip().lower(), chosen.strip())
+
+
+def _usage_of(message: Any) -> Usage:
+    usage = message.usage
+    return Usage(
+        input_tokens=usage.input_tokens or 0,
+        output_tokens=usage.output_tokens or 0,
+        cache_creation_input_tokens=usage.cache_creation_input_tokens or 0,
+        cache_read_input_tokens=usage.cache_read_input_tokens or 0,
+    )
+
+
+def _text_of(message: Any) -> str:
+    return "\n".join(b.text for b in message.content if b.type == "text").strip()
+
+
+def _words(text: str, limit: int) -> str:
+    words = text.split()
+    return text if len(words) <= limit else " ".join(words[:limit]) + " [...]"
+
+
+class AgentCall:
+    """One run of the loop; :func:`run_agent` is the public entry point."""
+
+    def __init__(
+        self,
+        request: AgentRequest,
+        definition: AgentDefinition,
+        client: anthropic.Anthropic,
+        deadline_s: float | None,
+    ) -> None:
+        self.request = request
+        self.definition = definition
+        self.client = client
+        self.model = pick_model(request, definition)
+        self.started = time.monotonic()
+        self.deadline = self.started + deadline_s if deadline_s else None
+        self.repo = Path(request.repo).resolve()
+        read_only = request.read_only or definition.read_only
+        self.sandbox = Sandbox(
+            self.repo,
+            SandboxSettings(
+                bwrap=request.bwrap,
+                network=request.network,
+                read_only=read_only,
+                allow_unsandboxed=request.allow_unsandboxed,
+            ),
+        )
+        self.tools: ToolCollection = tools_for(
+            definition.tools,
+            repo=self.repo,
+            sandbox=self.sandbox,
+            read_only=read_only,
+            timeout_s=request.command_timeout_s,
+        )
+        self.conversation = Conversation(
+            system=[
+                {"type": "text", "text": system_prompt(definition), "cache_control": EPHEMERAL}
+            ],
+            tools=self.tools.params(),
+        )
+        self.log = DetailsLog(details_log_path(request))
+        self.usage = Usage()
+        self.turns = 0
+        self.requests = 0
+        self.files_touched: list[str] = []
+        self.commands_run: list[str] = []
+        self.last_text = ""
+
+    # -- helpers
+
+    @property
+    def uses_bash(self) -> bool:
+        return BASH_NAME in self.tools.by_name
+
+    def remaining_s(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def result(self, summary: str, stop_reason: str | None, failure: Failure | None) -> AgentResult:
+        return AgentResult(
+            agent=self.definition.name,
+            model=self.model,
+            summary=summary,
+            stop_reason=stop_reason,
+            turns=self.turns,
+            usage=self.usage,
+            files_touched=self.files_touched,
+            commands_run=self.commands_run,
+            details_log=str(self.log.path.relative_to(self.repo)),
+            failure=failure.kind if failure else FailureKind.NONE,
+            error=failure.message if failure else None,
+            sandboxed=self.sandbox.sandboxed or not self.uses_bash,
+            error_code=failure.error_code if failure else None,
+            retryable=failure.retryable if failure else False,
+            requests=self.requests,
+        )
+
+    def params(self, **overrides: Any) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": TURN_MAX_TOKENS,
+            "system": self.conversation.system,
+            "tools": self.conversation.tools,
+            "messages": self.conversation.request_messages(),
+        }
+        params.update(overrides)
+        return params
+
+    def stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        """One turn, retried here when the stream breaks with a retryable error event."""
+        for attempt in range(STREAM_RETRIES + 1):
+            remaining = self.remaining_s()
+            timeout = (
+                REQUEST_TIMEOUT_S
+                if remaining is None
+                else max(1.0, min(remaining, REQUEST_TIMEOUT_S))
+            )
+            try:
+                with self.client.messages.stream(**params, timeout=timeout) as stream:
+                    message = stream.get_final_message()
+                    self.requests += 1
+                    return message, stream.request_id
+            except anthropic.APIStatusError as exc:
+                mid_stream = exc.status_code == 200 and exc.type in RETRYABLE_STREAM_ERRORS
+                if not mid_stream or attempt == STREAM_RETRIES:
+                    raise
+                self.log.write(
+                    f"_stream broke mid-turn ({exc.type}); retrying the turn (attempt {attempt + 2})_"
+                )
+            except httpx2.HTTPError as exc:  # a connection dropped while reading the stream
+                if attempt == STREAM_RETRIES:
+                    raise
+                self.log.write(f"_stream failed mid-turn ({exc!r}); retrying the turn_")
+            time.sleep(STREAM_RETRY_BACKOFF_S * 2**attempt)
+        raise RuntimeError("unreachable")
+
+    # -- the phases of a call
+
+    def start_log(self) -> None:
+        sandbox = (
+            f"bubblewrap ({self.sandbox.bwrap}); network {'on' if self.request.network else 'off'}; "
+            f"repository {'read-only' if self.sandbox.settings.read_only else 'read-write'}"
+            if self.sandbox.sandboxed
+            else "NONE: bubblewrap missing"
+            + (" (allow_unsandboxed was given)" if self.request.allow_unsandboxed else "")
+        )
+        header = "\n".join(
+            [
+                f"# Agent call: {self.definition.name} on phase {self.request.phase_id} "
+                f"({self.request.role_suffix})",
+                "",
+                f"- started: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+                f"- plan: {self.request.plan_name}",
+                f"- owner: {self.request.owner} → {self.definition.source}",
+                f"- model: {self.model}",
+                f"- tools: {', '.join(self.tools.by_name) or '(none)'}",
+                f"- sandbox: {sandbox}",
+                f"- max turns: {self.request.max_turns}; command timeout: "
+                f"{self.request.command_timeout_s:g} s",
+                f"- skills: {', '.join(self.request.skills) or '(none)'}",
+            ]
+            + ([f"- warning: {self.definition.warning}"] if self.definition.warning else [])
+        )
+        self.log.write(
+            header,
+            "## System prompt",
+            _fence(self.conversation.system[0]["text"]),
+            "## Task",
+            _fence(self.request.task, "markdown"),
+        )
+
+    def run_tools(self, message: Any) -> tuple[list[dict[str, Any]], bool]:
+        """Results for every tool_use block; also whether all of them were malformed."""
+        blocks: list[dict[str, Any]] = []
+        misuse = []
+        for block in message.content:
+            if block.type != "tool_use":
+                continue
+            result = self.tools.run(block.name, block.input)
+            self.record_tool(block, result)
+            blocks.append(result.to_block(block.id))
+            misuse.append(bool(result.details.get("misuse")))
+        return blocks, bool(misuse) and all(misuse)
+
+    def record_tool(self, block: Any, result: ToolResult) -> None:
+        if result.path and result.path not in self.files_touched:
+            self.files_touched.append(result.path)
+        if result.command is not None:
+            self.commands_run.append(result.command)
+        status = "error" if result.is_error else "ok"
+        extra = f" {json.dumps(result.details)}" if result.details else ""
+        self.log.write(
+            f"### Tool call `{block.name}` ({block.id})",
+            _fence(_cap_log(json.dumps(block.input, indent=2, ensure_ascii=False)), "json"),
+            f"**Result ({status}){extra}:**",
+            _fence(_cap_log(result.output)),
+        )
+
+    def work(self) -> tuple[str | None, Failure | None]:
+        """The tool loop; returns the last stop reason and the failure, if any."""
+        stop_reason: str | None = None
+        misuse_turns = 0
+        while True:
+            if self.turns >= self.request.max_turns:
+                return stop_reason, Failure(
+                    FailureKind.AGENT, f"max turns reached ({self.request.max_turns})"
+                )
+            remaining = self.remaining_s()
+            if remaining is not None and remaining <= 0:
+                return stop_reason, Failure(FailureKind.AGENT, "wall-clock budget exhausted")
+            self.turns += 1
+            try:
+                message, request_id = self.stream(self.params())
+            except Exception as exc:  # every API failure is classified, never raised
+                failure = classify_exception(exc)
+                self.log.write(
+                    f"## Turn {self.turns}: request failed",
+                    _fence(_cap_log(traceback.format_exc())),
+                )
+                return stop_reason, failure
+            turn_usage = _usage_of(message)
+            self.usage = self.usage + turn_usage
+            stop_reason = message.stop_reason
+            text = _text_of(message)
+            if text:
+                self.last_text = text
+            self.log.write(
+                f"## Turn {self.turns}",
+                f"- request id: {request_id}\n- stop reason: {stop_reason}\n"
+                f"- usage: {turn_usage.model_dump()}",
+                *(["### Assistant", text] if text else []),
+            )
+            self.conversation.add("assistant", [_block_param(b) for b in message.content])
+            if stop_reason == "pause_turn":
+                continue  # resend as-is: the model continues its own turn
+            if stop_reason != "tool_use":
+                return stop_reason, classify_stop(stop_reason, message.stop_details)
+            results, all_misuse = self.run_tools(message)
+            self.conversation.add_user_blocks(results)
+            misuse_turns = misuse_turns + 1 if all_misuse else 0
+            if misuse_turns >= MAX_MISUSE_TURNS:
+                return stop_reason, Failure(
+                    FailureKind.AGENT,
+                    f"tool misuse: {misuse_turns} consecutive turns of malformed tool calls",
+                )
+
+    def summarise(self, failure: Failure | None) -> tuple[str, Failure | None]:
+        """The final request: no tools allowed, at most 500 tokens."""
+        unanswered = self.conversation.unanswered_tool_uses()
+        reason = failure.message if failure else "the call ended"
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "tool_result",
+                "tool_use_id": tool_id,
+                "content": f"not run: {reason}",
+                "is_error": True,
+            }
+            for tool_id in unanswered
+        ]
+        blocks.append({"type": "text", "text": summary_request()})
+        self.conversation.add_user_blocks(blocks)
+        try:
+            message, request_id = self.stream(
+                self.params(max_tokens=SUMMARY_TOKENS, tool_choice={"type": "none"})
+            )
+        except Exception as exc:
+            problem = classify_exception(exc)
+            self.log.write("## Summary request failed", _fence(_cap_log(traceback.format_exc())))
+            fallback = (
+                f"(summary request failed: {problem.message}) Last words of the agent: "
+                + _words(self.last_text, 300)
+            )
+            return fallback, failure
+        usage = _usage_of(message)
+        self.usage = self.usage + usage
+        summary = _text_of(message)
+        self.log.write(
+            "## Summary",
+            f"- request id: {request_id}\n- stop reason: {message.stop_reason}\n- usage: {usage.model_dump()}",
+            summary or "(empty)",
+        )
+        return summary or _words(self.last_text, 300), failure
+
+    def finish_log(self, result: AgentResult) -> None:
+        self.log.write(
+            "## Result",
+            f"- failure: {result.failure.value}"
+            + (f" ({result.error})" if result.error else "")
+            + f"\n- stop reason: {result.stop_reason}\n- turns: {result.turns}; requests: {result.requests}"
+            f"\n- usage: {result.usage.model_dump()}"
+            f"\n- files touched (editor): {', '.join(result.files_touched) or '(none)'}"
+            f"\n- commands run: {len(result.commands_run)}"
+            f"\n- duration: {time.monotonic() - self.started:.1f} s",
+        )
+
+    def run(self) -> AgentResult:
+        self.start_log()
+        if self.uses_bash and not self.sandbox.usable:
+            failure = Failure(FailureKind.INFRASTRUCTURE, self.sandbox.refusal(), retryable=False)
+            result = self.result(f"Not started: {failure.message}", None, failure)
+            self.finish_log(result)
+            return result
+        stop_reason, failure = self.work()
+        skip_summary = failure is not None and (
+            failure.kind is FailureKind.INFRASTRUCTURE
+            or stop_reason in ("refusal", "model_context_window_exceeded")
+            or failure.message.startswith("context exhausted")
+        )
+        if skip_summary and failure is not None:
+            summary = f"Agent call failed ({failure.kind.value}): {failure.message}."
+            if self.last_text:
+                summary += " Last words of the agent: " + _words(self.last_text, 300)
+        else:
+            summary, failure = self.summarise(failure)
+        result = self.result(summary, stop_reason, failure)
+        self.finish_log(result)
+        return result
+
+
+def run_agent(
+    request: AgentRequest,
+    *,
+    client: anthropic.Anthropic | None = None,
+    deadline_s: float | None = None,
+) -> AgentResult:
+    """Run one agent call; never raises for API or agent failures (see ``AgentResult.failure``).
+
+    Raises ValueError when the owner is not an agent call (``human``, ``self``, orchestrator):
+    the flows must not call agents for those phases.
+    """
+    definition = resolve_agent(request.owner, Path(request.repo))
+    if definition is None:
+        raise ValueError(f"owner {request.owner!r} is not an agent call (human or orchestrator)")
+    try:
+        api = _guarded(client if client is not None else build_client())
+    except Exception as exc:  # e.g. no credentials at all
+        failure = classify_exception(exc)
+        return AgentResult(
+            agent=definition.name,
+            model=pick_model(request, definition),
+            summary=f"Not started: {failure.message}",
+            failure=FailureKind.INFRASTRUCTURE,
+            error=failure.message,
+            retryable=False,
+        )
+    return AgentCall(request, definition, api, deadline_s).run()

@@ -1,0 +1,157 @@
+"""The OS sandbox every agent command runs in (bubblewrap), and its environment allow-list.
+
+Path checks in the editor tool do not stop `bash` from writing anywhere, so each command runs as
+``bwrap ... -- bash --noprofile --norc -c CMD``: the whole filesystem read-only, the repository
+read-write (read-only for verifier calls), a private `/tmp` with a fresh `$HOME` inside it, a
+fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
+all capabilities dropped (we may run as root, and root could otherwise remount), the process
+dying with its parent, and no network when the run turns it off.
+
+Where bubblewrap is missing, commands are refused unless the user passed ``allow_unsandboxed``;
+then they run directly with the same environment allow-list and a private temporary `$HOME`.
+
+Each command is a fresh shell: `cd` and `export` do not persist between calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from tasks.shell import DEFAULT_OUTPUT_CAP, CommandResult, run
+
+SANDBOX_HOME = "/tmp/home"
+ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TERM", "USER")
+TOOLCHAIN_VARS = ("CARGO_HOME", "RUSTUP_HOME")
+DEFAULT_TOOLCHAIN_DIRS = {"CARGO_HOME": ".cargo", "RUSTUP_HOME": ".rustup"}
+
+
+class SandboxSettings(BaseModel):
+    bwrap: str = "bwrap"
+    """The bubblewrap executable (a name looked up on PATH, or a path)."""
+    network: bool = True
+    read_only: bool = False
+    allow_unsandboxed: bool = False
+    """The explicit unsafe flag: run commands without bubblewrap when it is missing."""
+    writable_paths: list[Path] = []
+    """Extra host paths mounted read-write (e.g. a shared cargo registry); empty by default."""
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing and the user did not allow unsandboxed commands."""
+
+
+def bwrap_path(settings: SandboxSettings) -> str | None:
+    found = shutil.which(settings.bwrap)
+    return found if found and os.access(found, os.X_OK) else None
+
+
+def toolchain_env(parent: dict[str, str] | None = None) -> dict[str, str]:
+    """CARGO_HOME / RUSTUP_HOME pinned to the host's toolchain, since $HOME is replaced."""
+    parent = dict(os.environ) if parent is None else parent
+    env: dict[str, str] = {}
+    home = parent.get("HOME") or str(Path.home())
+    for name in TOOLCHAIN_VARS:
+        value = parent.get(name)
+        if not value:
+            default = Path(home) / DEFAULT_TOOLCHAIN_DIRS[name]
+            value = str(default) if default.is_dir() else ""
+        if value:
+            env[name] = value
+    return env
+
+
+def command_env(home: str, parent: dict[str, str] | None = None) -> dict[str, str]:
+    """The allow-listed environment of an agent command: nothing secret, `$HOME` private."""
+    parent = dict(os.environ) if parent is None else parent
+    env = {name: parent[name] for name in ENV_PASSTHROUGH if parent.get(name)}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(toolchain_env(parent))
+    env["HOME"] = home
+    env["TMPDIR"] = "/tmp"
+    # Builds may fetch crates when the network is on; never let git or cargo prompt.
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    return env
+
+
+def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) -> list[str]:
+    repo_mount = "--ro-bind" if settings.read_only else "--bind"
+    argv = [
+        bwrap,
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--tmpfs", "/tmp",
+        "--dir", SANDBOX_HOME,
+    ]  # fmt: skip
+    for path in settings.writable_paths:
+        argv += ["--bind", str(path), str(path)]
+    # After /tmp so that a repository under /tmp is mounted over the private tmpfs.
+    argv += [repo_mount, str(repo), str(repo)]
+    argv += [
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--cap-drop", "ALL",
+        "--die-with-parent",
+        "--chdir", str(repo),
+    ]  # fmt: skip
+    if not settings.network:
+        argv.append("--unshare-net")
+    argv += ["--", "bash", "--noprofile", "--norc", "-c", command]
+    return argv
+
+
+class Sandbox:
+    """Runs agent commands in one repository; see the module docstring for the rules."""
+
+    def __init__(self, repo: Path, settings: SandboxSettings | None = None) -> None:
+        self.repo = Path(repo).resolve()
+        self.settings = settings or SandboxSettings()
+        self.bwrap = bwrap_path(self.settings)
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.bwrap is not None
+
+    @property
+    def usable(self) -> bool:
+        return self.sandboxed or self.settings.allow_unsandboxed
+
+    def refusal(self) -> str:
+        return (
+            f"refused: bubblewrap ({self.settings.bwrap!r}) was not found, and agent commands "
+            "never run unsandboxed unless the run allows it explicitly (allow_unsandboxed)"
+        )
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout_s: float | None,
+        output_cap: int | None = DEFAULT_OUTPUT_CAP,
+    ) -> CommandResult:
+        if self.bwrap is not None:
+            argv = bwrap_argv(self.bwrap, self.repo, command, self.settings)
+            return run(
+                argv,
+                cwd=self.repo,
+                env=command_env(SANDBOX_HOME),
+                timeout_s=timeout_s,
+                output_cap=output_cap,
+            )
+        if not self.settings.allow_unsandboxed:
+            raise SandboxUnavailable(self.refusal())
+        with tempfile.TemporaryDirectory(prefix="agent-home-") as home:
+            return run(
+                ["bash", "--noprofile", "--norc", "-c", command],
+                cwd=self.repo,
+                env=command_env(home),
+                timeout_s=timeout_s,
+                output_cap=output_cap,
+            )

@@ -1,0 +1,346 @@
+"""The client tools an agent gets: the Anthropic-defined text editor and bash, implemented by us.
+
+Each tool is a small class with ``params()`` (what the API is told) and ``__call__`` (what runs),
+returning one :class:`ToolResult`. A :class:`ToolCollection` dispatches by tool name and turns
+every mistake of the model (bad input, a path outside the repository) into an error result,
+never an exception: the model reads the error and can correct itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from tasks.agent.sandbox import Sandbox, SandboxUnavailable
+from tasks.shell import DEFAULT_OUTPUT_CAP
+
+EDITOR_TYPE = "text_editor_20250728"
+EDITOR_NAME = "str_replace_based_edit_tool"
+BASH_TYPE = "bash_20250124"
+BASH_NAME = "bash"
+VIEW_CAP = DEFAULT_OUTPUT_CAP
+"""Characters of a file shown by one `view`; the model pages with `view_range`."""
+DIRECTORY_LISTING_LIMIT = 500
+
+# Claude Code tool names in an agent's `tools:` frontmatter, mapped to our two tools.
+EDITOR_ALIASES = {"read", "write", "edit", "multiedit", "glob", "grep", "ls", "notebookedit"}
+BASH_ALIASES = {"bash"}
+
+
+class ToolResult(BaseModel):
+    output: str
+    is_error: bool = False
+    path: str | None = None
+    """The repository-relative path an editor call changed (for files_touched)."""
+    command: str | None = None
+    """The command a bash call ran (for commands_run)."""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+    def to_block(self, tool_use_id: str) -> dict[str, Any]:
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": tool_use_id,
+            "content": self.output or "(no output)",
+        }
+        if self.is_error:
+            block["is_error"] = True
+        return block
+
+
+class ToolInputError(ValueError):
+    """The model called a tool wrongly; the message goes back to it as an error result."""
+
+
+class Tool(Protocol):
+    name: str
+
+    def params(self) -> dict[str, Any]: ...
+
+    def __call__(self, tool_input: dict[str, Any]) -> ToolResult: ...
+
+
+def resolve_in_repo(root: Path, raw: object) -> Path:
+    """``raw`` as an absolute path inside ``root``, symlinks resolved; else ToolInputError.
+
+    Absolute paths are accepted only when they already point inside the repository. Every
+    symlink on the way (a dangling leaf link too) is followed before the check.
+    """
+    if not isinstance(raw, str) or not raw.strip():
+        raise ToolInputError("`path` must be a non-empty string")
+    if "\x00" in raw:
+        raise ToolInputError("`path` contains a NUL byte")
+    candidate = Path(raw)
+    target = Path(os.path.realpath(candidate if candidate.is_absolute() else root / candidate))
+    if not target.is_relative_to(root):
+        raise ToolInputError(
+            f"path {raw!r} resolves outside the repository ({target}); "
+            "only files inside the repository can be used"
+        )
+    return target
+
+
+def _relative(root: Path, path: Path) -> str:
+    rel = path.relative_to(root).as_posix()
+    return rel if rel != "." else "."
+
+
+def _cap(text: str, cap: int, hint: str) -> str:
+    if len(text) <= cap:
+        return text
+    return text[:cap] + f"\n[... cut at {cap} of {len(text)} characters; {hint} ...]"
+
+
+class EditorTool:
+    """`text_editor_20250728`: view, create, str_replace, insert (no undo_edit in this version)."""
+
+    name = EDITOR_NAME
+
+    def __init__(
+        self, repo: Path, *, read_only: bool = False, max_characters: int | None = None
+    ) -> None:
+        self.root = Path(repo).resolve()
+        self.read_only = read_only
+        self.max_characters = max_characters
+
+    def params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"type": EDITOR_TYPE, "name": EDITOR_NAME}
+        if self.max_characters:
+            params["max_characters"] = self.max_characters
+        return params
+
+    def __call__(self, tool_input: dict[str, Any]) -> ToolResult:
+        command = tool_input.get("command")
+        handlers = {
+            "view": self.view,
+            "create": self.create,
+            "str_replace": self.str_replace,
+            "insert": self.insert,
+        }
+        if command not in handlers:
+            raise ToolInputError(f"unknown command {command!r}; use one of: {', '.join(handlers)}")
+        target = resolve_in_repo(self.root, tool_input.get("path"))
+        if command != "view":
+            self._check_writable(target)
+        return handlers[command](target, tool_input)
+
+    def _check_writable(self, target: Path) -> None:
+        if self.read_only:
+            raise ToolInputError("this call is read-only: files can be viewed, not changed")
+        rel = target.relative_to(self.root).parts
+        if rel and rel[0] == ".git":
+            raise ToolInputError("files under .git/ are not edited directly; use git commands")
+
+    def _read(self, target: Path) -> str:
+        if not target.exists():
+            raise ToolInputError(f"{_relative(self.root, target)} does not exist")
+        if not target.is_file():
+            raise ToolInputError(f"{_relative(self.root, target)} is not a regular file")
+        return target.read_text(encoding="utf-8", errors="replace")
+
+    def view(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+        rel = _relative(self.root, target)
+        if target.is_dir():
+            return ToolResult(output=self._listing(target))
+        text = self._read(target)
+        lines = text.splitlines()
+        start, end = 1, len(lines)
+        view_range = tool_input.get("view_range")
+        if view_range is not None:
+            if (
+                not isinstance(view_range, list)
+                or len(view_range) != 2
+                or not all(isinstance(n, int) for n in view_range)
+            ):
+                raise ToolInputError("`view_range` must be [start, end] (1-based, end -1 = EOF)")
+            start, end = view_range
+            end = len(lines) if end == -1 else end
+            if start < 1 or start > max(len(lines), 1) or end < start:
+                raise ToolInputError(f"`view_range` {view_range} is outside 1..{len(lines)}")
+            end = min(end, len(lines))
+        numbered = "\n".join(f"{n}: {lines[n - 1]}" for n in range(start, end + 1))
+        cap = min(self.max_characters or VIEW_CAP, VIEW_CAP)
+        return ToolResult(output=_cap(numbered, cap, f"view {rel} with a view_range"))
+
+    def _listing(self, directory: Path) -> str:
+        entries: list[str] = []
+        for current, dirs, files in os.walk(directory):
+            here = Path(current)
+            depth = len(here.relative_to(directory).parts)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "target")
+            if depth >= 2:
+                dirs[:] = []
+            for name in sorted(dirs):
+                entries.append(_relative(self.root, here / name) + "/")
+            for name in sorted(files):
+                if not name.startswith("."):
+                    entries.append(_relative(self.root, here / name))
+            if len(entries) > DIRECTORY_LISTING_LIMIT:
+                entries = entries[:DIRECTORY_LISTING_LIMIT] + ["[... listing cut ...]"]
+                break
+        header = f"Files and directories up to 2 levels deep in {_relative(self.root, directory)}:"
+        return "\n".join([header, *entries])
+
+    def create(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+        text = tool_input.get("file_text")
+        if not isinstance(text, str):
+            raise ToolInputError("`file_text` (a string) is required for create")
+        if target.is_dir():
+            raise ToolInputError(f"{_relative(self.root, target)} is a directory")
+        existed = target.exists()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+        rel = _relative(self.root, target)
+        verb = "Overwrote" if existed else "Created"
+        return ToolResult(output=f"{verb} {rel} ({len(text)} characters)", path=rel)
+
+    def str_replace(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+        old, new = tool_input.get("old_str"), tool_input.get("new_str", "")
+        if not isinstance(old, str) or not old:
+            raise ToolInputError("`old_str` (a non-empty string) is required for str_replace")
+        if not isinstance(new, str):
+            raise ToolInputError("`new_str` must be a string")
+        text = self._read(target)
+        rel = _relative(self.root, target)
+        count = text.count(old)
+        if count == 0:
+            raise ToolInputError(f"no match for `old_str` in {rel}; it must match exactly")
+        if count > 1:
+            lines = [
+                i + 1 for i, line in enumerate(text.splitlines()) if old.splitlines()[0] in line
+            ]
+            raise ToolInputError(
+                f"`old_str` matches {count} times in {rel} (lines {lines[:10]}); "
+                "include more context to make it unique"
+            )
+        target.write_text(text.replace(old, new, 1), encoding="utf-8")
+        return ToolResult(output=f"Replaced 1 occurrence in {rel}", path=rel)
+
+    def insert(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+        # Older docs call the text `new_str`, newer ones `insert_text`: accept both.
+        text = tool_input.get("insert_text", tool_input.get("new_str"))
+        line = tool_input.get("insert_line")
+        if not isinstance(text, str):
+            raise ToolInputError("`insert_text` (a string) is required for insert")
+        if not isinstance(line, int) or isinstance(line, bool):
+            raise ToolInputError("`insert_line` (an integer, 0 = top of file) is required")
+        content = self._read(target)
+        lines = content.splitlines(keepends=True)
+        if line < 0 or line > len(lines):
+            raise ToolInputError(f"`insert_line` {line} is outside 0..{len(lines)}")
+        if lines and not lines[-1].endswith("\n") and line == len(lines):
+            lines[-1] += "\n"
+        addition = text if text.endswith("\n") else text + "\n"
+        lines.insert(line, addition)
+        target.write_text("".join(lines), encoding="utf-8")
+        rel = _relative(self.root, target)
+        return ToolResult(output=f"Inserted text after line {line} of {rel}", path=rel)
+
+
+class BashTool:
+    """`bash_20250124`, stateless: every command is a fresh shell in the sandbox.
+
+    `cd` and `export` do not carry over between calls (the prompt says so); `restart` is a no-op
+    that reports success.
+    """
+
+    name = BASH_NAME
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        *,
+        timeout_s: float = 120.0,
+        output_cap: int = DEFAULT_OUTPUT_CAP,
+    ) -> None:
+        self.sandbox = sandbox
+        self.timeout_s = timeout_s
+        self.output_cap = output_cap
+
+    def params(self) -> dict[str, Any]:
+        return {"type": BASH_TYPE, "name": BASH_NAME}
+
+    def __call__(self, tool_input: dict[str, Any]) -> ToolResult:
+        if tool_input.get("restart"):
+            return ToolResult(output="bash restarted (every command already runs in a fresh shell)")
+        command = tool_input.get("command")
+        if not isinstance(command, str) or not command.strip():
+            raise ToolInputError("`command` (a non-empty string) is required")
+        try:
+            result = self.sandbox.run(command, timeout_s=self.timeout_s, output_cap=self.output_cap)
+        except SandboxUnavailable as exc:
+            return ToolResult(output=str(exc), is_error=True, command=command)
+        output = result.output
+        if result.truncated:
+            output += (
+                f"\n[output was cut to {self.output_cap} of {result.output_chars} characters; "
+                "redirect to a file and view parts of it if you need more]"
+            )
+        if result.timed_out:
+            output += f"\n[killed after {self.timeout_s:g} s: the command timed out]"
+        elif result.exit_code != 0:
+            output += f"\n[exit code {result.exit_code}]"
+        return ToolResult(
+            output=output,
+            is_error=not result.ok,
+            command=command,
+            details={
+                "exit_code": result.exit_code,
+                "timed_out": result.timed_out,
+                "duration_s": result.duration_s,
+                "output_chars": result.output_chars,
+                "truncated": result.truncated,
+            },
+        )
+
+
+class ToolCollection:
+    """The tools of one call, dispatched by name."""
+
+    def __init__(self, *tools: Tool) -> None:
+        self.tools = tools
+        self.by_name = {tool.name: tool for tool in tools}
+
+    def params(self) -> list[dict[str, Any]]:
+        return [tool.params() for tool in self.tools]
+
+    def run(self, name: str, tool_input: object) -> ToolResult:
+        tool = self.by_name.get(name)
+        if tool is None:
+            return ToolResult(
+                output=f"unknown tool {name!r}; available: {', '.join(self.by_name)}",
+                is_error=True,
+                details={"misuse": True},
+            )
+        if not isinstance(tool_input, dict):
+            return ToolResult(
+                output="tool input must be a JSON object", is_error=True, details={"misuse": True}
+            )
+        try:
+            return tool(tool_input)
+        except ToolInputError as exc:
+            return ToolResult(output=f"Error: {exc}", is_error=True, details={"misuse": True})
+        except (OSError, UnicodeError) as exc:
+            return ToolResult(output=f"Error: {type(exc).__name__}: {exc}", is_error=True)
+
+
+def tools_for(
+    allowed: list[str] | None,
+    *,
+    repo: Path,
+    sandbox: Sandbox,
+    read_only: bool,
+    timeout_s: float,
+) -> ToolCollection:
+    """The tools an agent definition's `tools:` list allows (None allows both)."""
+    names = (
+        {name.strip().lower().split("(")[0] for name in allowed} if allowed is not None else None
+    )
+    tools: list[Tool] = []
+    if names is None or names & (EDITOR_ALIASES | {EDITOR_NAME}):
+        tools.append(EditorTool(repo, read_only=read_only))
+    if names is None or names & BASH_ALIASES:
+        tools.append(BashTool(sandbox, timeout_s=timeout_s))
+    return ToolCollection(*tools)
