@@ -20,7 +20,7 @@ from plan_parser.model import (
     Plan,
     Severity,
 )
-from plan_parser.parser import parse_plan, parse_text
+from plan_parser.parser import parse_bytes, parse_plan, parse_text
 
 __all__ = [
     "Criterion",
@@ -36,6 +36,7 @@ __all__ = [
     "Plan",
     "Severity",
     "id_sort_key",
+    "parse_bytes",
     "parse_plan",
     "parse_text",
 ]

@@ -109,6 +109,11 @@ def parse_text(text: str, path: str = "<text>", *, repo: Path | None = None) -> 
     return _parse(src, path, Path(path).name, repo)
 
 
+def parse_bytes(data: bytes, path: str = "<bytes>", *, repo: Path | None = None) -> Plan:
+    """Parse file content already in memory (same checks as :func:`parse_plan`)."""
+    return _parse(source.decode(data), path, Path(path).name, repo)
+
+
 @dataclass
 class _Candidate:
     heading: blocks.Heading

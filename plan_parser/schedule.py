@@ -57,7 +57,8 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
 
 
 def find_cycle(plan: Plan) -> list[str] | None:
-    """One dependency cycle (ids in dependency order), or None."""
+    """One dependency cycle, or None: ids in execution order (each waits for the one before
+    it, the first for the last), starting at the lowest id."""
     graph = dependency_map(plan, include_optional=True)
     state: dict[str, int] = {}
     stack: list[str] = []
@@ -67,8 +68,9 @@ def find_cycle(plan: Plan) -> list[str] | None:
         stack.append(node)
         for dep in graph.get(node, []):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep) :]
-                return list(reversed(cycle))
+                cycle = list(reversed(stack[stack.index(dep) :]))
+                first = cycle.index(min(cycle, key=id_sort_key))
+                return cycle[first:] + cycle[:first]
             if dep not in state:
                 found = visit(dep)
                 if found:

@@ -146,7 +146,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
     cycle = find_cycle(plan)
     if cycle:
         path = " -> ".join(f"Phase {phase_id}" for phase_id in [*cycle, cycle[0]])
-        start = by_id.get(cycle[-1]) or plan.phases[0]
+        start = by_id.get(cycle[0]) or plan.phases[0]
         out.append(
             _d(
                 "E-DEP-CYCLE",
