@@ -1,0 +1,68 @@
+"""Gate command detection and overrides."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tasks.gates.config import justfile_recipes, load_gate_config
+from tests.gates.helpers import CRATES
+
+
+def test_cargo_defaults(tmp_path: Path) -> None:
+    shutil.copytree(CRATES / "single", tmp_path / "r")
+    config = load_gate_config(tmp_path / "r")
+    assert config.test == ["cargo", "test"]
+    assert config.build == ["cargo", "build"]
+    assert config.lint == ["cargo", "clippy", "--workspace", "--", "-D", "warnings"]
+    assert config.fmt == ["cargo", "fmt", "--check", "--all"]
+    assert config.doc_test == ["cargo", "test", "--doc"]
+    assert config.source == "cargo default"
+    assert config.tools() == ["git", "cargo"]
+
+
+def test_justfile_recipes_are_detected(tmp_path: Path) -> None:
+    shutil.copytree(CRATES / "justcrate", tmp_path / "r")
+    config = load_gate_config(tmp_path / "r")
+    assert config.test == ["just", "test"]
+    assert config.build == ["just", "build"]
+    assert config.source == "detected justfile"
+    assert "just" in config.tools()
+
+
+def test_justfile_without_test_recipe_keeps_cargo(tmp_path: Path) -> None:
+    (tmp_path / "justfile").write_text(
+        "set shell := ['bash', '-c']\nx := 'y'\n\nbuild *args:\n    cargo build {{args}}\n"
+    )
+    assert justfile_recipes(tmp_path / "justfile") == {"build"}
+    config = load_gate_config(tmp_path)
+    assert config.test == ["cargo", "test"]
+    assert config.build == ["just", "build"]
+
+
+def test_overrides_pyproject_then_ai_toml(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.plan-executor]\ntest = "pytest -q"\nlint = ["ruff", "check", "."]\ntimeout_s = 60\nother = 1\n'
+    )
+    (tmp_path / ".ai").mkdir()
+    (tmp_path / ".ai" / "plan-executor.toml").write_text(
+        'fmt = "ruff format --check ."\ntest = "pytest -x"\n'
+    )
+    config = load_gate_config(tmp_path)
+    assert config.test == ["pytest", "-x"]
+    assert config.lint == ["ruff", "check", "."]
+    assert config.fmt == ["ruff", "format", "--check", "."]
+    assert config.timeout_s == 60
+    assert (
+        config.source
+        == "cargo default + pyproject.toml [tool.plan-executor] + .ai/plan-executor.toml"
+    )
+
+
+def test_bad_override_type_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / ".ai").mkdir()
+    (tmp_path / ".ai" / "plan-executor.toml").write_text("test = 3\n")
+    with pytest.raises(ValueError, match="`test` must be"):
+        load_gate_config(tmp_path)
