@@ -34,7 +34,12 @@ class LedgerEntry(BaseModel):
 
     def line(self) -> str:
         code = "" if self.exit_code is None else f" exit={self.exit_code}"
-        how = "judged" if self.judged else "verified"
+        if self.judged:
+            how = "judged"
+        elif self.verdict is Verdict.NEEDS_JUDGEMENT:
+            how = "awaiting judgement"
+        else:
+            how = "verified"
         return f"[{self.verdict.value}] {self.check}{code} ({how}): {self.evidence}".strip()
 
 
