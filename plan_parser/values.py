@@ -117,7 +117,10 @@ _REF = re.compile(
     re.IGNORECASE,
 )
 _MENTIONS_PHASE = re.compile(r"\bphases?\b|\bP\d", re.IGNORECASE)
-_ONLY_IDS = re.compile(r"^[\s\d.a-zA-Z,&+\-\u2013]*$")
+_ONLY_IDS = re.compile(
+    r"^\s*" + ID_PATTERN + r"(\s*(,|&|\+|\band\b|-|\u2013)\s*" + ID_PATTERN + r")*[\s,]*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass
