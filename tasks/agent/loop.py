@@ -41,7 +41,7 @@ import httpx2
 from anthropic._middleware import CallNext, Middleware
 
 from tasks.agent.definitions import AgentDefinition, resolve_agent
-from tasks.agent.prompts import SUMMARY_TOKENS, summary_request, system_prompt
+from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.agent.sandbox import Sandbox, SandboxSettings
 from tasks.agent.tools import BASH_NAME, ToolCollection, ToolResult, tools_for
@@ -311,10 +311,18 @@ class AgentCall:
         )
         self.conversation = Conversation(
             system=[
-                {"type": "text", "text": system_prompt(definition), "cache_control": EPHEMERAL}
+                {
+                    "type": "text",
+                    # Skills go to the system prompt unless the task (phase_task) lists them.
+                    "text": system_prompt(
+                        definition, [] if SKILLS_HEADING in request.task else request.skills
+                    ),
+                    "cache_control": EPHEMERAL,
+                }
             ],
             tools=self.tools.params(),
         )
+        self.conversation.add("user", [{"type": "text", "text": request.task}])
         self.log = DetailsLog(details_log_path(request))
         self.usage = Usage()
         self.turns = 0

@@ -49,8 +49,12 @@ TOOL_RULES = """\
 - No interactive programs (editors, pagers, prompts)."""
 
 
-def system_prompt(definition: AgentDefinition) -> str:
-    parts = [definition.prompt.strip(), TOOL_RULES]
+SKILLS_HEADING = "## Required Skills to Activate"
+
+
+def system_prompt(definition: AgentDefinition, skills: list[str] | None = None) -> str:
+    """Role prompt, the run's skills (when given) and the tool rules."""
+    parts = [definition.prompt.strip(), skills_section(skills) if skills else "", TOOL_RULES]
     return "\n\n".join(p for p in parts if p)
 
 
@@ -60,10 +64,10 @@ def _bullets(items: list[str]) -> str:
 
 def skills_section(skills: list[str]) -> str:
     if not skills:
-        return "## Required Skills to Activate\n\nNo skills were configured for this run."
+        return f"{SKILLS_HEADING}\n\nNo skills were configured for this run."
     listed = "\n".join(f"- `{s}`" for s in skills)
     return (
-        "## Required Skills to Activate\n\n"
+        f"{SKILLS_HEADING}\n\n"
         "Apply the conventions and practices of these skills throughout the task:\n\n"
         f"{listed}"
     )

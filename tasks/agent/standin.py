@@ -205,6 +205,17 @@ def count_tokens(value: Any) -> int:
     return sum(len(text.split()) for text in _strings(value))
 
 
+def count_output_tokens(content: list[dict[str, Any]]) -> int:
+    """Words of the text blocks plus the strings of tool inputs (what the model generated)."""
+    total = 0
+    for block in content:
+        if block.get("type") == "text":
+            total += len(str(block.get("text", "")).split())
+        else:
+            total += count_tokens(block.get("input", block))
+    return total
+
+
 def _without_markers(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_markers(v) for k, v in value.items() if k != "cache_control"}
@@ -274,7 +285,7 @@ class RecordedRequest:
     index: int
     path: str
     headers: dict[str, str]
-    """As sent, with the credentials redacted."""
+    """As sent (names lower-cased), with the credentials redacted."""
     body: dict[str, Any]
     started_at: float
     """``time.monotonic()`` when the request arrived (compare with other requests for overlap)."""
@@ -328,7 +339,9 @@ class StandinMessagesAPI:
     def start(self) -> StandinMessagesAPI:
         handler = _make_handler(self)
         self._server = _QuietServer(("127.0.0.1", 0), handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -368,7 +381,8 @@ class StandinMessagesAPI:
 
     def _record(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> RecordedRequest:
         safe_headers = {
-            k: ("<redacted>" if k.lower() in REDACTED_HEADERS else v) for k, v in headers.items()
+            k.lower(): ("<redacted>" if k.lower() in REDACTED_HEADERS else v)
+            for k, v in headers.items()
         }
         with self._lock:
             entry = RecordedRequest(
@@ -406,6 +420,10 @@ class StandinMessagesAPI:
             return 200, {}, json.dumps({"input_tokens": tokens}).encode()
         if entry.path.split("?")[0] != "/v1/messages":
             return _error_payload(404, "not_found_error", f"no route {entry.path}", None, {})
+        problem = validate_request(body)
+        if problem:
+            entry.reply_kind = "invalid"
+            return _error_payload(400, "invalid_request_error", problem, None, {})
         try:
             reply = self._choose(entry)
         except Exception as exc:  # a broken responder is a test bug: say so, don't retry
@@ -427,7 +445,7 @@ class StandinMessagesAPI:
         entry.input_tokens, entry.cache_creation_input_tokens, entry.cache_read_input_tokens = (
             self._cache.account(body)
         )
-        entry.output_tokens = max(1, count_tokens(content))
+        entry.output_tokens = max(1, count_output_tokens(content))
         usage = {
             "input_tokens": entry.input_tokens,
             "output_tokens": entry.output_tokens,
@@ -453,9 +471,50 @@ class StandinMessagesAPI:
         return 200, headers, payload.encode()
 
 
+def _markers(value: Any) -> int:
+    if isinstance(value, dict):
+        return int("cache_control" in value) + sum(_markers(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_markers(v) for v in value)
+    return 0
+
+
+def validate_request(body: dict[str, Any]) -> str | None:
+    """The structural rules of the real API that a loop can break; the problem, or None."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: at least one message is required"
+    if messages[0].get("role") != "user":
+        return "messages: the first message must use the user role"
+    markers = _markers(body.get("tools")) + _markers(body.get("system")) + _markers(messages)
+    if markers + (1 if body.get("cache_control") else 0) > 4:
+        return f"a maximum of 4 blocks with cache_control may be provided; found {markers}"
+    for index, message in enumerate(messages):
+        content = message.get("content")
+        last = index == len(messages) - 1
+        if not content and not (last and message.get("role") == "assistant"):
+            return f"messages.{index}: all messages must have non-empty content"
+        if message.get("role") != "assistant" or not isinstance(content, list):
+            continue
+        wanted = {b.get("id") for b in content if b.get("type") == "tool_use"}
+        if not wanted:
+            continue
+        following = messages[index + 1] if index + 1 < len(messages) else None
+        if following is None:
+            return f"messages.{index}: tool_use ids {sorted(wanted)} need tool_result blocks"
+        blocks = following.get("content") if isinstance(following.get("content"), list) else []
+        answered = {b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"}
+        if following.get("role") != "user" or wanted - answered:
+            return (
+                f"messages.{index + 1}: tool_use ids found without tool_result blocks "
+                f"immediately after: {sorted(wanted - answered)}"
+            )
+    return None
+
+
 def _limit_output(reply: Reply, max_tokens: int) -> tuple[list[dict[str, Any]], str]:
     """Cut text to ``max_tokens`` words, as a model stops when it runs out of output tokens."""
-    if max_tokens <= 0 or count_tokens(reply.content) <= max_tokens:
+    if max_tokens <= 0 or count_output_tokens(reply.content) <= max_tokens:
         return [dict(b) for b in reply.content], reply.stop_reason
     budget = max_tokens
     content: list[dict[str, Any]] = []
@@ -468,7 +527,7 @@ def _limit_output(reply: Reply, max_tokens: int) -> tuple[list[dict[str, Any]], 
             budget -= min(budget, len(words))
         else:
             content.append(dict(block))
-            budget -= count_tokens(block)
+            budget -= count_output_tokens([block])
     return content, "max_tokens"
 
 
