@@ -150,6 +150,7 @@ async def execute_plan(
         return await _run(context, report, resumed, started, flow_run_id)
     finally:
         unregister_run(plan_path)
+        await mirror.close()
 
 
 async def _run(
@@ -163,6 +164,39 @@ async def _run(
     log = get_run_logger()
     scheduled = [pid for wave in context.waves for pid in wave]
     phases = {pid: plan.phase(pid) for pid in scheduled}
+
+    for pid in resumed:
+        context.outcomes[pid] = _resumed_outcome(phases[pid], resumed[pid], context.wave_of(pid))
+
+    # Pre-flight first: it must see the tree as the user left it, before the mirror writes.
+    preflight = await preflight_step(
+        options.repo,
+        plan,
+        plan_path=context.plan_path,
+        policy=options.dirty_policy,
+    )
+    report.preflight_ok = bool(preflight.ok)
+    report.preflight_message = str(getattr(preflight, "message", "") or "")
+    context.baseline = getattr(preflight, "baseline", None)
+
+    if not preflight.ok:
+        log.error("pre-flight failed: %s", report.preflight_message)
+        await mirror.log(
+            f"## {stamp()} - Run of {plan.title}: pre-flight failed\n{report.preflight_message}"
+        )
+        for pid in scheduled:
+            context.outcomes.setdefault(
+                pid,
+                PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="pending",
+                    error="not run: pre-flight failed",
+                ),
+            )
+        return await _finish(context, report, scheduled, started, touch_plan=False)
 
     await mirror.initialise(
         [resumed[pid] if pid in resumed else _pending(phases[pid]) for pid in scheduled],
@@ -178,44 +212,16 @@ async def _run(
                 progress_id,
                 done,
                 len(scheduled),
-                f"{done}/{len(scheduled)} phases finished; phase {checkpoint.phase_id} {checkpoint.status}",
+                f"{done}/{len(scheduled)} phases finished; "
+                f"phase {checkpoint.phase_id} {checkpoint.status}",
             )
 
     mirror.listeners.append(on_transition)
 
-    for pid in resumed:
-        context.outcomes[pid] = _resumed_outcome(phases[pid], resumed[pid], context.wave_of(pid))
-
-    preflight = await preflight_step(
-        options.repo,
-        plan,
-        plan_path=context.plan_path,
-        policy=options.dirty_policy,
-    )
-    report.preflight_ok = bool(preflight.ok)
-    report.preflight_message = str(getattr(preflight, "message", "") or "")
-    context.baseline = getattr(preflight, "baseline", None)
-
-    if not preflight.ok:
-        log.error("pre-flight failed: %s", report.preflight_message)
-        await mirror.log(f"### {stamp()} - Pre-flight failed\n- {report.preflight_message}")
-        for pid in scheduled:
-            context.outcomes.setdefault(
-                pid,
-                PhaseOutcome(
-                    phase_id=pid,
-                    title=phases[pid].title,
-                    owner=_owner(phases[pid]),
-                    wave=context.wave_of(pid),
-                    status="pending",
-                    error="not run: pre-flight failed",
-                ),
-            )
-    else:
-        await _run_waves(context, phases, resumed)
-        ran_any = any(not o.resumed for o in context.outcomes.values())
-        if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
-            report.final_ledger = await final_validation_step(options.repo, context.baseline)
+    await _run_waves(context, phases, resumed)
+    ran_any = any(not o.resumed for o in context.outcomes.values())
+    if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
+        report.final_ledger = await final_validation_step(options.repo, context.baseline)
 
     return await _finish(context, report, scheduled, started)
 
@@ -326,7 +332,12 @@ async def _outcome_from_state(state: State[Any], phase: Phase, context: RunConte
 
 
 async def _finish(
-    context: RunContext, report: RunReport, scheduled: list[str], started: float
+    context: RunContext,
+    report: RunReport,
+    scheduled: list[str],
+    started: float,
+    *,
+    touch_plan: bool = True,
 ) -> State[Any]:
     mirror = context.mirror
     report.outcomes = [context.outcomes[pid] for pid in scheduled if pid in context.outcomes]
@@ -336,8 +347,9 @@ async def _finish(
     report.duration_s = round(time.monotonic() - started, 1)
     report.markdown = final_report(report, log_path=mirror.log_path)
 
-    await mirror.set_status(report.status)
-    await mirror.set_summary(implementation_summary(report))
+    if touch_plan:
+        await mirror.set_status(report.status)
+        await mirror.set_summary(implementation_summary(report))
     await mirror.log(
         f"### {stamp()} - Run finished: {report.status}\n- Flow run: `{report.flow_run_id}`"
     )

@@ -14,7 +14,6 @@ every command has its own timeout in `tasks.shell`. A phase that runs out of tim
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
-from tasks.phase_steps import decide_verdict, gates_step, human_step, snapshot_step
+from tasks.phase_steps import agent_step, decide_verdict, gates_step, human_step, snapshot_step
 
 AGENT_GRACE_S = 30.0
 """How long past its own deadline an agent call may take before we stop waiting for it."""
@@ -228,11 +227,9 @@ async def call_agent(request: AgentRequest, timeout_s: float) -> AgentResult:
     The runtime stops itself at ``deadline_s``; the asyncio timeout is the backstop for a call
     that does not, so the phase never waits on it for long.
     """
-    from tasks.agent.task import agent_call
-
     try:
-        async with asyncio.timeout(timeout_s + AGENT_GRACE_S):
-            result = await _invoke(agent_call, request, timeout_s)
+        async with asyncio.timeout(timeout_s + min(AGENT_GRACE_S, max(5.0, timeout_s / 2))):
+            result = await agent_step(request, deadline_s=timeout_s)
     except TimeoutError as exc:
         raise PhaseTimeout(
             f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s"
@@ -245,20 +242,10 @@ async def call_agent(request: AgentRequest, timeout_s: float) -> AgentResult:
     return result
 
 
-async def _invoke(agent_call: Any, request: AgentRequest, timeout_s: float) -> AgentResult:
-    parameters = inspect.signature(getattr(agent_call, "fn", agent_call)).parameters
-    if "deadline_s" in parameters:
-        result = agent_call(request, deadline_s=timeout_s)
-    else:
-        result = agent_call(request)
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
 def _hit_deadline(result: AgentResult) -> bool:
     text = f"{result.stop_reason or ''} {result.error or ''}".lower()
-    return result.failure is not FailureKind.NONE and ("deadline" in text or "timeout" in text)
+    words = ("deadline", "timeout", "timed out", "budget exhausted")
+    return result.failure is not FailureKind.NONE and any(word in text for word in words)
 
 
 def _record_agent(outcome: PhaseOutcome, role: str, result: AgentResult) -> None:

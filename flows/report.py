@@ -123,8 +123,10 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
         f"**Execution Time:** {format_duration(report.duration_s)}",
         f"**Status:** {verdict} - {report.status}",
     ]
+    if report.flow_run_id:
+        lines.append(f"**Prefect flow run:** `{report.flow_run_id}`")
     if report.ui_url:
-        lines.append(f"**Prefect run:** {report.ui_url}")
+        lines.append(f"**Prefect UI:** {report.ui_url}")
     if not report.preflight_ok:
         lines += ["", f"**Pre-flight failed:** {report.preflight_message}"]
 

@@ -12,6 +12,7 @@ One :class:`PlanMirror` per run. Its asyncio lock serialises the writes of concu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -124,6 +125,17 @@ class PlanMirror:
         if self.enabled:
             async with self._lock:
                 await asyncio.to_thread(self._append_log, markdown)
+
+    async def close(self) -> None:
+        """Remove the writer's lock file once the run is done with the plan.
+
+        `PlanFileWriter` leaves `.<plan>.lock` beside the plan; left there it is an untracked
+        file that the next run's pre-flight reports as an uncommitted change.
+        """
+        async with self._lock:
+            lock = self.plan_path.with_name(f".{self.plan_path.name}.lock")
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ No retries: a failing gate is evidence, not an infrastructure hiccup.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from plan_parser.model import Phase, Plan
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind
+from tasks.agent.task import AgentInfrastructureError, retry_if_retryable
 from tasks.gates.ledger import Ledger, PhaseVerdict
 
 
@@ -104,3 +107,37 @@ async def human_step(phase_id: str, title: str) -> bool:
         "then confirm to run its gates"
     )
     return await asyncio.to_thread(typer.confirm, prompt, default=True)
+
+
+def _agent_run_name() -> str:
+    from prefect.runtime import task_run
+
+    request = task_run.parameters.get("request")
+    if isinstance(request, AgentRequest):
+        return f"agent {request.owner} phase {request.phase_id} ({request.role_suffix})"
+    return "agent call"
+
+
+@task(
+    name="agent-call",
+    task_run_name=_agent_run_name,
+    retries=2,
+    retry_delay_seconds=[30, 120],
+    retry_condition_fn=retry_if_retryable,
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
+async def agent_step(request: AgentRequest, deadline_s: float | None = None) -> AgentResult:
+    """`tasks.agent.task.agent_call` with the call's own wall-clock budget (``deadline_s``).
+
+    Infrastructure failures raise, so the task retries them (only the retryable ones); a call
+    that failed because its time ran out is returned, never retried: the phase ends `timeout`.
+    """
+    from tasks.agent.loop import run_agent
+
+    started = time.monotonic()
+    result = await asyncio.to_thread(run_agent, request, deadline_s=deadline_s)
+    out_of_time = deadline_s is not None and time.monotonic() - started >= deadline_s
+    if result.failure is FailureKind.INFRASTRUCTURE and not out_of_time:
+        raise AgentInfrastructureError(result)
+    return result

@@ -1,0 +1,214 @@
+"""The flow's pure parts without a Prefect server: the mirror on a real plan file, resume rules,
+the verifier's judgements, plan status and the reports."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from flows.context import PhaseOutcome
+from flows.demo import demo_plan
+from flows.execute_plan import detect_skills, resumable_phases
+from flows.phase import judged_entries
+from flows.report import RunReport, final_report, implementation_summary, plan_status, table_rows
+from plan_parser import parse_plan
+from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_state
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
+from tasks.mirror import PlanMirror
+
+
+def write_plan(tmp_path: Path, text: str | None = None) -> Path:
+    plan = tmp_path / ".ai" / "plans" / "2026-11-24.demo-sums.md"
+    plan.parent.mkdir(parents=True)
+    plan.write_text(text or demo_plan(created="2026-11-24"), encoding="utf-8")
+    return plan
+
+
+def test_mirror_writes_each_transition_and_leaves_the_rest_of_the_file(tmp_path: Path) -> None:
+    plan_path = write_plan(tmp_path)
+    original = plan_path.read_text()
+    mirror = PlanMirror(plan_path, tmp_path, plan_title="Demo")
+    seen: list[tuple[str, str]] = []
+    mirror.listeners.append(lambda cp: seen.append((cp.phase_id, cp.status)))
+
+    async def scenario() -> None:
+        await mirror.initialise(
+            [PhaseCheckpoint(phase_id=pid, status="pending") for pid in ("1", "2", "3")], "## run"
+        )
+        await asyncio.gather(mirror.transition("1", "running"), mirror.transition("2", "running"))
+        await mirror.update("1", flow_run_id="0000-run")
+        await mirror.transition(
+            "1", "complete", artifacts=["tests/alpha.rs"], tokens={"input": 5, "output": 7}
+        )
+        await mirror.transition(
+            "2", "blocked", error="gates failed", ledger=["[fail] file tests/beta.rs (verified)"]
+        )
+        await mirror.transition("3", "skipped", error="depends on phase 2")
+        await mirror.set_status("Partially Implemented (1/3 phases complete)")
+        await mirror.close()
+
+    asyncio.run(scenario())
+
+    state = read_plan_state(plan_path)
+    assert state is not None
+    one, two, three = (state.phases[pid] for pid in ("1", "2", "3"))
+    assert (one.status, one.flow_run_id, one.artifacts, one.tokens) == (
+        "complete",
+        "0000-run",
+        ["tests/alpha.rs"],
+        {"input": 5, "output": 7},
+    )
+    assert one.started_at and one.completed_at and not one.failed_at
+    assert (two.status, two.error, two.ledger) == (
+        "blocked",
+        "gates failed",
+        ["[fail] file tests/beta.rs (verified)"],
+    )
+    assert two.failed_at and not two.completed_at
+    assert three.status == "skipped"
+    text = plan_path.read_text()
+    assert text.startswith(original.split("**Status:**")[0])
+    assert parse_plan(plan_path).status == "Partially Implemented (1/3 phases complete)"
+    assert [p.body_hash for p in parse_plan(plan_path).phases] == [
+        p.body_hash for p in parse_plan(write_plan(tmp_path / "copy")).phases
+    ]
+    assert ("2", "blocked") in seen and seen.index(("1", "running")) < seen.index(("1", "complete"))
+    log = mirror.log_path.read_text()
+    assert "Phase 2 Blocked" in log and "Failing check: [fail] file tests/beta.rs" in log
+    assert not plan_path.with_name(f".{plan_path.name}.lock").exists()
+
+
+def test_resume_takes_only_complete_unchanged_phases_whose_files_exist(tmp_path: Path) -> None:
+    plan = parse_plan(write_plan(tmp_path))
+    hashes = {p.id: p.body_hash for p in plan.phases}
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "alpha.rs").write_text("// alpha\n")
+    previous = ExecutionState(
+        phases={
+            "1": PhaseCheckpoint(phase_id="1", status="complete", phase_hash=hashes["1"]),
+            "2": PhaseCheckpoint(phase_id="2", status="complete", phase_hash=hashes["2"]),
+            "3": PhaseCheckpoint(phase_id="3", status="failed", phase_hash=hashes["3"]),
+        }
+    )
+    resumed = resumable_phases(plan, previous, tmp_path, ["1", "2", "3"])
+    assert list(resumed) == ["1"]  # 2: tests/beta.rs is missing; 3: failed
+
+    changed = previous.model_copy(deep=True)
+    changed.phases["1"].phase_hash = "0" * 16
+    assert resumable_phases(plan, changed, tmp_path, ["1", "2", "3"]) == {}
+    assert resumable_phases(plan, None, tmp_path, ["1"]) == {}
+
+
+def entry(check: str) -> LedgerEntry:
+    return LedgerEntry(check=check, verdict=Verdict.NEEDS_JUDGEMENT, evidence="prose criterion")
+
+
+def test_verifier_verdicts_need_a_real_citation(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "lib.rs").write_text("pub fn a() {}\npub fn b() {}\n")
+    pending = [entry(f"criterion {n}") for n in range(1, 6)]
+    answer = "\n".join(
+        [
+            "VERDICT 1: PASS src/lib.rs:2 b is public",
+            "VERDICT 2: PASS it is clearly fine",
+            "VERDICT 3: PASS src/missing.rs:1 looks right",
+            "VERDICT 4: PASS src/lib.rs:99 beyond the end",
+        ]
+    )
+    judged = judged_entries(pending, answer, tmp_path, "1")
+    assert [e.verdict for e in judged] == [Verdict.PASS] + [Verdict.FAIL] * 4
+    assert all(e.judged and e.phase_id == "1" for e in judged)
+    assert "no file:line citation" in judged[1].evidence
+    assert "does not exist" in judged[2].evidence
+    assert "outside" in judged[3].evidence
+    assert "no verdict" in judged[4].evidence
+    failing = judged_entries(
+        [entry("criterion 1")], "VERDICT 1: FAIL src/lib.rs:1 wrong", tmp_path, "1"
+    )
+    assert failing[0].verdict is Verdict.FAIL
+
+
+def outcome(pid: str, status: str, **fields: object) -> PhaseOutcome:
+    return PhaseOutcome(
+        phase_id=pid, title=f"Phase {pid}", owner="Rust Developer", status=status, **fields
+    )  # type: ignore[arg-type]
+
+
+def test_plan_status_says_how_far_the_run_got() -> None:
+    assert plan_status([outcome("1", "complete"), outcome("2", "complete")]) == "Implemented"
+    assert (
+        plan_status([outcome("1", "complete"), outcome("2", "blocked"), outcome("3", "skipped")])
+        == "Partially Implemented (1/3 phases complete)"
+    )
+    assert plan_status([outcome("1", "timeout")]) == "Not Implemented (0/1 phases complete)"
+
+
+def test_reports_hold_the_evidence_and_label_claims() -> None:
+    ledger = Ledger(
+        entries=[
+            LedgerEntry(check="file tests/beta.rs", verdict=Verdict.FAIL, evidence="missing"),
+            LedgerEntry(check="blast-radius tests", verdict=Verdict.PASS, evidence="1 passed"),
+        ]
+    )
+    report = RunReport(
+        plan_path="plan.md",
+        plan_title="Demo",
+        status="Partially Implemented (1/2 phases complete)",
+        flow_run_id="1234",
+        outcomes=[
+            outcome(
+                "1", "complete", artifacts=["tests/alpha.rs"], tokens={"input": 3}, ledger=ledger
+            ),
+            outcome(
+                "2",
+                "blocked",
+                error="missing file",
+                failing=["[fail] file tests/beta.rs (verified): missing"],
+                claims={"owner": "Status: COMPLETE"},
+            ),
+        ],
+    )
+    assert report.exit_code == 1
+    text = final_report(report)
+    for heading in (
+        "### Phase Summary",
+        "### Files Changed",
+        "### Test Results",
+        "### Quality Checks",
+        "### Issues",
+        "### Next Steps",
+    ):
+        assert heading in text
+    assert "`tests/alpha.rs` (phase 1)" in text
+    assert "[fail] file tests/beta.rs" in text
+    assert "Agent Claims (recorded, not evidence)" in text
+    assert "PARTIAL SUCCESS" in text
+    rows = table_rows(report.outcomes)
+    assert rows[0] == {
+        "phase": "1",
+        "name": "Phase 1",
+        "owner": "Rust Developer",
+        "wave": 0,
+        "status": "complete",
+        "duration": "",
+        "tokens": 3,
+        "verdict": "complete (2 checks)",
+    }
+    summary = implementation_summary(report)
+    assert "- Phase 2: Phase 2 - Blocked - missing file" in summary
+
+
+def test_skills_come_from_the_user_the_plan_and_the_repository(tmp_path: Path) -> None:
+    plan = parse_plan(
+        write_plan(
+            tmp_path,
+            demo_plan().replace(
+                "Integration tests for positive", "Integration tests with clap for positive"
+            ),
+        )
+    )
+    (tmp_path / "Cargo.toml").write_text("[package]\nname='x'\n")
+    user, detected = detect_skills(plan, tmp_path, ["my-skill"])
+    assert user == ["my-skill"]
+    assert detected[:3] == ["rust-testing", "rust-logging", "rust-devops"]
+    assert "clap" in detected

@@ -1,0 +1,182 @@
+"""End to end: the execute-plan flow on a real crate, real gates, a real Prefect server, with the
+agents played by the stand-in Messages API (scripted edits through the real SDK and tool loop)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from flows.commands.run import run_plan
+from flows.demo import ScriptedAgents, demo_plan, demo_scripts, make_crate
+from plan_parser import parse_plan
+from plan_parser.checkpoints import read_plan_state
+from tasks.agent.standin import StandinMessagesAPI
+from tests.flows.conftest import needs_cargo, phase_of
+
+pytestmark = [needs_cargo, pytest.mark.slow]
+
+
+class Echo:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def __call__(self, message: object = "", err: bool = False, **_: object) -> None:
+        self.lines.append(str(message))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def run(plan: Path, agents: ScriptedAgents, monkeypatch: pytest.MonkeyPatch, **options: object):
+    echo = Echo()
+    with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
+        code = run_plan(plan, repo=plan.parents[2], live=False, echo=echo, **options)  # type: ignore[arg-type]
+        requests = api.message_requests
+    return code, requests, echo
+
+
+def overlap(first: list, second: list) -> bool:
+    a, b = first[0], second[0]
+    return max(a.started_at, b.started_at) < min(a.finished_at, b.finished_at)
+
+
+async def read_artifacts(flow_run_id: str) -> dict[str, object]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async with get_client() as client:
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return {artifact.key or artifact.type: artifact for artifact in found}
+
+
+def test_parallel_pair_then_dependent_all_complete(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_crate(tmp_path / "crate")
+    before = parse_plan(plan_path)
+    agents = ScriptedAgents(demo_scripts())
+
+    code, requests, echo = run(plan_path, agents, monkeypatch)
+
+    assert code == 0, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert {pid: cp.status for pid, cp in state.phases.items()} == {
+        "1": "complete",
+        "2": "complete",
+        "3": "complete",
+    }
+    for phase in before.phases:
+        checkpoint = state.phases[phase.id]
+        assert checkpoint.phase_hash == phase.body_hash
+        assert checkpoint.flow_run_id and checkpoint.started_at and checkpoint.completed_at
+        assert checkpoint.tokens and sum(checkpoint.tokens.values()) > 0
+    assert state.phases["3"].artifacts[:2] == ["src/report.rs", "src/lib.rs"]
+    assert "pub mod report;" in (plan_path.parents[2] / "src/lib.rs").read_text()
+    after = parse_plan(plan_path)
+    assert after.status == "Implemented"
+    assert [p.body_hash for p in after.phases] == [p.body_hash for p in before.phases]
+
+    # The two phases of wave 1 talked to the API at the same time; phase 3 came after both.
+    one, two, three = (work_requests_of(requests, pid) for pid in ("1", "2", "3"))
+    assert overlap(one, two)
+    assert three[0].started_at > max(one[-1].finished_at, two[-1].finished_at)
+
+    log = next((plan_path.parents[2] / ".ai" / "logs").glob("*.plan-execution-log.md"))
+    assert "Phase 3 Complete" in log.read_text()
+
+    flow_run_id = echo_flow_run_id(echo.text, state)
+    found = asyncio.run(read_artifacts(flow_run_id))
+    progress = next(a for k, a in found.items() if str(k).endswith("-progress"))
+    assert progress.data == 100.0
+    table = next(a for k, a in found.items() if str(k).endswith("-phases"))
+    assert '"status": "complete"' in str(table.data) or "complete" in str(table.data)
+    report = next(a for k, a in found.items() if str(k).endswith("-report"))
+    assert "### Phase Summary" in str(report.data)
+
+
+def work_requests_of(requests: list, phase_id: str) -> list:
+    chosen = [r for r in requests if phase_of(r) == phase_id and not r.is_summary_request]
+    assert chosen, f"no request for phase {phase_id}"
+    return chosen
+
+
+def echo_flow_run_id(text: str, state: object) -> str:
+    import re
+
+    match = re.search(r"Prefect flow run:\*\* `([0-9a-f-]{36})`", text) or re.search(
+        r"/runs/flow-run/([0-9a-f-]{36})", text
+    )
+    assert match, text
+    return match.group(1)
+
+
+def test_agent_claiming_success_without_work_is_blocked(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Phase 3 depends on phase 1 only, so phase 2 is independent of the phase that fails.
+    plan_text = demo_plan().replace(
+        "**Dependencies:** Phase 1, Phase 2", "**Dependencies:** Phase 1"
+    )
+    plan_path = make_crate(tmp_path / "crate", plan_text=plan_text)
+    scripts = demo_scripts()
+    scripts["1"].edits = []
+    scripts["1"].claim = "Status: COMPLETE. Created tests/alpha.rs; 1 test passed."
+    agents = ScriptedAgents(scripts)
+
+    code, requests, echo = run(plan_path, agents, monkeypatch)
+
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "blocked"
+    assert any("tests/alpha.rs" in line for line in state.phases["1"].ledger), state.phases["1"]
+    assert state.phases["2"].status == "complete"
+    assert state.phases["3"].status == "skipped"
+    assert "phase 1" in (state.phases["3"].error or "")
+    assert not [r for r in requests if phase_of(r) == "3"]
+    assert parse_plan(plan_path).status == "Partially Implemented (1/3 phases complete)"
+    assert not (plan_path.parents[2] / "tests" / "alpha.rs").exists()
+
+
+def test_slow_agent_ends_timeout(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_crate(tmp_path / "crate")
+    scripts = demo_scripts()
+    scripts["2"].delay_s = 8.0
+    agents = ScriptedAgents(scripts)
+
+    code, requests, echo = run(plan_path, agents, monkeypatch, agent_timeout_s=2.0)
+
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["2"].status == "timeout", state.phases["2"]
+    assert "timeout" in (state.phases["2"].error or "")
+    assert state.phases["1"].status == "complete"
+    assert state.phases["3"].status == "skipped"
+
+
+def test_invalid_plan_exits_2_without_agent_calls_or_changes(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_text = demo_plan().replace(
+        "**Dependencies:** Phase 1, Phase 2", "**Dependencies:** Phase 7"
+    )
+    plan_path = make_crate(tmp_path / "crate", plan_text=plan_text)
+    original = plan_path.read_bytes()
+
+    code, requests, echo = run(plan_path, ScriptedAgents(demo_scripts()), monkeypatch)
+
+    assert code == 2
+    assert requests == []
+    assert plan_path.read_bytes() == original
+    assert "E-DEP-UNKNOWN" in echo.text
