@@ -22,7 +22,11 @@ def git(repo: Path, *args: str) -> str:
 
 def make_repo(crate: str, dest: Path) -> Path:
     """A copy of fixture crate ``crate`` at ``dest``, as a git repository with one commit."""
-    shutil.copytree(CRATES / crate, dest)
+    # Fresh mtimes (shutil.copy, not copy2): the session shares one cargo target dir, and cargo
+    # names a workspace member's artifacts by its path relative to the workspace root, so every
+    # copy of a crate maps to the same artifacts. With the fixture's old mtimes a copy would look
+    # older than a build of another, edited copy and cargo would reuse that stale build.
+    shutil.copytree(CRATES / crate, dest, copy_function=shutil.copy)
     git(dest, "init", "-q", "-b", "main")
     git(dest, "config", "user.email", "gates@example.invalid")
     git(dest, "config", "user.name", "gate tests")

@@ -1,0 +1,148 @@
+"""The verdict rules and the mechanical criteria, without cargo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.gates.cargo_output import TestRun
+from tasks.gates.criteria import dependency_names_from_field, evaluate_criterion, grep_argv
+from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.phase_gates import PhaseStart, integrity_entries
+from tasks.gates.repo_state import RustInventory, scan_rust_file
+from tasks.gates.verdict import decide
+from tests.gates.helpers import phase
+
+
+def e(verdict: Verdict, required: bool = True, check: str = "c") -> LedgerEntry:
+    return LedgerEntry(check=check, verdict=verdict, required=required)
+
+
+def test_verdict_rules() -> None:
+    assert (
+        decide(Ledger(entries=[e(Verdict.PASS), e(Verdict.WARN), e(Verdict.FAIL, False)])).status
+        is PhaseStatus.COMPLETE
+    )
+    not_run = decide(Ledger(entries=[e(Verdict.PASS), e(Verdict.NOT_RUN, check="tests")]))
+    assert not_run.status is PhaseStatus.BLOCKED and [x.check for x in not_run.failing] == ["tests"]
+    assert decide(Ledger(entries=[e(Verdict.NOT_RUN, False)])).status is PhaseStatus.COMPLETE
+    pending = decide(
+        Ledger(entries=[e(Verdict.PASS), e(Verdict.NEEDS_JUDGEMENT, check="criterion 2")])
+    )
+    assert pending.status is PhaseStatus.COMPLETE
+    assert [x.check for x in pending.needs_judgement] == ["criterion 2"]
+    judged = LedgerEntry(check="criterion 2", verdict=Verdict.FAIL, judged=True)
+    verdict = decide(Ledger(entries=[judged]))
+    assert verdict.status is PhaseStatus.BLOCKED and verdict.needs_judgement == []
+    assert "(judged)" in verdict.failing[0].line()
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "lib.rs").write_text(
+        "pub mod link;\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn a() {}\n    #[test]\n    fn b() {}\n}\n"
+    )
+    (tmp_path / "Cargo.toml").write_text(
+        '[package]\nname = "x"\n\n[dependencies]\nserde_yaml = "0.9"\nlocal = { path = "../l", package = "real-name" }\n\n'
+        '[dev-dependencies]\nproptest = "1"\n'
+    )
+    from tasks import shell
+
+    shell.run(["git", "init", "-q"], cwd=tmp_path)
+    return tmp_path
+
+
+def never_counts(argv: list[str] | None) -> tuple[TestRun | None, str]:
+    raise AssertionError("no test count expected")
+
+
+def verdicts(repo: Path, text: str) -> list[Verdict]:
+    return [
+        x.verdict
+        for x in evaluate_criterion(
+            repo, 1, text, count_tests=never_counts, allowed_programs={"cargo"}
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("File `src/lib.rs` exists", [Verdict.PASS]),
+        ("File `src/lib.rs` exists with >150 lines", [Verdict.FAIL]),
+        ("File `src/lib.rs` exists with 2+ tests", [Verdict.PASS]),
+        ("File `src/lib.rs` exists with 3+ tests", [Verdict.FAIL]),
+        ("File `src/other.rs` exists", [Verdict.FAIL]),
+        ("Directory `src/` exists", [Verdict.PASS]),
+        ('`grep "pub mod link" src/lib.rs` succeeds', [Verdict.PASS]),
+        ('Command `grep "pub mod nope" src/lib.rs` succeeds', [Verdict.FAIL]),
+        ("`grep -q unsafe src/lib.rs` returns nothing", [Verdict.PASS]),
+        ('`grep "fn " src/lib.rs` finds 2+ tests', [Verdict.PASS]),
+        ('`grep "#\\[test\\]" src/*.rs` finds 3+', [Verdict.FAIL]),
+        ('`rg "mod tests" src` succeeds', [Verdict.PASS]),
+        ('`grep "x" src/lib.rs | wc -l` shows 3', [Verdict.NEEDS_JUDGEMENT]),
+        ("`serde_yaml` dependency added to `Cargo.toml`", [Verdict.PASS]),
+        ("`tokio` dependency added to `Cargo.toml`", [Verdict.FAIL]),
+        ('Cargo.toml includes `proptest = "1"` in `[dev-dependencies]`', [Verdict.PASS]),
+        ("`real-name` in `Cargo.toml`", [Verdict.PASS]),
+        ('File `Cargo.toml` contains `serde_yaml = "0.9"`', [Verdict.PASS]),
+        ("Function `check_symlink_exists` has 8+ unit tests", [Verdict.NEEDS_JUDGEMENT]),
+        ("Error messages are helpful", [Verdict.NEEDS_JUDGEMENT]),
+    ],
+)
+def test_mechanical_criteria(tree: Path, text: str, expected: list[Verdict]) -> None:
+    assert verdicts(tree, text) == expected
+
+
+def test_grep_is_never_given_to_a_shell() -> None:
+    assert grep_argv('grep "a b" src/x.rs') == (["grep", "a b", "src/x.rs"], "")
+    argv, why = grep_argv("grep x $(rm -rf /)")
+    assert argv is None and ("shell operators" in why or "substitution" in why)
+    assert grep_argv("grep x f; rm y")[0] is None
+
+
+def test_test_count_criteria_use_the_phase_runs(tree: Path) -> None:
+    seen: list[list[str] | None] = []
+
+    def counts(argv: list[str] | None) -> tuple[TestRun | None, str]:
+        seen.append(argv)
+        return TestRun(passed=3, summaries=1), "cargo test --lib link"
+
+    [entry] = evaluate_criterion(
+        tree,
+        1,
+        "`cargo test --lib link` runs 10+ tests",
+        count_tests=counts,
+        allowed_programs={"cargo"},
+    )
+    assert entry.verdict is Verdict.FAIL and "3 tests ran" in entry.evidence
+    [entry] = evaluate_criterion(
+        tree, 2, "All 3+ tests pass", count_tests=counts, allowed_programs={"cargo"}
+    )
+    assert entry.verdict is Verdict.PASS
+    assert seen == [["cargo", "test", "--lib", "link"], None]
+
+
+def test_dependency_field_names() -> None:
+    assert dependency_names_from_field('`serde` (derive), `tokio = "1"`') == ["serde", "tokio"]
+    assert dependency_names_from_field("None") == []
+
+
+def test_suppressions_the_plan_asks_for_pass() -> None:
+    before, after = RustInventory(), RustInventory()
+    scan_rust_file("src/a.rs", "fn f() {}\n", before)
+    scan_rust_file("src/a.rs", "#[allow(clippy::too_many_arguments)]\nfn f() {}\n", after)
+    start = PhaseStart(head="", inventory=before)
+    asked = phase(body="Allow `clippy::too_many_arguments` on the builder: it mirrors the C API.")
+    not_asked = phase(body="Add a builder.")
+
+    def run(p):  # type: ignore[no-untyped-def]
+        from unittest.mock import patch
+
+        with patch("tasks.gates.phase_gates.rust_inventory", return_value=after):
+            return {x.check: x.verdict for x in integrity_entries(Path("."), p, start)}
+
+    assert run(asked)["integrity: lint suppressions"] is Verdict.PASS
+    assert run(not_asked)["integrity: lint suppressions"] is Verdict.FAIL
