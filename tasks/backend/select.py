@@ -117,14 +117,14 @@ def backend(
     config = config or ServerConfig.from_env()
     if server_status(config) is None:
         console(f"No plan-executor server is running in {config.home}: starting one for this run")
-    info, leased = acquire_for_run(config)
+    info, lease = acquire_for_run(config)
     started_here = not info.reused
     if started_here:
         console(
             f"Prefect UI: {info.url} (this server stops when the run ends; keep one running "
             "with `plan-executor server start`)"
         )
-    elif leased:
+    elif lease is not None:
         console(f"Prefect UI: {info.url} (a server started for runs; it stops after the last one)")
     else:
         console(f"Prefect UI: {info.url} (the running plan-executor server)")
@@ -135,8 +135,10 @@ def backend(
                     kind="server", api_url=info.api_url, ui_url=info.url, started_here=started_here
                 )
             finally:
-                if leased:  # the server may stop below: flush logs and events to it first
+                if (
+                    lease is not None
+                ):  # the server may stop below: flush logs and events to it first
                     drain_client_workers()
     finally:
-        if leased and release_for_run(config):
+        if lease is not None and release_for_run(config, lease):
             console(f"Stopped the Prefect server at {info.url} that was started for the run")

@@ -8,7 +8,7 @@ Everything lives under the plan-executor home (`ServerConfig.home`):
     server.json       what is running: pids (with their start times), host, port
     server.pid        the Prefect server's pid, for humans and scripts
     server.lock       serialises start/stop between processes
-    leases/<pid>      runs using a server that was started for a run only
+    leases/<pid>-<n>  runs using a server that was started for a run only
 
 `prefect server start` is spawned with `subprocess.Popen`, not through `tasks.shell`: it is a
 long-lived daemon with a pid file, not a command run to completion. It gets its own session so
@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -415,7 +416,7 @@ def _live_leases(paths: _Paths) -> list[int]:
     holders = []
     for lease in paths.leases.glob("*") if paths.leases.is_dir() else []:
         try:
-            pid = int(lease.name)
+            pid = int(lease.name.split("-", 1)[0])
         except ValueError:
             continue
         if psutil.pid_exists(pid):
@@ -425,24 +426,27 @@ def _live_leases(paths: _Paths) -> list[int]:
     return holders
 
 
-def acquire_for_run(config: ServerConfig, *, timeout_s: float = 90) -> tuple[ServerInfo, bool]:
+def acquire_for_run(
+    config: ServerConfig, *, timeout_s: float = 90
+) -> tuple[ServerInfo, str | None]:
     """A server for one run: the running one, or a new one that stops with the last run.
 
-    Returns the server and whether this run must release it (a server started for a run,
-    by this run or by one that was killed).
+    Returns the server and, for a server started for runs (by this run or by one that was
+    killed), the lease this run must hand to `release_for_run`.
     """
     paths = _Paths(config.home)
     with _locked(paths):
         info = _start_locked(config, paths, timeout_s, persistent=False)
         state = _read_state(paths)
         if state is None or state.persistent:
-            return info, False
+            return info, None
         paths.leases.mkdir(exist_ok=True)
-        (paths.leases / str(os.getpid())).touch()
-        return info, True
+        lease = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        (paths.leases / lease).touch()
+        return info, lease
 
 
-def release_for_run(config: ServerConfig) -> bool:
+def release_for_run(config: ServerConfig, lease: str) -> bool:
     """Drop this run's lease; stop the server if it was started for runs and none is left.
 
     Call `drain_client_workers()` first, while Prefect still points at this server.
@@ -451,18 +455,19 @@ def release_for_run(config: ServerConfig) -> bool:
     """
     paths = _Paths(config.home)
     with _locked(paths):
-        (paths.leases / str(os.getpid())).unlink(missing_ok=True)
+        (paths.leases / lease).unlink(missing_ok=True)
         state = _read_state(paths)
         if state is None or state.persistent or _live_leases(paths):
             return False
         return _stop_locked(paths)
 
 
-def drain_client_workers() -> None:
+def drain_client_workers(timeout_s: float = 30) -> None:
     """Flush this process's queued Prefect logs and events before its server goes away.
 
     Without this, the log worker retries against a dead server at interpreter exit and the
-    process hangs for about a minute (`../shared/notes/prefect-3.md` §7.2).
+    process hangs for about a minute (`../shared/notes/prefect-3.md` §7.2). Only workers that
+    exist are drained: creating one here would start a client (and maybe an ephemeral server).
     """
     if "prefect" not in sys.modules:
         return
@@ -471,7 +476,8 @@ def drain_client_workers() -> None:
     from prefect.utilities.asyncutils import run_coro_as_sync
 
     async def drain() -> None:
-        for pending in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+        for service in (APILogWorker, EventsWorker):
+            pending = service.drain_all(timeout=timeout_s, at_exit=False)
             if inspect.isawaitable(pending):
                 await pending
 
