@@ -1,6 +1,7 @@
 """`plan-executor parse | validate | graph`: read-only plan commands.
 
-They import only `plan_parser` (no Prefect), so they start fast; rich is imported only for the
+They import only `plan_parser` (never Prefect), and only when one of them runs, so neither they
+nor `--help` pay for Prefect or pydantic model building; rich is imported only for the
 human-readable summary.
 """
 
@@ -8,12 +9,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plan_parser import Diagnostic, Plan, Severity, parse_plan
-from plan_parser.model import DocKind
+if TYPE_CHECKING:
+    from plan_parser import Diagnostic, Plan
 
 EXIT_INVALID = 2
 
@@ -133,6 +134,8 @@ def parse(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array.")] = False,
 ) -> None:
     """Parse plan files and print their phases (exit 2 when a file cannot be read)."""
+    from plan_parser import parse_plan
+
     plans = [parse_plan(path) for path in files]
     if as_json:
         typer.echo(json.dumps([plan_json(plan) for plan in plans], indent=1, ensure_ascii=False))
@@ -145,6 +148,8 @@ def parse(
 
 
 def _mark(diagnostics: list[Diagnostic]) -> str:
+    from plan_parser import Severity
+
     if any(d.severity is Severity.ERROR for d in diagnostics):
         return "FAIL"
     if any(d.severity is Severity.WARNING for d in diagnostics):
@@ -153,6 +158,8 @@ def _mark(diagnostics: list[Diagnostic]) -> str:
 
 
 def render_validation(plan: Plan, *, verbose: bool = False) -> str:
+    from plan_parser import Severity
+
     lines = [f"{plan.path}: {plan.kind.value} '{plan.title}', {len(plan.phases)} phase(s)"]
     lines.append("Checklist:")
     for title, codes in CHECKLIST:
@@ -185,6 +192,8 @@ def validate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the diagnostics as JSON.")] = False,
 ) -> None:
     """Check a plan against the validation checklist: exit 0 without errors, 2 otherwise."""
+    from plan_parser import parse_plan
+
     plan = parse_plan(plan_file, repo=repo)
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=1, ensure_ascii=False))
@@ -200,7 +209,7 @@ def graph(
     ] = False,
 ) -> None:
     """Print the execution waves and a mermaid graph of the phase dependencies."""
-    from plan_parser import schedule
+    from plan_parser import DocKind, parse_plan, schedule
 
     plan = parse_plan(plan_file)
     if plan.kind is not DocKind.PLAN or not plan.phases:
