@@ -72,6 +72,18 @@ _NON_FILE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 
+_SUCCEEDS = re.compile(
+    r"\b(succeeds?|pass(?:es)?|exits? (?:with )?(?:code )?0|compiles?|runs?|builds?|clean|no warnings)\b",
+    re.IGNORECASE,
+)
+_ABOUT_OUTPUT = re.compile(
+    r"^\s*manual|\b(produces?|outputs?|prints?|shows?|displays?|returns?|contains?|matches)\b",
+    re.IGNORECASE,
+)
+
+CommandRunner = Callable[[list[str]], LedgerEntry]
+"""Runs an allowed command named by a criterion and returns its entry (PASS on success)."""
+
 TestCounter = Callable[[list[str] | None], tuple[TestRun | None, str]]
 """Given a test command (argv) or None for "the phase's blast radius", the parsed run and the
 command text it came from; (None, why) when there is nothing to count."""
@@ -384,6 +396,7 @@ def evaluate_criterion(
     *,
     count_tests: TestCounter,
     allowed_programs: set[str],
+    run_command: CommandRunner | None = None,
 ) -> list[LedgerEntry]:
     """Ledger entries for one acceptance criterion: mechanical checks, or one NEEDS_JUDGEMENT."""
     check = f"criterion {number}"
@@ -448,6 +461,18 @@ def evaluate_criterion(
         whole_run = _RUN_WORDS.search(text) and not _SPECIFIC_SUBJECT.search(text)
         if has_command or whole_run:
             entries.append(_test_count_entry(label, text, wanted, count_tests, allowed_programs))
+
+    # "`cargo build -p x` succeeds", "`cargo test --lib` passes all tests": run the command.
+    # Criteria about what a command prints ("produces valid JSON") stay with the verifier.
+    if (
+        not entries
+        and run_command is not None
+        and _SUCCEEDS.search(text)
+        and not _ABOUT_OUTPUT.search(text)
+    ):
+        command = _embedded_test_command(text, allowed_programs)
+        if command is not None:
+            entries.append(run_command(command).model_copy(update={"check": label}))
 
     if not entries:
         entries.append(_entry(check, Verdict.NEEDS_JUDGEMENT, text))

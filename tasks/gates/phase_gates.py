@@ -485,12 +485,25 @@ def criteria_entries(
         if design and argv is None:
             return None, "design phase: tests are not run"
         if argv is not None:
-            run = tests.run(f"criterion command: {render(argv)}", argv, scoped=argv != config.test)
+            run = tests.run(f"run for criteria: {render(argv)}", argv, scoped=argv != config.test)
             return run, render(argv)
         combined = tests.combined()
         if combined is None:
             return None, "no test ran in this phase"
         return combined, combined.command or "blast radius"
+
+    def run_command(argv: list[str]) -> LedgerEntry:
+        run = tests.run(f"run for criteria: {render(argv)}", argv, scoped=False)
+        ok = run.exit_code == 0 and run.failed == 0
+        counts = f"; {run.passed} passed, {run.failed} failed" if run.summaries else ""
+        return LedgerEntry(
+            check="criterion command",
+            command=render(argv),
+            exit_code=run.exit_code,
+            duration_s=run.duration_s or 0.0,
+            verdict=Verdict.PASS if ok else Verdict.FAIL,
+            evidence=f"exit {run.exit_code}{counts} (output tail: the entry that ran `{render(argv)}`)",
+        )
 
     entries: list[LedgerEntry] = []
     for number, criterion in enumerate(phase.acceptance_criteria, 1):
@@ -501,6 +514,7 @@ def criteria_entries(
                 criterion.text,
                 count_tests=count_tests,
                 allowed_programs=set(config.allowed_programs),
+                run_command=run_command,
             )
         )
     return entries

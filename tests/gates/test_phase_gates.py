@@ -60,6 +60,7 @@ def test_phase_with_files_and_passing_tests_is_complete_with_evidence(
         '`grep "pub fn halve" src/math.rs` succeeds',
         "`cargo test math::` runs 4+ tests",
         "Halving reads naturally in the API docs",
+        "Command `cargo build --lib` succeeds",
     ]
     ledger = run_phase_gates(repo, math_phase(criteria), start=start, baseline=single_baseline)
     verdict = decide(ledger)
@@ -78,7 +79,11 @@ def test_phase_with_files_and_passing_tests_is_complete_with_evidence(
         assert by_check[check].verdict is Verdict.PASS, by_check[check].line()
     assert "6 at the start, 7 now (+1)" in by_check["integrity: test count"].evidence
     criteria_entries = [e for e in ledger.entries if e.check.startswith("criterion")]
-    assert [e.verdict for e in criteria_entries] == [Verdict.PASS] * 3 + [Verdict.NEEDS_JUDGEMENT]
+    assert [e.verdict for e in criteria_entries] == [Verdict.PASS] * 3 + [
+        Verdict.NEEDS_JUDGEMENT,
+        Verdict.PASS,
+    ]
+    assert criteria_entries[4].command == "cargo build --lib"
     assert [e.check for e in verdict.needs_judgement] == ["criterion 4"]
     assert all(e.phase_id == "1" for e in ledger.entries)
 

@@ -146,3 +146,28 @@ def test_suppressions_the_plan_asks_for_pass() -> None:
 
     assert run(asked)["integrity: lint suppressions"] is Verdict.PASS
     assert run(not_asked)["integrity: lint suppressions"] is Verdict.FAIL
+
+
+def test_commands_named_by_criteria_are_run(tree: Path) -> None:
+    ran: list[list[str]] = []
+
+    def runner(argv: list[str]) -> LedgerEntry:
+        ran.append(argv)
+        return LedgerEntry(check="x", command=" ".join(argv), verdict=Verdict.FAIL, exit_code=101)
+
+    def judge(text: str) -> list[Verdict]:
+        entries = evaluate_criterion(
+            tree, 1, text, count_tests=never_counts, allowed_programs={"cargo"}, run_command=runner
+        )
+        return [x.verdict for x in entries]
+
+    assert judge("Command `cargo build -p so-you-say` succeeds with exit code 0") == [Verdict.FAIL]
+    assert judge("`cargo test --lib` passes all tests") == [Verdict.FAIL]
+    assert judge("Manual test: `cargo run -- link --json` produces valid JSON") == [
+        Verdict.NEEDS_JUDGEMENT
+    ]
+    assert judge("`cargo tree | grep serde_yaml` shows dependency is resolved") == [
+        Verdict.NEEDS_JUDGEMENT
+    ]
+    assert judge("`make deploy` succeeds") == [Verdict.NEEDS_JUDGEMENT]
+    assert ran == [["cargo", "build", "-p", "so-you-say"], ["cargo", "test", "--lib"]]
