@@ -282,7 +282,7 @@ def _server_env(config: ServerConfig, paths: _Paths, cluster: postgres.PostgresC
     )
     if config.host in ("0.0.0.0", "::") and "PREFECT_UI_API_URL" not in env:
         # a browser elsewhere cannot call 0.0.0.0: give the UI this machine's name
-        env["PREFECT_UI_API_URL"] = f"http://{socket.getfqdn()}:{config.port}/api"
+        env["PREFECT_UI_API_URL"] = f"http://{socket.gethostname()}:{config.port}/api"
     return env
 
 
