@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import PHASE_HEADING, ScriptedAgents, demo_plan, make_crate
+from flows.demo import PHASE_HEADING, VERIFIER_FOR, ScriptedAgents, demo_plan, make_crate
 
 needs_cargo = pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
 
@@ -41,7 +41,7 @@ def phase_of(request: object) -> str | None:
         if isinstance(content, str)
         else "\n".join(b.get("text", "") for b in content or [] if isinstance(b, dict))
     )
-    match = PHASE_HEADING.search(text)
+    match = PHASE_HEADING.search(text) or VERIFIER_FOR.search(text)
     return match["id"] if match else None
 
 

@@ -4,6 +4,11 @@ agents played by the stand-in Messages API (scripted edits through the real SDK 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -180,3 +185,67 @@ def test_invalid_plan_exits_2_without_agent_calls_or_changes(
     assert requests == []
     assert plan_path.read_bytes() == original
     assert "E-DEP-UNKNOWN" in echo.text
+
+
+def test_sigkill_mid_phase_then_rerun_skips_completed_phases(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_crate(tmp_path / "crate")
+    repo = plan_path.parents[2]
+    scripts = demo_scripts()
+    scripts["3"].delay_s = 30.0  # phase 3's agent is still thinking when the run is killed
+    agents = ScriptedAgents(scripts)
+    phase_three_started = threading.Event()
+
+    def responder(body: dict) -> object:
+        reply = agents(body)
+        if agents.phases_seen and agents.phases_seen[-1] == "3":
+            phase_three_started.set()
+        return reply
+
+    with StandinMessagesAPI(responder=responder, auto_summary=False) as api:
+        env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
+        command = [sys.executable, "-m", "flows.cli", "run", str(plan_path), "--repo", str(repo)]
+        with (tmp_path / "first.log").open("wb") as out:
+            first = subprocess.Popen(
+                [*command, "--no-live"],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                assert phase_three_started.wait(180), (tmp_path / "first.log").read_text()
+            finally:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(30)
+        assert first.returncode == -signal.SIGKILL
+
+        killed = read_plan_state(plan_path)
+        assert killed is not None
+        assert {pid: cp.status for pid, cp in killed.phases.items()} == {
+            "1": "complete",
+            "2": "complete",
+            "3": "running",
+        }
+        assert not parse_plan(plan_path).errors
+        seen_before = len(api.message_requests)
+
+        scripts["3"].delay_s = 0.0
+        # The completed phases' work is uncommitted: the rerun proceeds on that tree.
+        second = subprocess.run(
+            [*command, "--no-live", "--dirty", "proceed"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        rerun_requests = api.message_requests[seen_before:]
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert {phase_of(r) for r in rerun_requests} == {"3"}
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert all(cp.status == "complete" for cp in state.phases.values())
+    assert state.phases["1"].completed_at == killed.phases["1"].completed_at
+    assert parse_plan(plan_path).status == "Implemented"
