@@ -44,7 +44,7 @@ from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.agent.sandbox import Sandbox, SandboxSettings
-from tasks.agent.tools import BASH_NAME, ToolCollection, ToolResult, tools_for
+from tasks.agent.tools import BASH_NAME, BashTool, ToolCollection, ToolResult, tools_for
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 MODEL_ALIASES = {
@@ -440,6 +440,11 @@ class AgentCall:
         for block in message.content:
             if block.type != "tool_use":
                 continue
+            remaining = self.remaining_s()
+            bash = self.tools.by_name.get(BASH_NAME)
+            if remaining is not None and isinstance(bash, BashTool):
+                # A command may not outlive the call's own budget.
+                bash.timeout_s = max(1.0, min(self.request.command_timeout_s, remaining))
             result = self.tools.run(block.name, block.input)
             self.record_tool(block, result)
             blocks.append(result.to_block(block.id))
@@ -477,6 +482,11 @@ class AgentCall:
                 message, request_id = self.stream(self.params())
             except Exception as exc:  # every API failure is classified, never raised
                 failure = classify_exception(exc)
+                remaining = self.remaining_s()
+                if remaining is not None and remaining <= 0:
+                    failure = Failure(
+                        FailureKind.AGENT, f"wall-clock budget exhausted during a request ({exc!r})"
+                    )
                 self.log.write(
                     f"## Turn {self.turns}: request failed",
                     _fence(_cap_log(traceback.format_exc())),
