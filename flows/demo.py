@@ -359,7 +359,9 @@ def run_demo(
         f"                              plan-executor status {plan_path}\n"
         f"  - the execution log:        {log_dir}/*.plan-execution-log.md\n"
         f"  - the agents' details logs: {log_dir}/\n"
-        f"  - the Prefect UI:           the URL printed above (runs, subflows, artifacts)\n"
+        f"  - the Prefect UI:           the flow-run URL above (subflows, artifacts); if the server\n"
+        f"                              was started for this run it has stopped: `plan-executor\n"
+        f"                              server start` brings it back with the run's history\n"
         f"  - the changed crate:        git -C {root} status"
     )
     return code

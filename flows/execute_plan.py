@@ -133,7 +133,7 @@ async def execute_plan(
         status="",
         dry_run=dry_run,
         flow_run_id=flow_run_id,
-        ui_url=_ui_url(),
+        ui_url=_ui_url(flow_run_id),
     )
 
     scheduled = [pid for wave in waves for pid in wave]
@@ -569,8 +569,11 @@ def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str,
     return "\n".join(lines)
 
 
-def _ui_url() -> str | None:
-    try:
-        return runtime_flow_run.ui_url
-    except Exception:
+def _ui_url(flow_run_id: str | None) -> str | None:
+    """The flow run's page in the Prefect UI (None when the backend has no UI)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    if not base or not flow_run_id:
         return None
+    return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}"

@@ -165,7 +165,7 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
         outcome.steps.append(f"verifier judged {len(judged)} criteria")
 
     outcome.ledger = ledger
-    outcome.failing = [entry.line() for entry in verdict.failing]
+    outcome.failing = [_ledger_line(entry) for entry in verdict.failing]
     if verdict.status is PhaseStatus.COMPLETE:
         outcome.status = "complete"
         outcome.steps.append("verified complete")
@@ -377,6 +377,12 @@ def _with_judgements(ledger: Ledger, judged: list[LedgerEntry]) -> Ledger:
     ]
     entries.extend(by_check.values())
     return Ledger(entries=entries)
+
+
+def _ledger_line(entry: LedgerEntry, max_lines: int = 4, limit: int = 600) -> str:
+    """A failing ledger line for the checkpoint: its head, enough to see why."""
+    text = "\n".join(entry.line().splitlines()[:max_lines])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _existing_artifacts(repo: Path, phase: Phase, touched: list[str]) -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flows.context import PhaseOutcome
-from tasks.gates.ledger import Ledger, Verdict
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import format_duration
 
 
@@ -165,7 +165,7 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
         lines.append(f"- Phase {o.phase_id} **{o.status}**: {o.error or o.verdict}")
         lines += [f"  - `{line}`" for line in o.failing[:5]]
     if report.final_ledger is not None:
-        lines += [f"- final validation: `{e.line()}`" for e in report.final_ledger.failing()]
+        lines += [f"- final validation: `{short_line(e)}`" for e in report.final_ledger.failing()]
 
     claims = [(o.phase_id, role, text) for o in report.outcomes for role, text in o.claims.items()]
     if claims:
@@ -192,8 +192,14 @@ def _check_lines(report: RunReport, words: tuple[str, ...]) -> list[str]:
                 continue
             if entry.verdict is Verdict.NOT_RUN and entry.check.startswith("agent claim"):
                 continue
-            lines.append(f"- {where}: `{entry.line()[:240]}`")
+            lines.append(f"- {where}: `{short_line(entry)}`")
     return lines or ["- not run"]
+
+
+def short_line(entry: LedgerEntry, limit: int = 200) -> str:
+    """A ledger entry on one line: verdict, check, exit code and the first line of evidence."""
+    first = entry.line().splitlines()[0] if entry.line() else entry.check
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def _next_steps(report: RunReport) -> list[str]:
