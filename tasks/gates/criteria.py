@@ -23,6 +23,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from tasks import shell
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.evidence import output_evidence, render
@@ -56,8 +58,24 @@ _FILE_EXISTS = re.compile(
 _LINES = re.compile(
     r"(?:(>|more than|over|at least|>=|≥)\s*(\d+)\s*\+?\s*lines|(\d+)\s*\+\s*lines)", re.IGNORECASE
 )
+_SPAN_LIST = r"`[^`]+`(?:\s*(?:,|and|, and)\s*`[^`]+`)*"
 _CONTAINS = re.compile(
-    r"\b(?:File\s+)?`([^`]+)`\s+(?:\([^)]*\)\s+)?(?:contains|has|includes)\s+`([^`]+)`",
+    r"(?:\bFile\s+)?`([^`]+)`\s+(?:\([^)]*\)\s+)?(?P<neg>does not |doesn't |no longer |does NOT )?"
+    r"(?:contains?|has|have|includes?)\s+(?P<spans>" + _SPAN_LIST + ")",
+    re.IGNORECASE,
+)
+_REMOVED_FROM = re.compile(
+    r"`([^`]+)`\s+(?:dependency\s+|crate\s+)?(?:is\s+|was\s+|has been\s+)?(?:removed|deleted|gone)\s+from\s+`([^`]+)`",
+    re.IGNORECASE,
+)
+_FILE_GONE = re.compile(
+    r"(?:\b(?:File|Directory)\s+)?`([^`]+)`\s+(?:(?:is\s+|was\s+|has been\s+)?(?:deleted|removed)\b(?!\s+from)"
+    r"|does not exist|no longer exists)",
+    re.IGNORECASE,
+)
+_TESTS_IN_FILE = re.compile(
+    r"(\d+)\s*\+\s*(?:\w+\s+){0,2}?tests?\s+in\s+`([^`]+)`"
+    r"|tests?\s+in\s+`([^`]+)`\s+exists?\s+with\s+(\d+)\s*\+\s*tests?",
     re.IGNORECASE,
 )
 _IN_FILE = re.compile(r"`([^`]+)`\s+(?:is\s+)?(?:in|present in|added to)\s+(?:the\s+)?`([^`]+)`")
@@ -157,22 +175,106 @@ def file_exists_entry(
     return _entry(check, Verdict.PASS, evidence)
 
 
-def contains_entry(repo: Path, check: str, raw_path: str, needle: str) -> LedgerEntry:
-    path = clean_path(raw_path)
-    target = repo / path
-    if not target.is_file():
-        return _entry(check, Verdict.FAIL, f"{path} is missing (wanted it to contain `{needle}`)")
-    text = target.read_text(encoding="utf-8", errors="replace")
+class Resolved(BaseModel):
+    path: str | None
+    """The repository-relative path, or None when not found (or ambiguous)."""
+    note: str = ""
+    ambiguous: bool = False
+
+
+def resolve_path(repo: Path, raw: str) -> Resolved:
+    """A plan's path in the repository: as written, or the one tracked file ending with it
+    (plans often write `lib.rs` or `api/mod.rs` for `crates/x/src/api/mod.rs`)."""
+    path = clean_path(raw)
+    if (repo / path).exists():
+        return Resolved(path=path)
+    if Path(path).is_absolute() or not path:
+        return Resolved(path=None, note=f"{path} is missing")
+    name = Path(path).name
+    found = [f for f in repo_files(repo, f"*{name}") if f == path or f.endswith("/" + path)]
+    if len(found) == 1:
+        return Resolved(path=found[0], note=f" (`{path}` resolved to {found[0]})")
+    if len(found) > 1:
+        return Resolved(
+            path=None, ambiguous=True, note=f"`{path}` is ambiguous: {', '.join(found[:5])}"
+        )
+    return Resolved(path=None, note=f"{path} is missing")
+
+
+def _find(needle: str, text: str) -> str | None:
+    """The first line holding ``needle`` (whitespace-insensitive), or a note when it spans lines."""
 
     def squash(s: str) -> str:
         return re.sub(r"\s+", "", s)
 
     for number, line in enumerate(text.splitlines(), 1):
         if needle in line or squash(needle) in squash(line):
-            return _entry(check, Verdict.PASS, f"{path}:{number}: {line.strip()[:200]}")
-    if squash(needle) in squash(text):
-        return _entry(check, Verdict.PASS, f"{path} contains `{needle}` (across lines)")
-    return _entry(check, Verdict.FAIL, f"{path} does not contain `{needle}`")
+            return f"{number}: {line.strip()[:160]}"
+    if squash(needle) and squash(needle) in squash(text):
+        return "(across lines)"
+    return None
+
+
+def contains_entry(
+    repo: Path, check: str, raw_path: str, needles: str | list[str], *, negate: bool = False
+) -> LedgerEntry:
+    """Every needle is in the file (or, with ``negate``, none is)."""
+    wanted = [needles] if isinstance(needles, str) else needles
+    resolved = resolve_path(repo, raw_path)
+    if resolved.ambiguous:
+        return _entry(check, Verdict.NEEDS_JUDGEMENT, resolved.note)
+    if resolved.path is None or not (repo / resolved.path).is_file():
+        return _entry(
+            check,
+            Verdict.FAIL,
+            f"{resolved.note or raw_path + ' is not a file'} (wanted to check {wanted})",
+        )
+    text = (repo / resolved.path).read_text(encoding="utf-8", errors="replace")
+    found = {needle: _find(needle, text) for needle in wanted}
+    path = resolved.path
+    if negate:
+        present = [f"`{n}` at {path}:{where}" for n, where in found.items() if where]
+        ok = not present
+        evidence = (
+            f"{path} holds none of {wanted}" if ok else "still present: " + "; ".join(present)
+        )
+    else:
+        missing = [n for n, where in found.items() if where is None]
+        ok = not missing
+        evidence = (
+            "; ".join(f"{path}:{where}" for where in found.values())
+            if ok
+            else f"{path} does not contain " + ", ".join(f"`{n}`" for n in missing)
+        )
+    return _entry(check, Verdict.PASS if ok else Verdict.FAIL, evidence + resolved.note)
+
+
+def absent_entry(repo: Path, check: str, raw_path: str) -> LedgerEntry:
+    path = clean_path(raw_path)
+    gone = not (repo / path).exists()
+    return _entry(
+        check,
+        Verdict.PASS if gone else Verdict.FAIL,
+        f"{path} {'is gone' if gone else 'still exists'}",
+    )
+
+
+def tests_in_file_entry(repo: Path, check: str, raw_path: str, wanted: int) -> LedgerEntry:
+    from tasks.gates.repo_state import RustInventory, scan_rust_file
+
+    resolved = resolve_path(repo, raw_path)
+    if resolved.ambiguous:
+        return _entry(check, Verdict.NEEDS_JUDGEMENT, resolved.note)
+    if resolved.path is None or not (repo / resolved.path).is_file():
+        return _entry(check, Verdict.FAIL, resolved.note or f"{raw_path} is not a file")
+    inventory = RustInventory()
+    text = (repo / resolved.path).read_text(encoding="utf-8", errors="replace")
+    scan_rust_file(resolved.path, text, inventory)
+    found = len(inventory.tests)
+    verdict = Verdict.PASS if found >= wanted else Verdict.FAIL
+    return _entry(
+        check, verdict, f"{resolved.path}: {found} test functions (wanted {wanted}+){resolved.note}"
+    )
 
 
 # --- dependencies ----------------------------------------------------------------------------
@@ -203,7 +305,14 @@ def _dependency_names(manifest: dict[str, object]) -> set[str]:
 
 def dependency_entry(repo: Path, check: str, name: str, manifest: str | None = None) -> LedgerEntry:
     """`name` is declared in ``manifest`` (or, without one, in any Cargo.toml of the repo)."""
-    manifests = [clean_path(manifest)] if manifest else repo_files(repo, "*Cargo.toml")
+    note = ""
+    manifests = repo_files(repo, "*Cargo.toml")
+    if manifest:
+        resolved = resolve_path(repo, manifest)
+        if resolved.path is not None:
+            manifests, note = [resolved.path], resolved.note
+        else:
+            note = f" ({resolved.note}; looked in every Cargo.toml)"
     wanted = {name, name.replace("_", "-"), name.replace("-", "_")}
     looked: list[str] = []
     for rel in manifests:
@@ -217,10 +326,10 @@ def dependency_entry(repo: Path, check: str, name: str, manifest: str | None = N
             looked.append(f"{rel} (invalid TOML: {exc})")
             continue
         if wanted & _dependency_names(data):
-            return _entry(check, Verdict.PASS, f"`{name}` is declared in {rel}")
+            return _entry(check, Verdict.PASS, f"`{name}` is declared in {rel}{note}")
         looked.append(rel)
     where = ", ".join(looked) or "no Cargo.toml found"
-    return _entry(check, Verdict.FAIL, f"`{name}` is not declared in {where}")
+    return _entry(check, Verdict.FAIL, f"`{name}` is not declared in {where}{note}")
 
 
 def dependency_names_from_field(value: str) -> list[str]:
@@ -409,11 +518,11 @@ def evaluate_criterion(
             entries.append(grep_entry(repo, label, span, text))
             handled.add(span)
 
-    for match in _CONTAINS.finditer(text):
-        path, needle = match.groups()
-        if _looks_like_path(path) and path not in handled:
-            entries.append(contains_entry(repo, label, path, needle))
-            handled.update({path, needle})
+    for match in _TESTS_IN_FILE.finditer(text):
+        number_a, path_a, path_b, number_b = match.groups()
+        path, wanted = (path_a, number_a) if path_a else (path_b, number_b)
+        entries.append(tests_in_file_entry(repo, label, path, int(wanted)))
+        handled.add(path)
 
     for match in _TOML_INCLUDES.finditer(text):
         manifest, spec = match.groups()
@@ -424,7 +533,34 @@ def evaluate_criterion(
             entries.append(dependency_entry(repo, label, crate.group(1), manifest))
         else:
             entries.append(contains_entry(repo, label, manifest, spec))
-        handled.add(spec)
+        handled.update({spec, manifest})
+
+    for match in _CONTAINS.finditer(text):
+        path, spans = match.group(1), match.group("spans")
+        if _looks_like_path(path) and path not in handled:
+            needles = _SPAN.findall(spans)
+            entries.append(
+                contains_entry(repo, label, path, needles, negate=bool(match.group("neg")))
+            )
+            handled.update({path, *needles})
+
+    for match in _REMOVED_FROM.finditer(text):
+        needle, path = match.groups()
+        if needle in handled or not _looks_like_path(path):
+            continue
+        if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
+            entry = dependency_entry(repo, label, needle, path)
+            verdict = Verdict.FAIL if entry.verdict is Verdict.PASS else Verdict.PASS
+            entries.append(entry.model_copy(update={"verdict": verdict}))
+        else:
+            entries.append(contains_entry(repo, label, path, needle, negate=True))
+        handled.update({needle, path})
+
+    for match in _FILE_GONE.finditer(text):
+        path = match.group(1)
+        if path not in handled and _looks_like_path(path):
+            entries.append(absent_entry(repo, label, path))
+            handled.add(path)
 
     for match in _DEP_ADDED.finditer(text):
         name, manifest, bare = match.groups()
@@ -451,8 +587,12 @@ def evaluate_criterion(
         if kind or _looks_like_path(path):
             entries.append(file_exists_entry(repo, label, path, rest))
             handled.add(path)
+            # "File `x.rs` exists with `ApiAuth` and `ApiEndpoint`": the names must be in it.
+            after = re.match(r"\s*(" + _SPAN_LIST + ")", text[match.end() :])
+            if after and rest.rstrip().lower().endswith("with"):
+                entries.append(contains_entry(repo, label, path, _SPAN.findall(after.group(1))))
 
-    counted_in_file = any("test function" in e.evidence for e in entries)
+    counted_in_file = any("test functions" in e.evidence for e in entries)
     grep_used = any(span.split(maxsplit=1)[0] in GREP_PROGRAMS for span in _SPAN.findall(text))
     if not counted_in_file and not grep_used and (match := _TEST_COUNT.search(text)):
         wanted = int(next(g for g in match.groups() if g))
