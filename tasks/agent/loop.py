@@ -368,6 +368,9 @@ class AgentCall:
             "messages": self.conversation.request_messages(),
         }
         params.update(overrides)
+        if not params["tools"]:  # an agent whose definition allows none of our tools
+            params.pop("tools")
+            params.pop("tool_choice", None)
         return params
 
     def stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
@@ -570,13 +573,15 @@ class AgentCall:
     def run(self) -> AgentResult:
         self.start_log()
         if self.uses_bash and not self.sandbox.usable:
-            failure = Failure(FailureKind.INFRASTRUCTURE, self.sandbox.refusal(), retryable=False)
-            result = self.result(f"Not started: {failure.message}", None, failure)
+            refused = Failure(FailureKind.INFRASTRUCTURE, self.sandbox.refusal(), retryable=False)
+            result = self.result(f"Not started: {refused.message}", None, refused)
             self.finish_log(result)
             return result
+        failure: Failure | None
         stop_reason, failure = self.work()
         skip_summary = failure is not None and (
             failure.kind is FailureKind.INFRASTRUCTURE
+            or failure.message.startswith("wall-clock budget")
             or stop_reason in ("refusal", "model_context_window_exceeded")
             or failure.message.startswith("context exhausted")
         )
@@ -599,9 +604,11 @@ def run_agent(
 ) -> AgentResult:
     """Run one agent call; never raises for API or agent failures (see ``AgentResult.failure``).
 
-    Raises ValueError when the owner is not an agent call (``human``, ``self``, orchestrator):
-    the flows must not call agents for those phases.
+    Raises ValueError for caller mistakes only: the repository is not a directory, or the owner
+    is not an agent call (``human``, ``self``, orchestrator), for which no agent must be called.
     """
+    if not Path(request.repo).is_dir():
+        raise ValueError(f"repository {request.repo} is not a directory")
     definition = resolve_agent(request.owner, Path(request.repo))
     if definition is None:
         raise ValueError(f"owner {request.owner!r} is not an agent call (human or orchestrator)")
