@@ -1,0 +1,97 @@
+"""The global concurrency limit that every agent call holds a slot of.
+
+Parallel phases of one plan and several plans of a nightly run all share one Anthropic account,
+so the number of agent calls in flight is capped server-side by a Prefect *global concurrency
+limit* (shown in the UI under Concurrency). The limit is created when missing; an operator may
+change its size in the UI or with `prefect gcl update plan-executor-agents --limit N` and
+plan-executor never resets it.
+
+Without a reachable limit (deleted while a run is going) `concurrency(..., strict=False)` lets
+the call through: a missing limit must not stop a plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+AGENT_LIMIT_NAME = "plan-executor-agents"
+DEFAULT_AGENT_LIMIT = 4
+AGENT_LIMIT_ENV = "PLAN_EXECUTOR_AGENT_LIMIT"
+"""Size used when the limit is created (not when it exists already)."""
+
+_log = logging.getLogger(__name__)
+_ensured_for_api: set[str] = set()
+
+
+def default_agent_limit() -> int:
+    raw = os.environ.get(AGENT_LIMIT_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_AGENT_LIMIT
+
+
+async def ensure_agent_limit(limit: int | None = None) -> bool:
+    """Create the agents' global concurrency limit unless it exists; True when this call created it.
+
+    An existing limit keeps its size and active flag: the operator owns it once it exists.
+    Safe to call concurrently: a creation race ends with one limit and no error.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    size = limit if limit is not None else default_agent_limit()
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(AGENT_LIMIT_NAME)
+            created = False
+        except ObjectNotFound:
+            try:
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=AGENT_LIMIT_NAME, limit=size, active=True)
+                )
+                created = True
+                _log.info("created global concurrency limit %r (limit=%d)", AGENT_LIMIT_NAME, size)
+            except ObjectAlreadyExists:
+                created = False
+    _ensured_for_api.add(_api_key())
+    return created
+
+
+def _api_key() -> str:
+    from prefect.settings import PREFECT_API_URL
+
+    return str(PREFECT_API_URL.value() or "ephemeral")
+
+
+async def _ensure_once() -> None:
+    if _api_key() not in _ensured_for_api:
+        await ensure_agent_limit()
+
+
+@asynccontextmanager
+async def agent_slot(*, ensure: bool = True) -> AsyncIterator[None]:
+    """Hold one slot of :data:`AGENT_LIMIT_NAME` for the duration of one agent call.
+
+    Waits (without a timeout) while all slots are taken. With ``ensure`` the limit is created
+    first if missing (once per process and API).
+    """
+    from prefect.concurrency.asyncio import concurrency
+
+    if ensure:
+        await _ensure_once()
+    async with concurrency(AGENT_LIMIT_NAME, occupy=1):
+        yield
+
+
+@contextmanager
+def agent_slot_sync() -> Iterator[None]:
+    """:func:`agent_slot` for synchronous callers (an agent loop running in a worker thread).
+
+    It does not create the limit: call :func:`ensure_agent_limit` at flow start.
+    """
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(AGENT_LIMIT_NAME, occupy=1):
+        yield
