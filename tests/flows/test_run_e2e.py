@@ -249,3 +249,99 @@ def test_sigkill_mid_phase_then_rerun_skips_completed_phases(
     assert all(cp.status == "complete" for cp in state.phases.values())
     assert state.phases["1"].completed_at == killed.phases["1"].completed_at
     assert parse_plan(plan_path).status == "Implemented"
+
+
+def test_dry_run_walks_the_dag_and_preflight_without_agents_or_changes(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_crate(tmp_path / "crate")
+    original = plan_path.read_bytes()
+
+    code, requests, echo = run(plan_path, ScriptedAgents(demo_scripts()), monkeypatch, dry_run=True)
+
+    assert code == 0, echo.text
+    assert requests == []
+    assert plan_path.read_bytes() == original
+    assert "Pre-flight: ok" in echo.text
+    assert "Wave 1:\n  - phase 1: Alpha tests" in echo.text
+    assert "phase 3: Report module [Rust Developer; implementation] after 1, 2" in echo.text
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=plan_path.parents[2], capture_output=True, text=True
+    )
+    assert status.stdout == ""
+
+
+HUMAN_AND_SELF = """# Owners that are not agents
+
+**Created:** 2026-11-24
+**Status:** Reviewed - Ready for Implementation
+
+## Phases
+
+### Phase 1: Manual review
+
+**Principal Owner:** human
+**Dependencies:** None
+**Blast Radius:** `cargo test adds`
+
+**Acceptance Criteria:**
+- [ ] `cargo test adds` passes
+
+---
+
+### Phase 2: Check the crate
+
+**Principal Owner:** self
+**Dependencies:** None
+**Blast Radius:** `cargo test adds`
+
+**Acceptance Criteria:**
+- [ ] `cargo test adds` passes
+"""
+
+
+def test_human_phase_is_blocked_and_orchestrator_phase_runs_gates_only(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_crate(tmp_path / "crate", plan_text=HUMAN_AND_SELF)
+
+    code, requests, echo = run(plan_path, ScriptedAgents({}), monkeypatch)
+
+    assert code == 1, echo.text
+    assert requests == []
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "blocked"
+    assert "owned by a human" in (state.phases["1"].error or "")
+    assert state.phases["2"].status == "complete", state.phases["2"]
+
+
+def test_status_prints_the_mirror(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from plan_parser.checkpoints import PhaseCheckpoint
+    from plan_parser.writer import PlanFileWriter
+
+    plan_path = tmp_path / "plan.md"
+    plan_path.write_text(demo_plan(created="2026-11-24"), encoding="utf-8")
+    writer = PlanFileWriter(plan_path)
+    writer.set_phase(
+        PhaseCheckpoint(
+            phase_id="1",
+            status="blocked",
+            failed_at="2026-11-24T08:00:00Z",
+            error="tests/alpha.rs is missing",
+            ledger=["[fail] file tests/alpha.rs (verified): tests/alpha.rs is missing"],
+        )
+    )
+    writer.set_status("Partially Implemented (0/3 phases complete)")
+
+    result = CliRunner().invoke(app, ["status", str(plan_path)], env={"COLUMNS": "200"})
+
+    assert result.exit_code == 0, result.output
+    assert "Status: Partially Implemented (0/3 phases complete)" in result.output
+    assert "blocked" in result.output
+    assert "phase 1: [fail] file tests/alpha.rs" in result.output
+    missing = CliRunner().invoke(app, ["status", str(tmp_path / "nope.md")])
+    assert missing.exit_code == 2
