@@ -55,6 +55,9 @@ class GateConfig(BaseModel):
     """Where the commands came from: `detected justfile`, `cargo default`, `pyproject.toml
     [tool.plan-executor]`, `.ai/plan-executor.toml` (joined with ` + ` when several applied)."""
     allowed_programs: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_PROGRAMS))
+    log_dir: str | None = None
+    """Where to save each gate command's full output (`<sha256[:16]>.log`); None keeps only the
+    digest and tail in the ledger. Set by the caller (e.g. the run's `.ai/logs/` folder)."""
     required_tools: list[str] = Field(default_factory=list)
     """Programs that must be on PATH; empty means: the first word of every gate command, and git."""
 

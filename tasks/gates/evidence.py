@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tasks import shell
+from tasks.gates.config import GateConfig
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.shell import CommandResult
 
@@ -18,17 +19,45 @@ def render(argv: Sequence[str]) -> str:
     return shlex.join(list(argv))
 
 
-def run_gate(argv: Sequence[str], repo: Path, timeout_s: float) -> CommandResult:
-    """Run a gate command (an argument vector, never a shell string) in the repository."""
-    return shell.run(list(argv), cwd=repo, timeout_s=timeout_s)
+def log_path(log_dir: Path | str, result: CommandResult) -> Path:
+    return Path(log_dir) / f"{result.output_sha256[:16]}.log"
 
 
-def output_evidence(result: CommandResult, summary: str, *, failed: bool) -> str:
+def run_gate(argv: Sequence[str], repo: Path, config: GateConfig) -> CommandResult:
+    """Run a gate command (an argument vector, never a shell string) in the repository; with
+    ``config.log_dir`` the full output is saved there, named by its digest."""
+    if not config.log_dir:
+        return shell.run(list(argv), cwd=repo, timeout_s=config.timeout_s)
+    result = shell.run(list(argv), cwd=repo, timeout_s=config.timeout_s, output_cap=None)
+    target = log_path(config.log_dir, result)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(
+        f"$ {render(result.argv)}  (cwd {result.cwd}, exit {result.exit_code})\n{result.output}"
+    )
+    # Keep the in-memory copy (and what reaches prompts and reports) capped as usual.
+    if result.output_chars > shell.DEFAULT_OUTPUT_CAP:
+        half = shell.DEFAULT_OUTPUT_CAP // 2
+        cut = result.output_chars - 2 * half
+        output = (
+            result.output[:half]
+            + shell.CUT_NOTE.format(cut=cut, total=result.output_chars)
+            + result.output[-half:]
+        )
+        result = result.model_copy(update={"output": output, "truncated": True})
+    return result
+
+
+def output_evidence(
+    result: CommandResult, summary: str, *, failed: bool, log_dir: Path | str | None = None
+) -> str:
     tail = result.tail(FAIL_TAIL_LINES if failed else PASS_TAIL_LINES)
     timeout = " (killed: timeout)" if result.timed_out else ""
+    saved = ""
+    if log_dir and log_path(log_dir, result).is_file():
+        saved = f", saved as {log_path(log_dir, result)}"
     return (
         f"{summary}{timeout}\n--- output tail ---\n{tail}\n"
-        f"--- sha256 {result.output_sha256} of {result.output_chars} chars of output"
+        f"--- sha256 {result.output_sha256} of {result.output_chars} chars of output{saved}"
     )
 
 
@@ -39,6 +68,7 @@ def command_entry(
     verdict: Verdict | None = None,
     summary: str = "",
     required: bool = True,
+    log_dir: Path | str | None = None,
 ) -> LedgerEntry:
     """A ledger entry for a finished command; the verdict defaults to its exit status."""
     if verdict is None:
@@ -51,14 +81,14 @@ def command_entry(
         exit_code=result.exit_code,
         duration_s=result.duration_s,
         verdict=verdict,
-        evidence=output_evidence(result, summary, failed=verdict is Verdict.FAIL),
+        evidence=output_evidence(result, summary, failed=verdict is Verdict.FAIL, log_dir=log_dir),
         required=required,
     )
 
 
-def simple_gate(check: str, argv: Sequence[str], repo: Path, timeout_s: float) -> LedgerEntry:
+def simple_gate(check: str, argv: Sequence[str], repo: Path, config: GateConfig) -> LedgerEntry:
     """build / clippy / fmt: pass on exit 0, fail otherwise."""
-    return command_entry(check, run_gate(argv, repo, timeout_s))
+    return command_entry(check, run_gate(argv, repo, config), log_dir=config.log_dir)
 
 
 def not_run(

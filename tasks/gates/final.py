@@ -16,7 +16,7 @@ NO_LIBRARY = "no library targets found"
 def _test_entry(
     check: str, argv: list[str], repo: Path, config: GateConfig
 ) -> tuple[LedgerEntry, TestRun]:
-    result = run_gate(argv, repo, config.timeout_s)
+    result = run_gate(argv, repo, config)
     run = parse_test_output(result.output).model_copy(
         update={
             "command": render(argv),
@@ -28,10 +28,14 @@ def _test_entry(
     if check == "doc tests" and not result.ok and NO_LIBRARY in result.output:
         return not_run(check, "no library target: no doc tests to run", command=render(argv)), run
     if result.ok and run.failed == 0:
-        return command_entry(check, result, summary=counts), run
+        return command_entry(check, result, summary=counts, log_dir=config.log_dir), run
     failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
     return command_entry(
-        check, result, verdict=Verdict.FAIL, summary=f"{counts}; failing: {failing}"
+        check,
+        result,
+        verdict=Verdict.FAIL,
+        summary=f"{counts}; failing: {failing}",
+        log_dir=config.log_dir,
     ), run
 
 
@@ -72,7 +76,7 @@ def run_final_validation(
     doc_entry, doc = _test_entry("doc tests", list(config.doc_test), repo, config)
     ledger.extend([suite_entry, doc_entry])
     ledger.add(_regressions([suite, doc], baseline))
-    ledger.add(simple_gate("lint", config.lint, repo, config.timeout_s))
-    ledger.add(simple_gate("fmt", config.fmt, repo, config.timeout_s))
-    ledger.add(simple_gate("build", config.build, repo, config.timeout_s))
+    ledger.add(simple_gate("lint", config.lint, repo, config))
+    ledger.add(simple_gate("fmt", config.fmt, repo, config))
+    ledger.add(simple_gate("build", config.build, repo, config))
     return ledger

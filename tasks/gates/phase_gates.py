@@ -9,7 +9,6 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -244,7 +243,7 @@ class _TestRuns:
         key = tuple(argv)
         if key in self.runs:
             return self.runs[key]
-        result = run_gate(argv, self.repo, self.config.timeout_s)
+        result = run_gate(argv, self.repo, self.config)
         parsed = parse_test_output(result.output)
         parsed = parsed.model_copy(
             update={
@@ -255,7 +254,11 @@ class _TestRuns:
         )
         self.runs[key] = parsed
         verdict, summary = self._judge(argv, parsed, result.ok, result.timed_out, scoped=scoped)
-        self.entries.append(command_entry(check, result, verdict=verdict, summary=summary))
+        self.entries.append(
+            command_entry(
+                check, result, verdict=verdict, summary=summary, log_dir=self.config.log_dir
+            )
+        )
         return parsed
 
     def _judge(
@@ -570,9 +573,9 @@ def run_phase_gates(
 def _quality_entries(
     repo: Path, config: GateConfig, changes: dict[str, str], *, design: bool
 ) -> list[LedgerEntry]:
-    gate: Callable[[str, list[str]], LedgerEntry] = lambda check, argv: simple_gate(  # noqa: E731
-        check, argv, repo, config.timeout_s
-    )
+    def gate(check: str, argv: list[str]) -> LedgerEntry:
+        return simple_gate(check, argv, repo, config)
+
     if design:
         code = [p for p in changes if p.endswith(_CODE_SUFFIXES) and changes[p] != "D"]
         if not code:

@@ -204,7 +204,7 @@ def first_wave_is_design(plan: Plan) -> bool:
 
 
 def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun]:
-    result = run_gate(config.test, repo, config.timeout_s)
+    result = run_gate(config.test, repo, config)
     run = parse_test_output(result.output).model_copy(
         update={
             "command": render(config.test),
@@ -214,11 +214,15 @@ def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun
     )
     counts = f"{run.passed} passed, {run.failed} failed, {run.ignored} ignored ({len(run.results)} tests recorded)"
     if result.ok and run.failed == 0:
-        entry = command_entry("baseline tests", result, summary=counts)
+        entry = command_entry("baseline tests", result, summary=counts, log_dir=config.log_dir)
     else:
         failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
         entry = command_entry(
-            "baseline tests", result, verdict=Verdict.FAIL, summary=f"{counts}; failing: {failing}"
+            "baseline tests",
+            result,
+            verdict=Verdict.FAIL,
+            summary=f"{counts}; failing: {failing}",
+            log_dir=config.log_dir,
         )
     return entry, run
 
@@ -287,9 +291,9 @@ def run_preflight(
     else:
         entry, baseline = baseline_tests(repo, config)
         ledger.add(entry)
-    ledger.add(simple_gate("build", config.build, repo, config.timeout_s))
-    ledger.add(simple_gate("lint", config.lint, repo, config.timeout_s))
-    ledger.add(simple_gate("fmt", config.fmt, repo, config.timeout_s))
+    ledger.add(simple_gate("build", config.build, repo, config))
+    ledger.add(simple_gate("lint", config.lint, repo, config))
+    ledger.add(simple_gate("fmt", config.fmt, repo, config))
     ok = not any(blocks(entry) for entry in ledger.entries)
     return PreflightResult(
         ok=ok,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
 from tasks.gates.cargo_output import TestRun
+from tasks.gates.config import load_gate_config
 from tasks.gates.final import run_final_validation
 from tasks.gates.ledger import PhaseStatus, Verdict
 from tasks.gates.verdict import decide
@@ -38,10 +40,21 @@ def test_final_validation_passes_then_reports_a_regression(
     blocked_by(verdict, "doc tests", "failing: single(doc)::src/lib.rs - mul")
 
 
-def test_workspace_final_validation_without_baseline(repo_factory: Callable[[str], Path]) -> None:
+def test_workspace_final_validation_without_baseline_saving_full_output(
+    repo_factory: Callable[[str], Path], tmp_path: Path
+) -> None:
     repo = repo_factory("workspace")
-    ledger = run_final_validation(repo, baseline=None)
+    config = load_gate_config(repo).model_copy(update={"log_dir": str(tmp_path / "logs")})
+    ledger = run_final_validation(repo, baseline=None, config=config)
     by_check = {e.check: e for e in ledger.entries}
+    saved = by_check["full test suite"].evidence.rsplit("saved as ", 1)[1]
+    text = Path(saved).read_text()
+    assert text.startswith(f"$ cargo test  (cwd {repo}, exit 0)\n")
+    assert "test tests::it_works ... ok" in text
+    assert (
+        hashlib.sha256(text.split("\n", 1)[1].encode()).hexdigest()
+        in by_check["full test suite"].evidence
+    )
     assert by_check["full test suite"].evidence.startswith("6 passed, 0 failed, 0 ignored")
     assert by_check["doc tests"].evidence.startswith("2 passed")
     regressions = by_check["regressions vs baseline"]
