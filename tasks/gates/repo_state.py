@@ -18,8 +18,9 @@ from tasks import shell
 from tasks.shell import CommandResult
 
 GIT_TIMEOUT_S = 120
-# Files the run itself writes: never the user's changes, never a phase's scope.
-RUN_OWNED_PREFIXES = (".ai/logs/",)
+# Files the run itself writes (its logs; cargo's build output when `target/` is not ignored, the
+# gates build too): never the user's changes, never a phase's scope.
+RUN_OWNED_PREFIXES = (".ai/logs/", "target/")
 LOCKFILES = {"Cargo.lock", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock"}
 DELETED = "<deleted>"
 
@@ -117,16 +118,31 @@ def _normalise_attr(line: str) -> str:
     return re.sub(r"\s+", " ", line.strip())
 
 
+def _leading_attribute(line: str) -> tuple[str, str]:
+    """`#[test] fn a() {}` → (`#[test]`, `fn a() {}`); an unclosed attribute takes the line."""
+    depth = 0
+    for index, char in enumerate(line):
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return line[: index + 1], line[index + 1 :].strip()
+    return line, ""
+
+
 def scan_rust_file(path: str, text: str, inventory: RustInventory) -> None:
     pending: list[str] = []
     seen: Counter[str] = Counter()
     for raw in text.splitlines():
         line = raw.strip()
-        if _SUPPRESSION.search(line) and not line.startswith("//"):
-            key = f"{path}: {_normalise_attr(line)}"
+        if (found := _SUPPRESSION.search(line)) and not line.startswith("//"):
+            key = f"{path}: {_normalise_attr(_leading_attribute(line[found.start() :])[0])}"
             inventory.suppressions[key] = inventory.suppressions.get(key, 0) + 1
-        if line.startswith("#[") or line.startswith("#!["):
-            pending.append(line)
+        while line.startswith(("#[", "#![")):
+            attr, line = _leading_attribute(line)
+            pending.append(attr)
+        if not line and pending:
             continue
         if not line or line.startswith("//"):
             continue

@@ -185,3 +185,25 @@ def test_commands_named_by_criteria_are_run(tree: Path) -> None:
     ]
     assert judge("`make deploy` succeeds") == [Verdict.NEEDS_JUDGEMENT]
     assert ran == [["cargo", "build", "-p", "so-you-say"], ["cargo", "test", "--lib"]]
+
+
+def test_rust_inventory_reads_tests_ignores_and_suppressions() -> None:
+    inventory = RustInventory()
+    source = (
+        "#[test] fn one() {}\n"
+        '#[test]\n#[ignore = "slow"]\n// a comment\nfn two() {}\n'
+        "#[cfg(test)]\nmod t {\n"
+        "    #[tokio::test] async fn three() {}\n"
+        "    #[allow(dead_code)] fn helper() {}\n"
+        '    #[test]\n    #[should_panic(expected = "[x]")]\n    pub fn four() {}\n'
+        "    // #[allow(unused)] in a comment does not count\n"
+        "}\n"
+    )
+    scan_rust_file("src/a.rs", source, inventory)
+    assert inventory.tests == {
+        "src/a.rs::one": False,
+        "src/a.rs::two": True,
+        "src/a.rs::three": False,
+        "src/a.rs::four": False,
+    }
+    assert inventory.suppressions == {"src/a.rs: #[allow(dead_code)]": 1}
