@@ -124,8 +124,8 @@ def parse_test_output(output: str) -> TestRun:
             _store(results, seen, f"{_nextest_binary(binary_id)}::{name}", status)
             continue
         if match := _NEXTEST_SUMMARY.match(line):
-            _run, passed, failed, skipped = match.groups()
-            nextest_summary = (int(passed), int(failed or 0), int(skipped or 0))
+            _run, ran_ok, ran_failed, skipped = match.groups()
+            nextest_summary = (int(ran_ok), int(ran_failed or 0), int(skipped or 0))
     statuses = Counter(results.values())
     if nextest_summary is not None:
         passed, failed, ignored = nextest_summary

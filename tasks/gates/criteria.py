@@ -594,8 +594,8 @@ def evaluate_criterion(
 
     counted_in_file = any("test functions" in e.evidence for e in entries)
     grep_used = any(span.split(maxsplit=1)[0] in GREP_PROGRAMS for span in _SPAN.findall(text))
-    if not counted_in_file and not grep_used and (match := _TEST_COUNT.search(text)):
-        wanted = int(next(g for g in match.groups() if g))
+    if not counted_in_file and not grep_used and (count := _TEST_COUNT.search(text)):
+        wanted = int(next(g for g in count.groups() if g))
         has_command = _embedded_test_command(text, allowed_programs) is not None
         # "Function `f` has 8+ unit tests" is about one function: a run's total cannot say.
         whole_run = _RUN_WORDS.search(text) and not _SPECIFIC_SUBJECT.search(text)
