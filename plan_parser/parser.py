@@ -247,25 +247,15 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
     """Phase headings that define phases: not under a reference container, at the modal level."""
     stack: list[blocks.Heading] = []
     found: list[_Candidate] = []
+    referenced: list[tuple[_Candidate, blocks.Heading]] = []
     for head in heads:
         while stack and stack[-1].level >= head.level:
             stack.pop()
         parsed = values.parse_phase_heading(head.text) if 2 <= head.level <= 4 else None
         if parsed is not None:
-            container = next(
-                (h for h in stack if _REFERENCE_CONTAINER.search(h.text)),
-                None,
-            )
+            container = next((h for h in stack if _REFERENCE_CONTAINER.search(h.text)), None)
             if container is not None:
-                plan.diagnostics.append(
-                    _diag(
-                        "I-PHASE-REF",
-                        Severity.INFO,
-                        f"'{head.text}' sits under '{container.text}' (line {container.line}): "
-                        "read as a reference, not a phase definition",
-                        head.line,
-                    )
-                )
+                referenced.append((_Candidate(head, parsed), container))
             else:
                 found.append(_Candidate(head, parsed))
         elif re.match(r"^\W*phase\s+\d", head.text, re.IGNORECASE):
@@ -279,6 +269,24 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
                 )
             )
         stack.append(head)
+    # A phase heading under an execution-order, summary or parallelization section repeats a
+    # phase defined elsewhere (corpus trap T7); one whose id is defined nowhere else is kept,
+    # so a plan that puts all its phases under such a heading still has them.
+    defined = {c.parsed.id.lower() for c in found}
+    for candidate, container in referenced:
+        if candidate.parsed.id.lower() in defined:
+            plan.diagnostics.append(
+                _diag(
+                    "I-PHASE-REF",
+                    Severity.INFO,
+                    f"'{candidate.heading.text}' sits under '{container.text}' (line "
+                    f"{container.line}): read as a reference, not a phase definition",
+                    candidate.heading.line,
+                )
+            )
+        else:
+            found.append(candidate)
+    found.sort(key=lambda c: c.heading.index)
     if not found:
         return found
     levels = [c.heading.level for c in found]

@@ -79,10 +79,16 @@ def decode(data: bytes) -> Source:
 
 def read(path: Path) -> Source:
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            return _too_large(size)  # refused before reading it
-        data = path.read_bytes()
+        if not path.is_file():
+            what = "a directory" if path.is_dir() else "not a regular file"
+            if not path.exists():
+                what = "no such file"
+            return Source("", [], [_error("E-UNREADABLE", f"cannot read: {what}")], readable=False)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_BYTES + 1)  # bounded: a file may grow while we read it
+            if len(data) > MAX_BYTES:
+                size = max(path.stat().st_size, len(data))
+                return _too_large(size)  # refused without reading the rest
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         return Source("", [], [_error("E-UNREADABLE", f"cannot read: {reason}")], readable=False)

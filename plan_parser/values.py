@@ -47,7 +47,10 @@ def parse_phase_heading(text: str) -> PhaseHeading | None:
     The id must be followed by a separator, a parenthesised qualifier or the end of the text, so
     `Phase 1 Internal Parallelization` (a sub-heading about phase 1) is not a phase.
     """
-    match = PHASE_HEADING.match(text.strip())
+    text = text.strip()
+    if text.startswith("**") and text.endswith("**") and len(text) > 4:
+        text = text[2:-2].strip()  # a heading written entirely in bold
+    match = PHASE_HEADING.match(text)
     if match is None:
         return None
     name = (match.group("name") or "").strip()

@@ -126,6 +126,8 @@ def _print_summary(plans: list[Plan]) -> None:
                     " ".join(flags),
                 )
             console.print(table)
+        for error in plan.errors:
+            console.print(f"  [red]{error.render(plan.path)}[/red]", highlight=False)
         console.print(f"  {len(plan.errors)} error(s), {len(plan.warnings)} warning(s)\n")
 
 

@@ -49,3 +49,13 @@ def plan_text(*phases: str, title: str = "Demo Plan") -> str:
         f"# {title}\n\n**Created:** 2026-02-01\n**Status:** Reviewed - Ready for Implementation\n\n"
     )
     return header + "## Phases\n\n" + "---\n\n".join(phases)
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """The same typer app in this process (fast); returns the exit code and stdout + stderr."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
