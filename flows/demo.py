@@ -219,6 +219,8 @@ class PhaseScript:
     """Seconds the first turn takes to arrive (overlap, timeouts, kills)."""
     cite: str | None = None
     """The file:line the verifier cites for this phase (default: the first file created)."""
+    every_turn: bool = False
+    """Repeat the edits (with the delay) on every turn: an agent that never finishes."""
 
 
 def demo_scripts() -> dict[str, PhaseScript]:
@@ -269,8 +271,9 @@ class ScriptedAgents:
         if is_summary:
             return text_turn(script.claim)
         turns = sum(1 for m in messages if m.get("role") == "assistant")
-        if turns == 0:
-            self.phases_seen.append(pid)
+        if turns == 0 or (script.every_turn and script.edits):
+            if turns == 0:
+                self.phases_seen.append(pid)
             reply = (
                 tool_turn(*script.edits, text=f"Working on phase {pid}.")
                 if script.edits

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from flows.commands.run import run_plan
-from flows.demo import ScriptedAgents, demo_plan, demo_scripts, make_crate
+from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
-from tasks.agent.standin import StandinMessagesAPI
+from tasks.agent.standin import StandinMessagesAPI, editor_view
 from tests.flows.conftest import needs_cargo, phase_of
 
 pytestmark = [needs_cargo, pytest.mark.slow]
@@ -156,7 +156,8 @@ def test_slow_agent_ends_timeout(
 ) -> None:
     plan_path = make_crate(tmp_path / "crate")
     scripts = demo_scripts()
-    scripts["2"].delay_s = 8.0
+    # A slow agent: every turn takes 0.8 s and asks for another look, so it never finishes.
+    scripts["2"] = PhaseScript(edits=[editor_view("Cargo.toml")], delay_s=0.8, every_turn=True)
     agents = ScriptedAgents(scripts)
 
     code, requests, echo = run(plan_path, agents, monkeypatch, agent_timeout_s=2.0)
