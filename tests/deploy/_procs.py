@@ -1,4 +1,4 @@
-"""Long-running Prefect processes for the deployment tests: a server and a process worker.
+"""Long-running Prefect processes for the deployment tests: a process worker.
 
 They run in the background for the length of a test session, which `tasks.shell.run` (run and
 wait) does not do, so they are started here with `subprocess.Popen`, each in its own process
@@ -15,11 +15,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -100,32 +97,6 @@ def start_background(
     )
     log.close()
     return Background(name=name, proc=proc, log_path=log_path)
-
-
-def start_server(home: Path, *, startup_timeout_s: float = 120.0) -> tuple[Background, str]:
-    """`prefect server start` on 127.0.0.1 and a free port, SQLite in ``home``; (process, API URL)."""
-    home.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    env = base_env(home)
-    env["PREFECT_SERVER_UI_ENABLED"] = "false"  # nothing looks at it here; saves start-up time
-    server = start_background(
-        "prefect server",
-        [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-        cwd=home,
-        env=env,
-        log_path=home / "server.log",
-    )
-    api_url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + startup_timeout_s
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited early:\n{server.log_text()[-4000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
-                return server, api_url
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"prefect server not healthy after {startup_timeout_s}s")
 
 
 def start_worker(
