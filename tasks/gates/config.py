@@ -6,7 +6,7 @@ Detection: a `justfile` with a `test` (`build`) recipe gives `just test` (`just 
 Overrides (later wins): `[tool.plan-executor]` in the repository's `pyproject.toml`, then the top
 level of `.ai/plan-executor.toml`. Keys: `test`, `build`, `lint`, `fmt`, `doc_test`, `test_filter`
 (a string, split like a shell would, or a list of arguments), `timeout_s`, `allowed_programs`
-(a list), `required_tools` (a list). Other keys are ignored: those files also hold other settings.
+(a list), `allowed_subcommands` (a table: program → list), `required_tools` (a list). Other keys are ignored: those files also hold other settings.
 """
 
 from __future__ import annotations
@@ -36,6 +36,29 @@ DEFAULT_ALLOWED_PROGRAMS = [
     "go",
 ]
 
+# What an allowed program may be asked to do by plan text: `cargo publish`, `npm install` or
+# `go get` would change the world outside the working tree. Programs not listed here (just, make,
+# pytest) run whatever recipe or target the plan names.
+DEFAULT_ALLOWED_SUBCOMMANDS = {
+    "cargo": [
+        "test",
+        "build",
+        "check",
+        "clippy",
+        "fmt",
+        "nextest",
+        "bench",
+        "doc",
+        "run",
+        "tree",
+        "metadata",
+    ],
+    "npm": ["test", "run"],
+    "pnpm": ["test", "run"],
+    "yarn": ["test", "run"],
+    "go": ["test", "build", "vet"],
+}
+
 # A recipe header at column 0: `name:` or `name arg *args:` (not an assignment `name := value`).
 _RECIPE = re.compile(r"^@?([A-Za-z_][A-Za-z0-9_-]*)(?:\s+[^:=]*)?:(?!=)")
 
@@ -58,8 +81,30 @@ class GateConfig(BaseModel):
     log_dir: str | None = None
     """Where to save each gate command's full output (`<sha256[:16]>.log`); None keeps only the
     digest and tail in the ledger. Set by the caller (e.g. the run's `.ai/logs/` folder)."""
+    allowed_subcommands: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_ALLOWED_SUBCOMMANDS.items()}
+    )
+    """For the programs listed: the first non-option argument a plan's command may use."""
     required_tools: list[str] = Field(default_factory=list)
     """Programs that must be on PATH; empty means: the first word of every gate command, and git."""
+
+    def refusal(self, argv: list[str]) -> str | None:
+        """Why plan text may not run ``argv`` (None when it may)."""
+        if not argv:
+            return "empty command"
+        program = argv[0]
+        if "=" in program or program not in self.allowed_programs:
+            allowed = ", ".join(sorted(self.allowed_programs))
+            return f"`{program}` is not an allowed gate program (allowed: {allowed})"
+        subcommands = self.allowed_subcommands.get(program)
+        if subcommands is None:
+            return None
+        first = next((arg for arg in argv[1:] if not arg.startswith("-")), None)
+        if first is None or first.startswith("+") or first in subcommands:
+            return None
+        return (
+            f"`{program} {first}` is not an allowed subcommand (allowed: {', '.join(subcommands)})"
+        )
 
     def tools(self) -> list[str]:
         if self.required_tools:
@@ -133,6 +178,13 @@ def _apply(config: GateConfig, table: dict[str, Any], where: str) -> GateConfig:
     for key in ("allowed_programs", "required_tools"):
         if key in table:
             update[key] = _as_argv(table[key], key, where)
+    if "allowed_subcommands" in table:
+        extra = table["allowed_subcommands"]
+        if not isinstance(extra, dict):
+            raise ValueError(f"{where}: `allowed_subcommands` must be a table of lists")
+        merged = dict(config.allowed_subcommands)
+        merged.update({k: _as_argv(v, f"allowed_subcommands.{k}", where) for k, v in extra.items()})
+        update["allowed_subcommands"] = merged
     if not update:
         return config
     update["source"] = f"{config.source} + {where}"

@@ -336,7 +336,6 @@ def blast_radius_entries(
     """Run the phase's blast radius; returns the entries that are not test runs (those are
     collected in ``tests.entries``)."""
     entries: list[LedgerEntry] = []
-    allowed = set(config.allowed_programs)
     commands = list(phase.blast_commands)
     radius = (phase.blast_radius or "").strip().strip("`").strip()
     if not commands and radius and _BARE_FILTER.match(radius):
@@ -355,9 +354,8 @@ def blast_radius_entries(
             elif operators := SHELL_OPERATORS & set(argv):
                 why = f"not run: `{command}` uses shell operators {sorted(operators)}; plan text is never given to a shell"
                 entries.append(not_run(check, why, command=command))
-            elif "=" in argv[0] or argv[0] not in allowed:
-                why = f"not run: `{argv[0]}` is not an allowed gate program (allowed: {', '.join(sorted(allowed))})"
-                entries.append(not_run(check, why, command=text))
+            elif refusal := config.refusal(argv):
+                entries.append(not_run(check, f"not run: {refusal}", command=text))
             else:
                 tests.run(check, argv, scoped=argv != config.test)
     if not tests.runs:
@@ -487,6 +485,8 @@ def criteria_entries(
     def count_tests(argv: list[str] | None) -> tuple[TestRun | None, str]:
         if design and argv is None:
             return None, "design phase: tests are not run"
+        if argv is not None and (refusal := config.refusal(argv)):
+            return None, f"not run: {refusal}"
         if argv is not None:
             run = tests.run(f"run for criteria: {render(argv)}", argv, scoped=argv != config.test)
             return run, render(argv)
@@ -496,6 +496,13 @@ def criteria_entries(
         return combined, combined.command or "blast radius"
 
     def run_command(argv: list[str]) -> LedgerEntry:
+        if refusal := config.refusal(argv):
+            return LedgerEntry(
+                check="criterion command",
+                command=render(argv),
+                verdict=Verdict.NEEDS_JUDGEMENT,
+                evidence=f"not run: {refusal}",
+            )
         run = tests.run(f"run for criteria: {render(argv)}", argv, scoped=False)
         ok = run.exit_code == 0 and run.failed == 0
         counts = f"; {run.passed} passed, {run.failed} failed" if run.summaries else ""

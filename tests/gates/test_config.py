@@ -66,3 +66,21 @@ def test_bad_override_type_is_an_error(tmp_path: Path) -> None:
     (tmp_path / ".ai" / "plan-executor.toml").write_text("test = 3\n")
     with pytest.raises(ValueError, match="`test` must be"):
         load_gate_config(tmp_path)
+
+
+def test_plan_commands_are_limited_to_allowed_programs_and_subcommands(tmp_path: Path) -> None:
+    config = load_gate_config(tmp_path)
+    assert config.refusal(["cargo", "test", "--lib", "link"]) is None
+    assert config.refusal(["cargo", "+nightly", "test"]) is None
+    assert config.refusal(["just", "anything"]) is None
+    assert "not an allowed subcommand" in (config.refusal(["cargo", "publish"]) or "")
+    assert "not an allowed subcommand" in (config.refusal(["npm", "install", "x"]) or "")
+    assert "not an allowed gate program" in (config.refusal(["rm", "-rf", "/"]) or "")
+    assert "not an allowed gate program" in (
+        config.refusal(["RUST_LOG=debug", "cargo", "test"]) or ""
+    )
+    (tmp_path / ".ai").mkdir()
+    (tmp_path / ".ai" / "plan-executor.toml").write_text(
+        '[allowed_subcommands]\ncargo = ["test", "publish"]\n'
+    )
+    assert load_gate_config(tmp_path).refusal(["cargo", "publish"]) is None

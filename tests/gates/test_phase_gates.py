@@ -275,6 +275,7 @@ def test_unrunnable_blast_radius_is_never_a_pass(
             "cargo test math:: && grep -q halve src/math.rs",
             "cargo test | tail -3",
             "rm -rf /",
+            "cargo publish --dry-run",
         ],
     )
     ledger = run_phase_gates(repo, plan_phase, start=start, baseline=single_baseline)
@@ -285,6 +286,8 @@ def test_unrunnable_blast_radius_is_never_a_pass(
     assert piped.verdict is Verdict.NOT_RUN and "shell operators" in piped.evidence
     refused = by_check["blast-radius: rm -rf /"]
     assert refused.verdict is Verdict.NOT_RUN and "not an allowed gate program" in refused.evidence
+    publish = by_check["blast-radius: cargo publish --dry-run"]
+    assert publish.verdict is Verdict.NOT_RUN and "not an allowed subcommand" in publish.evidence
     assert (repo / "src" / "math.rs").is_file()
     assert decide(ledger).status is PhaseStatus.COMPLETE
 
