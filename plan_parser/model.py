@@ -7,9 +7,12 @@ never the Markdown. Line numbers are 1-based lines of the original file.
 from __future__ import annotations
 
 import hashlib
+import re
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
+
+_RULE_LINE = re.compile(r"\s{0,3}([-*_])(\s*\1){2,}\s*")
 
 
 class Severity(StrEnum):
@@ -132,7 +135,13 @@ class Phase(BaseModel):
 
     @property
     def body_hash(self) -> str:
-        return hashlib.sha256(self.body.encode("utf-8")).hexdigest()[:16]
+        """Fingerprint of the phase text for resume: insensitive to line endings, trailing
+        spaces and trailing blank or `---` lines, so a section appended after the last phase
+        (checkpoints, summary) or a status-line edit elsewhere does not change it."""
+        lines = [line.rstrip() for line in self.body.replace("\r\n", "\n").split("\n")]
+        while lines and (not lines[-1] or _RULE_LINE.fullmatch(lines[-1])):
+            lines.pop()
+        return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
 
 
 class ParallelGroup(BaseModel):

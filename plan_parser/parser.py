@@ -30,10 +30,16 @@ from plan_parser.model import (
 from plan_parser.owners import clean_owner_text, normalise_owner
 
 _REFERENCE_CONTAINER = re.compile(
-    r"execution order|implementation order|parallel|review summary|implementation summary"
-    r"|lessons learned|dependency graph|execution strategy|synchroni[sz]ation",
+    r"execution order|implementation order|parallel|dependency graph|execution strategy"
+    r"|synchroni[sz]ation|review summary|implementation summary|lessons learned"
+    r"|execution checkpoints",
     re.IGNORECASE,
 )
+_REPORT_CONTAINER = re.compile(
+    r"review summary|implementation summary|lessons learned|execution checkpoints", re.IGNORECASE
+)
+"""Sections that report on phases (never define one), as opposed to ordering sections, which
+may hold the only definition of a phase in an ad-hoc plan."""
 _TITLE_SKIP = re.compile(r"^planning process$", re.IGNORECASE)
 _TEMPLATE_PLACEHOLDER = re.compile(
     r"\{\s*(fill in[^}]*|datetime|date|time|plan[ _-]?name|name|title|description)\s*\}",
@@ -273,8 +279,10 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
     # phase defined elsewhere (corpus trap T7); one whose id is defined nowhere else is kept,
     # so a plan that puts all its phases under such a heading still has them.
     defined = {c.parsed.id.lower() for c in found}
+    parents = {re.sub(r"[a-z]$", "", phase_id) for phase_id in defined}
     for candidate, container in referenced:
-        if candidate.parsed.id.lower() in defined:
+        phase_id = candidate.parsed.id.lower()
+        if phase_id in defined or phase_id in parents or _REPORT_CONTAINER.search(container.text):
             plan.diagnostics.append(
                 _diag(
                     "I-PHASE-REF",
