@@ -273,7 +273,10 @@ class _TestRuns:
         if not is_test:
             return (Verdict.PASS, "exit 0") if ok else (Verdict.FAIL, "command failed")
         if run.summaries == 0 and not ok:
-            return Verdict.FAIL, "no test ran: the tests did not build (see the output tail)"
+            return (
+                Verdict.FAIL,
+                "no test result: the command failed before any test ran (see the output tail)",
+            )
         failing = run.names(FAILED)
         if run.failed or failing:
             before = self.baseline.results if self.baseline else {}
