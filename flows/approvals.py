@@ -30,6 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import re
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 from uuid import UUID
 
@@ -245,3 +248,112 @@ async def resume_on_timeout(flow_run_id: str, key: str, run_input: dict[str, Any
     else:
         print(f"flow run {flow_run_id}: {key!r} was answered already, nothing to do")
     return resumed
+
+
+# --- the questions of a plan run: one call each at the flow's integration points ---------------
+
+QUESTION_TIMEOUT_ENV = "PLAN_EXECUTOR_QUESTION_TIMEOUT_S"
+DEFAULT_QUESTION_TIMEOUT_S = 3600.0
+
+
+def question_timeout_s() -> float:
+    """How long an interactive run waits for a person (env ``PLAN_EXECUTOR_QUESTION_TIMEOUT_S``)."""
+    raw = os.environ.get(QUESTION_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw)
+    except ValueError:
+        return DEFAULT_QUESTION_TIMEOUT_S
+    return value if value > 0 else DEFAULT_QUESTION_TIMEOUT_S
+
+
+async def dirty_tree_policy(
+    repo: Path,
+    plan_path: Path,
+    policy: str,
+    *,
+    interactive: bool,
+    timeout_s: float | None = None,
+) -> str:
+    """The dirty-tree policy pre-flight should apply: ``policy``, or a person's choice.
+
+    Interactive runs with uncommitted changes ask (stash / commit / proceed / stop); the fallback
+    on timeout is ``policy``. Clean trees and non-interactive runs never ask.
+    """
+    if not interactive:
+        return policy
+    from tasks.gates.preflight import dirty_files
+
+    repo = Path(repo).resolve()
+    try:
+        plan_file: str | None = str(Path(plan_path).resolve().relative_to(repo))
+    except ValueError:
+        plan_file = None
+    dirty = await asyncio.to_thread(dirty_files, repo, plan_file)
+    if not dirty:
+        return policy
+    listing = "\n".join(f"- `{path}`" for path in dirty[:30])
+    more = f"\n- … and {len(dirty) - 30} more" if len(dirty) > 30 else ""
+    answer = await ask(
+        DirtyTreeDecision,
+        key="dirty-tree",
+        timeout_s=timeout_s or question_timeout_s(),
+        fallback=DirtyTreeDecision(action=policy),  # type: ignore[arg-type]
+        description=(
+            f"## Uncommitted changes in `{repo}`\n\n{listing}{more}\n\n"
+            "**stash** them (`git stash pop` restores them), **commit** them first, "
+            "**proceed** anyway (risky: the gates see them as the phases' work), or **stop**."
+        ),
+    )
+    return answer.action
+
+
+async def failed_phase_action(
+    phase_id: str,
+    title: str,
+    error: str,
+    *,
+    attempt: int,
+    interactive: bool,
+    fallback: str = "continue",
+    timeout_s: float | None = None,
+) -> str:
+    """After phase ``phase_id`` failed: "retry", "continue" (its dependents are skipped) or "stop".
+
+    Non-interactive runs get ``fallback`` without asking. ``attempt`` (1, 2, …) keeps each
+    question of the same phase distinct.
+    """
+    if not interactive:
+        return fallback
+    answer = await ask(
+        FailedPhaseDecision,
+        key=f"failed-phase-{_key_part(phase_id)}-attempt-{attempt}",
+        timeout_s=timeout_s or question_timeout_s(),
+        fallback=FailedPhaseDecision(action=fallback),  # type: ignore[arg-type]
+        description=(
+            f"## Phase {phase_id} ({title}) failed\n\n```\n{error[-3000:]}\n```\n\n"
+            "**retry** it, **continue** with the phases that do not depend on it, or **stop** the run."
+        ),
+    )
+    return answer.action
+
+
+async def human_phase_done(
+    phase_id: str, title: str, *, timeout_s: float | None = None
+) -> HumanPhaseDone:
+    """A phase owned by `human`: wait until a person says the work is done (or not)."""
+    return await ask(
+        HumanPhaseDone,
+        key=f"human-phase-{_key_part(phase_id)}",
+        timeout_s=timeout_s or question_timeout_s(),
+        fallback=HumanPhaseDone(done=False, note="nobody answered in time"),
+        description=(
+            f"## Phase {phase_id} ({title}) is yours\n\n"
+            "Do the work in the repository, then answer **done = true**: the phase's gates "
+            "then judge it. **done = false** marks the phase blocked."
+        ),
+    )
+
+
+def _key_part(text: str) -> str:
+    """Flow run input keys allow letters, digits and dashes only."""
+    return re.sub(r"[^A-Za-z0-9-]+", "-", text).strip("-").lower() or "x"

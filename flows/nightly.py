@@ -139,6 +139,11 @@ async def execute_ready_plans(
     from flows.execute_plan import execute_plan
 
     log = get_run_logger()
+    if not str(repo).strip():
+        return Failed(
+            message="no repository: set the `repo` parameter (PLAN_EXECUTOR_NIGHTLY_REPO when "
+            "running `prefect deploy`, or edit the deployment's parameters in the UI)"
+        )
     repo_path = Path(repo).expanduser().resolve()
     statuses = PLANNER_READY_STATUSES if planner_statuses is None else tuple(planner_statuses)
     verdicts = select_ready_plans(repo_path, plans_dir, statuses)
