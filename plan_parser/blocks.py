@@ -258,7 +258,48 @@ def section_fields(tokens: list[Token], start: int, end: int, level: int) -> lis
             fields.append(field_)
             position = after
             continue
+        if token.type in ("bullet_list_open", "ordered_list_open"):
+            close = _close_index(tokens, position)
+            fields.extend(_list_item_fields(tokens, position, close))
+            position = close + 1
+            continue
         position = _close_index(tokens, position) + 1
+    return fields
+
+
+def _list_item_fields(tokens: list[Token], start: int, end: int) -> list[Field]:
+    """`- **Label:** value` items of a top-level list (source `list`: a fallback for labels
+    given nowhere else in the phase); an item without a value takes its nested list."""
+    fields: list[Field] = []
+    item_level = tokens[start].level + 1
+    position = start + 1
+    while position < end:
+        token = tokens[position]
+        if token.type != "list_item_open" or token.level != item_level:
+            position += 1
+            continue
+        item_end = _close_index(tokens, position)
+        inline = next(
+            (tokens[p] for p in range(position, item_end) if tokens[p].type == "inline"), None
+        )
+        match = _LABEL.match(inline.content.split("\n", 1)[0]) if inline is not None else None
+        if match is not None:
+            label = match.group("label").strip().rstrip(":").strip()
+            field_ = Field(
+                label, label_key(label), match.group("value").strip(), _line(token), source="list"
+            )
+            nested = next(
+                (
+                    p
+                    for p in range(position + 1, item_end)
+                    if tokens[p].type in ("bullet_list_open", "ordered_list_open")
+                ),
+                None,
+            )
+            if nested is not None and not field_.value:
+                field_.block, _ = read_block(tokens, nested)
+            fields.append(field_)
+        position = item_end + 1
     return fields
 
 

@@ -44,16 +44,38 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def normalise_owner(raw: str) -> Owner:
-    text = clean_owner_text(raw)
-    key = text.lower()
+def _known(key: str, text: str) -> Owner | None:
     if key in HUMAN_NAMES:
         return Owner(raw=text, kind=OwnerKind.HUMAN)
     if key in ORCHESTRATOR_NAMES or key.startswith("none (orchestrator"):
         return Owner(raw=text, kind=OwnerKind.ORCHESTRATOR)
     if key in BUILTIN_TYPES:
         return Owner(raw=text, kind=OwnerKind.BUILTIN, agent=BUILTIN_TYPES[key])
-    agent = ALIASES.get(key, slug(text))
+    if key in ALIASES:
+        return Owner(raw=text, kind=OwnerKind.AGENT_FILE, agent=ALIASES[key])
+    return None
+
+
+_NOTE = re.compile(r"\s*\([^()]*\)")
+_SEPARATOR = re.compile(r"\s*(?:[,+&/;]|\band\b|\bwith\b|\bthen\b)\s*", re.IGNORECASE)
+
+
+def normalise_owner(raw: str) -> Owner:
+    """Resolve owner text to a kind and agent id; `raw` keeps the text as written.
+
+    Beyond exact names and aliases, a trailing note (`rust-developer (tests too)`) and a second
+    name (`rust-developer + feature-tester-rust`: the first is the principal owner) are ignored
+    for the agent id."""
+    text = clean_owner_text(raw)
+    key = text.lower()
+    found = _known(key, text)
+    if found is not None:
+        return found
+    principal = _SEPARATOR.split(_NOTE.sub("", key).strip(), maxsplit=1)[0].strip()
+    found = _known(principal, text) if principal else None
+    if found is not None:
+        return found
+    agent = slug(principal or text)
     # Without a repository we cannot tell a real agent file from an unknown name; the agent
     # runtime and `validate --repo` resolve AGENT_FILE owners against `.claude/agents/`.
     return Owner(raw=text, kind=OwnerKind.AGENT_FILE, agent=agent or None)

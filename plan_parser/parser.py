@@ -58,7 +58,11 @@ FIELD_KEYS = {
     "subagent": "owner",
     "agent": "owner",
     "assigned agent": "owner",
+    "assigned to": "owner",
+    "assignee": "owner",
     "dependencies": "depends_on",
+    "prerequisites": "depends_on",
+    "blocked by": "depends_on",
     "dependency": "depends_on",
     "deps": "depends_on",
     "depends on": "depends_on",
@@ -69,6 +73,11 @@ FIELD_KEYS = {
     "tasks": "deliverables",
     "acceptance criteria": "acceptance_criteria",
     "pass when": "acceptance_criteria",
+    "success criteria": "acceptance_criteria",
+    "exit criteria": "acceptance_criteria",
+    "completion criteria": "acceptance_criteria",
+    "done when": "acceptance_criteria",
+    "definition of done": "acceptance_criteria",
     "goal": "goal",
     "objective": "goal",
     "purpose": "goal",
@@ -376,15 +385,19 @@ def _apply_fields(plan: Plan, phase: Phase, fields: list[blocks.Field]) -> tuple
     """Copy recognised fields onto `phase`; returns the raw dependency value for later."""
     seen: set[str] = set()
     dependency: tuple[str, int] | None = None
-    for item in fields:
+    direct = [item for item in fields if item.source != "list"]
+    listed = [item for item in fields if item.source == "list"]
+    for item in direct + listed:
         key = FIELD_KEYS.get(item.key)
         if key is None and _FILES_LABEL.match(item.key):
             key = "files"
         if key is None:
-            if item.source != "heading" and item.key not in phase.extra_fields:
+            if item.source not in ("heading", "list") and item.key not in phase.extra_fields:
                 phase.extra_fields[item.label] = item.value
             continue
-        if key in seen and key not in _MERGED_KEYS:
+        if key in seen and (key not in _MERGED_KEYS or item.source == "list"):
+            continue
+        if item.source == "list" and key in phase.field_lines:
             continue
         seen.add(key)
         phase.field_lines.setdefault(key, item.line)

@@ -13,7 +13,7 @@ from plan_parser.model import FileAction, FileRef
 
 PHASE_HEADING = re.compile(
     r"^(?P<pre>[^\w(]*?)\**Phase\s+(?P<id>" + ID_PATTERN + r")(?![\w+])(?!\.\d)\**"
-    r"\s*(?P<qual>\([^)]*\))?\s*(?:(?P<sep>[:\-\u2014\u2013])\s*(?P<name>.*))?$",
+    r"\s*(?P<qual>\([^)]*\))?\s*(?:(?P<sep>[:.\-\u2014\u2013])\s*(?P<name>.*))?$",
     re.IGNORECASE,
 )
 

@@ -297,3 +297,37 @@ def test_bad_bytes_become_diagnostics(tmp_path: Path) -> None:
     assert [p.title for p in bad.phases] == ["Caf\ufffd"]
     assert [d.code for d in parse_plan(tmp_path / "missing.md").errors] == ["E-UNREADABLE"]
     assert [d.code for d in parse_plan(tmp_path).errors] == ["E-UNREADABLE"]
+
+
+def test_labels_in_list_items_are_a_fallback() -> None:
+    text = (
+        "# P\n\n## Phases\n\n### Phase 1. Setup\n\n"
+        "- **Owner:** rust-developer\n- **Depends on:** None\n- **Success Criteria:**\n"
+        "  - [ ] builds\n  - [ ] tests pass\n\n"
+        "### Phase 2 - Use\n\n**Agent:** Bash\n\n"
+        "- **Agent:** ignored, the bold line above wins\n- **Prerequisites:** Phase 1\n"
+        "- **Done when:** it runs\n"
+    )
+    plan = parse_text(text)
+    one, two = plan.phases
+    assert (one.id, one.title, two.title) == ("1", "Setup", "Use")
+    assert one.owner is not None and one.owner.agent == "rust-developer"
+    assert [c.text for c in one.acceptance_criteria] == ["builds", "tests pass"]
+    assert two.owner is not None and two.owner.agent == "bash"
+    assert two.depends_on == ["1"]
+    assert [c.text for c in two.acceptance_criteria] == ["it runs"]
+    assert not plan.errors
+
+
+def test_owner_with_note_or_second_name() -> None:
+    from plan_parser.owners import normalise_owner
+
+    assert normalise_owner("rust-developer (also writes tests)").agent == "rust-developer"
+    assert normalise_owner("`Rust Developer` + `Feature Tester (Rust)`").agent == "rust-developer"
+    assert normalise_owner("general-purpose (Explore first)").kind is OwnerKind.BUILTIN
+    odd = normalise_owner("Schema Architect (review)")
+    assert (odd.raw, odd.kind, odd.agent) == (
+        "Schema Architect (review)",
+        OwnerKind.AGENT_FILE,
+        "schema-architect",
+    )
