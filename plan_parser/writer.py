@@ -271,12 +271,13 @@ class _Doc:
             block = render_block(self.phases, self.record, self.eol)
             return "".join(lines[: location.start]) + block + tail + "".join(lines[location.end :])
         text = self.text
+        eol = _eol_between(text, "#", self.eol)
         if text == "":
             separator = ""
         elif text.endswith(("\n", "\r")):
-            separator = self.eol
+            separator = eol
         else:
-            separator = self.eol + self.eol
+            separator = eol + eol
         self.record = {
             "placement": "appended",
             "separator": separator,
@@ -290,6 +291,14 @@ class _Doc:
     def followed(self) -> bool:
         location = self.location
         return location is not None and location.end < len(self.lines)
+
+
+def _eol_between(before: str, after: str, eol: str) -> str:
+    """The line ending for lines inserted between `before` and `after`: `eol`, unless it would
+    fuse with a neighbouring lone CR (`\r` + `\n`) into one ending and merge two lines."""
+    if (before.endswith("\r") and eol.startswith("\n")) or (eol == "\r" and after.startswith("\n")):
+        return "\r\n"
+    return eol
 
 
 def _summary_body(markdown: str, eol: str) -> str:
@@ -442,6 +451,7 @@ def _set_status_lines(doc: _Doc, status: str) -> None:
     close = frontmatter_end(lines)
     if close is not None:
         record.update(status_where="frontmatter", status_text_before="")
+        eol = _eol_between(lines[close - 1], lines[close], eol)
         lines.insert(close, f"status: {yaml_quote(status)}{eol}")
         return
     _insert_body_status(doc, status)
@@ -464,7 +474,6 @@ def _insert_body_status(doc: _Doc, status: str) -> None:
     start = body_start(lines)
     stop = first_h2(lines)
     title = next((h.index for h in headings(lines, start, stop) if h.level == 1), None)
-    new_line = f"**Status:** {status}{eol}"
     blank_before = 0
     if title is None:
         at = start
@@ -474,6 +483,8 @@ def _insert_body_status(doc: _Doc, status: str) -> None:
         at = title + 1
         blank_before = 1
     blank_after = 1 if at < len(lines) and not is_blank(lines[at]) else 0
+    eol = _eol_between(lines[at - 1] if at > 0 else "", lines[at] if at < len(lines) else "", eol)
+    new_line = f"**Status:** {status}{eol}"
     lines[at:at] = [eol] * blank_before + [new_line] + [eol] * blank_after
     doc.record.update(
         status_where="body",
