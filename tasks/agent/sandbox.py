@@ -2,8 +2,9 @@
 
 Path checks in the editor tool do not stop `bash` from writing anywhere, so each command runs as
 ``bwrap ... -- bash --noprofile --norc -c CMD``: the whole filesystem read-only, the repository
-read-write (read-only for verifier calls), a private `/tmp` with a fresh `$HOME` inside it, a
-fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
+read-write (read-only for verifier calls), a private `/tmp` with a fresh `$HOME` inside it, the
+host user's home hidden except the toolchains on PATH (no keys or tokens to read), `/run` and
+`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), a fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
 all capabilities dropped (we may run as root, and root could otherwise remount), the process
 dying with its parent, and no network when the run turns it off.
 
@@ -39,6 +40,8 @@ class SandboxSettings(BaseModel):
     """The explicit unsafe flag: run commands without bubblewrap when it is missing."""
     writable_paths: list[Path] = []
     """Extra host paths mounted read-write (e.g. a shared cargo registry); empty by default."""
+    hidden_paths: list[Path] = []
+    """Extra host paths replaced by an empty tmpfs (secrets, sockets) besides the defaults."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -78,6 +81,57 @@ def command_env(home: str, parent: dict[str, str] | None = None) -> dict[str, st
     return env
 
 
+HIDDEN_DIRS = ("/run", "/var/tmp")
+"""Hidden by default: they hold Unix sockets (docker, dbus, PostgreSQL), which a read-only mount
+does not stop a process from connecting to, even without network."""
+CREDENTIAL_FILES = ("credentials.toml", "credentials")
+"""Files under CARGO_HOME masked with /dev/null (crates.io tokens)."""
+
+
+def host_home(parent: dict[str, str] | None = None) -> Path | None:
+    parent = dict(os.environ) if parent is None else parent
+    home = Path(parent.get("HOME") or Path.home()).resolve()
+    return None if home == Path("/") else home
+
+
+def home_masks(parent: dict[str, str] | None = None) -> list[str]:
+    """Hide the host user's home (keys, tokens, sockets) except the toolchains on PATH.
+
+    What stays visible, read-only: CARGO_HOME, RUSTUP_HOME and the top-level directory of each
+    PATH entry under the home (``~/.cargo``, ``~/.pyenv``); crates.io credentials are masked.
+    """
+    parent = dict(os.environ) if parent is None else parent
+    home = host_home(parent)
+    if home is None or not home.is_dir():
+        return []
+    keep: set[Path] = set()
+    toolchains = [Path(v) for v in toolchain_env(parent).values()]
+    entries = [Path(p) for p in parent.get("PATH", "").split(os.pathsep) if p]
+    for path in [*toolchains, *entries]:
+        resolved = path.resolve() if path.is_absolute() else None
+        if resolved is not None and resolved != home and resolved.is_relative_to(home):
+            keep.add(home / resolved.relative_to(home).parts[0])
+    argv = ["--tmpfs", str(home)]
+    for kept in sorted(keep):
+        if kept.exists():
+            argv += ["--ro-bind", str(kept), str(kept)]
+    for toolchain in toolchains:
+        for name in CREDENTIAL_FILES:
+            secret = toolchain / name
+            if secret.is_file():
+                argv += ["--ro-bind", "/dev/null", str(secret)]
+    return argv
+
+
+def resolv_conf_binds() -> list[str]:
+    """Keep DNS working when /etc/resolv.conf points into the hidden /run (systemd-resolved)."""
+    target = Path(os.path.realpath("/etc/resolv.conf"))
+    hidden = [Path(d) for d in HIDDEN_DIRS]
+    if target.exists() and any(target.is_relative_to(d) for d in hidden):
+        return ["--ro-bind", str(target), str(target)]
+    return []
+
+
 def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) -> list[str]:
     repo_mount = "--ro-bind" if settings.read_only else "--bind"
     argv = [
@@ -85,9 +139,13 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         "--ro-bind", "/", "/",
         "--dev", "/dev",
         "--proc", "/proc",
-        "--tmpfs", "/tmp",
-        "--dir", SANDBOX_HOME,
     ]  # fmt: skip
+    argv += home_masks()
+    for hidden in [*HIDDEN_DIRS, *map(str, settings.hidden_paths)]:
+        if Path(hidden).is_dir():
+            argv += ["--tmpfs", hidden]
+    argv += resolv_conf_binds()
+    argv += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     for path in settings.writable_paths:
         argv += ["--bind", str(path), str(path)]
     # After /tmp so that a repository under /tmp is mounted over the private tmpfs.

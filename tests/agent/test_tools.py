@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -276,3 +277,48 @@ def test_bwrap_argv_shape(repo: Path) -> None:
         argv.index(str(repo)) - 1 : argv.index(str(repo)) + 2
     ]
     assert "--unshare-net" not in bwrap_argv("bwrap", repo, "true", SandboxSettings(network=True))
+
+
+@pytest.fixture
+def host_home(monkeypatch: pytest.MonkeyPatch):
+    """A stand-in host home outside /tmp (which the sandbox hides anyway) with secrets in it."""
+    base = next(p for p in ("/srv", "/opt", "/mnt") if os.access(p, os.W_OK))
+    home = Path(tempfile.mkdtemp(prefix="pe-fake-home-", dir=base))
+    (home / ".ssh").mkdir()
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE KEY\n")
+    (home / ".cargo" / "bin").mkdir(parents=True)
+    (home / ".cargo" / "credentials.toml").write_text('[registry]\ntoken = "crates-token"\n')
+    (home / ".cargo" / "bin" / "mytool").write_text("#!/bin/sh\necho mytool-ran\n")
+    (home / ".cargo" / "bin" / "mytool").chmod(0o755)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("CARGO_HOME", str(home / ".cargo"))
+    monkeypatch.setenv("PATH", f"{home / '.cargo' / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@needs_bwrap
+def test_host_home_secrets_and_sockets_are_hidden(repo: Path, host_home: Path) -> None:
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(host_home / "agent.sock"))
+    listener.listen()
+    try:
+        probe = (
+            f"cat {host_home}/.ssh/id_rsa; cat {host_home}/.cargo/credentials.toml; mytool; "
+            f'python3 -c "import socket; s = socket.socket(socket.AF_UNIX); '
+            f"s.connect('{host_home}/agent.sock'); print('CONNECTED')\""
+        )
+        result = bash(repo, probe)
+        assert "PRIVATE KEY" not in result.output and "crates-token" not in result.output
+        assert "mytool-ran" in result.output  # toolchains on PATH stay usable
+        assert "CONNECTED" not in result.output
+    finally:
+        listener.close()
+    argv = bwrap_argv("bwrap", repo, "true", SandboxSettings())
+    assert ["--tmpfs", str(host_home)] == argv[
+        argv.index(str(host_home)) - 1 : argv.index(str(host_home)) + 1
+    ]
+    for hidden in ("/run", "/var/tmp"):
+        assert argv[argv.index(hidden) - 1] == "--tmpfs"
