@@ -13,6 +13,7 @@ parameters, so it resumes the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 from pathlib import Path
@@ -577,3 +578,45 @@ def _ui_url(flow_run_id: str | None) -> str | None:
     if not base or not flow_run_id:
         return None
     return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
+@flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)
+def execute_plan_sync(
+    plan_path: Path,
+    repo: Path | None = None,
+    skills: list[str] | None = None,
+    dirty_policy: DirtyPolicy = "stop",
+    include_optional: bool = False,
+    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S,
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
+    model: str | None = None,
+    dry_run: bool = False,
+    interactive: bool = False,
+) -> RunReport:
+    """The same flow for `prefect flow-run retry <id> --entrypoint
+    flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an
+    async flow (it leaves the run Scheduled), so the retry path enters through this sync flow,
+    which runs the body of :func:`execute_plan` in the retried flow run. The checkpoints make it
+    a resume: complete, unchanged phases are not run again.
+    """
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    # The retry command runs this inside its own event loop: run the body on a fresh loop in a
+    # thread that carries this flow run's context (logger, run id, artifacts).
+    context = contextvars.copy_context()
+    body = functools.partial(
+        execute_plan.fn,
+        plan_path,
+        repo=repo,
+        skills=skills,
+        dirty_policy=dirty_policy,
+        include_optional=include_optional,
+        phase_timeout_s=phase_timeout_s,
+        agent_timeout_s=agent_timeout_s,
+        model=model,
+        dry_run=dry_run,
+        interactive=interactive,
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(context.run, lambda: asyncio.run(body())).result()

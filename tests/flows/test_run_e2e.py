@@ -316,6 +316,37 @@ def test_human_phase_is_blocked_and_orchestrator_phase_runs_gates_only(
     assert "owned by a human" in (state.phases["1"].error or "")
     assert state.phases["2"].status == "complete", state.phases["2"]
 
+    # Prefect's own retry of the failed flow run re-runs the flow function in the same flow run:
+    # the checkpoints make that a resume (phase 2 is not run again).
+    flow_run_id = echo_flow_run_id(echo.text, state)
+    entrypoint = Path(__file__).resolve().parents[2] / "flows" / "execute_plan.py"
+    retried = subprocess.run(
+        [
+            "prefect",
+            "flow-run",
+            "retry",
+            flow_run_id,
+            "--entrypoint",
+            f"{entrypoint}:execute_plan_sync",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=entrypoint.parents[1],
+    )
+    assert "finished with state: FAILED" in retried.stdout + retried.stderr, (
+        retried.stdout + retried.stderr
+    )
+    again = read_plan_state(plan_path)
+    assert again is not None
+    assert again.phases["2"].completed_at == state.phases["2"].completed_at
+    assert again.phases["2"].flow_run_id == state.phases["2"].flow_run_id
+    assert again.phases["1"].status == "blocked"
+    assert again.phases["1"].flow_run_id != state.phases["1"].flow_run_id
+    log = next((plan_path.parents[2] / ".ai" / "logs").glob("*.plan-execution-log.md")).read_text()
+    assert log.count(f"- Flow run: `{flow_run_id}`") >= 2
+    assert "Resumed (complete, unchanged): 2" in log
+
 
 def test_status_prints_the_mirror(tmp_path: Path) -> None:
     from typer.testing import CliRunner
