@@ -384,3 +384,24 @@ def test_not_an_agent_call(repo: Path) -> None:
     for owner in ("human", "self", "None (orchestrator)"):
         with pytest.raises(ValueError):
             run_agent(make_request(repo, owner=owner))
+
+
+@needs_bwrap
+@pytest.mark.parametrize(
+    "fields", [{"read_only": True, "role_suffix": "verifier"}, {"owner": "Explore"}]
+)
+def test_read_only_calls_change_nothing(standin, repo: Path, fields: dict[str, Any]) -> None:
+    attempts = tool_turn(
+        editor_create("new.txt", "x"),
+        editor_str_replace("README.md", "demo", "changed"),
+        bash_command("touch made.txt; echo changed > README.md"),
+        editor_view("README.md"),
+    )
+    fake = standin([attempts, text_turn("verified")])
+    result = run_agent(make_request(repo, **fields), client=client_for(fake))
+    assert result.ok and result.files_touched == []
+    results = tool_results(fake.message_requests[1].body)
+    assert [bool(r.get("is_error")) for r in results] == [True, True, True, False]
+    assert "Read-only file system" in results[2]["content"]
+    assert (repo / "README.md").read_text() == "# demo\n"
+    assert not (repo / "new.txt").exists() and not (repo / "made.txt").exists()
