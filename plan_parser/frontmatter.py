@@ -29,6 +29,8 @@ class Frontmatter:
     end_line: int = 0
     """1-based line of the closing `---` (0 without frontmatter): the body starts after it."""
     key_lines: dict[str, int] = field(default_factory=dict)
+    error_line: int = 1
+    """File line where the YAML error was found (1 when unknown)."""
 
 
 def split(lines: list[str]) -> Frontmatter:
@@ -52,7 +54,11 @@ def split(lines: list[str]) -> Frontmatter:
         loaded = yaml.load(raw, Loader=_Loader) if raw.strip() else {}
     except yaml.YAMLError as exc:
         result.valid = False
-        result.error = " ".join(str(exc).split())[:300]
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            result.error_line = int(mark.line) + 2  # the block starts on file line 2
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        result.error = f"{problem} at line {result.error_line}" if mark else str(problem)
         result.data = dict(loose_scan(block))
         return result
     if isinstance(loaded, dict):

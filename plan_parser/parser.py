@@ -161,7 +161,7 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
                     "W-FM-INVALID",
                     Severity.WARNING,
                     f"frontmatter is not valid YAML ({front.error}); top-level keys read loosely",
-                    1,
+                    front.error_line,
                 )
             )
     fence_report = fences.check(lines)

@@ -203,7 +203,8 @@ def test_invalid_frontmatter_is_read_loosely() -> None:
     assert not plan.frontmatter_valid
     assert plan.frontmatter["status"] == "done" and "plan_notes" in plan.frontmatter
     assert [p.id for p in plan.phases] == ["1"]
-    assert any(d.code == "W-FM-INVALID" and d.line == 1 for d in plan.warnings)
+    [invalid] = [d for d in plan.warnings if d.code == "W-FM-INVALID"]
+    assert invalid.line in (3, 4)  # where PyYAML gave up, inside the frontmatter
     assert not plan.errors
 
 
