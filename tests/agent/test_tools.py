@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tasks.agent.sandbox import Sandbox, SandboxSettings, SandboxUnavailable, bwrap_argv
-from tasks.agent.tools import BashTool, EditorTool, ToolCollection, tools_for
+from tasks.agent.tools import BashTool, EditorTool, ToolCollection, ToolInputError, tools_for
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 
@@ -322,3 +322,11 @@ def test_host_home_secrets_and_sockets_are_hidden(repo: Path, host_home: Path) -
     ]
     for hidden in ("/run", "/var/tmp"):
         assert argv[argv.index(hidden) - 1] == "--tmpfs"
+
+
+def test_bash_restart_and_bad_input(repo: Path) -> None:
+    tool = BashTool(Sandbox(repo, SandboxSettings(bwrap="/nonexistent/bwrap")))
+    assert not tool({"restart": True}).is_error  # stateless: nothing to restart
+    with pytest.raises(ToolInputError):
+        tool({"command": "   "})
+    assert ToolCollection(tool).run("bash", {}).details["misuse"]
