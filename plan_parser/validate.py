@@ -163,6 +163,15 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
 def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
     out = []
     stems = agent_stems(repo) if repo is not None else None
+    if repo is not None and not (repo / ".claude" / "agents").is_dir():
+        out.append(
+            _d(
+                "W-AGENTS-MISSING",
+                Severity.WARNING,
+                f"{repo / '.claude' / 'agents'} does not exist: no owner has an agent definition",
+                1,
+            )
+        )
     for phase in plan.phases:
         if phase.owner is None:
             out.append(

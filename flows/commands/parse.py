@@ -33,7 +33,7 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "All phases have assigned principal owners",
-        ("E-OWNER-MISSING", "W-OWNER-UNKNOWN", "W-OWNER-HUMAN"),
+        ("E-OWNER-MISSING", "W-OWNER-UNKNOWN", "W-OWNER-HUMAN", "W-AGENTS-MISSING"),
     ),
     (
         "Dependencies between phases are explicitly listed",

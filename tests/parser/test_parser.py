@@ -332,3 +332,10 @@ def test_owner_with_note_or_second_name() -> None:
         OwnerKind.AGENT_FILE,
         "schema-architect",
     )
+
+
+def test_repo_without_agent_folder_is_one_clear_warning(tmp_path: Path) -> None:
+    plan = parse_text(plan_text(phase_block("1", "A", owner="rust-developer")), repo=tmp_path)
+    codes = [d.code for d in plan.warnings]
+    assert codes.count("W-AGENTS-MISSING") == 1 and "W-OWNER-UNKNOWN" in codes
+    assert not plan.errors
