@@ -507,7 +507,9 @@ class AgentCall:
                 f"- usage: {turn_usage.model_dump()}",
                 *(["### Assistant", text] if text else []),
             )
-            self.conversation.add("assistant", [_block_param(b) for b in message.content])
+            # The API rejects empty text blocks in history (a turn may stream none).
+            blocks = [b for b in message.content if not (b.type == "text" and not b.text)]
+            self.conversation.add("assistant", [_block_param(b) for b in blocks])
             if stop_reason == "pause_turn":
                 continue  # resend as-is: the model continues its own turn
             if stop_reason != "tool_use":

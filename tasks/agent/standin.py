@@ -494,6 +494,10 @@ def validate_request(body: dict[str, Any]) -> str | None:
         last = index == len(messages) - 1
         if not content and not (last and message.get("role") == "assistant"):
             return f"messages.{index}: all messages must have non-empty content"
+        if isinstance(content, list) and any(
+            b.get("type") == "text" and not b.get("text") for b in content
+        ):
+            return f"messages.{index}: text content blocks must be non-empty"
         if message.get("role") != "assistant" or not isinstance(content, list):
             continue
         wanted = {b.get("id") for b in content if b.get("type") == "tool_use"}

@@ -405,3 +405,13 @@ def test_read_only_calls_change_nothing(standin, repo: Path, fields: dict[str, A
     assert "Read-only file system" in results[2]["content"]
     assert (repo / "README.md").read_text() == "# demo\n"
     assert not (repo / "new.txt").exists() and not (repo / "made.txt").exists()
+
+
+def test_empty_text_turns_keep_the_history_valid(standin, repo: Path) -> None:
+    fake = standin(
+        [tool_turn(editor_view("README.md"), text=None), pause_turn(""), text_turn("done")]
+    )
+    fake.script[0].content.insert(0, {"type": "text", "text": ""})
+    result = run_agent(make_request(repo), client=client_for(fake))
+    assert result.ok, result.error
+    assert all(r.status == 200 for r in fake.message_requests)
