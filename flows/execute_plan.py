@@ -117,6 +117,9 @@ async def execute_plan(
     mirror = PlanMirror(plan_path, repo, plan_title=plan.title, enabled=not dry_run)
     for observer in OBSERVERS:
         mirror.listeners.append(observer)
+        view = getattr(observer, "__self__", None)
+        if hasattr(view, "set_waves"):
+            view.set_waves(waves)
     context = RunContext(
         plan_path=plan_path,
         plan=plan,

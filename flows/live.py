@@ -53,7 +53,7 @@ class LiveView(AbstractContextManager["LiveView"]):
         if checkpoint.status == "running" and previous != "running":
             self._started[pid] = time.monotonic()
         if self._live is not None:
-            self._live.update(self.render())
+            self._live.refresh()
         elif previous != checkpoint.status:
             detail = f": {checkpoint.error}" if checkpoint.error else ""
             self.console.print(
@@ -84,13 +84,16 @@ class LiveView(AbstractContextManager["LiveView"]):
     def __enter__(self) -> LiveView:
         if self.live_enabled:
             self._live = Live(
-                self.render(), console=self.console, refresh_per_second=2, transient=False
+                console=self.console,
+                refresh_per_second=2,
+                transient=False,
+                get_renderable=self.render,  # re-rendered at each refresh: elapsed times move
             )
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
-            self._live.update(self.render())
+            self._live.refresh()
             self._live.__exit__(None, None, None)
             self._live = None

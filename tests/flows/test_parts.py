@@ -212,3 +212,34 @@ def test_skills_come_from_the_user_the_plan_and_the_repository(tmp_path: Path) -
     assert user == ["my-skill"]
     assert detected[:3] == ["rust-testing", "rust-logging", "rust-devops"]
     assert "clap" in detected
+
+
+def test_live_view_shows_waves_and_transitions() -> None:
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from flows.live import LiveView
+
+    def checkpoint(pid: str, status: str, error: str | None = None) -> SimpleNamespace:
+        return SimpleNamespace(phase_id=pid, status=status, error=error, tokens={"output": 7})
+
+    screen = io.StringIO()
+    view = LiveView(live=True, console=Console(file=screen, width=100))
+    with view:
+        view.set_waves([["1", "2"], ["3"]])
+        view.observe(checkpoint("1", "running"))
+        view.observe(checkpoint("3", "skipped", "depends on phase 1"))
+        view.observe(checkpoint("1", "blocked", "tests/alpha.rs is missing"))
+    final = screen.getvalue().split("plan-executor")[-1]
+    assert "│ 1    │ 1     │ blocked" in final and "tests/alpha.rs is missing" in final
+    assert "│ 2    │ 3     │ skipped" in final
+
+    lines = io.StringIO()
+    plain = LiveView(live=False, console=Console(file=lines, width=200))
+    with plain:
+        plain.observe(checkpoint("2", "running"))
+        plain.observe(checkpoint("2", "running"))
+        plain.observe(checkpoint("2", "complete"))
+    assert lines.getvalue().splitlines() == ["[phase 2] running", "[phase 2] complete"]
