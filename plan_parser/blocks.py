@@ -43,7 +43,8 @@ class Heading:
 def headings(tokens: list[Token]) -> list[Heading]:
     found = []
     for index, token in enumerate(tokens):
-        if token.type == "heading_open":
+        # Only document-level headings: one inside a blockquote or list item is quoted text.
+        if token.type == "heading_open" and token.level == 0:
             inline = tokens[index + 1]
             line = token.map[0] + 1 if token.map else 0
             found.append(Heading(index, int(token.tag[1:]), inline.content.strip(), line))

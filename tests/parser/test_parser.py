@@ -339,3 +339,8 @@ def test_repo_without_agent_folder_is_one_clear_warning(tmp_path: Path) -> None:
     codes = [d.code for d in plan.warnings]
     assert codes.count("W-AGENTS-MISSING") == 1 and "W-OWNER-UNKNOWN" in codes
     assert not plan.errors
+
+
+def test_headings_quoted_or_in_lists_are_not_phases() -> None:
+    text = "# P\n\n## Phase 1: Real\n\n> ### Phase 2: quoted\n\n- ### Phase 3: in a list\n"
+    assert [p.id for p in parse_text(text).phases] == ["1"]
