@@ -408,7 +408,7 @@ class AgentCall:
             f"bubblewrap ({self.sandbox.bwrap}); network {'on' if self.request.network else 'off'}; "
             f"repository {'read-only' if self.sandbox.settings.read_only else 'read-write'}"
             if self.sandbox.sandboxed
-            else "NONE: bubblewrap missing"
+            else f"NONE: bubblewrap unusable ({self.sandbox.problem})"
             + (" (allow_unsandboxed was given)" if self.request.allow_unsandboxed else "")
         )
         header = "\n".join(

@@ -16,6 +16,7 @@ Each command is a fresh shell: `cd` and `export` do not persist between calls.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -165,13 +166,35 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
     return argv
 
 
+@functools.cache
+def bwrap_probe(bwrap: str) -> str | None:
+    """None when bubblewrap can build a sandbox here; else its complaint (e.g. no user
+    namespaces inside a container). Probed once per process and executable."""
+    argv = [
+        bwrap,
+        "--ro-bind", "/", "/",
+        "--dev", "/dev",
+        "--proc", "/proc",
+        "--unshare-pid",
+        "--cap-drop", "ALL",
+        "--die-with-parent",
+        "--", "true",
+    ]  # fmt: skip
+    result = run(argv, cwd="/", env={"PATH": "/usr/bin:/bin"}, timeout_s=30)
+    return None if result.ok else (result.output.strip() or f"exit code {result.exit_code}")
+
+
 class Sandbox:
     """Runs agent commands in one repository; see the module docstring for the rules."""
 
     def __init__(self, repo: Path, settings: SandboxSettings | None = None) -> None:
         self.repo = Path(repo).resolve()
         self.settings = settings or SandboxSettings()
-        self.bwrap = bwrap_path(self.settings)
+        found = bwrap_path(self.settings)
+        self.problem = None if found else "not found"
+        if found:
+            self.problem = bwrap_probe(found)
+        self.bwrap = found if self.problem is None else None
 
     @property
     def sandboxed(self) -> bool:
@@ -183,8 +206,9 @@ class Sandbox:
 
     def refusal(self) -> str:
         return (
-            f"refused: bubblewrap ({self.settings.bwrap!r}) was not found, and agent commands "
-            "never run unsandboxed unless the run allows it explicitly (allow_unsandboxed)"
+            f"refused: bubblewrap ({self.settings.bwrap!r}) is unusable ({self.problem}), and "
+            "agent commands never run unsandboxed unless the run allows it explicitly "
+            "(allow_unsandboxed)"
         )
 
     def run(

@@ -350,7 +350,7 @@ def test_missing_bwrap_refuses_to_start(standin, repo: Path) -> None:
     )
     assert allowed.ok and not allowed.sandboxed
     assert (repo / "ran.txt").exists()
-    assert "NONE: bubblewrap missing" in (repo / allowed.details_log).read_text()  # type: ignore[operator]
+    assert "NONE: bubblewrap unusable (not found)" in (repo / allowed.details_log).read_text()  # type: ignore[operator]
 
 
 def test_model_from_definition_request_and_env_client(

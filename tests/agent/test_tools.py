@@ -330,3 +330,14 @@ def test_bash_restart_and_bad_input(repo: Path) -> None:
     with pytest.raises(ToolInputError):
         tool({"command": "   "})
     assert ToolCollection(tool).run("bash", {}).details["misuse"]
+
+
+def test_bwrap_that_cannot_sandbox_is_refused(repo: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "bwrap"
+    broken.write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n"
+    )
+    broken.chmod(0o755)
+    sandbox = Sandbox(repo, SandboxSettings(bwrap=str(broken)))
+    assert not sandbox.sandboxed and not sandbox.usable
+    assert "No permissions to create new namespace" in sandbox.refusal()
