@@ -4,7 +4,8 @@ Path checks in the editor tool do not stop `bash` from writing anywhere, so each
 ``bwrap ... -- bash --noprofile --norc -c CMD``: the whole filesystem read-only, the repository
 read-write (read-only for verifier calls), a private `/tmp` with a fresh `$HOME` inside it, the
 host user's home hidden except the toolchains on PATH (no keys or tokens to read), `/run` and
-`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), a fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
+`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), the repository's `.git`
+read-only (no hooks or `core.fsmonitor` for the host's git to run), a fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
 all capabilities dropped (we may run as root, and root could otherwise remount), the process
 dying with its parent, and no network when the run turns it off.
 
@@ -41,6 +42,9 @@ class SandboxSettings(BaseModel):
     """The explicit unsafe flag: run commands without bubblewrap when it is missing."""
     writable_paths: list[Path] = []
     """Extra host paths mounted read-write (e.g. a shared cargo registry); empty by default."""
+    git_writable: bool = False
+    """The repository's `.git` stays read-only by default: a hook or `core.fsmonitor` written
+    there would run on the host, outside the sandbox, at the next git command of the gates."""
     hidden_paths: list[Path] = []
     """Extra host paths replaced by an empty tmpfs (secrets, sockets) besides the defaults."""
 
@@ -151,6 +155,9 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         argv += ["--bind", str(path), str(path)]
     # After /tmp so that a repository under /tmp is mounted over the private tmpfs.
     argv += [repo_mount, str(repo), str(repo)]
+    git = repo / ".git"
+    if not settings.read_only and not settings.git_writable and git.exists():
+        argv += ["--ro-bind", str(git), str(git)]
     argv += [
         "--unshare-pid",
         "--unshare-ipc",

@@ -341,3 +341,21 @@ def test_bwrap_that_cannot_sandbox_is_refused(repo: Path, tmp_path: Path) -> Non
     sandbox = Sandbox(repo, SandboxSettings(bwrap=str(broken)))
     assert not sandbox.sandboxed and not sandbox.usable
     assert "No permissions to create new namespace" in sandbox.refusal()
+
+
+@needs_bwrap
+def test_git_internals_are_read_only_in_the_sandbox(repo: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    hook = repo / ".git" / "hooks" / "post-checkout"
+    result = bash(
+        repo,
+        f"echo 'touch /tmp/pwned' > {hook}; git config core.fsmonitor 'touch /tmp/pwned'; "
+        "echo work > src/work.txt",
+    )
+    assert "Read-only file system" in result.output or "could not lock" in result.output
+    assert not hook.exists()
+    config = subprocess.run(
+        ["git", "-C", str(repo), "config", "--get", "core.fsmonitor"], capture_output=True
+    )
+    assert config.returncode == 1  # unset
+    assert (repo / "src/work.txt").read_text() == "work\n"  # the working tree stays writable
