@@ -166,6 +166,9 @@ class Plan(BaseModel):
     groups: list[ParallelGroup] = Field(default_factory=list)
     skills: list[str] = Field(default_factory=list)
     """Plan-level skills (frontmatter required_skills / important_skills)."""
+    graph_edges: list[tuple[str, str, int]] = Field(default_factory=list)
+    """Edges `(before, after, line)` of mermaid dependency graphs written in the plan (phase ids
+    lower-cased); only cross-checked against the dependency fields, never scheduled."""
     title_source: str = "h1"
     """`h1` (a title heading) or `slug` (from the file name)."""
     deps_source: str = "deps"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markdown_it.token import Token
 
-from plan_parser import blocks, fences, frontmatter, source, values
+from plan_parser import blocks, fences, frontmatter, graphs, source, values
 from plan_parser.model import (
     Criterion,
     Diagnostic,
@@ -201,6 +201,11 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
     if plan.kind is DocKind.PLAN:
         plan.phases = _read_phases(plan, candidates, tokens, heads, src.raw_lines)
         plan.groups = _read_groups(tokens, plan)
+        plan.graph_edges = [
+            (before, after, graph.line)
+            for graph in graphs.read_mermaid(tokens)
+            for before, after in sorted(graph.edges)
+        ]
         if not any(phase.depends_raw is not None for phase in plan.phases):
             plan.deps_source = "document_order"
     from plan_parser.validate import validate

@@ -66,6 +66,7 @@ def validate(plan: Plan, *, repo: Path | None = None) -> list[Diagnostic]:
     out.extend(_check_dependencies(plan))
     out.extend(_check_phases(plan, repo))
     out.extend(_check_groups(plan))
+    out.extend(_check_graph(plan))
     out.extend(_check_wave_files(plan))
     return out
 
@@ -290,6 +291,41 @@ def _check_groups(plan: Plan) -> list[Diagnostic]:
                         member,
                     )
                 )
+    return out
+
+
+def _check_graph(plan: Plan) -> list[Diagnostic]:
+    """A mermaid graph whose ordering (transitive closure) differs from the dependency fields."""
+    from plan_parser.graphs import closure
+
+    out = []
+    by_line: dict[int, set[tuple[str, str]]] = {}
+    for before, after, line in plan.graph_edges:
+        by_line.setdefault(line, set()).add((before, after))
+    defined = {phase.id.lower() for phase in plan.phases}
+    field_edges = {
+        (dep.lower(), phase.id.lower())
+        for phase in plan.phases
+        for dep in phase.depends_on
+        if dep.lower() in defined
+    }
+    for line, edges in sorted(by_line.items()):
+        nodes = {node for edge in edges for node in edge} & defined
+        drawn = {e for e in closure(edges) if e[0] in nodes and e[1] in nodes}
+        written = {e for e in closure(field_edges) if e[0] in nodes and e[1] in nodes}
+        if drawn == written:
+            continue
+        extra = ", ".join(f"{a}->{b}" for a, b in sorted(drawn - written)[:4]) or "none"
+        missing = ", ".join(f"{a}->{b}" for a, b in sorted(written - drawn)[:4]) or "none"
+        out.append(
+            _d(
+                "W-GRAPH-CONFLICT",
+                Severity.WARNING,
+                f"the mermaid graph orders phases differently from the dependency fields (only "
+                f"in the graph: {extra}; only in the fields: {missing}); the fields win",
+                line,
+            )
+        )
     return out
 
 

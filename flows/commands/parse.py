@@ -40,7 +40,10 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
         ("E-DEP-UNKNOWN", "W-DEPS-MISSING", "W-DEP-PARENT"),
     ),
     ("Each phase has acceptance criteria", ("E-AC-MISSING",)),
-    ("Parallelization groups agree with the dependencies", ("W-GROUP-CONFLICT",)),
+    (
+        "Parallelization groups agree with the dependencies",
+        ("W-GROUP-CONFLICT", "W-GRAPH-CONFLICT"),
+    ),
     ("No circular dependencies exist", ("E-DEP-CYCLE",)),
     (
         "Files to create/modify are specified for each phase",

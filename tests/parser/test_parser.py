@@ -344,3 +344,33 @@ def test_repo_without_agent_folder_is_one_clear_warning(tmp_path: Path) -> None:
 def test_headings_quoted_or_in_lists_are_not_phases() -> None:
     text = "# P\n\n## Phase 1: Real\n\n> ### Phase 2: quoted\n\n- ### Phase 3: in a list\n"
     assert [p.id for p in parse_text(text).phases] == ["1"]
+
+
+def _with_graph(graph: str) -> str:
+    return (
+        plan_text(
+            phase_block("1", "One"),
+            phase_block("2", "Two", deps="Phase 1"),
+            phase_block("2.5", "Half", deps="Phase 2"),
+        )
+        + "## Dependency Graph\n\n```mermaid\nflowchart TD\n"
+        + graph
+        + "\n    style P1 fill:#fff\n```\n"
+    )
+
+
+def test_mermaid_graph_agreeing_transitively_is_quiet() -> None:
+    plan = parse_text(
+        _with_graph("    P1[Phase 1: One] --> P2[Phase 2: Two] --> P2_5\n    P1 --> P2_5")
+    )
+    assert ("1", "2", plan.graph_edges[0][2]) in plan.graph_edges
+    assert ("2", "2.5", plan.graph_edges[0][2]) in plan.graph_edges
+    assert not [d for d in plan.diagnostics if d.code == "W-GRAPH-CONFLICT"]
+
+
+def test_mermaid_graph_conflict_warns() -> None:
+    text = _with_graph("    A[Phase 1: One] & B[Phase 2.5: Half] --> C[Phase 2: Two]")
+    plan = parse_text(text)
+    [conflict] = [d for d in plan.warnings if d.code == "W-GRAPH-CONFLICT"]
+    assert text.splitlines()[conflict.line - 1] == "```mermaid"
+    assert "2.5->2" in conflict.message and "2->2.5" in conflict.message
