@@ -210,15 +210,16 @@ async def _run(
     progress_id = await artifacts.create_progress(context.plan_path, len(scheduled), len(resumed))
 
     async def on_transition(checkpoint: Any) -> None:
-        if checkpoint.status in TERMINAL:
-            done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
-            await artifacts.update_progress(
-                progress_id,
-                done,
-                len(scheduled),
-                f"{done}/{len(scheduled)} phases finished; "
-                f"phase {checkpoint.phase_id} {checkpoint.status}",
-            )
+        # The seed's TodoWrite rule: the progress moves at every transition, not per wave.
+        done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
+        running = [pid for pid, cp in mirror.checkpoints.items() if cp.status == "running"]
+        await artifacts.update_progress(
+            progress_id,
+            done,
+            len(scheduled),
+            f"{done}/{len(scheduled)} phases finished; phase {checkpoint.phase_id} "
+            f"{checkpoint.status}; running: {', '.join(running) or 'none'}",
+        )
 
     mirror.listeners.append(on_transition)
 

@@ -293,7 +293,8 @@ def verifier_task(plan: Plan, phase: Phase, criteria: list[LedgerEntry]) -> str:
         "Answer with exactly one line per criterion, in this form:\n"
         "VERDICT <number>: PASS|FAIL <path>:<line> <one-sentence reason>\n"
         "Every verdict must cite the file and line that proves it; a verdict without a "
-        "citation counts as FAIL.\n\n"
+        "citation counts as FAIL. When you are asked for your summary, repeat the VERDICT "
+        "lines in it unchanged.\n\n"
         f"The phase as planned:\n\n{phase.body}"
     )
 
@@ -321,7 +322,21 @@ async def _judge(
     )
     result = await call_agent(request, options.agent_timeout_s)
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
-    return judged_entries(pending, result.summary, options.repo, phase.id)
+    answer = result.summary + "\n" + _assistant_text(options.repo, result.details_log)
+    return judged_entries(pending, answer, options.repo, phase.id)
+
+
+def _assistant_text(repo: Path, details_log: str | None) -> str:
+    """The verifier's own words from its transcript, after the summary (which comes first):
+    a summary that dropped the VERDICT lines must not turn judged passes into fails."""
+    if not details_log:
+        return ""
+    try:
+        text = (repo / details_log).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    parts = re.findall(r"^### Assistant\n(.*?)(?=^#{2,3} |\Z)", text, re.M | re.S)
+    return "\n".join(parts)
 
 
 def judged_entries(

@@ -243,3 +243,15 @@ def test_live_view_shows_waves_and_transitions() -> None:
         plain.observe(checkpoint("2", "running"))
         plain.observe(checkpoint("2", "complete"))
     assert lines.getvalue().splitlines() == ["[phase 2] running", "[phase 2] complete"]
+
+
+def test_feature_tester_joins_when_the_phase_assigns_one(tmp_path: Path) -> None:
+    from flows.phase import _agent_roles
+
+    phase = parse_plan(write_plan(tmp_path)).phases[0]
+    assert _agent_roles(phase, tmp_path) == [("owner", "Rust Developer")]
+    with_tester = phase.model_copy(update={"extra_fields": {"Supporting": "Feature Tester (Rust)"}})
+    assert _agent_roles(with_tester, tmp_path) == [
+        ("owner", "Rust Developer"),
+        ("tester", "feature-tester-rust"),
+    ]
