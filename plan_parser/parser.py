@@ -118,7 +118,7 @@ def parse_plan(path: str | Path, *, repo: Path | None = None) -> Plan:
 def parse_text(text: str, path: str = "<text>", *, repo: Path | None = None) -> Plan:
     """Parse plan text as if it were the file `path` (the name decides execution logs)."""
     if len(text) > source.MAX_BYTES:
-        src = source.decode(b" " * (source.MAX_BYTES + 1))
+        src = source.too_large(len(text.encode("utf-8", errors="surrogatepass")))
     else:
         src = source.decode(text.encode("utf-8", errors="surrogatepass"))
     return _parse(src, path, Path(path).name, repo)

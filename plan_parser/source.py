@@ -39,7 +39,7 @@ def split_lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
-def _too_large(size: int) -> Source:
+def too_large(size: int) -> Source:
     message = (
         f"file is {size:,} bytes, more than the {MAX_BYTES:,}-byte limit for a plan; not parsed"
     )
@@ -49,7 +49,7 @@ def _too_large(size: int) -> Source:
 def decode(data: bytes) -> Source:
     """Bytes to a :class:`Source`; empty, binary, oversized and non-UTF-8 input become errors."""
     if len(data) > MAX_BYTES:
-        return _too_large(len(data))
+        return too_large(len(data))
     nul = data.find(b"\x00", 0, _BINARY_PROBE)
     if nul >= 0:
         message = f"binary content (NUL byte at offset {nul}); not a Markdown plan"
@@ -88,7 +88,7 @@ def read(path: Path) -> Source:
             data = handle.read(MAX_BYTES + 1)  # bounded: a file may grow while we read it
             if len(data) > MAX_BYTES:
                 size = max(path.stat().st_size, len(data))
-                return _too_large(size)  # refused without reading the rest
+                return too_large(size)  # refused without reading the rest
     except OSError as exc:
         reason = exc.strerror or exc.__class__.__name__
         return Source("", [], [_error("E-UNREADABLE", f"cannot read: {reason}")], readable=False)
