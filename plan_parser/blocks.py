@@ -195,7 +195,7 @@ def _is_property_table(rows: list[list[str]]) -> bool:
     return bool(body) and all(row and _BOLD_CELL.match(row[0]) for row in body)
 
 
-def _paragraph_fields(content: str, line: int) -> list[Field]:
+def paragraph_fields(content: str, line: int) -> list[Field]:
     fields: list[Field] = []
     for offset, text_line in enumerate(content.split("\n")):
         segments = split_segments(text_line) if "|" in text_line else [text_line.strip()]
@@ -230,7 +230,7 @@ def section_fields(tokens: list[Token], start: int, end: int, level: int) -> lis
             position += 1
             continue
         if token.type == "paragraph_open":
-            found = _paragraph_fields(tokens[position + 1].content, _line(token))
+            found = paragraph_fields(tokens[position + 1].content, _line(token))
             after = _close_index(tokens, position) + 1
             if found and after < end and _takes_next_block(found[-1], tokens[after]):
                 found[-1].block, after = read_block(tokens, after)

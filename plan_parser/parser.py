@@ -19,7 +19,6 @@ from plan_parser.model import (
     Criterion,
     Diagnostic,
     DocKind,
-    FileAction,
     FileRef,
     ParallelGroup,
     Phase,
@@ -241,7 +240,7 @@ def _read_plan_header(
         if token.type != "paragraph_open" or token.level != 0:
             continue
         line = token.map[0] + 1 if token.map else 0
-        for found in blocks._paragraph_fields(tokens[index + 1].content, line):
+        for found in blocks.paragraph_fields(tokens[index + 1].content, line):
             if found.key == "status" and plan.status is None:
                 plan.status = found.value.strip()
                 plan.status_line = found.line
@@ -543,7 +542,3 @@ def _read_groups(tokens: list[Token], plan: Plan) -> list[ParallelGroup]:
                     ParallelGroup(name=name, phase_ids=deps.ids, line=block.line + offset + 1)
                 )
     return groups
-
-
-def files_by_action(phase: Phase, action: FileAction) -> list[str]:
-    return [ref.path for ref in phase.files if ref.action is action]
