@@ -377,3 +377,78 @@ def test_status_prints_the_mirror(tmp_path: Path) -> None:
     assert "phase 1: [fail] file tests/alpha.rs" in result.output
     missing = CliRunner().invoke(app, ["status", str(tmp_path / "nope.md")])
     assert missing.exit_code == 2
+
+
+DESIGN_PLAN = """# Design the sums API
+
+**Created:** 2026-11-24
+**Status:** Reviewed - Ready for Implementation
+
+## Phases
+
+### Phase 1: Design the sums API
+
+**Principal Owner:** Rust Developer
+**Type:** Design
+**Dependencies:** None
+
+**Files to create:**
+- `docs/adr/0001-sums.md` - the decision record
+- `src/sums.rs` - skeleton types
+
+**Files to modify:**
+- `src/lib.rs` - declare the module
+
+**Acceptance Criteria:**
+- [ ] `docs/adr/0001-sums.md` exists
+
+---
+
+### Phase 2: Design the report API
+
+**Principal Owner:** Rust Developer
+**Type:** Design
+**Dependencies:** Phase 1
+
+**Files to create:**
+- `src/broken.rs` - skeleton that does not compile
+
+**Files to modify:**
+- `src/lib.rs` - declare the module
+
+**Acceptance Criteria:**
+- [ ] `src/broken.rs` exists
+"""
+
+
+def test_design_phases_need_artifacts_and_compiling_stubs_not_tests(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.agent.standin import editor_create, editor_str_replace
+
+    plan_path = make_crate(tmp_path / "crate", plan_text=DESIGN_PLAN)
+    anchor = "/// Adds two numbers."
+    scripts = {
+        "1": PhaseScript(
+            edits=[
+                editor_create("docs/adr/0001-sums.md", "# ADR 1: sums\n\nDecision: i64 sums.\n"),
+                editor_create("src/sums.rs", "//! Sums.\n\n/// A sum.\npub struct Sum(pub i64);\n"),
+                editor_str_replace("src/lib.rs", anchor, f"pub mod sums;\n\n{anchor}"),
+            ]
+        ),
+        "2": PhaseScript(
+            edits=[
+                editor_create("src/broken.rs", "pub struct Broken(\n"),
+                editor_str_replace("src/lib.rs", anchor, f"pub mod broken;\n\n{anchor}"),
+            ]
+        ),
+    }
+
+    code, requests, echo = run(plan_path, ScriptedAgents(scripts), monkeypatch)
+
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "complete", state.phases["1"]
+    assert state.phases["2"].status == "blocked", state.phases["2"]
+    assert any("build" in line or "check" in line for line in state.phases["2"].ledger)
