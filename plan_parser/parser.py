@@ -27,6 +27,7 @@ from plan_parser.model import (
     Severity,
 )
 from plan_parser.owners import clean_owner_text, normalise_owner
+from plan_parser.validate import validate
 
 _REFERENCE_CONTAINER = re.compile(
     r"execution order|implementation order|parallel|dependency graph|execution strategy"
@@ -207,8 +208,6 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
         ]
         if not any(phase.depends_raw is not None for phase in plan.phases):
             plan.deps_source = "document_order"
-    from plan_parser.validate import validate
-
     plan.diagnostics.extend(validate(plan, repo=repo))
     return plan
 
