@@ -114,6 +114,9 @@ def test_prose_without_phase_numbers_gives_nothing() -> None:
             False,
         ),
         ("Phase 0: Extract Logic (Prerequisite)", "0", "Extract Logic", False),
+        ("Phase 10 (Optional): Telemetry", "10", "Telemetry", True),
+        ("**Phase 2: Bold Heading**", "2", "Bold Heading", False),
+        ("Phase 7: Breaking Rename (FUTURE)", "7", "Breaking Rename", True),
         ("Phase 4: Add `research pull` CLI Command", "4", "Add `research pull` CLI Command", False),
     ],
 )
