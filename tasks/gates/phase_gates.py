@@ -27,6 +27,7 @@ from tasks.gates.criteria import (
     evaluate_criterion,
     file_exists_entry,
     grep_entry,
+    resolve_path,
 )
 from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
@@ -130,6 +131,15 @@ def _repo_relative(repo: Path, ref: FileRef) -> str | None:
             return str(Path(path).resolve().relative_to(repo.resolve()))
         except ValueError:
             return None
+    # An existing file named loosely (`lib.rs`, `api/mod.rs`): the one tracked file it names.
+    loose = (
+        ref.action in (FileAction.MODIFY, FileAction.UNSPECIFIED)
+        and not ref.is_glob
+        and not any(ch in path for ch in "*?[")
+        and not (repo / path).exists()
+    )
+    if loose and (resolved := resolve_path(repo, path).path):
+        return resolved
     return path
 
 

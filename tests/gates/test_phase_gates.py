@@ -348,3 +348,19 @@ def test_out_of_scope_changes_warn_by_default_and_fail_by_policy(
         repo, math_phase(), start=start, baseline=single_baseline, scope_policy="fail"
     )
     blocked_by(decide(strict), "scope: outside declared files", "README.md")
+
+
+def test_loosely_named_existing_file_resolves_to_the_one_it_names(
+    repo_factory: Callable[[str], Path], single_baseline: TestRun
+) -> None:
+    repo = repo_factory("single")
+    start = snapshot(repo, baseline=single_baseline)
+    add_halve(repo)
+    loose = phase(
+        [("math.rs", MODIFY)], blast="cargo test math::", blast_commands=["cargo test math::"]
+    )
+    ledger = run_phase_gates(repo, loose, start=start, baseline=single_baseline)
+    by_check = {e.check: e for e in ledger.entries}
+    assert by_check["file math.rs"].evidence.startswith("src/math.rs exists")
+    assert by_check["scope: math.rs changed"].evidence == "src/math.rs (M)"
+    assert decide(ledger).status is PhaseStatus.COMPLETE
