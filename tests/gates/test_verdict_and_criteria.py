@@ -203,3 +203,15 @@ def test_rust_inventory_reads_tests_ignores_and_suppressions() -> None:
         "src/a.rs::four": False,
     }
     assert inventory.suppressions == {"src/a.rs: #[allow(dead_code)]": 1}
+
+
+def test_dependencies_to_add_field_is_checked_in_cargo_toml(tree: Path) -> None:
+    from tasks.gates.phase_gates import dependency_field_entries
+
+    adds = phase(extra={"Dependencies to add": '`serde_yaml = "0.9"`, `proptest`, `tokio`'})
+    entries = {e.check: e for e in dependency_field_entries(tree, adds)}
+    assert entries["dependency serde_yaml"].verdict is Verdict.PASS
+    assert entries["dependency proptest"].verdict is Verdict.PASS
+    assert entries["dependency tokio"].verdict is Verdict.FAIL
+    assert "not declared in Cargo.toml" in entries["dependency tokio"].evidence
+    assert dependency_field_entries(tree, phase(extra={"Dependencies": "Phase 1"})) == []
