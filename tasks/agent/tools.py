@@ -133,12 +133,19 @@ class EditorTool:
         if rel and rel[0] == ".git":
             raise ToolInputError("files under .git/ are not edited directly; use git commands")
 
-    def _read(self, target: Path) -> str:
+    def _read(self, target: Path, *, for_edit: bool = False) -> str:
+        rel = _relative(self.root, target)
         if not target.exists():
-            raise ToolInputError(f"{_relative(self.root, target)} does not exist")
+            raise ToolInputError(f"{rel} does not exist")
         if not target.is_file():
-            raise ToolInputError(f"{_relative(self.root, target)} is not a regular file")
-        return target.read_text(encoding="utf-8", errors="replace")
+            raise ToolInputError(f"{rel} is not a regular file")
+        data = target.read_bytes()
+        if not for_edit:
+            return data.decode("utf-8", errors="replace")
+        try:  # editing a non-UTF-8 file through text would corrupt it
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ToolInputError(f"{rel} is not UTF-8 text; edit it with bash instead") from exc
 
     def view(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
         rel = _relative(self.root, target)
@@ -202,7 +209,7 @@ class EditorTool:
             raise ToolInputError("`old_str` (a non-empty string) is required for str_replace")
         if not isinstance(new, str):
             raise ToolInputError("`new_str` must be a string")
-        text = self._read(target)
+        text = self._read(target, for_edit=True)
         rel = _relative(self.root, target)
         count = text.count(old)
         if count == 0:
@@ -226,7 +233,7 @@ class EditorTool:
             raise ToolInputError("`insert_text` (a string) is required for insert")
         if not isinstance(line, int) or isinstance(line, bool):
             raise ToolInputError("`insert_line` (an integer, 0 = top of file) is required")
-        content = self._read(target)
+        content = self._read(target, for_edit=True)
         lines = content.splitlines(keepends=True)
         if line < 0 or line > len(lines):
             raise ToolInputError(f"`insert_line` {line} is outside 0..{len(lines)}")

@@ -359,3 +359,14 @@ def test_git_internals_are_read_only_in_the_sandbox(repo: Path) -> None:
     )
     assert config.returncode == 1  # unset
     assert (repo / "src/work.txt").read_text() == "work\n"  # the working tree stays writable
+
+
+def test_editor_does_not_corrupt_binary_files(repo: Path) -> None:
+    data = b"\x89PNG\r\n\x1a\n\xff\xfe binary"
+    (repo / "image.png").write_bytes(data)
+    tools = editor(repo)
+    assert not call(tools, command="view", path="image.png").is_error
+    edit = call(tools, command="str_replace", path="image.png", old_str="binary", new_str="text")
+    assert edit.is_error and "not UTF-8" in edit.output
+    assert call(tools, command="insert", path="image.png", insert_line=0, insert_text="x").is_error
+    assert (repo / "image.png").read_bytes() == data
