@@ -24,6 +24,8 @@ BASH_NAME = "bash"
 VIEW_CAP = DEFAULT_OUTPUT_CAP
 """Characters of a file shown by one `view`; the model pages with `view_range`."""
 DIRECTORY_LISTING_LIMIT = 500
+MAX_FILE_BYTES = 10_000_000
+"""Files larger than this are not loaded by the editor."""
 
 # Claude Code tool names in an agent's `tools:` frontmatter, mapped to our two tools.
 EDITOR_ALIASES = {"read", "write", "edit", "multiedit", "glob", "grep", "ls", "notebookedit"}
@@ -139,6 +141,11 @@ class EditorTool:
             raise ToolInputError(f"{rel} does not exist")
         if not target.is_file():
             raise ToolInputError(f"{rel} is not a regular file")
+        size = target.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ToolInputError(
+                f"{rel} has {size} bytes (limit {MAX_FILE_BYTES}); read parts with bash (sed -n, head)"
+            )
         data = target.read_bytes()
         if not for_edit:
             return data.decode("utf-8", errors="replace")
