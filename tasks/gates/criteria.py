@@ -61,7 +61,7 @@ _LINES = re.compile(
 _SPAN_LIST = r"`[^`]+`(?:\s*(?:,|and|, and)\s*`[^`]+`)*"
 _CONTAINS = re.compile(
     r"(?:\bFile\s+)?`([^`]+)`\s+(?:\([^)]*\)\s+)?(?P<neg>does not |doesn't |no longer |does NOT )?"
-    r"(?:contains?|has|have|includes?)\s+(?P<spans>" + _SPAN_LIST + ")",
+    r"(?:contains?|has|have|includes?|mentions?)\s+(?P<spans>" + _SPAN_LIST + ")",
     re.IGNORECASE,
 )
 _REMOVED_FROM = re.compile(

@@ -95,6 +95,7 @@ def verdicts(repo: Path, text: str) -> list[Verdict]:
         ("`nested/lib.rs` contains `mod tests`", [Verdict.FAIL]),
         ("File `src/lib.rs` exists with `fn a()` and `fn b()`", [Verdict.PASS, Verdict.PASS]),
         ("`src/lib.rs` does not contain `unsafe`", [Verdict.PASS]),
+        ("File `src/lib.rs` mentions `link`", [Verdict.PASS]),
         ("`pub mod link;` removed from `src/lib.rs`", [Verdict.FAIL]),
         ("`tokio` dependency removed from `Cargo.toml`", [Verdict.PASS]),
         ("`serde_yaml` dependency removed from `Cargo.toml`", [Verdict.FAIL]),
