@@ -338,6 +338,10 @@ class ToolCollection:
             return ToolResult(output=f"Error: {exc}", is_error=True, details={"misuse": True})
         except (OSError, UnicodeError) as exc:
             return ToolResult(output=f"Error: {type(exc).__name__}: {exc}", is_error=True)
+        except Exception as exc:  # a bug of ours must not end the agent call
+            return ToolResult(
+                output=f"Internal tool error: {exc!r}", is_error=True, details={"internal": True}
+            )
 
 
 def tools_for(
