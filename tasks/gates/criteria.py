@@ -48,7 +48,8 @@ _TEST_COUNT = re.compile(
 )
 _RUN_WORDS = re.compile(r"\b(runs?|running|pass(?:es|ing)?|execut\w*)\b", re.IGNORECASE)
 _SPECIFIC_SUBJECT = re.compile(
-    r"\b(function|fn|method|struct|module|type|trait)\s+`", re.IGNORECASE
+    r"\b(?:function|fn|method|struct|module|type|trait)\s+`|\btests?\s+(?:for|of|on|in)\s+`",
+    re.IGNORECASE,
 )
 _FILE_EXISTS = re.compile(
     r"(?:\b(File|Directory|Folder)\s+)?`([^`]+)`\s+(?:\([^)]*\)\s+)?(?:exists|is created|created)"

@@ -89,6 +89,7 @@ def verdicts(repo: Path, text: str) -> list[Verdict]:
         ("`real-name` in `Cargo.toml`", [Verdict.PASS]),
         ('File `Cargo.toml` contains `serde_yaml = "0.9"`', [Verdict.PASS]),
         ("Function `check_symlink_exists` has 8+ unit tests", [Verdict.NEEDS_JUDGEMENT]),
+        ("5+ unit tests for `ImageRenderer::new()` pass", [Verdict.NEEDS_JUDGEMENT]),
         ("`src/lib.rs` contains `pub mod link;` and `fn b()`", [Verdict.PASS]),
         ("`src/lib.rs` contains `pub mod link;` and `fn c()`", [Verdict.FAIL]),
         ("`lib.rs` contains `mod tests`", [Verdict.PASS]),
