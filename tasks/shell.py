@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import os
 import signal
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import sh
@@ -84,6 +85,61 @@ class _Collector:
         return head + CUT_NOTE.format(cut=cut, total=self.total) + self.tail, True
 
 
+class ProcessScope:
+    """The commands started inside one :func:`process_scope`, so a caller can kill them all.
+
+    A phase that runs out of time kills its scope: the gate or agent commands still running in
+    worker threads die with their process groups instead of outliving the phase.
+    """
+
+    def __init__(self) -> None:
+        self._groups: set[int] = set()
+        self._lock = threading.Lock()
+        self.killed = False
+
+    def add(self, pgid: int) -> None:
+        with self._lock:
+            if not self.killed:
+                self._groups.add(pgid)
+                return
+        _kill_group(pgid)  # started after the scope was killed: it dies at once
+
+    def discard(self, pgid: int) -> None:
+        with self._lock:
+            self._groups.discard(pgid)
+
+    def kill(self) -> int:
+        """Kill every running command of the scope (and any started later); returns how many."""
+        with self._lock:
+            self.killed = True
+            groups = list(self._groups)
+            self._groups.clear()
+        for pgid in groups:
+            _kill_group(pgid)
+        return len(groups)
+
+
+_SCOPE: contextvars.ContextVar[ProcessScope | None] = contextvars.ContextVar(
+    "plan_executor_process_scope", default=None
+)
+
+
+@contextlib.contextmanager
+def process_scope() -> Iterator[ProcessScope]:
+    """Commands run in this context (threads started with `asyncio.to_thread` included) join it."""
+    scope = ProcessScope()
+    token = _SCOPE.set(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPE.reset(token)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -124,6 +180,10 @@ def run(
         _tty_out=False,
     )
 
+    scope = _SCOPE.get()
+    if scope is not None:
+        scope.add(running.pid)
+
     def kill_group() -> None:
         timed_out.set()
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -143,6 +203,8 @@ def run(
     finally:
         if timer:
             timer.cancel()
+        if scope is not None:
+            scope.discard(running.pid)
         # Orphaned grandchildren of a finished command still die with their group.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(running.pid, signal.SIGKILL)
