@@ -255,3 +255,28 @@ def test_feature_tester_joins_when_the_phase_assigns_one(tmp_path: Path) -> None
         ("owner", "Rust Developer"),
         ("tester", "feature-tester-rust"),
     ]
+
+
+def test_process_scope_kills_commands_still_running_in_threads(tmp_path: Path) -> None:
+    import signal
+
+    from tasks.shell import process_scope, run
+
+    async def scenario() -> object:
+        with process_scope() as scope:
+            command = asyncio.create_task(
+                asyncio.to_thread(run, ["sleep", "30"], cwd=tmp_path, timeout_s=60)
+            )
+            for _ in range(200):  # until the thread has started the command
+                if scope._groups:
+                    break
+                await asyncio.sleep(0.02)
+            assert scope.kill() == 1
+            result = await command
+            late = await asyncio.to_thread(run, ["sleep", "30"], cwd=tmp_path, timeout_s=60)
+        return result, late
+
+    result, late = asyncio.run(scenario())
+    # Killed by the scope (SIGKILL), not finished and not by their own 60 s timeout.
+    assert result.exit_code == late.exit_code == -signal.SIGKILL  # type: ignore[attr-defined]
+    assert not result.timed_out and not late.timed_out  # type: ignore[attr-defined]
