@@ -21,8 +21,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
+from tasks.backend import postgres
 from tasks.backend.server import (
     ServerConfig,
     ServerInfo,
@@ -32,15 +34,40 @@ from tasks.backend.server import (
 )
 from tasks.backend.settings import offline_env
 
+TEST_DIR_PREFIX = "plan-executor-test-"
+OWNER_FILE = "owner.pid"
+
 
 def private_tmp_dir(prefix: str) -> Path:
-    """A fresh directory directly under /tmp, not under pytest's base temp.
+    """A fresh directory directly under /tmp, not under pytest's base temp, owned by this process.
 
     As root, PostgreSQL runs as an unprivileged user that must traverse the path to its data
     dir; every pytest session (another one may start at any time on a shared box) resets
     /tmp/pytest-of-root to mode 0700, which would cut a running cluster's tools off.
     """
-    return Path(tempfile.mkdtemp(prefix=prefix))
+    assert prefix.startswith(TEST_DIR_PREFIX)
+    sweep_abandoned_test_dirs()
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    (path / OWNER_FILE).write_text(f"{os.getpid()}\n")
+    return path
+
+
+def sweep_abandoned_test_dirs() -> None:
+    """Stop the servers and clusters of test sessions that were killed before their teardown
+    (their owner process is gone), and delete their directories."""
+    for path in Path(tempfile.gettempdir()).glob(f"{TEST_DIR_PREFIX}*"):
+        try:
+            owner = int((path / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if psutil.pid_exists(owner):
+            continue
+        for home in [path / "home", path / "postgres"]:
+            if (home / "server.json").exists():
+                stop_server(ServerConfig(home=home))
+            elif (home / "PG_VERSION").exists():
+                postgres.stop_cluster(home)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def free_port() -> int:
@@ -56,7 +83,7 @@ def prefect_server() -> Iterator[ServerInfo]:
     """The session's Prefect server (pids, log path); most tests want `prefect_api_url`."""
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    root = private_tmp_dir("plan-executor-test-prefect-")
+    root = private_tmp_dir(f"{TEST_DIR_PREFIX}prefect-")
     config = ServerConfig(home=root / "home", port=free_port())
     client_home = root / "client-prefect-home"
     client_home.mkdir()
