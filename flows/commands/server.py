@@ -83,6 +83,11 @@ def register(app: typer.Typer) -> None:
         if info.reused and not info.url.endswith(f":{config.port}") and not as_json:
             headline += f" (It listens on its own port, not {config.port}: stop it to move it.)"
         _print_info(info, as_json=as_json, headline=headline)
+        if not as_json and config.host not in ("127.0.0.1", "localhost", "::1"):
+            import socket
+
+            name = socket.gethostname() if config.host in ("0.0.0.0", "::") else config.host
+            typer.echo(f"  other machines: export PREFECT_API_URL=http://{name}:{config.port}/api")
 
     @server_app.command()
     def stop(home: HomeOption = None) -> None:
