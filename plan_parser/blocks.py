@@ -85,6 +85,7 @@ class Field:
 
 
 _LABEL = re.compile(r"^\s*(?:[-*+]\s+)?\*\*(?P<label>[^*]+?)(?::\*\*|\*\*\s*:)\s*(?P<value>.*)$")
+_LABEL_START = re.compile(r"[ \t]*\*\*[^*|]+?(?::\*\*|\*\*[ \t]*:)")
 _CHECKBOX = re.compile(r"^\[(?P<mark>[ xX])\]\s*")
 _BOLD_CELL = re.compile(r"^\*\*(?P<label>[^*]+?)\*\*:?$")
 
@@ -103,7 +104,7 @@ def split_segments(line: str) -> list[str]:
         char = line[index]
         if char == "`":
             in_code = not in_code
-        elif char == "|" and not in_code and _LABEL.match(line[index + 1 :]):
+        elif char == "|" and not in_code and _LABEL_START.match(line, index + 1):
             segments.append(line[start:index])
             start = index + 1
         index += 1

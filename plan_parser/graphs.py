@@ -15,7 +15,8 @@ from markdown_it.token import Token
 from plan_parser.ids import ID_PATTERN
 
 _ARROW = re.compile(
-    r"\s*(?:<?-{2,}>|<?-\.+->|<?={2,}>|--[^->|]+-->|==[^=>|]+==>)\s*(?:\|[^|]*\|)?\s*"
+    r"[ \t]{0,8}(?:<?-{2,12}>|<?-\.{1,12}->|<?={2,12}>|--[^->|]{1,80}-->|==[^=>|]{1,80}==>)"
+    r"[ \t]{0,8}(?:\|[^|]{0,200}\|)?[ \t]{0,8}"
 )
 _NODE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(.*)$")
 _LABEL_PHASE = re.compile(r"\bphase\s+(" + ID_PATTERN + r")(?![\w])", re.IGNORECASE)

@@ -49,6 +49,9 @@ _FILES_LABEL = re.compile(
     r"^(key |relevant )?files?( to (create|modify|update|delete|change|touch)"
     r"(\s*(/|and|or)\s*(create|modify|update|delete))?)?( \(.*\))?$"
 )
+MAX_PHASES = 500
+"""The corpus maximum is 17; beyond this a document is not a plan a person wrote, and reading
+on would only make validation and scheduling slow."""
 _GROUP_HEADER = re.compile(r"group", re.IGNORECASE)
 _PHASE_HEADER = re.compile(r"phase", re.IGNORECASE)
 
@@ -325,11 +328,17 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
     return [c for c in found if c.heading.level == modal]
 
 
-def _section_end(heads: list[blocks.Heading], head: blocks.Heading) -> blocks.Heading | None:
-    for other in heads:
-        if other.index > head.index and other.level <= head.level:
-            return other
-    return None
+def _section_ends(heads: list[blocks.Heading]) -> dict[int, blocks.Heading | None]:
+    """For each heading (by token index), the next heading of the same or a higher level."""
+    ends: dict[int, blocks.Heading | None] = {}
+    open_heads: list[blocks.Heading] = []
+    for head in heads:
+        while open_heads and open_heads[-1].level >= head.level:
+            ends[open_heads.pop().index] = head
+        open_heads.append(head)
+    for head in open_heads:
+        ends[head.index] = None
+    return ends
 
 
 def _read_phases(
@@ -341,9 +350,20 @@ def _read_phases(
 ) -> list[Phase]:
     phases: list[Phase] = []
     dep_values: list[tuple[str, int] | None] = []
+    if len(candidates) > MAX_PHASES:
+        plan.diagnostics.append(
+            _diag(
+                "E-TOO-MANY-PHASES",
+                Severity.ERROR,
+                f"{len(candidates)} phase headings; only the first {MAX_PHASES} are read",
+                candidates[MAX_PHASES].heading.line,
+            )
+        )
+        candidates = candidates[:MAX_PHASES]
+    ends = _section_ends(heads)
     for candidate in candidates:
         head = candidate.heading
-        boundary = _section_end(heads, head)
+        boundary = ends.get(head.index)
         end_index = boundary.index if boundary else len(tokens)
         end_line = boundary.line - 1 if boundary else len(raw_lines)
         phase = Phase(

@@ -58,32 +58,29 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
 
 def find_cycle(plan: Plan) -> list[str] | None:
     """One dependency cycle, or None: ids in execution order (each waits for the one before
-    it, the first for the last), starting at the lowest id."""
+    it, the first for the last), starting at the lowest id. Iterative: plans can be long."""
     graph = dependency_map(plan, include_optional=True)
-    state: dict[str, int] = {}
-    stack: list[str] = []
-
-    def visit(node: str) -> list[str] | None:
-        state[node] = 1
-        stack.append(node)
-        for dep in graph.get(node, []):
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in sorted(graph, key=id_sort_key):
+        if root in state:
+            continue
+        path: list[str] = [root]
+        pending: list[list[str]] = [list(graph.get(root, []))]
+        state[root] = 1
+        while path:
+            if not pending[-1]:
+                state[path.pop()] = 2
+                pending.pop()
+                continue
+            dep = pending[-1].pop(0)
             if state.get(dep) == 1:
-                cycle = list(reversed(stack[stack.index(dep) :]))
+                cycle = list(reversed(path[path.index(dep) :]))
                 first = cycle.index(min(cycle, key=id_sort_key))
                 return cycle[first:] + cycle[:first]
             if dep not in state:
-                found = visit(dep)
-                if found:
-                    return found
-        stack.pop()
-        state[node] = 2
-        return None
-
-    for node in sorted(graph, key=id_sort_key):
-        if node not in state:
-            found = visit(node)
-            if found:
-                return found
+                state[dep] = 1
+                path.append(dep)
+                pending.append(list(graph.get(dep, [])))
     return None
 
 

@@ -122,7 +122,8 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
         for dep in phase.depends_on:
             position = defined.get(dep.lower())
             if position is None:
-                known = ", ".join(p.id for p in plan.phases)
+                ids = [p.id for p in plan.phases]
+                known = ", ".join(ids[:20]) + (", ..." if len(ids) > 20 else "")
                 out.append(
                     _d(
                         "E-DEP-UNKNOWN",

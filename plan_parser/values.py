@@ -12,7 +12,7 @@ from plan_parser.model import FileAction, FileRef
 # --- phase headings ---------------------------------------------------------------------------
 
 PHASE_HEADING = re.compile(
-    r"^(?P<pre>[^\w(]*?)\**Phase\s+(?P<id>" + ID_PATTERN + r")(?![\w+])(?!\.\d)\**"
+    r"^(?P<pre>[^\w(*]{0,16})\*{0,3}Phase\s+(?P<id>" + ID_PATTERN + r")(?![\w+])(?!\.\d)\*{0,3}"
     r"\s*(?P<qual>\([^)]*\))?\s*(?:(?P<sep>[:.\-\u2014\u2013])\s*(?P<name>.*))?$",
     re.IGNORECASE,
 )
@@ -85,8 +85,9 @@ def clean_title(name: str) -> tuple[str, list[str]]:
     """Remove known markers from a phase name; returns the title and the markers removed."""
     markers: list[str] = []
     title = name
-    while True:
-        status = _STATUS_SUFFIX.search(title)
+    for _ in range(3):  # bounded, and only the tail is searched: headings can be huge
+        tail_start = max(0, len(title) - 80)
+        status = _STATUS_SUFFIX.search(title, tail_start)
         if status is None:
             break
         markers.append(status.group(0).strip())
@@ -230,7 +231,17 @@ def _expand_range(low: str, high: str, defined: Sequence[str]) -> list[str]:
 # --- blast radius -----------------------------------------------------------------------------
 
 _BACKTICKED = re.compile(r"`([^`]+)`")
-_TRAILING_NOTE = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def _strip_trailing_note(text: str) -> str:
+    """`cargo test (note)` → `cargo test`: drop one balanced parenthetical at the end."""
+    stripped = text.rstrip()
+    if not stripped.endswith(")"):
+        return text
+    groups = _paren_groups(stripped)
+    if groups and groups[-1][1] == len(stripped):
+        return stripped[: groups[-1][0]].rstrip()
+    return text
 
 
 @dataclass
@@ -247,7 +258,7 @@ def parse_blast_radius(raw: str) -> BlastRadius:
     if value in ('""', "''", "``"):
         return BlastRadius("", [], True, full_suite=True)
     commands = [" ".join(c.split()) for c in _BACKTICKED.findall(value)]
-    without_note = _TRAILING_NOTE.sub("", value) if value.endswith(")") else value
+    without_note = _strip_trailing_note(value)
     text = " ".join(without_note.replace("`", "").split())
     return BlastRadius(text, commands, bool(commands))
 
@@ -255,7 +266,12 @@ def parse_blast_radius(raw: str) -> BlastRadius:
 # --- files ------------------------------------------------------------------------------------
 
 _LINE_SUFFIX = re.compile(r":(\d+)(?:-(\d+))?$")
-_PATHLIKE = re.compile(r"^[\w./~*{}-]+(?:/[\w./*{}-]*|\.\w{1,8})$")
+_PATH_CHARS = re.compile(r"^[\w./~*{}-]+$")
+_EXTENSION = re.compile(r"\.\w{1,8}$")
+
+
+def _pathlike(token: str) -> bool:
+    return bool(_PATH_CHARS.match(token)) and ("/" in token or bool(_EXTENSION.search(token)))
 
 
 def file_action(label_key: str) -> FileAction:
@@ -276,7 +292,7 @@ def parse_file_item(text: str, action: FileAction, line: int | None) -> FileRef 
         rest = (text[: match.start()] + text[match.end() :]).strip()
     else:
         first, _, rest = text.strip().partition(" ")
-        if not _PATHLIKE.match(first.strip(",;")):
+        if not _pathlike(first.strip(",;")):
             return None
         path = first.strip(",;")
     path = _LINE_SUFFIX.sub("", path)

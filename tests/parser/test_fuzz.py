@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +97,39 @@ def test_plan_shaped_documents(text: str) -> None:
 @given(mixed_documents, st.sampled_from(["utf-8", "utf-16", "latin-1"]))
 def test_plan_shaped_bytes_in_other_encodings(text: str, encoding: str) -> None:
     _check(parse_bytes(text.encode(encoding, errors="replace"), "2026-02-01.plan-for-fuzz.md"))
+
+
+PATHOLOGICAL = [
+    "*" * 100_000,
+    "(" * 100_000,
+    "Phase 1: " + "\u2705 A" * 20_000,
+    "| **a:** " * 20_000,
+    "|" * 100_000,
+    "/" * 100_000 + "!",
+    "P1 " + "-" * 100_000 + " P2",
+]
+
+
+@pytest.mark.timeout(120)  # a hang guard against quadratic regexes, not a benchmark
+@pytest.mark.parametrize("line", PATHOLOGICAL, ids=range(len(PATHOLOGICAL)))
+def test_pathological_lines_in_every_position(line: str) -> None:
+    text = (
+        f"# {line}\n\n## Phase 1: {line}\n\n**Agent:** {line}\n**Deps:** {line}\n\n"
+        f"**Blast Radius:** {line}\n\n**Files:**\n- {line}\n\n**Pass when:**\n- [ ] {line}\n\n"
+        f"```mermaid\nflowchart TD\n{line}\n```\n\n| Group | Phases |\n|---|---|\n| {line} | {line} |\n"
+    )
+    _check(parse_text(text))
+
+
+def test_long_dependency_chain_and_too_many_phases() -> None:
+    chain = "# P\n\n" + "".join(
+        f"### Phase {n}: P{n}\n\n**Deps:** Phase {n - 1}\n\n" for n in range(1, 490)
+    )
+    plan = parse_text(chain.replace("**Deps:** Phase 0", "**Deps:** None"))
+    assert len(waves(plan)) == 489  # no recursion limit in cycle search or scheduling
+    assert transitive_dependents(plan, "1") == {str(n) for n in range(2, 490)}
+    many = "# P\n\n" + "".join(f"## Phase {n}: P{n}\n\n" for n in range(1, 601))
+    big = parse_text(many)
+    assert len(big.phases) == 500
+    [error] = [d for d in big.errors if d.code == "E-TOO-MANY-PHASES"]
+    assert many.splitlines()[error.line - 1] == "## Phase 501: P501"
