@@ -104,7 +104,7 @@ def measure(
     n: int, sleep_s: float, env: dict[str, str], timeout_s: float, server_pids: list[int]
 ) -> dict:
     """One child process; with `server_pids`, also the CPU the server side spent meanwhile."""
-    server_cpu_before = cpu_seconds(server_pids)
+    server_cpu_before = [cpu_seconds([pid]) for pid in server_pids]
     started = time.perf_counter()
     result = run(
         [sys.executable, __file__, "--child", str(n), str(sleep_s)],
@@ -113,14 +113,17 @@ def measure(
         timeout_s=timeout_s,
     )
     elapsed = round(time.perf_counter() - started, 1)
-    server_cpu = round(cpu_seconds(server_pids) - server_cpu_before, 2)
+    server_cpu = [
+        round(cpu_seconds([pid]) - before, 2)
+        for pid, before in zip(server_pids, server_cpu_before, strict=True)
+    ]
     if result.timed_out:
         return {"n": n, "timed_out_after_s": timeout_s, "process_s": elapsed}
     for line in result.output.splitlines():
         if line.startswith("RESULT "):
             row = {**json.loads(line[len("RESULT ") :]), "process_s": elapsed}
-            if server_pids:  # includes the child's warm-up flow and read-back
-                row["server_cpu_s_whole_process"] = server_cpu
+            if server_pids:  # while the child ran: includes its warm-up flow and read-back
+                row["prefect_server_cpu_s"], row["postgres_cpu_s"] = server_cpu
             return row
     return {"n": n, "error": result.tail(15), "exit_code": result.exit_code}
 
