@@ -29,6 +29,7 @@ from plan_parser.model import OwnerKind, Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, human_step, snapshot_step
+from tasks.shell import process_scope
 
 AGENT_GRACE_S = 30.0
 """How long past its own deadline an agent call may take before we stop waiting for it."""
@@ -64,21 +65,26 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         flow_run_id=flow_run_id,
     )
     started = time.monotonic()
-    try:
-        async with asyncio.timeout(options.phase_timeout_s):
-            await _phase_body(context, phase, outcome)
-    except TimeoutError:
-        outcome.status = "timeout"
-        outcome.error = outcome.error or (
-            f"phase exceeded its timeout of {options.phase_timeout_s:g}s"
-        )
-    except PhaseTimeout as exc:
-        outcome.status = "timeout"
-        outcome.error = str(exc)
-    except Exception as exc:  # a bug or an infrastructure failure after retries
-        outcome.status = "failed"
-        outcome.error = f"{type(exc).__name__}: {exc}"
-        get_run_logger().exception("phase %s failed", phase.id)
+    # Every command the phase starts (gates, the agents' bash) joins this scope, so a phase
+    # that runs out of time takes its still-running commands down with it.
+    with process_scope() as commands:
+        try:
+            async with asyncio.timeout(options.phase_timeout_s):
+                await _phase_body(context, phase, outcome)
+        except TimeoutError:
+            outcome.status = "timeout"
+            outcome.error = f"phase exceeded its timeout of {options.phase_timeout_s:g}s"
+        except PhaseTimeout as exc:
+            outcome.status = "timeout"
+            outcome.error = str(exc)
+        except Exception as exc:  # a bug or an infrastructure failure after retries
+            outcome.status = "failed"
+            outcome.error = f"{type(exc).__name__}: {exc}"
+            get_run_logger().exception("phase %s failed", phase.id)
+        finally:
+            killed = commands.kill()
+    if killed:
+        get_run_logger().warning("phase %s: killed %d command(s) still running", phase.id, killed)
     outcome.duration_s = round(time.monotonic() - started, 2)
     outcome.artifacts = _existing_artifacts(options.repo, phase, outcome.artifacts)
     context.outcomes[phase.id] = outcome

@@ -452,3 +452,66 @@ def test_design_phases_need_artifacts_and_compiling_stubs_not_tests(
     assert state.phases["1"].status == "complete", state.phases["1"]
     assert state.phases["2"].status == "blocked", state.phases["2"]
     assert any("build" in line or "check" in line for line in state.phases["2"].ledger)
+
+
+SLOW_TEST_PLAN = """# A phase whose tests hang
+
+**Created:** 2026-11-24
+**Status:** Reviewed - Ready for Implementation
+
+## Phases
+
+### Phase 1: Slow tests
+
+**Principal Owner:** Rust Developer
+**Dependencies:** None
+**Blast Radius:** `cargo test --test slow`
+
+**Files to create:**
+- `tests/slow.rs` - a test that never ends
+
+**Acceptance Criteria:**
+- [ ] `cargo test --test slow` passes
+"""
+
+HANGING_TEST = """#[test]
+fn slow_never_ends() {
+    std::thread::sleep(std::time::Duration::from_secs(600));
+}
+"""
+
+
+def _processes_running(marker: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(cmdline)
+    return found
+
+
+@pytest.mark.timeout(300)
+def test_phase_timeout_kills_the_commands_it_started(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.agent.standin import editor_create
+
+    plan_path = make_crate(tmp_path / "crate", plan_text=SLOW_TEST_PLAN)
+    agents = ScriptedAgents(
+        {"1": PhaseScript(edits=[editor_create("tests/slow.rs", HANGING_TEST)])}
+    )
+
+    # Without the kill the run would wait for the hanging test (600 s) and hit the test timeout.
+    code, requests, echo = run(plan_path, agents, monkeypatch, phase_timeout_s=25.0)
+
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "timeout", state.phases["1"]
+    assert "phase exceeded its timeout of 25s" in (state.phases["1"].error or "")
+    assert _processes_running(str(plan_path.parents[2] / "target")) == []
