@@ -8,7 +8,7 @@ from pathlib import Path
 
 from plan_parser.model import Diagnostic, Severity
 
-MAX_BYTES = 2 * 1024 * 1024
+MAX_BYTES = 1024 * 1024
 """Plans are at most tens of kilobytes (the corpus maximum is 60 KB); a file beyond this is
 refused rather than parsed, so a stray log or dump cannot stall a run."""
 
