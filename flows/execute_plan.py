@@ -110,6 +110,8 @@ async def execute_plan(
         )
         return Failed(message=f"invalid plan: {exc}", data=report)  # type: ignore[return-value]
 
+    for warning in plan.warnings:
+        log.warning("%s", warning.render(str(plan_path)))
     user_skills, detected = detect_skills(plan, repo, options.skills)
     print(skills_banner(user_skills, detected))
     all_skills = user_skills + [s for s in detected if s not in user_skills]
