@@ -40,8 +40,9 @@ def _selected(plan: Plan, include_optional: bool) -> list[Phase]:
 def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, list[str]]:
     """Phase id → the ids it waits for, restricted to phases in the schedule.
 
-    Ids are the authors' spellings; references to undefined or left-out phases are dropped (an
-    undefined one is reported by validation)."""
+    Ids are the authors' spellings. A left-out optional phase passes its own prerequisites on
+    to the phases that depend on it (they still wait for what it waited for); references to
+    undefined phases are dropped (validation reports them)."""
     phases = _selected(plan, include_optional)
     canonical = {_key(phase.id): phase.id for phase in phases}
     if plan.deps_source == "document_order":
@@ -49,10 +50,26 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
             phase.id: ([phases[index - 1].id] if index else [])
             for index, phase in enumerate(phases)
         }
+    left_out = {
+        _key(phase.id): [_key(dep) for dep in phase.depends_on]
+        for phase in plan.phases
+        if _key(phase.id) not in canonical
+    }
     result: dict[str, list[str]] = {}
     for phase in phases:
-        deps = [canonical[_key(dep)] for dep in phase.depends_on if _key(dep) in canonical]
-        result[phase.id] = sorted(set(deps), key=id_sort_key)
+        deps: set[str] = set()
+        todo = [_key(dep) for dep in phase.depends_on]
+        seen: set[str] = set()
+        while todo:
+            dep = todo.pop()
+            if dep in seen:
+                continue
+            seen.add(dep)
+            if dep in canonical:
+                deps.add(canonical[dep])
+            elif dep in left_out:
+                todo.extend(left_out[dep])
+        result[phase.id] = sorted(deps, key=id_sort_key)
     return result
 
 

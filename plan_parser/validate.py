@@ -165,6 +165,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
 def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
     out = []
     stems = agent_stems(repo) if repo is not None else None
+    optional_ids = {phase.id.lower() for phase in plan.phases if phase.optional}
     if repo is not None and not (repo / ".claude" / "agents").is_dir():
         out.append(
             _d(
@@ -244,6 +245,21 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
                     phase.field_lines.get("blast_radius", phase.line),
                     phase.id,
                     "blast_radius",
+                )
+            )
+        optional_deps = [
+            dep for dep in phase.depends_on if dep.lower() in optional_ids and not phase.optional
+        ]
+        if optional_deps:
+            out.append(
+                _d(
+                    "W-OPTIONAL-DEPENDENCY",
+                    Severity.WARNING,
+                    f"depends on optional Phase {', '.join(optional_deps)}: without optional "
+                    "phases it runs without that phase's work (after its prerequisites)",
+                    phase.field_lines.get("depends_on", phase.line),
+                    phase.id,
+                    "depends_on",
                 )
             )
         if phase.optional:

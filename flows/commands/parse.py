@@ -42,7 +42,7 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
     ("Each phase has acceptance criteria", ("E-AC-MISSING",)),
     (
         "Parallelization groups agree with the dependencies",
-        ("W-GROUP-CONFLICT", "W-GRAPH-CONFLICT"),
+        ("W-GROUP-CONFLICT", "W-GRAPH-CONFLICT", "W-OPTIONAL-DEPENDENCY"),
     ),
     ("No circular dependencies exist", ("E-DEP-CYCLE",)),
     (

@@ -46,6 +46,17 @@ def test_optional_phases_left_out_unless_asked() -> None:
     assert waves(plan, include_optional=True) == [["1"], ["2", "3", "4"]]
 
 
+def test_phase_after_an_optional_one_is_scheduled_with_a_warning() -> None:
+    plan = _plan(
+        phase_block("1", "One"),
+        phase_block("2", "Cleanup (Optional)", deps="Phase 1"),
+        phase_block("3", "Three", deps="Phase 2"),
+    )
+    assert waves(plan) == [["1"], ["3"]]
+    [warning] = [d for d in plan.warnings if d.code == "W-OPTIONAL-DEPENDENCY"]
+    assert warning.phase_id == "3" and warning.line == plan.phase("3").field_lines["depends_on"]
+
+
 def test_cycle_raises_naming_the_cycle() -> None:
     plan = _plan(
         phase_block("1", "One"),
