@@ -145,12 +145,11 @@ def _prepare_paths(pgdata: Path, log_path: Path, user: str | None) -> None:
 def _socket_dir(pgdata: Path, user: str | None) -> Path:
     """pgdata itself, or a private directory under /tmp when its path is too long for a socket."""
     fallback_root = Path(tempfile.gettempdir()) / f"plan-executor-pg-{os.geteuid()}"
-    fallback_root.mkdir(mode=0o700, exist_ok=True)
-    chosen: Path = find_suitable_socket_dir(pgdata, fallback_root)
+    chosen: Path = find_suitable_socket_dir(pgdata, fallback_root)  # creates it only if needed
     if chosen != pgdata:
-        chosen.chmod(0o700)
-        _chown(fallback_root, user)
-        _chown(chosen, user)
+        for private in (fallback_root, chosen):
+            private.chmod(0o700)
+            _chown(private, user)
     return chosen
 
 
