@@ -53,6 +53,7 @@ from tasks.backend.settings import (
 )
 
 STOP_GRACE_S = 10.0
+HEALTH_ATTEMPTS = 3
 # Settings the server must not inherit from the caller: they would point it (or its UI) at
 # another server or database.
 _FOREIGN_SETTINGS = (
@@ -212,7 +213,14 @@ def _live_state(paths: _Paths) -> _State | None:
     cluster = postgres.cluster_status(paths.pgdata)
     if cluster is None or cluster.pid != state.postgres_pid:
         return None
-    return state if _healthy(state.host, state.port) else None
+    # A loaded box can make a healthy server slow to answer: replacing it would be worse than
+    # waiting, so only several failed checks in a row count as unhealthy.
+    for attempt in range(HEALTH_ATTEMPTS):
+        if _healthy(state.host, state.port, timeout_s=5.0):
+            return state
+        if attempt + 1 < HEALTH_ATTEMPTS:
+            time.sleep(1.0)
+    return None
 
 
 def _terminate_server(state: _State) -> bool:
