@@ -233,7 +233,8 @@ def section_fields(tokens: list[Token], start: int, end: int, level: int) -> lis
         if token.type == "paragraph_open":
             found = paragraph_fields(tokens[position + 1].content, _line(token))
             after = _close_index(tokens, position) + 1
-            if found and after < end and _takes_next_block(found[-1], tokens[after]):
+            following = tokens[after + 1] if after + 1 < end else None
+            if found and after < end and _takes_next_block(found[-1], tokens[after], following):
                 found[-1].block, after = read_block(tokens, after)
             fields.extend(found)
             position = after
@@ -305,8 +306,13 @@ def _list_item_fields(tokens: list[Token], start: int, end: int) -> list[Field]:
     return fields
 
 
-def _takes_next_block(field_: Field, next_token: Token) -> bool:
-    if next_token.type in ("heading_open", "hr", "paragraph_open", "html_block"):
+def _takes_next_block(field_: Field, next_token: Token, next_inline: Token | None) -> bool:
+    if next_token.type in ("heading_open", "hr", "html_block"):
         return False
     value = field_.value.strip()
+    if next_token.type == "paragraph_open":
+        # `**Blast Radius:**` alone on its line, the value in the next paragraph; a paragraph
+        # that starts with its own label is the next field, not this value.
+        content = next_inline.content if next_inline is not None else ""
+        return not value and not _LABEL.match(content.split("\n", 1)[0])
     return not value or value.endswith(":")

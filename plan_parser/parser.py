@@ -425,6 +425,9 @@ def _apply_fields(plan: Plan, phase: Phase, fields: list[blocks.Field]) -> tuple
         seen.add(key)
         phase.field_lines.setdefault(key, item.line)
         value = item.value.strip()
+        if not value and item.block is not None and item.block.kind == "paragraph":
+            value = " ".join(item.block.text.split())
+            item.value, item.block = value, None
         if key == "owner":
             text = clean_owner_text(value)
             if text and not values.is_placeholder(text):

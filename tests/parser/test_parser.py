@@ -374,3 +374,16 @@ def test_mermaid_graph_conflict_warns() -> None:
     [conflict] = [d for d in plan.warnings if d.code == "W-GRAPH-CONFLICT"]
     assert text.splitlines()[conflict.line - 1] == "```mermaid"
     assert "2.5->2" in conflict.message and "2->2.5" in conflict.message
+
+
+def test_label_alone_takes_the_next_paragraph() -> None:
+    text = (
+        "# P\n\n## Phases\n\n### Phase 1: Split labels\n\n**Principal Owner:**\n\nRust Developer\n\n"
+        "**Blast Radius:**\n\n`cargo test -p x` (unit tests)\n\n**Goal:**\n**Dependencies:** None\n\n"
+        "**Acceptance Criteria:**\n- [ ] ok\n"
+    )
+    [phase] = parse_text(text).phases
+    assert phase.owner is not None and phase.owner.agent == "rust-developer"
+    assert (phase.blast_radius, phase.blast_commands) == ("cargo test -p x", ["cargo test -p x"])
+    assert phase.goal == "" or phase.goal is None
+    assert phase.depends_raw == "None" and len(phase.acceptance_criteria) == 1
