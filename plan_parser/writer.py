@@ -590,6 +590,37 @@ def remove_execution_state(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+_OPEN_LOCK_FDS: set[int] = set()
+"""Lock-file descriptors this process has open (held or waiting)."""
+
+
+def _close_inherited_lock_fds() -> None:
+    """In a child made by fork(), close the lock descriptors copied from the parent: the child
+    would otherwise keep the parent's flock alive after the parent released it, and dead-lock
+    the next writer (the child itself included)."""
+    for fd in list(_OPEN_LOCK_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _OPEN_LOCK_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_lock_fds)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _release(fd: int) -> None:
+    _OPEN_LOCK_FDS.discard(fd)
+    os.close(fd)  # closing the descriptor releases the lock
+
+
 class PlanFileWriter:
     """Writes plan-executor's state into one plan file; safe across threads and processes."""
 
@@ -669,20 +700,40 @@ class PlanFileWriter:
             self._remove_stray_temporaries(target)
             self._replace(target, new_text.encode("utf-8"))
 
+    def remove_lock_file(self) -> None:
+        """Delete the sibling `.<name>.lock` (e.g. when a run is done with the plan), safely: it is
+        unlinked while holding the lock, and writers waiting on the old file notice and retry."""
+        target = Path(os.path.realpath(self.path))
+        lock_path = target.with_name(f".{target.name}.lock")
+        if not lock_path.exists():
+            return
+        with self._locked(target), contextlib.suppress(FileNotFoundError):
+            os.unlink(lock_path)
+
     @contextlib.contextmanager
     def _locked(self, target: Path) -> Iterator[None]:
         lock_path = target.with_name(f".{target.name}.lock")
+        while True:
+            try:
+                fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as problem:
+                raise PlanWriteError(
+                    f"{self.path}: cannot open lock file {lock_path} ({problem.strerror}); "
+                    "nothing was written"
+                ) from None
+            _OPEN_LOCK_FDS.add(fd)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if _same_file(fd, lock_path):
+                    break
+            except BaseException:
+                _release(fd)
+                raise
+            _release(fd)  # the lock file was removed while we waited: lock the new one
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as problem:
-            raise PlanWriteError(
-                f"{self.path}: cannot open lock file {lock_path} ({problem.strerror}); nothing was written"
-            ) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # closing the descriptor releases the lock
+            _release(fd)
 
     def _remove_stray_temporaries(self, target: Path) -> None:
         """Temporaries of a writer that died before its rename (we hold the lock: none is live)."""

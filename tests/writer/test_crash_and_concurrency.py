@@ -18,6 +18,7 @@ from plan_parser.writer import PlanFileWriter, PlanWriteError
 
 PLAN = "# Plan\n\n**Status:** Reviewed - Ready for Implementation\n\n## Phases\n\n### Phase 1: a\n"
 FORK = multiprocessing.get_context("fork")
+pytestmark = pytest.mark.timeout(120)  # a lock bug shows as a hang: fail instead
 
 
 def _cp(phase_id: str, status: str = "complete") -> PhaseCheckpoint:
@@ -65,6 +66,7 @@ def test_rename_failure_leaves_the_old_file_and_no_temporary(
     assert plan.read_bytes() == before
     assert _temporaries(tmp_path) == []
     monkeypatch.undo()
+    assert not _lock_is_held(plan)
     PlanFileWriter(plan).set_phase(_cp("2"))  # and the lock was released
     assert set(read_plan_state(plan).phases) == {"1", "2"}  # type: ignore[union-attr]
 
@@ -189,11 +191,21 @@ def test_concurrent_threads_lose_no_update(tmp_path: Path) -> None:
     _check_all_written(plan)
 
 
+def _remove_lock_file_repeatedly(plan: Path, stop: threading.Event) -> None:
+    while not stop.is_set():
+        PlanFileWriter(plan).remove_lock_file()
+        time.sleep(0.002)
+
+
 def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
+    """Also while the lock file is removed again and again (writers waiting on a removed lock
+    file must notice and lock the new one)."""
     plan = _plan(tmp_path)
     stop, seen = threading.Event(), []
     watcher = threading.Thread(target=_watch, args=(plan, stop, seen))
     watcher.start()
+    remover = threading.Thread(target=_remove_lock_file_repeatedly, args=(plan, stop))
+    remover.start()
     processes = [FORK.Process(target=_write_many, args=(str(plan), w)) for w in range(WORKERS)]
     for process in processes:
         process.start()
@@ -201,6 +213,18 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
         process.join(120)
     stop.set()
     watcher.join(30)
+    remover.join(30)
     assert [p.exitcode for p in processes] == [0] * WORKERS
     assert seen == []
     _check_all_written(plan)
+
+
+def test_remove_lock_file(tmp_path: Path) -> None:
+    plan = _plan(tmp_path)
+    lock = tmp_path / ".plan.md.lock"
+    assert lock.exists()
+    PlanFileWriter(plan).remove_lock_file()
+    assert not lock.exists()
+    PlanFileWriter(plan).remove_lock_file()  # nothing to remove: fine
+    PlanFileWriter(plan).set_phase(_cp("2"))
+    assert lock.exists()
