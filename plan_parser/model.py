@@ -172,7 +172,9 @@ class Plan(BaseModel):
     title_source: str = "h1"
     """`h1` (a title heading) or `slug` (from the file name)."""
     deps_source: str = "deps"
-    """`deps` when any phase has a dependency field, else `document_order` (run sequentially)."""
+    """Where the schedule comes from: `deps` when any phase has a dependency field, else
+    `mermaid` when the plan draws a dependency graph over its phases, else `document_order`
+    (phases run one at a time)."""
     diagnostics: list[Diagnostic] = Field(default_factory=list)
 
     @property

@@ -210,7 +210,9 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
             for before, after in sorted(graph.edges)
         ]
         if not any(phase.depends_raw is not None for phase in plan.phases):
-            plan.deps_source = "document_order"
+            defined = {phase.id.lower() for phase in plan.phases}
+            drawn = any(a in defined and b in defined for a, b, _ in plan.graph_edges)
+            plan.deps_source = "mermaid" if drawn else "document_order"
     plan.diagnostics.extend(validate(plan, repo=repo))
     return plan
 

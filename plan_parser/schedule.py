@@ -50,15 +50,16 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
             phase.id: ([phases[index - 1].id] if index else [])
             for index, phase in enumerate(phases)
         }
+    declared = _declared_dependencies(plan)
     left_out = {
-        _key(phase.id): [_key(dep) for dep in phase.depends_on]
+        _key(phase.id): declared[_key(phase.id)]
         for phase in plan.phases
         if _key(phase.id) not in canonical
     }
     result: dict[str, list[str]] = {}
     for phase in phases:
         deps: set[str] = set()
-        todo = [_key(dep) for dep in phase.depends_on]
+        todo = list(declared[_key(phase.id)])
         seen: set[str] = set()
         while todo:
             dep = todo.pop()
@@ -71,6 +72,19 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
                 todo.extend(left_out[dep])
         result[phase.id] = sorted(deps, key=id_sort_key)
     return result
+
+
+def _declared_dependencies(plan: Plan) -> dict[str, list[str]]:
+    """Lower-cased id → lower-cased ids it waits for, from the fields or the mermaid graph."""
+    declared: dict[str, list[str]] = {_key(phase.id): [] for phase in plan.phases}
+    if plan.deps_source == "mermaid":
+        for before, after, _ in plan.graph_edges:
+            if after in declared and before not in declared[after]:
+                declared[after].append(before)
+        return declared
+    for phase in plan.phases:
+        declared[_key(phase.id)].extend(_key(dep) for dep in phase.depends_on)
+    return declared
 
 
 def find_cycle(plan: Plan) -> list[str] | None:

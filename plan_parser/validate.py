@@ -106,9 +106,18 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
                 plan.phases[0].line,
             )
         )
+    elif plan.deps_source == "mermaid":
+        out.append(
+            _d(
+                "W-DEPS-MISSING",
+                Severity.WARNING,
+                "no phase has a dependency field: the order comes from the mermaid graph",
+                plan.graph_edges[0][2],
+            )
+        )
     for index, phase in enumerate(plan.phases):
         line = phase.field_lines.get("depends_on", phase.line)
-        if phase.depends_raw is None and plan.deps_source != "document_order":
+        if phase.depends_raw is None and plan.deps_source == "deps":
             out.append(
                 _d(
                     "W-DEPS-MISSING",
@@ -315,6 +324,8 @@ def _check_graph(plan: Plan) -> list[Diagnostic]:
     """A mermaid graph whose ordering (transitive closure) differs from the dependency fields."""
     from plan_parser.graphs import closure
 
+    if plan.deps_source != "deps":
+        return []  # the graph is the schedule itself
     out = []
     by_line: dict[int, set[tuple[str, str]]] = {}
     for before, after, line in plan.graph_edges:

@@ -230,6 +230,8 @@ def graph(
     typer.echo(f"{plan.path}: {len(plan.phases)} phase(s) in {len(layers)} wave(s)")
     if plan.deps_source == "document_order":
         typer.echo("(no dependency fields: phases run in document order)")
+    elif plan.deps_source == "mermaid":
+        typer.echo("(no dependency fields: order taken from the plan's mermaid graph)")
     for number, layer in enumerate(layers, start=1):
         typer.echo(f"Wave {number}: " + ", ".join(f"Phase {phase_id}" for phase_id in layer))
     skipped = [p.id for p in plan.phases if p.optional and not include_optional]

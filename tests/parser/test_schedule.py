@@ -124,3 +124,17 @@ def test_wave_file_conflict_warning() -> None:
     [conflict] = [d for d in plan.warnings if d.code == "W-WAVE-FILE-CONFLICT"]
     assert conflict.phase_id == "3" and "src/lib.rs" in conflict.message
     assert conflict.line == plan.phase("3").files[0].line
+
+
+def test_mermaid_graph_schedules_a_plan_without_dependency_fields() -> None:
+    text = (
+        "# P\n\n## Phase 1: A\n\nx\n\n## Phase 2: B\n\nx\n\n## Phase 3: C\n\nx\n\n"
+        "## Dependency Graph\n\n```mermaid\ngraph TD\n  P1 --> P3\n  P2 --> P3\n```\n"
+    )
+    plan = parse_text(text)
+    assert plan.deps_source == "mermaid"
+    assert [p.depends_on for p in plan.phases] == [[], [], []]  # as written: no fields
+    assert waves(plan) == [["1", "2"], ["3"]]
+    assert transitive_dependents(plan, "2") == {"3"}
+    assert [d.code for d in plan.warnings if d.code.startswith("W-DEP")] == ["W-DEPS-MISSING"]
+    assert not [d for d in plan.diagnostics if d.code == "W-GRAPH-CONFLICT"]
