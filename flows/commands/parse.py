@@ -92,6 +92,11 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "optional": phase.optional,
                 "type": phase.type.value,
                 "skills": phase.skills,
+                "goal": phase.goal,
+                "complexity": phase.complexity,
+                "parallel_hint": phase.parallel_hint,
+                "markers": phase.markers,
+                "end_line": phase.end_line,
                 "field_lines": phase.field_lines,
             }
             for phase in plan.phases
@@ -212,6 +217,9 @@ def graph(
     include_optional: Annotated[
         bool, typer.Option("--include-optional", help="Schedule optional phases too.")
     ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print waves, skipped phases and the graph as JSON.")
+    ] = False,
 ) -> None:
     """Print the execution waves and a mermaid graph of the phase dependencies."""
     from plan_parser import DocKind, parse_plan, schedule
@@ -227,6 +235,19 @@ def graph(
         cycle = next((d for d in plan.errors if d.code == "E-DEP-CYCLE"), None)
         typer.echo(cycle.render(plan.path) if cycle else f"{plan.path}: error: {exc}", err=True)
         raise typer.Exit(EXIT_INVALID) from None
+    skipped = [p.id for p in plan.phases if p.optional and not include_optional]
+    blocking = [d for d in plan.errors if d.code in ("E-DUP-ID", "E-DEP-UNKNOWN")]
+    if as_json:
+        document = {
+            "file": plan.path,
+            "source": plan.deps_source,
+            "waves": layers,
+            "skipped": skipped,
+            "mermaid": schedule.mermaid(plan),
+            "errors": [d.render(plan.path) for d in blocking],
+        }
+        typer.echo(json.dumps(document, indent=1, ensure_ascii=False))
+        raise typer.Exit(EXIT_INVALID if blocking else 0)
     typer.echo(f"{plan.path}: {len(plan.phases)} phase(s) in {len(layers)} wave(s)")
     if plan.deps_source == "document_order":
         typer.echo("(no dependency fields: phases run in document order)")
@@ -234,14 +255,12 @@ def graph(
         typer.echo("(no dependency fields: order taken from the plan's mermaid graph)")
     for number, layer in enumerate(layers, start=1):
         typer.echo(f"Wave {number}: " + ", ".join(f"Phase {phase_id}" for phase_id in layer))
-    skipped = [p.id for p in plan.phases if p.optional and not include_optional]
     if skipped:
         typer.echo("Skipped (optional): " + ", ".join(f"Phase {s}" for s in skipped))
     typer.echo("")
     typer.echo("```mermaid")
     typer.echo(schedule.mermaid(plan).rstrip("\n"))
     typer.echo("```")
-    blocking = [d for d in plan.errors if d.code in ("E-DUP-ID", "E-DEP-UNKNOWN")]
     for diagnostic in blocking:
         typer.echo(diagnostic.render(plan.path), err=True)
     raise typer.Exit(EXIT_INVALID if blocking else 0)

@@ -94,6 +94,22 @@ def test_graph_prints_waves_and_mermaid(write_plan) -> None:
     assert "flowchart TD" in output and "P1 --> P2" in output
     code, output = invoke("graph", "--include-optional", str(path))
     assert "Wave 3: Phase 4" in output
+    code, output = invoke("graph", "--json", str(path))
+    document = json.loads(output)
+    assert code == 0 and document["waves"] == [["1"], ["2", "3"]]
+    assert document["skipped"] == ["4"] and document["source"] == "deps"
+    assert document["mermaid"].startswith("flowchart TD")
+
+
+def test_validate_json(write_plan) -> None:
+    path = write_plan(
+        plan_text(phase_block("1", "Alpha"), phase_block("2", "Beta", deps="Phase 7"))
+    )
+    code, output = invoke("validate", "--json", str(path))
+    assert code == 2
+    [error] = json.loads(output)["errors"]
+    assert (error["code"], error["phase"], error["field"]) == ("E-DEP-UNKNOWN", "2", "depends_on")
+    assert error["text"].startswith(f"{path}:{error['line']}: error E-DEP-UNKNOWN phase 2")
 
 
 def test_graph_cycle_exit_2(write_plan) -> None:
