@@ -256,7 +256,9 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
 
     # Every agent request carried a key (the stand-in records it redacted); nothing else did.
     requests = deployed.standin.message_requests  # type: ignore[attr-defined]
-    assert requests and all(r.headers.get("x-api-key") for r in requests)
+    assert requests
+    credentials = [r.headers.get("x-api-key") or r.headers.get("authorization") for r in requests]
+    assert credentials == ["<redacted>"] * len(requests), [sorted(r.headers) for r in requests]
     child_ids = [c["id"] for c in children]  # type: ignore[union-attr]
     everything = json.dumps(
         [deployed.logs(i) for i in [flow_run_id, *child_ids]]
