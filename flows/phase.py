@@ -31,9 +31,6 @@ from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, human_step, snapshot_step
 from tasks.shell import process_scope
 
-AGENT_GRACE_S = 30.0
-"""How long past its own deadline an agent call may take before we stop waiting for it."""
-
 TESTER_AGENT = "feature-tester-rust"
 
 
@@ -230,12 +227,11 @@ async def _agent_work(
 async def call_agent(request: AgentRequest, timeout_s: float) -> AgentResult:
     """One agent call under its own deadline; PhaseTimeout when it runs out of time.
 
-    The runtime stops itself at ``deadline_s``; the asyncio timeout is the backstop for a call
-    that does not, so the phase never waits on it for long.
+    The runtime stops itself at ``deadline_s``; `agent_step`'s asyncio timeout is the backstop
+    for a call that does not, so the phase never waits on it for long.
     """
     try:
-        async with asyncio.timeout(timeout_s + min(AGENT_GRACE_S, max(5.0, timeout_s / 2))):
-            result = await agent_step(request, deadline_s=timeout_s)
+        result = await agent_step(request, deadline_s=timeout_s)
     except TimeoutError as exc:
         raise PhaseTimeout(
             f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s"

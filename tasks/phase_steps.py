@@ -134,10 +134,23 @@ async def agent_step(request: AgentRequest, deadline_s: float | None = None) -> 
     that failed because its time ran out is returned, never retried: the phase ends `timeout`.
     """
     from tasks.agent.loop import run_agent
+    from tasks.concurrency import agent_slot
 
-    started = time.monotonic()
-    result = await asyncio.to_thread(run_agent, request, deadline_s=deadline_s)
+    # One slot of the account-wide agent limit per call; waiting for it does not use the call's
+    # time, so the backstop timeout starts once the slot is held.
+    async with agent_slot():
+        started = time.monotonic()
+        if deadline_s is None:
+            result = await asyncio.to_thread(run_agent, request)
+        else:
+            async with asyncio.timeout(deadline_s + backstop_grace_s(deadline_s)):
+                result = await asyncio.to_thread(run_agent, request, deadline_s=deadline_s)
     out_of_time = deadline_s is not None and time.monotonic() - started >= deadline_s
     if result.failure is FailureKind.INFRASTRUCTURE and not out_of_time:
         raise AgentInfrastructureError(result)
     return result
+
+
+def backstop_grace_s(deadline_s: float) -> float:
+    """How long past its own deadline an agent call may run before we stop waiting for it."""
+    return min(30.0, max(5.0, deadline_s / 2))
