@@ -418,7 +418,11 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
         lines.append(f"Wave {number}:")
         for pid in wave:
             phase = context.plan.phase(pid)
-            what = "skip (checkpoint complete, unchanged)" if pid in resumed else _would_do(phase)
+            what = (
+                "skip (checkpoint complete, unchanged)"
+                if pid in resumed
+                else _would_do(phase, context.options.repo)
+            )
             deps = f" after {', '.join(phase.depends_on)}" if phase.depends_on else ""
             lines.append(
                 f"  - phase {pid}: {phase.title} [{_owner(phase)}; {phase.type.value}]{deps} -> {what}"
@@ -426,15 +430,21 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
     return "\n".join(lines) + "\n"
 
 
-def _would_do(phase: Phase) -> str:
+def _would_do(phase: Phase, repo: Path) -> str:
     from plan_parser.model import OwnerKind
+    from tasks.agent.definitions import resolve_agent
 
     kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
     if kind is OwnerKind.HUMAN:
         return "human work (blocked unless --interactive), then gates"
-    if kind is OwnerKind.ORCHESTRATOR:
+    if kind is OwnerKind.ORCHESTRATOR or phase.owner is None:
         return "gates only"
-    return f"agent {phase.owner.agent if phase.owner else '?'}, then gates"
+    definition = resolve_agent(phase.owner.raw, repo)
+    if definition is None:
+        return "gates only"
+    if definition.warning:
+        return f"agent {definition.name} (no definition for {phase.owner.raw!r}), then gates"
+    return f"agent {definition.name}, then gates"
 
 
 # -- loading, skills, resume -----------------------------------------------------------------
