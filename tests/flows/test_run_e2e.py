@@ -515,3 +515,18 @@ def test_phase_timeout_kills_the_commands_it_started(
     assert state.phases["1"].status == "timeout", state.phases["1"]
     assert "phase exceeded its timeout of 25s" in (state.phases["1"].error or "")
     assert _processes_running(str(plan_path.parents[2] / "target")) == []
+
+
+def test_failed_preflight_stops_before_any_agent_call(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan_path = make_crate(tmp_path / "crate")
+    (plan_path.parents[2] / "src" / "scratch.rs").write_text("// uncommitted\n")
+    original = plan_path.read_bytes()
+
+    code, requests, echo = run(plan_path, ScriptedAgents(demo_scripts()), monkeypatch)
+
+    assert code == 1
+    assert requests == []
+    assert plan_path.read_bytes() == original
+    assert "Pre-flight failed" in echo.text and "src/scratch.rs" in echo.text
