@@ -387,3 +387,83 @@ def test_interactive_execute_plan_pauses_at_a_dirty_tree(deployed: Deployed, tmp
     )
     assert final["state_type"] == "COMPLETED", final["state"]
     assert "work in progress" in _git(repo, "stash", "show", "-p")
+
+
+def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_path: Path):
+    ready = make_crate(tmp_path / "crate")
+    repo = ready.parents[2]
+    implemented = ready.with_name("2026-01-01.already-implemented.md")
+    implemented.write_text(
+        ready.read_text().replace(
+            "**Status:** Reviewed - Ready for Implementation", "**Status:** Implemented"
+        )
+    )
+    draft = ready.with_name("2026-01-02.still-a-draft.md")
+    draft.write_text(
+        ready.read_text().replace(
+            "**Status:** Reviewed - Ready for Implementation", "**Status:** Draft - Awaiting Review"
+        )
+    )
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "more plans")
+    untouched = {p: p.read_bytes() for p in (implemented, draft)}
+
+    started = deployed.cli(
+        "deployment",
+        "run",
+        "execute-ready-plans/nightly",
+        "--param",
+        f"repo={repo}",
+        "--param",
+        "dry_run=true",
+        "--watch",
+        "--watch-interval",
+        "2",
+    )
+    flow_run_id = _flow_run_id_from(started.output)
+    assert started.ok, (
+        started.output + "\n--- worker log ---\n" + deployed.worker.log_text()[-6000:]
+    )
+
+    children = deployed.post(
+        "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}}
+    )
+    assert [c["name"] for c in children] == [  # type: ignore[union-attr]
+        f"execute-plan: {ready.name.removesuffix('.md')}"
+    ]
+    assert children[0]["state_type"] == "COMPLETED"  # type: ignore[index]
+    assert children[0]["parameters"]["dry_run"] is True  # type: ignore[index]
+    assert {p: p.read_bytes() for p in untouched} == untouched
+    artifacts = deployed.post(
+        "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
+    )
+    table = next(a for a in artifacts if a["key"] == "nightly-plans")  # type: ignore[union-attr]
+    assert ready.name in str(table["data"]) and implemented.name not in str(table["data"])
+    messages = deployed.logs(flow_run_id)
+    assert any("already run" in m and implemented.name in m for m in messages), messages
+
+
+def test_plan_executor_deploy_wraps_the_same_commands(deployed: Deployed, tmp_path: Path):
+    result = run(
+        [
+            str(Path(PREFECT).with_name("plan-executor")),
+            "deploy",
+            "--timezone",
+            "Asia/Tokyo",
+            "--nightly-repo",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,  # anywhere: it deploys from this checkout
+        env=deployed.env,
+        timeout_s=240,
+    )
+    assert result.ok, result.output
+    assert f"work pool {POOL} exists" in result.output
+    nightly = deployed.deployment("execute-ready-plans/nightly")
+    assert nightly["schedules"][0]["schedule"]["timezone"] == "Asia/Tokyo"
+    assert nightly["parameters"]["repo"] == str(tmp_path.resolve())
+    assert nightly["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(CHECKOUT)}}
+    ]
+    limit = deployed.get(f"/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}")
+    assert limit["active"] is True  # type: ignore[index]
