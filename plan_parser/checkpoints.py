@@ -214,31 +214,57 @@ class Heading:
     text: str
 
 
-def scan_fences(
-    lines: list[str], start: int, stop: int | None = None
-) -> tuple[list[int], str | None]:
-    """Indices of lines in [start, stop) outside (and not delimiting) fenced blocks, and the fence
-    still open at `stop` (None when all are closed).
+@dataclass(frozen=True)
+class FencedBlock:
+    opening: int
+    close: int | None
+    """None when the fence is never closed."""
+    info: str
+    fence: str
+    """The opening fence characters (e.g. ```` ``` ```` or `~~~~`)."""
 
-    A fence closes on a line of the same character at least as long (CommonMark); the opening
-    may be indented, because plans nest fences in list items.
-    """
-    stop = len(lines) if stop is None else stop
+
+def _scan(lines: list[str], start: int, stop: int) -> tuple[list[int], list[FencedBlock]]:
+    """Lines outside fenced blocks, and the blocks (CommonMark pairing: a fence closes on a line of
+    the same character at least as long; the opening may be indented, as in list items)."""
     outside: list[int] = []
+    blocks: list[FencedBlock] = []
     fence: str | None = None
+    opened = 0
+    info = ""
     for index in range(start, stop):
         text = strip_eol(lines[index])
         if fence is not None:
             close = _FENCE_CLOSE_RE.match(text)
             if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= len(fence):
+                blocks.append(FencedBlock(opened, index, info, fence))
                 fence = None
             continue
         opening = _FENCE_OPEN_RE.match(text)
         if opening and not (opening.group(1)[0] == "`" and "`" in opening.group(2)):
-            fence = opening.group(1)
+            fence, opened, info = opening.group(1), index, opening.group(2).strip()
             continue
         outside.append(index)
-    return outside, fence
+    if fence is not None:
+        blocks.append(FencedBlock(opened, None, info, fence))
+    return outside, blocks
+
+
+def scan_fences(
+    lines: list[str], start: int, stop: int | None = None
+) -> tuple[list[int], str | None]:
+    """Indices of lines in [start, stop) outside (and not delimiting) fenced blocks, and the fence
+    still open at `stop` (None when all are closed)."""
+    stop = len(lines) if stop is None else stop
+    outside, blocks = _scan(lines, start, stop)
+    unclosed = blocks[-1] if blocks and blocks[-1].close is None else None
+    if unclosed is None:
+        return outside, None
+    return outside, unclosed.fence
+
+
+def fenced_blocks(lines: list[str], start: int) -> list[FencedBlock]:
+    return _scan(lines, start, len(lines))[1]
 
 
 def iter_outside_fences(lines: list[str], start: int, stop: int | None = None) -> Iterator[int]:
@@ -336,13 +362,15 @@ def locate_section(lines: list[str]) -> SectionLocation | None:
             if _our_block_at(lines, index) is not None:
                 start = index
                 break
-    if start is None:
+    fenced = None if start is not None else _seed_fenced_block(lines, body)
+    if start is None and fenced is None:
         return None
-    close = _our_block_at(lines, start)
-    if close is not None:
-        location, raw = _read_our_section(lines, start, close)
+    if fenced is not None:
+        location, raw = _read_seed_fenced_section(lines, *fenced)
+    elif (close := _our_block_at(lines, start or 0)) is not None:
+        location, raw = _read_our_section(lines, start or 0, close)
     else:
-        location, raw = _read_foreign_section(lines, start)
+        location, raw = _read_foreign_section(lines, start or 0)
     for phase_id, (value, line) in raw.items():
         checkpoint = _checkpoint_from(phase_id, value, line, location.problems)
         if checkpoint is not None:
@@ -351,6 +379,33 @@ def locate_section(lines: list[str]) -> SectionLocation | None:
 
 
 _RawEntries = dict[str, tuple[object, int]]  # phase id -> (YAML value, 1-based line)
+
+
+def _seed_fenced_block(lines: list[str], start: int) -> tuple[int, int] | None:
+    """(opening, closing) fence lines of the seed's example copied literally: a ```yaml block whose
+    first line is the `## Execution Checkpoints` heading (a YAML comment there)."""
+    for block in fenced_blocks(lines, start):
+        if block.close is None or not block.info.lower().startswith("yaml"):
+            continue
+        first = block.opening + 1
+        while first < block.close and is_blank(lines[first]):
+            first += 1
+        if first < block.close and _is_checkpoints_heading(lines[first]):
+            return block.opening, block.close
+    return None
+
+
+def _read_seed_fenced_section(
+    lines: list[str], opening: int, close: int
+) -> tuple[SectionLocation, _RawEntries]:
+    location = SectionLocation(
+        start=opening,
+        end=close + 1,
+        ours=False,
+        yaml_text="".join(lines[opening + 1 : close]),
+        yaml_first_line=opening + 2,
+    )
+    return location, _parse_yaml(location)
 
 
 def _read_our_section(
@@ -366,6 +421,10 @@ def _read_our_section(
         fence_close=close,
     )
     raw = _parse_yaml(location)
+    tail_lines = location.record.get("tail_lines", "")
+    if tail_lines.isdigit():  # what follows the fence that is ours, counted when it was written
+        location.end = min(close + 1 + int(tail_lines), len(lines))
+        return location, raw
     end = len(lines)
     skip_summary = location.record.get("summary") == "true"
     for heading in headings(lines, close + 1):

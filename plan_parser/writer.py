@@ -203,6 +203,7 @@ _RECORD_ORDER = (
     "status_blank_before",
     "status_blank_after",
     "summary",
+    "tail_lines",
 )
 
 
@@ -256,41 +257,50 @@ class _Doc:
         location = self.location
         lines = self.lines
         if location is not None and location.ours:
+            start, end = location.start, location.end
+            head = "".join(lines[:start])
             tail = self.existing_tail() if tail is None else tail
-            block = render_block(self.phases, self.record, self.eol)
-            return "".join(lines[: location.start]) + block + tail + "".join(lines[location.end :])
-        if location is not None:
+        elif location is not None:
             # A hand-written section: replace it where it is, keeping it for clear_execution_state.
+            start, end = location.start, location.end
+            head = "".join(lines[:start])
             self.record = {
                 "placement": "replaced",
-                "section_before": "".join(lines[location.start : location.end]),
+                "section_before": "".join(lines[start:end]),
+                **self._status_record_only(),
             }
-            self.record.update(self._status_record_only())
-            followed = location.end < len(lines)
-            tail = (tail or "") + (self.eol if followed and not tail else "")
-            block = render_block(self.phases, self.record, self.eol)
-            return "".join(lines[: location.start]) + block + tail + "".join(lines[location.end :])
-        text = self.text
-        eol = _eol_between(text, "#", self.eol)
-        if text == "":
-            separator = ""
-        elif text.endswith(("\n", "\r")):
-            separator = eol
+            tail = self.eol if tail is None and self.needs_gap(end) else (tail or "")
         else:
-            separator = eol + eol
-        self.record = {
-            "placement": "appended",
-            "separator": separator,
-            **self._status_record_only(),
-        }
-        return text + separator + render_block(self.phases, self.record, self.eol) + (tail or "")
+            text = self.text
+            eol = _eol_between(text, "#", self.eol)
+            if text == "":
+                separator = ""
+            elif text.endswith(("\n", "\r")):
+                separator = eol
+            else:
+                separator = eol + eol
+            self.record = {
+                "placement": "appended",
+                "separator": separator,
+                **self._status_record_only(),
+            }
+            start = end = len(lines)
+            head = text + separator
+            tail = tail or ""
+        rest = "".join(lines[end:])
+        # Counted so that the end of what is ours is known exactly when the file is read again.
+        self.record["tail_lines"] = str(len(split_lines(tail)))
+        ours = render_block(self.phases, self.record, self.eol) + tail
+        if ours.endswith("\r") and rest.startswith("\n"):
+            ours += "\n"  # a lone CR before an LF line would fuse the two lines
+        return head + ours + rest
 
     def _status_record_only(self) -> dict[str, str]:
         return {key: value for key, value in self.record.items() if key.startswith("status_")}
 
-    def followed(self) -> bool:
-        location = self.location
-        return location is not None and location.end < len(self.lines)
+    def needs_gap(self, index: int) -> bool:
+        """Whether text at `index` needs a blank line before it (it is not one itself)."""
+        return index < len(self.lines) and not is_blank(self.lines[index])
 
 
 def _eol_between(before: str, after: str, eol: str) -> str:
@@ -560,7 +570,7 @@ def apply_summary(text: str, markdown: str) -> str:
         doc = _Doc(doc.write())
     assert doc.location is not None
     doc.record["summary"] = "true"
-    return doc.write(tail=_summary_tail(markdown, doc.eol, doc.followed()))
+    return doc.write(tail=_summary_tail(markdown, doc.eol, doc.needs_gap(doc.location.end)))
 
 
 def remove_execution_state(text: str) -> str:

@@ -159,7 +159,7 @@ def _watch(plan: Path, stop: threading.Event, seen: list[str]) -> None:
             seen.append(f"bad read: {state!r:.300}")
             return
         largest = len(state.phases)
-        time.sleep(0.005)  # leave the GIL to the writer threads between reads
+        time.sleep(0.02)  # leave the GIL to the writer threads between reads
 
 
 def _check_all_written(plan: Path) -> None:

@@ -121,6 +121,28 @@ def test_writing_replaces_a_hand_written_section_in_place_and_clear_restores_it(
     assert plan.read_text() == original
 
 
+def test_reads_and_replaces_the_seed_example_copied_literally_into_a_fence(tmp_path: Path) -> None:
+    """The seed shows heading and list inside one ```yaml fence; agents copied it like that."""
+    fenced = "```yaml\n" + SEED_SECTION + "```\n"
+    original = PLAN_A + "\n" + fenced + "\nTrailing words.\n"
+    state = read_execution_state(original)
+    assert state is not None and list(state.phases) == ["1", "2", "3"]
+    plan = _plan(tmp_path, original)
+    writer = PlanFileWriter(plan)
+    writer.set_phase(_cp("3", "complete"))
+    text = plan.read_text()
+    assert "```yaml\n## Execution Checkpoints" not in text
+    assert text.endswith("```\n\nTrailing words.\n")
+    state = read_plan_state(plan)
+    assert state is not None and state.written_by_executor
+    assert [c.status for c in state.phases.values()] == ["complete"] * 3
+    writer.set_summary("**Completed:** now")
+    writer.set_summary("**Completed:** later")
+    assert plan.read_text().endswith("**Completed:** later\n\nTrailing words.\n")
+    writer.clear_execution_state()
+    assert plan.read_text() == original
+
+
 # ---- broken sections ----------------------------------------------------------------------------
 
 

@@ -64,7 +64,7 @@ def _unique(batch: list[PhaseCheckpoint]) -> dict[str, PhaseCheckpoint]:
 PLAN = "# Plan\n\n**Status:** Draft\n\n## Phases\n\n### Phase 1: a\n"
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(checkpoints(), min_size=1, max_size=4, unique_by=lambda c: id_key(c.phase_id)))
 def test_checkpoint_strings_round_trip(batch: list[PhaseCheckpoint]) -> None:
     text = apply_phases(PLAN, batch)
@@ -109,7 +109,7 @@ def plan_texts(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(plan_texts(), st.lists(checkpoints(), min_size=1, max_size=2), TEXT, TEXT)
 def test_any_plan_text_round_trips(
     original: str, batch: list[PhaseCheckpoint], status: str, summary: str
