@@ -44,7 +44,7 @@ from flows.report import (
 )
 from plan_parser.model import Phase, Plan, id_key
 from tasks import artifacts
-from tasks.mirror import TERMINAL, PlanMirror, stamp
+from tasks.mirror import TERMINAL, PlanMirror, mirror_plan_status, mirror_transition, stamp
 from tasks.phase_steps import final_validation_step, preflight_step
 
 Observer = Any
@@ -249,7 +249,8 @@ async def _run_waves(
         if outcome.status != "complete":
             for dependent in transitive_dependents(context.plan, pid):
                 skipped_by.setdefault(dependent, pid)
-        await mirror.transition(
+        await mirror_transition(
+            mirror,
             pid,
             outcome.status,
             note=_note(outcome),
@@ -282,12 +283,12 @@ async def _run_waves(
                     status="skipped",
                     error=error,
                 )
-                await mirror.transition(pid, "skipped", error=error, note=error)
+                await mirror_transition(mirror, pid, "skipped", error=error, note=error)
                 continue
             to_run.append(pid)
         # Rule 2 of the seed: every phase of the group is marked running before any starts.
         for pid in to_run:
-            await mirror.transition(pid, "running", phase_hash=phases[pid].body_hash)
+            await mirror_transition(mirror, pid, "running", phase_hash=phases[pid].body_hash)
         results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
         for pid, result in zip(to_run, results, strict=True):
             if isinstance(result, BaseException):
@@ -302,7 +303,9 @@ async def _run_waves(
                 context.outcomes[pid] = outcome
                 for dependent in transitive_dependents(context.plan, pid):
                     skipped_by.setdefault(dependent, pid)
-                await mirror.transition(pid, "failed", error=outcome.error, note=outcome.error)
+                await mirror_transition(
+                    mirror, pid, "failed", error=outcome.error, note=outcome.error
+                )
 
 
 def _skipped_dependency(
@@ -355,8 +358,7 @@ async def _finish(
     report.markdown = final_report(report, log_path=mirror.log_path)
 
     if touch_plan:
-        await mirror.set_status(report.status)
-        await mirror.set_summary(implementation_summary(report))
+        await mirror_plan_status(mirror, report.status, implementation_summary(report))
     await mirror.log(
         f"### {stamp()} - Run finished: {report.status}\n- Flow run: `{report.flow_run_id}`"
     )
