@@ -161,7 +161,9 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     outcome.steps.append("gates run")
     verdict = decide_verdict(ledger)
 
-    if verdict.needs_judgement:
+    # A phase the mechanical checks already block is not sent to the verifier (no tokens spent
+    # on a verdict that cannot change the outcome); its criteria stay unjudged in the ledger.
+    if verdict.needs_judgement and verdict.status is PhaseStatus.COMPLETE:
         judged = await _judge(context, phase, ledger, verdict.needs_judgement, outcome)
         ledger = _with_judgements(ledger, judged)
         verdict = decide_verdict(ledger)
