@@ -207,6 +207,10 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
 
     plan_path = make_crate(tmp_path / "crate")
     repo = plan_path.parents[2]
+    # Gone before the run: if it exists afterwards, the run's agent calls created it.
+    httpx.delete(
+        f"{deployed.api_url}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=15
+    )
     started = deployed.cli(
         "deployment",
         "run",
@@ -271,11 +275,12 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
         assert STANDIN_KEY not in log_file.read_text(errors="replace"), log_file
 
 
-def test_agent_limit_exists_and_is_free_after_the_run(deployed: Deployed):
+def test_the_run_created_the_agent_limit_and_left_it_free(deployed: Deployed):
     if not _flow_uses_agent_slots():
         pytest.skip("agent calls do not hold tasks.concurrency.agent_slot() yet (lead's wiring)")
     limit = deployed.get(f"/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}")
-    assert limit["limit"] >= 1 and limit["active"] is True  # type: ignore[index]
+    assert limit["limit"] == concurrency.DEFAULT_AGENT_LIMIT  # type: ignore[index]
+    assert limit["active"] is True  # type: ignore[index]
     assert limit["active_slots"] == 0  # type: ignore[index]
 
 
