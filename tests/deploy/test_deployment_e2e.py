@@ -40,13 +40,6 @@ def _loop_reads_key_from_secrets() -> bool:
     return "anthropic_api_key" in inspect.getsource(loop)
 
 
-def _flow_uses_agent_slots() -> bool:
-    import tasks.agent.task as agent_task
-    import tasks.phase_steps as phase_steps
-
-    return any("agent_slot" in inspect.getsource(m) for m in (agent_task, phase_steps))
-
-
 def _flow_asks_about_dirty_trees() -> bool:
     import flows.execute_plan as execute_plan
 
@@ -258,6 +251,11 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
     assert all(cp.flow_run_id for cp in state.phases.values())
     assert parse_plan(plan_path).status == "Implemented"
 
+    # The run's agent calls created the limit (it was deleted before) and gave their slots back.
+    limit = deployed.get(f"/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}")
+    assert limit["limit"] == concurrency.DEFAULT_AGENT_LIMIT  # type: ignore[index]
+    assert limit["active"] is True and limit["active_slots"] == 0  # type: ignore[index]
+
     # Every agent request carried a key (the stand-in records it redacted); nothing else did.
     requests = deployed.standin.message_requests  # type: ignore[attr-defined]
     assert requests
@@ -273,15 +271,6 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
     assert STANDIN_KEY not in plan_path.read_text()
     for log_file in (repo / ".ai").rglob("*.md"):
         assert STANDIN_KEY not in log_file.read_text(errors="replace"), log_file
-
-
-def test_the_run_created_the_agent_limit_and_left_it_free(deployed: Deployed):
-    if not _flow_uses_agent_slots():
-        pytest.skip("agent calls do not hold tasks.concurrency.agent_slot() yet (lead's wiring)")
-    limit = deployed.get(f"/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}")
-    assert limit["limit"] == concurrency.DEFAULT_AGENT_LIMIT  # type: ignore[index]
-    assert limit["active"] is True  # type: ignore[index]
-    assert limit["active_slots"] == 0  # type: ignore[index]
 
 
 def _start(deployed: Deployed, name: str, **params: object) -> str:
