@@ -162,6 +162,7 @@ Add integration tests for `add` (two independent phases) and a report module tha
 **Acceptance Criteria:**
 - [ ] `src/report.rs` exists
 - [ ] `cargo test report` passes
+- [ ] `describe` explains a sum in plain words, e.g. `1 + 2 = 3`
 
 ## Parallelization Opportunities
 
