@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from pathlib import Path
 from uuid import UUID
 
 import httpx
@@ -167,3 +168,70 @@ def test_ask_outside_a_flow_run_is_an_error():
                 description="",
             )
         )
+
+
+@flow(name="approvals-helpers-probe")
+async def helpers_probe(repo: str, plan_path: str, interactive: bool) -> dict:
+    from flows.approvals import dirty_tree_policy, failed_phase_action, human_phase_done
+
+    human = await human_phase_done("4b", "Manual check", timeout_s=1) if interactive else None
+    return {
+        "dirty": await dirty_tree_policy(
+            Path(repo), Path(plan_path), "stash", interactive=interactive, timeout_s=1
+        ),
+        "failed": await failed_phase_action(
+            "2", "Beta", "cargo test failed", attempt=1, interactive=interactive, timeout_s=1
+        ),
+        "human_done": None if human is None else human.done,
+    }
+
+
+def _git_repo(root: Path, *, dirty: bool) -> tuple[Path, Path]:
+    from tasks.shell import run
+
+    plan = root / ".ai" / "plans" / "2026-01-01.p.md"
+    plan.parent.mkdir(parents=True)
+    plan.write_text("# P\n")
+    (root / "a.txt").write_text("a\n")
+    for argv in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+    ):
+        assert run(argv, cwd=root, timeout_s=30).ok
+    plan.write_text("# P\n\n## Execution Checkpoints\n")  # the run's own file never counts
+    if dirty:
+        (root / "a.txt").write_text("changed\n")
+    return root, plan
+
+
+def test_question_helpers_ask_only_interactive_runs_with_something_to_ask(
+    prefect_client_env, tmp_path: Path
+):
+    repo, plan = _git_repo(tmp_path / "clean", dirty=False)
+    quiet = helpers_probe(str(repo), str(plan), interactive=False, return_state=True)
+    quiet = asyncio.run(quiet) if asyncio.iscoroutine(quiet) else quiet
+    assert quiet.result() == {"dirty": "stash", "failed": "continue", "human_done": None}
+
+    clean = helpers_probe(str(repo), str(plan), interactive=True, return_state=True)
+    clean = asyncio.run(clean) if asyncio.iscoroutine(clean) else clean
+    assert clean.result()["dirty"] == "stash"  # clean tree: no question, the policy stands
+    clean_logs = _wait_for_log(
+        prefect_client_env.api_url,
+        str(clean.state_details.flow_run_id),
+        "No answer to failed-phase",
+    )
+    assert not any("dirty-tree" in m for m in clean_logs), clean_logs
+
+    repo, plan = _git_repo(tmp_path / "dirty", dirty=True)
+    asked = helpers_probe(str(repo), str(plan), interactive=True, return_state=True)
+    asked = asyncio.run(asked) if asyncio.iscoroutine(asked) else asked
+    # Nobody answers: each question falls back to the non-interactive answer.
+    assert asked.result() == {"dirty": "stash", "failed": "continue", "human_done": False}
+    messages = _wait_for_log(
+        prefect_client_env.api_url,
+        str(asked.state_details.flow_run_id),
+        "No answer to failed-phase",
+    )
+    for key in ("human-phase-4b", "dirty-tree", "failed-phase-2-attempt-1"):
+        assert any(f"No answer to {key}" in m for m in messages), (key, messages)
