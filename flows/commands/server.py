@@ -103,13 +103,20 @@ def register(app: typer.Typer) -> None:
     @server_app.command()
     def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """Report the running server; exit code 1 when none is running."""
-        from tasks.backend.server import server_status
+        from tasks.backend.server import recorded_server, server_status
 
         config = _config(home)
         info = server_status(config)
         if info is None:
+            stuck = recorded_server(config)
             if as_json:
                 typer.echo("null")
+            elif stuck is not None:
+                typer.echo(
+                    f"A server is recorded (pid {stuck.server_pid}, {stuck.url}) but does not "
+                    f"answer its health check or its database is down; see {stuck.log_path}. "
+                    "`plan-executor server start` replaces it, `stop` stops it."
+                )
             else:
                 typer.echo(f"No plan-executor server is running ({config.home}).")
             raise typer.Exit(1)

@@ -417,6 +417,14 @@ def server_status(config: ServerConfig) -> ServerInfo | None:
     return _info(live, reused=True) if live is not None else None
 
 
+def recorded_server(config: ServerConfig) -> ServerInfo | None:
+    """What server.json records, if its server process is still alive (healthy or not)."""
+    state = _read_state(_Paths(config.home))
+    if state is None or _server_process(state) is None:
+        return None
+    return _info(state, reused=True)
+
+
 # -- leases: runs sharing a server that was started for a run -------------------------------
 
 

@@ -202,9 +202,13 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
     assert {replaced["server_pid"], replaced["postgres_pid"]}.isdisjoint(killed)
 
     assert cli(env, "status").exit_code == 0
-    restarted = replaced
-    ours = family(restarted["server_pid"]) | family(restarted["postgres_pid"])
+    ours = family(replaced["server_pid"]) | family(replaced["postgres_pid"])
     assert len(ours) >= 3  # the server, the postmaster and its helper processes
+
+    # the database dies under a running server: status says so, stop still cleans up
+    kill(family(replaced["postgres_pid"]))
+    stuck = cli(env, "status")
+    assert stuck.exit_code == 1 and "A server is recorded" in stuck.output, stuck.output
     stopped = cli(env, "stop")
     assert stopped.exit_code == 0 and "Stopped" in stopped.output, stopped.output
     assert wait_gone(ours) == set()
