@@ -355,13 +355,6 @@ def locate_section(lines: list[str]) -> SectionLocation | None:
         if heading.level == 2 and _CHECKPOINTS_TITLE_RE.match(heading.text):
             start = heading.index
             break
-    if start is None:
-        # Our own block is recognisable by its exact shape even where an unterminated fence
-        # earlier in the file hides it from the fence-aware scan.
-        for index in range(body, len(lines)):
-            if _our_block_at(lines, index) is not None:
-                start = index
-                break
     fenced = None if start is not None else _seed_fenced_block(lines, body)
     if start is None and fenced is None:
         return None

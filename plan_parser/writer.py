@@ -273,12 +273,12 @@ class _Doc:
         else:
             text = self.text
             eol = _eol_between(text, "#", self.eol)
-            if text == "":
-                separator = ""
-            elif text.endswith(("\n", "\r")):
-                separator = eol
-            else:
-                separator = eol + eol
+            _, open_fence = scan_fences(lines, body_start(lines))
+            separator = "" if text.endswith(("\n", "\r")) or not text else eol
+            if open_fence is not None:
+                # A code block left open at the end would swallow our section: close it here.
+                separator += open_fence + eol
+            separator += eol if text else ""
             self.record = {
                 "placement": "appended",
                 "separator": separator,
@@ -312,8 +312,9 @@ def _eol_between(before: str, after: str, eol: str) -> str:
 
 
 def _summary_body(markdown: str, eol: str) -> str:
-    """The caller's markdown made safe to sit inside our section: H1/H2 demoted to H3 (they would
-    end the section) and an unclosed fence closed."""
+    """The caller's markdown made safe to sit inside our section: H1/H2 demoted to H3 (readers
+    would take them for sections of the plan), an unclosed fence closed, and `---` / `...` lines
+    (which could close an unterminated frontmatter block at the top) written as `***` / `\\...`."""
     lines = [strip_eol(line) for line in split_lines(markdown.replace("\r\n", "\n"))]
     while lines and not lines[0].strip():
         lines.pop(0)
@@ -321,6 +322,11 @@ def _summary_body(markdown: str, eol: str) -> str:
         lines.pop()
     for index in iter_outside_fences(lines, 0):
         lines[index] = re.sub(r"^( {0,3})#{1,2}(?=[ \t]|$)", r"\1###", lines[index])
+    for index, line in enumerate(lines):
+        if line.rstrip() == "---":
+            lines[index] = "***"
+        elif line.rstrip() == "...":
+            lines[index] = "\\..."
     _, open_fence = scan_fences(lines, 0)
     if open_fence is not None:
         lines.append(open_fence)

@@ -375,6 +375,15 @@ def test_summary_headings_are_demoted_and_fences_closed() -> None:
     assert remove_execution_state(text) == PLAN_A
 
 
+def test_summary_cannot_close_an_unterminated_frontmatter() -> None:
+    original = "---\ntitle: never closed\n\n# Plan\n"
+    text = apply_summary(original, "one\n---\ntwo\n...\n")
+    assert "\n***\n" in text and "\n\\...\n" in text
+    text = apply_phases(text, [_cp("1")])
+    assert text.count("\n## Execution Checkpoints\n") == 1
+    assert remove_execution_state(text) == original
+
+
 def test_text_added_after_our_section_is_kept() -> None:
     text = apply_phases(PLAN_A, [_cp("1")]) + "\n## Notes by a human\n\nkeep me\n"
     text = apply_summary(apply_phases(text, [_cp("2")]), "sum")
@@ -384,9 +393,12 @@ def test_text_added_after_our_section_is_kept() -> None:
 
 
 def test_an_unterminated_fence_before_our_section_does_not_duplicate_it() -> None:
-    original = PLAN_A + "\n```rust\nfn main() {\n"
+    original = PLAN_A + "\n````rust\nfn main() {\n"
     text = apply_phases(apply_phases(original, [_cp("1")]), [_cp("2")])
+    assert text.startswith(original + "````\n\n## Execution Checkpoints\n")  # fence closed
     assert text.count("## Execution Checkpoints") == 1
+    text = apply_summary(text, "~~~\n## Execution Checkpoints\n")  # cannot pair with the old fence
+    assert text.count("\n## Execution Checkpoints\n") == 2
     state = read_execution_state(text)
     assert state is not None and list(state.phases) == ["1", "2"]
     assert remove_execution_state(apply_status(text, "Done")) == original

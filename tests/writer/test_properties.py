@@ -110,7 +110,7 @@ def plan_texts(draw: st.DrawFn) -> str:
 
 
 @settings(max_examples=150, deadline=None)
-@given(plan_texts(), st.lists(checkpoints(), min_size=1, max_size=2), TEXT, TEXT)
+@given(plan_texts(), st.lists(checkpoints(), min_size=1, max_size=2), TEXT, plan_texts())
 def test_any_plan_text_round_trips(
     original: str, batch: list[PhaseCheckpoint], status: str, summary: str
 ) -> None:
