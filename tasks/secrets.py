@@ -35,6 +35,8 @@ def anthropic_api_key() -> str | None:
     if from_env:
         _log.debug("Anthropic API key taken from the environment")
         return from_env
+    if not _prefect_api_in_reach():
+        return None
     from prefect.blocks.system import Secret
 
     try:
@@ -52,6 +54,8 @@ async def aanthropic_api_key() -> str | None:
     from_env = os.environ.get(API_KEY_ENV, "").strip()
     if from_env:
         return from_env
+    if not _prefect_api_in_reach():
+        return None
     from prefect.blocks.system import Secret
 
     try:
@@ -59,6 +63,14 @@ async def aanthropic_api_key() -> str | None:
     except ValueError:
         return None
     return _value_of(block)
+
+
+def _prefect_api_in_reach() -> bool:
+    """A configured API or a running flow/task: never start a temporary server just to look."""
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value()) or bool(FlowRunContext.get() or TaskRunContext.get())
 
 
 def _value_of(block: object) -> str | None:

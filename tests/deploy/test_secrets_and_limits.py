@@ -155,3 +155,21 @@ def test_agent_slots_cap_concurrent_calls(prefect_client_env):
     assert peak == 2
     assert max(seen_active_slots) == 2 and min(seen_active_slots) >= 1
     assert _read_limit(api)["active_slots"] == 0
+
+
+def test_without_a_prefect_api_only_the_environment_counts(monkeypatch):
+    from prefect.blocks.system import Secret
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def no_lookup(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("looked for a Secret block without a Prefect API")
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setattr(Secret, "load", no_lookup)
+    monkeypatch.setattr(Secret, "aload", no_lookup)
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        # Outside a run and without PREFECT_API_URL, a lookup would start a temporary server.
+        assert secrets.anthropic_api_key() is None
+        assert asyncio.run(secrets.aanthropic_api_key()) is None
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ENV_KEY)
+    assert secrets.anthropic_api_key() == ENV_KEY
