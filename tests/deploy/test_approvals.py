@@ -146,11 +146,9 @@ def test_local_run_pauses_and_a_person_answers_through_the_api(prefect_client_en
 
 def test_unanswered_questions_fall_back_and_the_run_goes_on(prefect_client_env):
     api_url = prefect_client_env.api_url
-    started = time.monotonic()
     state = asyncio.run(two_questions_probe(timeout_s=2, return_state=True))
     assert state.is_completed(), state
     assert tuple(state.result()) == ("continue", False, "nobody answered")
-    assert time.monotonic() - started < 100  # the server-side pause timeout (300 s more) never hit
     run_id = str(state.state_details.flow_run_id)
     messages = _wait_for_log(api_url, run_id, "No answer to human-phase-3")
     assert any("No answer to failed-phase-2-attempt-1" in m for m in messages), messages
