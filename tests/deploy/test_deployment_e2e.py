@@ -153,7 +153,8 @@ def deployed(prefect_client_env, tmp_path_factory: pytest.TempPathFactory) -> It
             )
         finally:
             worker.stop()
-            assert worker.proc.returncode is not None
+            block = Secret.load(secrets.SECRET_BLOCK_NAME, _sync=True)
+            httpx.delete(f"{api_url}/block_documents/{block._block_document_id}", timeout=15)
 
 
 def _flow_run_id_from(output: str) -> str:
