@@ -152,9 +152,11 @@ def deployed(prefect_client_env, tmp_path_factory: pytest.TempPathFactory) -> It
                 deploy_output=deploy.output,
             )
         finally:
-            worker.stop()
-            block = Secret.load(secrets.SECRET_BLOCK_NAME, _sync=True)
-            httpx.delete(f"{api_url}/block_documents/{block._block_document_id}", timeout=15)
+            try:
+                worker.stop()
+            finally:
+                block = Secret.load(secrets.SECRET_BLOCK_NAME, _sync=True)
+                httpx.delete(f"{api_url}/block_documents/{block._block_document_id}", timeout=15)
 
 
 def _flow_run_id_from(output: str) -> str:
