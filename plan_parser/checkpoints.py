@@ -348,27 +348,65 @@ def _our_block_at(lines: list[str], start: int) -> int | None:
 
 
 def locate_section(lines: list[str]) -> SectionLocation | None:
-    """Find the checkpoint section and read it (None when the file has none)."""
+    """Find the checkpoint section and read it (None when the file has none).
+
+    plan-executor's own block first (by its exact shape), then a hand-written
+    `## Execution Checkpoints` heading outside code, then the seed's example copied into a fence.
+    """
     body = body_start(lines)
-    start: int | None = None
-    for heading in headings(lines, body):
-        if heading.level == 2 and _CHECKPOINTS_TITLE_RE.match(heading.text):
-            start = heading.index
-            break
-    fenced = None if start is not None else _seed_fenced_block(lines, body)
-    if start is None and fenced is None:
+    found = _our_section(lines, body)
+    if found is None:
+        start = next(
+            (
+                heading.index
+                for heading in headings(lines, body)
+                if heading.level == 2 and _CHECKPOINTS_TITLE_RE.match(heading.text)
+            ),
+            None,
+        )
+        if start is not None:
+            found = _read_foreign_section(lines, start)
+        elif (fenced := _seed_fenced_block(lines, body)) is not None:
+            found = _read_seed_fenced_section(lines, *fenced)
+    if found is None:
         return None
-    if fenced is not None:
-        location, raw = _read_seed_fenced_section(lines, *fenced)
-    elif (close := _our_block_at(lines, start or 0)) is not None:
-        location, raw = _read_our_section(lines, start or 0, close)
-    else:
-        location, raw = _read_foreign_section(lines, start or 0)
+    location, raw = found
     for phase_id, (value, line) in raw.items():
         checkpoint = _checkpoint_from(phase_id, value, line, location.problems)
         if checkpoint is not None:
             location.entries[phase_id] = checkpoint
     return location
+
+
+def _our_section(lines: list[str], body: int) -> tuple[SectionLocation, _RawEntries] | None:
+    """plan-executor's block, unless it sits in a closed code block (an example in the plan).
+
+    Found by shape rather than by a fence-aware heading scan: appended after a code block left
+    open at the end of a plan, our block is inside that block for CommonMark, and a fence line
+    in our summary would otherwise pair with it and move the section boundaries.
+    """
+    for index in range(body, len(lines)):
+        if not lines[index].startswith(CHECKPOINTS_HEADING):
+            continue
+        close = _our_block_at(lines, index)
+        if close is None:
+            continue
+        location, raw = _read_our_section(lines, index, close)
+        if not _in_closed_fence(lines, body, index, location.end):
+            return location, raw
+    return None
+
+
+def _in_closed_fence(lines: list[str], body: int, start: int, end: int) -> bool:
+    """Whether line `start` is inside a fenced block that closes after [start, end) (ours)."""
+    _, fence = scan_fences(lines, body, start)
+    if fence is None:
+        return False
+    for index in range(end, len(lines)):
+        close = _FENCE_CLOSE_RE.match(strip_eol(lines[index]))
+        if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= len(fence):
+            return True
+    return False
 
 
 _RawEntries = dict[str, tuple[object, int]]  # phase id -> (YAML value, 1-based line)

@@ -273,12 +273,12 @@ class _Doc:
         else:
             text = self.text
             eol = _eol_between(text, "#", self.eol)
-            _, open_fence = scan_fences(lines, body_start(lines))
-            separator = "" if text.endswith(("\n", "\r")) or not text else eol
-            if open_fence is not None:
-                # A code block left open at the end would swallow our section: close it here.
-                separator += open_fence + eol
-            separator += eol if text else ""
+            if text == "":
+                separator = ""
+            elif text.endswith(("\n", "\r")):
+                separator = eol
+            else:
+                separator = eol + eol
             self.record = {
                 "placement": "appended",
                 "separator": separator,

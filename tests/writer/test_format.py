@@ -392,10 +392,22 @@ def test_text_added_after_our_section_is_kept() -> None:
     assert state is not None and list(state.phases) == ["1", "2"]
 
 
+def test_an_example_of_our_block_in_a_code_block_is_not_our_section() -> None:
+    ours = apply_phases("# Doc\n", [_cp("9")])
+    example = ours.split("\n", 2)[2]  # our block as text, quoted in a plan
+    original = PLAN_A + "\n~~~~markdown\n" + example + "~~~~\n\nMore text.\n"
+    assert read_execution_state(original) is None
+    text = apply_phases(original, [_cp("1")])
+    assert text.startswith(original)
+    state = read_execution_state(text)
+    assert state is not None and list(state.phases) == ["1"]
+    assert remove_execution_state(text) == original
+
+
 def test_an_unterminated_fence_before_our_section_does_not_duplicate_it() -> None:
     original = PLAN_A + "\n````rust\nfn main() {\n"
     text = apply_phases(apply_phases(original, [_cp("1")]), [_cp("2")])
-    assert text.startswith(original + "````\n\n## Execution Checkpoints\n")  # fence closed
+    assert text.startswith(original + "\n## Execution Checkpoints\n")
     assert text.count("## Execution Checkpoints") == 1
     text = apply_summary(text, "~~~\n## Execution Checkpoints\n")  # cannot pair with the old fence
     assert text.count("\n## Execution Checkpoints\n") == 2
