@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import psutil
@@ -35,7 +36,7 @@ CLI = str(Path(sys.executable).parent / "plan-executor")
 # -- flows under test -----------------------------------------------------------------------
 
 
-def _flows():  # type: ignore[no-untyped-def]
+def _flows() -> Any:
     """Defined lazily so that importing this module does not import Prefect."""
     from prefect import flow
 
