@@ -83,11 +83,19 @@ class Deployed:
                 return current
             time.sleep(0.5)
 
-    def logs(self, flow_run_id: str) -> list[str]:
-        entries = self.post(
-            "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
-        )
-        return [e["message"] for e in entries]  # type: ignore[union-attr]
+    def logs(
+        self, flow_run_id: str, *, until: str | None = None, timeout_s: float = 30
+    ) -> list[str]:
+        """The run's log messages; with ``until``, waits (logs arrive in batches) for that text."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            entries = self.post(
+                "/logs/filter", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
+            )
+            messages = [e["message"] for e in entries]  # type: ignore[union-attr]
+            if until is None or any(until in m for m in messages) or time.monotonic() > deadline:
+                return messages
+            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +332,7 @@ def test_suspended_run_resumes_with_a_typed_answer_through_the_api(
     assert final["state_type"] == "COMPLETED", final["state"]
     assert "work in progress" not in (repo / "src" / "lib.rs").read_text()  # stashed ...
     assert "work in progress" in _git(repo, "stash", "show", "-p")  # ... and kept
-    messages = deployed.logs(flow_run_id)
+    messages = deployed.logs(flow_run_id, until="Answer to dirty-tree")
     assert any("Answer to dirty-tree: {'action': 'stash'}" in m for m in messages), messages
 
 
@@ -341,7 +349,7 @@ def test_unanswered_suspended_run_resumes_with_the_fallback(deployed: Deployed, 
         flow_run_id, lambda r: r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")
     )
     assert final["state_type"] == "COMPLETED", final["state"]
-    messages = deployed.logs(flow_run_id)
+    messages = deployed.logs(flow_run_id, until="pre-flight with policy")
     assert any("No answer to dirty-tree within 3 s" in m for m in messages), messages
     assert any("pre-flight with policy proceed" in m for m in messages), messages
     assert "work in progress" in (repo / "src" / "lib.rs").read_text()  # proceeded, untouched
@@ -436,7 +444,7 @@ def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_pa
     )
     table = next(a for a in artifacts if a["key"] == "nightly-plans")  # type: ignore[union-attr]
     assert ready.name in str(table["data"]) and implemented.name not in str(table["data"])
-    messages = deployed.logs(flow_run_id)
+    messages = deployed.logs(flow_run_id, until="already run")
     assert any("already run" in m and implemented.name in m for m in messages), messages
 
 
