@@ -86,8 +86,9 @@ async def ask(
 ) -> AnswerT:
     """Ask a person for an ``input_type`` answer; ``fallback`` when nobody answers in time.
 
-    ``key`` names the question within the flow run and must be the same every time the flow
-    reaches this question (suspended runs re-run the flow from the top). ``description`` is the
+    ``key`` names the question within the flow run (letters, digits and dashes: it names flow
+    run inputs) and must be the same every time the flow reaches this question (suspended runs
+    re-run the flow from the top), and different for each question. ``description`` is the
     Markdown the UI shows above the form, which is pre-filled with the fallback.
     """
     from prefect.context import FlowRunContext
