@@ -35,6 +35,11 @@ Layout written at the end of the file (or in place of a hand-written checkpoint 
     ## Implementation Summary
     <blank>
     ...markdown...
+
+The `plan_executor` item records `placement` (appended / replaced), the `separator` added before
+the heading or the hand-written `section_before`, the status as it was (`status_where`,
+`status_before`, `status_text_before`, blank lines added around an added status line), whether a
+summary follows, and `tail_lines`: how many lines after the closing fence are ours.
 """
 
 from __future__ import annotations
@@ -550,6 +555,7 @@ def _reread(doc: _Doc) -> _Doc:
 
 
 def apply_phases(text: str, checkpoints: Iterable[PhaseCheckpoint]) -> str:
+    """The text with these phases' entries replaced (or added); the other entries are kept."""
     doc = _Doc(text)
     for checkpoint in checkpoints:
         _put(doc.phases, checkpoint)
@@ -564,13 +570,15 @@ def _put(phases: dict[str, PhaseCheckpoint], checkpoint: PhaseCheckpoint) -> Non
 
 
 def apply_status(text: str, status: str) -> str:
-    status = " ".join(status.replace("\r", " ").replace("\n", " ").split(" ")).strip()
+    """The text with the plan status set (a status is one line: line breaks become spaces)."""
+    status = status.replace("\r\n", " ").replace("\r", " ").replace("\n", " ").strip()
     placed = _Doc(_Doc(text).write())  # the section first: a line added below then has an EOL
     _set_status_lines(placed, status)
     return _reread(placed).write()
 
 
 def apply_summary(text: str, markdown: str) -> str:
+    """The text with plan-executor's `## Implementation Summary` written after its section."""
     doc = _Doc(text)
     if doc.location is None or not doc.location.ours:
         doc = _Doc(doc.write())
