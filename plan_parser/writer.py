@@ -556,8 +556,11 @@ def _reread(doc: _Doc) -> _Doc:
 
 def apply_phases(text: str, checkpoints: Iterable[PhaseCheckpoint]) -> str:
     """The text with these phases' entries replaced (or added); the other entries are kept."""
+    batch = list(checkpoints)
+    if not batch:
+        return text
     doc = _Doc(text)
-    for checkpoint in checkpoints:
+    for checkpoint in batch:
         _put(doc.phases, checkpoint)
     return doc.write()
 
