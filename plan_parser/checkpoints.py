@@ -214,6 +214,11 @@ class Heading:
     text: str
 
 
+def _may_be_fence(line: str) -> bool:
+    """Cheap pre-check: only a line whose first non-blank character is ` or ~ can be a fence."""
+    return line.lstrip(" \t")[:1] in ("`", "~")
+
+
 @dataclass(frozen=True)
 class FencedBlock:
     opening: int
@@ -233,6 +238,10 @@ def _scan(lines: list[str], start: int, stop: int) -> tuple[list[int], list[Fenc
     opened = 0
     info = ""
     for index in range(start, stop):
+        if not _may_be_fence(lines[index]):
+            if fence is None:
+                outside.append(index)
+            continue
         text = strip_eol(lines[index])
         if fence is not None:
             close = _FENCE_CLOSE_RE.match(text)
@@ -268,7 +277,25 @@ def fenced_blocks(lines: list[str], start: int) -> list[FencedBlock]:
 
 
 def iter_outside_fences(lines: list[str], start: int, stop: int | None = None) -> Iterator[int]:
-    yield from scan_fences(lines, start, stop)[0]
+    """Lazily, the indices :func:`scan_fences` returns (callers often stop at the first hit)."""
+    stop = len(lines) if stop is None else stop
+    fence: str | None = None
+    for index in range(start, stop):
+        if not _may_be_fence(lines[index]):
+            if fence is None:
+                yield index
+            continue
+        text = strip_eol(lines[index])
+        if fence is not None:
+            close = _FENCE_CLOSE_RE.match(text)
+            if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= len(fence):
+                fence = None
+            continue
+        opening = _FENCE_OPEN_RE.match(text)
+        if opening and not (opening.group(1)[0] == "`" and "`" in opening.group(2)):
+            fence = opening.group(1)
+            continue
+        yield index
 
 
 def headings(lines: list[str], start: int, stop: int | None = None) -> Iterator[Heading]:
@@ -347,6 +374,9 @@ def _our_block_at(lines: list[str], start: int) -> int | None:
     return None
 
 
+_RawEntries = dict[str, tuple[object, int]]  # phase id -> (YAML value, 1-based line)
+
+
 def locate_section(lines: list[str]) -> SectionLocation | None:
     """Find the checkpoint section and read it (None when the file has none).
 
@@ -407,9 +437,6 @@ def _in_closed_fence(lines: list[str], body: int, start: int, end: int) -> bool:
         if close and close.group(1)[0] == fence[0] and len(close.group(1)) >= len(fence):
             return True
     return False
-
-
-_RawEntries = dict[str, tuple[object, int]]  # phase id -> (YAML value, 1-based line)
 
 
 def _seed_fenced_block(lines: list[str], start: int) -> tuple[int, int] | None:
