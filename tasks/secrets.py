@@ -7,7 +7,7 @@ Order:
 
 Create the block once per server with either of::
 
-    prefect block create secret          # opens the UI form; name it anthropic-api-key
+    prefect block create secret          # prints a link to the UI form; name it anthropic-api-key
     python -c "from prefect.blocks.system import Secret; \\
       Secret(value=input('key: ')).save('anthropic-api-key', overwrite=True)"
 
