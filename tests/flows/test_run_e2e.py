@@ -534,3 +534,21 @@ def test_failed_preflight_stops_before_any_agent_call(
     assert requests == []
     assert plan_path.read_bytes() == original
     assert "Pre-flight failed" in echo.text and "src/scratch.rs" in echo.text
+
+
+def test_interactive_run_lets_a_person_do_the_human_phase(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    plan_path = make_crate(tmp_path / "crate", plan_text=HUMAN_AND_SELF)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+
+    code, requests, echo = run(plan_path, ScriptedAgents({}), monkeypatch, interactive=True)
+
+    assert code == 0, echo.text
+    assert requests == []
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "complete"
+    assert state.phases["1"].last_successful_step == "verified complete"
