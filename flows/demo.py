@@ -222,6 +222,8 @@ class PhaseScript:
     """The file:line the verifier cites for this phase (default: the first file created)."""
     every_turn: bool = False
     """Repeat the edits (with the delay) on every turn: an agent that never finishes."""
+    reply: Any = None
+    """A stand-in `Reply` for every work turn instead of the edits (e.g. an API error)."""
 
 
 def demo_scripts() -> dict[str, PhaseScript]:
@@ -271,6 +273,8 @@ class ScriptedAgents:
         script = self.scripts.get(pid, PhaseScript())
         if is_summary:
             return text_turn(script.claim)
+        if script.reply is not None:
+            return script.reply
         turns = sum(1 for m in messages if m.get("role") == "assistant")
         if turns == 0 or (script.every_turn and script.edits):
             if turns == 0:

@@ -552,3 +552,25 @@ def test_interactive_run_lets_a_person_do_the_human_phase(
     assert state is not None
     assert state.phases["1"].status == "complete"
     assert state.phases["1"].last_successful_step == "verified complete"
+
+
+def test_agent_infrastructure_failure_ends_failed_not_retried(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.agent.standin import spend_limit_reached
+
+    plan_path = make_crate(tmp_path / "crate")
+    scripts = demo_scripts()
+    scripts["2"] = PhaseScript(reply=spend_limit_reached())
+
+    code, requests, echo = run(plan_path, ScriptedAgents(scripts), monkeypatch)
+
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["2"].status == "failed", state.phases["2"]
+    assert "infrastructure" in (state.phases["2"].error or "")
+    assert state.phases["1"].status == "complete"
+    assert state.phases["3"].status == "skipped"
+    # A spend limit is not retryable: one request, no task retry.
+    assert len([r for r in requests if phase_of(r) == "2"]) == 1
