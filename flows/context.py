@@ -92,6 +92,10 @@ class RunContext:
     baseline: Any = None
     waves: list[list[str]] = field(default_factory=list)
     outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
+    attempts: dict[str, str] = field(default_factory=dict)
+    """Phase id → the attempt this run makes at it (the agent calls' cache key)."""
+    previous: Any = None
+    """The ExecutionState the plan file held when the run started (None: first run)."""
 
     def wave_of(self, phase_id: str) -> int:
         for number, wave in enumerate(self.waves, start=1):

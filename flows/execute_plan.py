@@ -18,6 +18,7 @@ import re
 import time
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
@@ -144,6 +145,7 @@ async def execute_plan(
 
     scheduled = [pid for wave in waves for pid in wave]
     previous = await asyncio.to_thread(mirror.previous_state)
+    context.previous = previous
     resumed = resumable_phases(plan, previous, repo, scheduled)
     if resumed:
         log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
@@ -288,7 +290,17 @@ async def _run_waves(
             to_run.append(pid)
         # Rule 2 of the seed: every phase of the group is marked running before any starts.
         for pid in to_run:
-            await mirror_transition(mirror, pid, "running", phase_hash=phases[pid].body_hash)
+            attempt = (
+                continued_attempt(context.previous, phases[pid]) or f"{uuid4().hex[:12]}-{pid}"
+            )
+            context.attempts[pid] = attempt
+            await mirror_transition(
+                mirror,
+                pid,
+                "running",
+                phase_hash=phases[pid].body_hash,
+                extra={"attempt": attempt},
+            )
         results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
         for pid, result in zip(to_run, results, strict=True):
             if isinstance(result, BaseException):
@@ -306,6 +318,16 @@ async def _run_waves(
                 await mirror_transition(
                     mirror, pid, "failed", error=outcome.error, note=outcome.error
                 )
+
+
+def continued_attempt(previous: Any, phase: Phase) -> str | None:
+    """The attempt an interrupted run left `running` on this (unchanged) phase, to continue it."""
+    checkpoint = previous.get(phase.id) if previous is not None else None
+    if checkpoint is None or checkpoint.status != "running":
+        return None
+    if checkpoint.phase_hash != phase.body_hash:
+        return None
+    return checkpoint.extra.get("attempt") or None
 
 
 def _skipped_dependency(

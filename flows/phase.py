@@ -112,22 +112,29 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     log = get_run_logger()
     owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
 
-    if owner_kind is OwnerKind.HUMAN:
-        if not options.interactive:
-            outcome.status = "blocked"
-            outcome.error = (
-                f"phase {phase.id} is owned by a human ({phase.owner.raw if phase.owner else ''}): "
-                "rerun with --interactive to do it by hand, then the gates judge it"
-            )
-            return
+    if owner_kind is OwnerKind.HUMAN and not options.interactive:
+        outcome.status = "blocked"
+        outcome.error = (
+            f"phase {phase.id} is owned by a human ({phase.owner.raw if phase.owner else ''}): "
+            "rerun with --interactive to do it by hand, then the gates judge it"
+        )
+        return
+
+    start = await snapshot_step(
+        options.repo,
+        baseline=context.baseline,
+        plan_name=_plan_name(context.plan_path),
+        phase_id=phase.id,
+        attempt=context.attempts.get(phase.id),
+    )
+    outcome.steps.append("snapshot taken")
+
+    if owner_kind is OwnerKind.HUMAN:  # after the snapshot: the gates judge the person's changes
         if not await human_step(phase.id, phase.title):
             outcome.status = "blocked"
             outcome.error = "the person declined to do the human-owned phase"
             return
         outcome.steps.append("human work confirmed")
-
-    start = await snapshot_step(options.repo, baseline=context.baseline)
-    outcome.steps.append("snapshot taken")
 
     if owner_kind not in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
         agents = _agent_roles(phase, options.repo)
@@ -223,17 +230,19 @@ async def _agent_work(
         max_turns=options.max_turns,
         role_suffix="details" if role == "owner" else role,
     )
-    return await call_agent(request, options.agent_timeout_s)
+    return await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
 
 
-async def call_agent(request: AgentRequest, timeout_s: float) -> AgentResult:
+async def call_agent(
+    request: AgentRequest, timeout_s: float, attempt: str | None = None
+) -> AgentResult:
     """One agent call under its own deadline; PhaseTimeout when it runs out of time.
 
     The runtime stops itself at ``deadline_s``; `agent_step`'s asyncio timeout is the backstop
     for a call that does not, so the phase never waits on it for long.
     """
     try:
-        result = await agent_step(request, deadline_s=timeout_s)
+        result = await agent_step(request, deadline_s=timeout_s, attempt=attempt)
     except TimeoutError as exc:
         raise PhaseTimeout(
             f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s"
@@ -324,7 +333,7 @@ async def _judge(
         read_only=True,
         role_suffix="verifier",
     )
-    result = await call_agent(request, options.agent_timeout_s)
+    result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
     answer = result.summary + "\n" + _assistant_text(options.repo, result.details_log)
     return judged_entries(pending, answer, options.repo, phase.id)

@@ -9,6 +9,7 @@ No retries: a failing gate is evidence, not an infrastructure hiccup.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,25 @@ async def preflight_step(
     )
 
 
-@task(name="snapshot", cache_policy=NO_CACHE)
-async def snapshot_step(repo: Path, baseline: Any = None) -> Any:
+def snapshot_cache_key(context: object, parameters: dict[str, Any]) -> str | None:
+    """A continued attempt (see :func:`agent_cache_key`) keeps the snapshot taken when it began:
+    the gates judge the attempt's changes against the tree before its agents ran."""
+    attempt = parameters.get("attempt")
+    if not attempt:
+        return None
+    raw = f"snapshot-{parameters.get('plan_name')}-{parameters.get('phase_id')}-{attempt}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw)[:200]
+
+
+@task(name="snapshot", cache_key_fn=snapshot_cache_key, persist_result=True)
+async def snapshot_step(
+    repo: Path,
+    baseline: Any = None,
+    *,
+    plan_name: str = "",
+    phase_id: str = "",
+    attempt: str | None = None,
+) -> Any:
     """What the tree looks like before the phase works on it (a PhaseStart)."""
     from tasks.gates.phase_gates import snapshot
 
@@ -118,16 +136,35 @@ def _agent_run_name() -> str:
     return "agent call"
 
 
+def agent_cache_key(context: object, parameters: dict[str, Any]) -> str | None:
+    """Resume inside a phase: the key of one agent call of one attempt at a phase.
+
+    An attempt is one run's try at a phase (`extra.attempt` in its checkpoint). A run killed
+    after an agent call finished but before the phase ended leaves the attempt `running`; the
+    next run continues that attempt, so the finished call comes back from the cache instead of
+    being paid for again. A phase that ended (blocked, failed, timeout) gets a new attempt, so
+    its agents run again. No attempt, no caching.
+    """
+    attempt = parameters.get("attempt")
+    request = parameters.get("request")
+    if not attempt or not isinstance(request, AgentRequest):
+        return None
+    raw = f"agent-{request.plan_name}-{request.phase_id}-{request.role_suffix}-{attempt}"
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", raw)[:200]
+
+
 @task(
     name="agent-call",
     task_run_name=_agent_run_name,
     retries=2,
     retry_delay_seconds=[30, 120],
     retry_condition_fn=retry_if_retryable,
-    persist_result=False,
-    cache_policy=NO_CACHE,
+    cache_key_fn=agent_cache_key,
+    persist_result=True,
 )
-async def agent_step(request: AgentRequest, deadline_s: float | None = None) -> AgentResult:
+async def agent_step(
+    request: AgentRequest, deadline_s: float | None = None, attempt: str | None = None
+) -> AgentResult:
     """`tasks.agent.task.agent_call` with the call's own wall-clock budget (``deadline_s``).
 
     Infrastructure failures raise, so the task retries them (only the retryable ones); a call

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -574,3 +575,80 @@ def test_agent_infrastructure_failure_ends_failed_not_retried(
     assert state.phases["3"].status == "skipped"
     # A spend limit is not retryable: one request, no task retry.
     assert len([r for r in requests if phase_of(r) == "2"]) == 1
+
+
+GATE_PLAN = """# A phase killed while its gates run
+
+**Created:** 2026-11-24
+**Status:** Reviewed - Ready for Implementation
+
+## Phases
+
+### Phase 1: Gate test
+
+**Principal Owner:** Rust Developer
+**Dependencies:** None
+**Blast Radius:** `cargo test --test gate`
+
+**Files to create:**
+- `tests/gate.rs` - a test that waits while the file HANG exists
+
+**Acceptance Criteria:**
+- [ ] `cargo test --test gate` passes
+"""
+
+GATE_TEST = """#[test]
+fn gate_waits_while_hang_exists() {
+    let marker = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("HANG");
+    while marker.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+"""
+
+
+@pytest.mark.timeout(300)
+def test_run_killed_during_gates_reuses_the_finished_agent_call(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.agent.standin import editor_create
+
+    plan_path = make_crate(tmp_path / "crate", plan_text=GATE_PLAN)
+    repo = plan_path.parents[2]
+    (repo / ".git" / "info" / "exclude").write_text("HANG\n")
+    hang = repo / "HANG"
+    hang.write_text("the gate test waits while this file exists\n")
+    agents = ScriptedAgents({"1": PhaseScript(edits=[editor_create("tests/gate.rs", GATE_TEST)])})
+
+    with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
+        env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
+        command = [sys.executable, "-m", "flows.cli", "run", str(plan_path), "--no-live"]
+        with (tmp_path / "first.log").open("wb") as out:
+            first = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                for _ in range(1800):  # until the gates run the hanging test
+                    if _processes_running(str(repo / "target" / "debug" / "deps" / "gate-")):
+                        break
+                    time.sleep(0.1)
+                else:
+                    pytest.fail((tmp_path / "first.log").read_text())
+            finally:
+                os.killpg(first.pid, signal.SIGKILL)
+                first.wait(30)
+        first_run_requests = len(api.message_requests)
+        assert read_plan_state(plan_path).phases["1"].status == "running"  # type: ignore[union-attr]
+
+        hang.unlink()  # the orphaned test run (its own process group) ends now
+        second = subprocess.run(
+            [*command, "--dirty", "proceed"], env=env, capture_output=True, text=True, timeout=240
+        )
+        rerun_requests = api.message_requests[first_run_requests:]
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert first_run_requests > 0
+    assert rerun_requests == []  # the agent's finished call came back from Prefect's cache
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "complete"
