@@ -146,8 +146,13 @@ def json_of(result: CommandResult) -> dict:
 # -- tests ----------------------------------------------------------------------------------
 
 
-def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_env) -> None:
+def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(
+    home_env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home, port, env = home_env
+    # Another test may have started the suite's shared server and exported its URL; `auto`
+    # would rightly prefer it, but this test is about finding the plan-executor server.
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     config = ServerConfig(home=home, port=port)
 
     started = cli(env, "start", "--json")
