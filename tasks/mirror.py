@@ -12,7 +12,6 @@ One :class:`PlanMirror` per run. Its asyncio lock serialises the writes of concu
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -129,13 +128,13 @@ class PlanMirror:
     async def close(self) -> None:
         """Remove the writer's lock file once the run is done with the plan.
 
-        `PlanFileWriter` leaves `.<plan>.lock` beside the plan; left there it is an untracked
-        file that the next run's pre-flight reports as an uncommitted change.
+        `PlanFileWriter` leaves `.<plan>.lock` beside the plan, an untracked file in the user's
+        tree. The writer unlinks it while holding the lock, so a writer of another process
+        waiting on it retries on a fresh lock file instead of racing on the old one.
         """
         async with self._lock:
-            lock = self.plan_path.with_name(f".{self.plan_path.name}.lock")
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
+            if self.enabled:
+                await asyncio.to_thread(self.writer.remove_lock_file)
 
     # -- internals ---------------------------------------------------------------------------
 

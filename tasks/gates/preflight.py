@@ -19,7 +19,13 @@ from tasks.gates.cargo_output import FAILED, TestRun, parse_test_output
 from tasks.gates.config import GateConfig, justfile_path, load_gate_config
 from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
-from tasks.gates.repo_state import RUN_OWNED_PREFIXES, git, is_run_owned, porcelain_status
+from tasks.gates.repo_state import (
+    RUN_OWNED_PREFIXES,
+    git,
+    is_run_owned,
+    plan_lock_file,
+    porcelain_status,
+)
 from tasks.gates.verdict import blocks
 
 DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
@@ -57,6 +63,7 @@ def _exclusions(plan_file: str | None) -> list[str]:
     pathspecs = ["."]
     if plan_file:
         pathspecs.append(f":(exclude){plan_file}")
+        pathspecs.append(f":(exclude){plan_lock_file(plan_file)}")
     pathspecs += [f":(exclude){prefix.rstrip('/')}" for prefix in RUN_OWNED_PREFIXES]
     return pathspecs
 

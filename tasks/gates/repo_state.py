@@ -67,8 +67,16 @@ def porcelain_status(repo: Path) -> list[tuple[str, str]]:
     return entries
 
 
+def plan_lock_file(plan_file: str) -> str:
+    """The sibling lock file `PlanFileWriter` keeps beside a plan (`dir/.<name>.lock`)."""
+    folder, _, name = plan_file.rpartition("/")
+    return f"{folder}/.{name}.lock" if folder else f".{name}.lock"
+
+
 def is_run_owned(path: str, plan_file: str | None = None) -> bool:
-    return path == plan_file or path.startswith(RUN_OWNED_PREFIXES)
+    if plan_file is not None and path in (plan_file, plan_lock_file(plan_file)):
+        return True
+    return path.startswith(RUN_OWNED_PREFIXES)
 
 
 def file_digest(repo: Path, path: str) -> str:

@@ -20,9 +20,11 @@ def make_plan(owner: Owner | None = None, type: PhaseType = PhaseType.IMPLEMENTA
 
 
 def add_run_files(repo: Path) -> None:
-    """The plan file and a log: present and untracked, yet never a reason to stop."""
+    """The plan file, its writer's lock file and a log: present and untracked, yet never a
+    reason to stop."""
     (repo / PLAN_PATH).parent.mkdir(parents=True)
     (repo / PLAN_PATH).write_text("# Fixture plan\n")
+    (repo / PLAN_PATH).with_name(f".{Path(PLAN_PATH).name}.lock").write_text("")
     (repo / ".ai" / "logs").mkdir()
     (repo / ".ai" / "logs" / "run.log").write_text("log\n")
 
