@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import time
 import traceback
@@ -95,8 +96,22 @@ def _error_code(http: httpx2.Response) -> str | None:
 
 
 def build_client() -> anthropic.Anthropic:
-    """A client from ``ANTHROPIC_API_KEY`` / ``ANTHROPIC_BASE_URL`` (the SDK reads them)."""
-    return anthropic.Anthropic(max_retries=SDK_MAX_RETRIES)
+    """A client for ``ANTHROPIC_BASE_URL`` (the SDK reads it) with the key from the environment
+    or, when the environment has none, the Prefect Secret block (see :mod:`tasks.secrets`).
+
+    The key is resolved here, inside the agent call, so that it never travels as a task
+    parameter (Prefect records those) and never reaches the agent's sandboxed shell.
+    """
+    from tasks.secrets import SECRET_BLOCK_NAME, anthropic_api_key
+
+    api_key = anthropic_api_key()
+    if api_key is None and not os.environ.get("ANTHROPIC_AUTH_TOKEN"):
+        raise RuntimeError(
+            "no Anthropic API key: set ANTHROPIC_API_KEY for the process that runs the flow "
+            f"(a deployment run: the worker), or create the Prefect Secret block "
+            f"{SECRET_BLOCK_NAME!r} (README: Run it on a Prefect server)"
+        )
+    return anthropic.Anthropic(api_key=api_key, max_retries=SDK_MAX_RETRIES)
 
 
 def _guarded(client: anthropic.Anthropic) -> anthropic.Anthropic:

@@ -17,6 +17,7 @@ from tasks.agent.loop import run_agent
 from tasks.agent.result import FailureKind
 from tests.agent.conftest import API_KEY, client_for, make_request
 from tests.fakes import (
+    StandinMessagesAPI,
     bash_command,
     context_exceeded_turn,
     editor_create,
@@ -415,3 +416,18 @@ def test_empty_text_turns_keep_the_history_valid(standin, repo: Path) -> None:
     result = run_agent(make_request(repo), client=client_for(fake))
     assert result.ok, result.error
     assert all(r.status == 200 for r in fake.message_requests)
+
+
+def test_no_api_key_anywhere_fails_clearly_before_any_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+    with StandinMessagesAPI([text_turn("done")]) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
+        result = run_agent(make_request(tmp_path))
+    assert result.failure is FailureKind.INFRASTRUCTURE
+    assert result.retryable is False
+    assert "ANTHROPIC_API_KEY" in (result.error or "")
+    assert "anthropic-api-key" in (result.error or "")
+    assert api.requests == []
