@@ -122,8 +122,13 @@ def kill(pids: set[int]) -> None:
 
 
 @pytest.fixture
-def home_env() -> Iterator[tuple[Path, int, dict[str, str]]]:
-    """A plan-executor home, a free port, and the CLI environment that selects them."""
+def home_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int, dict[str, str]]]:
+    """A plan-executor home, a free port, and the CLI environment that selects them.
+
+    Another test may have started the suite's shared server and exported its URL; `auto` would
+    rightly prefer it, but these tests are about finding the plan-executor server.
+    """
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     root = private_tmp_dir("plan-executor-test-home-")
     home = root / "home"
     port = free_port()
@@ -146,13 +151,8 @@ def json_of(result: CommandResult) -> dict:
 # -- tests ----------------------------------------------------------------------------------
 
 
-def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(
-    home_env, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_env) -> None:
     home, port, env = home_env
-    # Another test may have started the suite's shared server and exported its URL; `auto`
-    # would rightly prefer it, but this test is about finding the plan-executor server.
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
     config = ServerConfig(home=home, port=port)
 
     started = cli(env, "start", "--json")

@@ -6,6 +6,7 @@ import fcntl
 import multiprocessing
 import os
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -150,6 +151,16 @@ def _write_many(plan: str, worker: int) -> None:
             writer.set_status(f"running by {worker}")
 
 
+def _write_many_then_exit(plan: str, worker: int) -> None:
+    """A forked child's exit status is its own: a parent that ran Prefect flows earlier in the
+    suite leaves exit handlers that end forked children with status 1 after their work; an
+    exception here still exits 1 (with its traceback) before reaching ``os._exit(0)``."""
+    _write_many(plan, worker)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 def _watch(plan: Path, stop: threading.Event, seen: list[str]) -> None:
     """Read the file over and over while others write: it must always parse, never shrink."""
     largest = 0
@@ -206,7 +217,9 @@ def test_concurrent_processes_lose_no_update(tmp_path: Path) -> None:
     watcher.start()
     remover = threading.Thread(target=_remove_lock_file_repeatedly, args=(plan, stop))
     remover.start()
-    processes = [FORK.Process(target=_write_many, args=(str(plan), w)) for w in range(WORKERS)]
+    processes = [
+        FORK.Process(target=_write_many_then_exit, args=(str(plan), w)) for w in range(WORKERS)
+    ]
     for process in processes:
         process.start()
     for process in processes:
