@@ -25,6 +25,7 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
+from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
     DEFAULT_AGENT_TIMEOUT_S,
     DEFAULT_PHASE_TIMEOUT_S,
@@ -45,7 +46,14 @@ from flows.report import (
 )
 from plan_parser.model import Phase, Plan, id_key
 from tasks import artifacts
-from tasks.mirror import TERMINAL, PlanMirror, mirror_plan_status, mirror_transition, stamp
+from tasks.mirror import (
+    FAILED_LIKE,
+    TERMINAL,
+    PlanMirror,
+    mirror_plan_status,
+    mirror_transition,
+    stamp,
+)
 from tasks.phase_steps import final_validation_step, preflight_step
 
 Observer = Any
@@ -177,11 +185,19 @@ async def _run(
         context.outcomes[pid] = _resumed_outcome(phases[pid], resumed[pid], context.wave_of(pid))
 
     # Pre-flight first: it must see the tree as the user left it, before the mirror writes.
+    # Interactive runs with uncommitted changes ask a person (a Prefect pause, or a suspend in
+    # deployment runs) and fall back to the dirty_policy parameter when nobody answers.
+    policy = await dirty_tree_policy(
+        options.repo,
+        context.plan_path,
+        options.dirty_policy,
+        interactive=options.interactive,
+    )
     preflight = await preflight_step(
         options.repo,
         plan,
         plan_path=context.plan_path,
-        policy=options.dirty_policy,
+        policy=policy,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
@@ -266,10 +282,31 @@ async def _run_waves(
         )
         return outcome
 
+    async def start_attempt(pid: str, *, fresh: bool = False) -> None:
+        continued = None if fresh else continued_attempt(context.previous, phases[pid])
+        attempt = continued or f"{uuid4().hex[:12]}-{pid}"
+        context.attempts[pid] = attempt
+        await mirror_transition(
+            mirror, pid, "running", phase_hash=phases[pid].body_hash, extra={"attempt": attempt}
+        )
+
+    stopped_after: str | None = None
     for wave in context.waves:
         to_run: list[str] = []
         for pid in wave:
             if pid in resumed:
+                continue
+            if stopped_after is not None:
+                error = f"not run: the run was stopped after phase {stopped_after} failed"
+                context.outcomes[pid] = PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="skipped",
+                    error=error,
+                )
+                await mirror_transition(mirror, pid, "skipped", error=error, note=error)
                 continue
             cause = skipped_by.get(pid) or _skipped_dependency(pid, skipped_by, phases)
             if cause:
@@ -290,17 +327,7 @@ async def _run_waves(
             to_run.append(pid)
         # Rule 2 of the seed: every phase of the group is marked running before any starts.
         for pid in to_run:
-            attempt = (
-                continued_attempt(context.previous, phases[pid]) or f"{uuid4().hex[:12]}-{pid}"
-            )
-            context.attempts[pid] = attempt
-            await mirror_transition(
-                mirror,
-                pid,
-                "running",
-                phase_hash=phases[pid].body_hash,
-                extra={"attempt": attempt},
-            )
+            await start_attempt(pid)
         results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
         for pid, result in zip(to_run, results, strict=True):
             if isinstance(result, BaseException):
@@ -318,6 +345,44 @@ async def _run_waves(
                 await mirror_transition(
                     mirror, pid, "failed", error=outcome.error, note=outcome.error
                 )
+        if context.options.interactive and stopped_after is None:
+            stopped_after = await _ask_after_failures(
+                context, to_run, skipped_by, start_attempt, run_one
+            )
+
+
+async def _ask_after_failures(
+    context: RunContext,
+    ran: list[str],
+    skipped_by: dict[str, str],
+    start_attempt: Any,
+    run_one: Any,
+) -> str | None:
+    """The seed's "ask the user" after a failed phase: retry it, continue, or stop the run.
+
+    Asked one phase at a time, after the wave: two pauses at once in one flow run conflict.
+    Returns the phase after which the person chose to stop, else None.
+    """
+    for pid in ran:
+        attempt = 1
+        while (outcome := context.outcomes[pid]).status in FAILED_LIKE:
+            action = await failed_phase_action(
+                pid,
+                outcome.title,
+                outcome.error or outcome.status,
+                attempt=attempt,
+                interactive=True,
+            )
+            if action == "stop":
+                return pid
+            if action != "retry":
+                break
+            for dependent in [d for d, cause in skipped_by.items() if cause == pid]:
+                del skipped_by[dependent]
+            attempt += 1
+            await start_attempt(pid, fresh=True)
+            await run_one(pid)
+    return None
 
 
 def continued_attempt(previous: Any, phase: Phase) -> str | None:

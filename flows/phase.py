@@ -24,11 +24,12 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
+from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
-from tasks.phase_steps import agent_step, decide_verdict, gates_step, human_step, snapshot_step
+from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.shell import process_scope
 
 TESTER_AGENT = "feature-tester-rust"
@@ -130,11 +131,13 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     outcome.steps.append("snapshot taken")
 
     if owner_kind is OwnerKind.HUMAN:  # after the snapshot: the gates judge the person's changes
-        if not await human_step(phase.id, phase.title):
+        answer = await human_phase_done(phase.id, phase.title)
+        if not answer.done:
             outcome.status = "blocked"
-            outcome.error = "the person declined to do the human-owned phase"
+            note = f": {answer.note}" if answer.note else ""
+            outcome.error = f"the human-owned phase was not done{note}"
             return
-        outcome.steps.append("human work confirmed")
+        outcome.steps.append("human work confirmed" + (f": {answer.note}" if answer.note else ""))
 
     if owner_kind not in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
         agents = _agent_roles(phase, options.repo)

@@ -116,17 +116,6 @@ async def final_validation_step(repo: Path, baseline: Any) -> Ledger:
 
 
 @task(name="human-step", cache_policy=NO_CACHE)
-async def human_step(phase_id: str, title: str) -> bool:
-    """Interactive runs: a person does a human-owned phase, then the gates judge it."""
-    import typer
-
-    prompt = (
-        f"Phase {phase_id} ({title}) is owned by a human. Do the work in the repository, "
-        "then confirm to run its gates"
-    )
-    return await asyncio.to_thread(typer.confirm, prompt, default=True)
-
-
 def _agent_run_name() -> str:
     from prefect.runtime import task_run
 

@@ -40,12 +40,6 @@ def _loop_reads_key_from_secrets() -> bool:
     return "anthropic_api_key" in inspect.getsource(loop)
 
 
-def _flow_asks_about_dirty_trees() -> bool:
-    import flows.execute_plan as execute_plan
-
-    return "dirty_tree_policy" in inspect.getsource(execute_plan)
-
-
 @dataclass
 class Deployed:
     api_url: str
@@ -366,10 +360,6 @@ def test_unanswered_suspended_run_resumes_with_the_fallback(deployed: Deployed, 
 
 
 def test_interactive_execute_plan_pauses_at_a_dirty_tree(deployed: Deployed, tmp_path: Path):
-    if not _flow_asks_about_dirty_trees():
-        pytest.skip(
-            "execute-plan does not call flows.approvals.dirty_tree_policy yet (lead's wiring)"
-        )
     plan_path, repo = _dirty_crate(tmp_path / "crate")
     flow_run_id = _start(
         deployed,

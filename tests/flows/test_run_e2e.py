@@ -4,6 +4,7 @@ agents played by the stand-in Messages API (scripted edits through the real SDK 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import signal
 import subprocess
@@ -537,22 +538,88 @@ def test_failed_preflight_stops_before_any_agent_call(
     assert "Pre-flight failed" in echo.text and "src/scratch.rs" in echo.text
 
 
+def _answer_when_paused(api_url: str, pause_key: str, run_input: dict, timeout_s: float = 90):
+    """A person in the UI: wait for a run paused on ``pause_key``, then resume it with input."""
+    import httpx
+    from prefect.flow_runs import resume_flow_run
+
+    outcome: dict[str, object] = {}
+    # The thread must see this test's Prefect settings (the suite server), not the defaults.
+    context = contextvars.copy_context()
+
+    def answer() -> None:
+        try:
+            context.run(wait_and_resume)
+        except BaseException as exc:  # surfaced by the test
+            outcome["error"] = repr(exc)
+
+    def wait_and_resume() -> None:
+        deadline = time.monotonic() + timeout_s
+        body = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}
+        while time.monotonic() < deadline:
+            runs = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).json()
+            for paused in runs:
+                if paused["state"]["state_details"].get("pause_key") == pause_key:
+                    outcome["flow_run"] = paused["name"]
+                    resume_flow_run(paused["id"], run_input=run_input)
+                    return
+            time.sleep(0.3)
+        outcome["error"] = f"nothing paused on {pause_key} within {timeout_s}s"
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
 def test_interactive_run_lets_a_person_do_the_human_phase(
     tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import io
-
+    monkeypatch.setenv("PLAN_EXECUTOR_QUESTION_TIMEOUT_S", "60")  # no test waits an hour
     plan_path = make_crate(tmp_path / "crate", plan_text=HUMAN_AND_SELF)
-    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    thread, answered = _answer_when_paused(
+        prefect_api_url, "human-phase-1", {"done": True, "note": "reviewed by hand"}
+    )
 
     code, requests, echo = run(plan_path, ScriptedAgents({}), monkeypatch, interactive=True)
+    thread.join(5)
 
+    assert "error" not in answered, answered
     assert code == 0, echo.text
     assert requests == []
     state = read_plan_state(plan_path)
     assert state is not None
     assert state.phases["1"].status == "complete"
     assert state.phases["1"].last_successful_step == "verified complete"
+
+
+def test_interactive_run_asks_after_a_failed_phase_and_stops_when_told(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's "ask the user" after a failure: here the person says stop, so the independent
+    phase of the next wave is not run (without --interactive it would be)."""
+    monkeypatch.setenv("PLAN_EXECUTOR_QUESTION_TIMEOUT_S", "60")  # no test waits an hour
+    # Phase 3 depends on phase 2 only: without the person's "stop" it would run and complete.
+    plan_text = demo_plan().replace(
+        "**Dependencies:** Phase 1, Phase 2", "**Dependencies:** Phase 2"
+    )
+    plan_path = make_crate(tmp_path / "crate", plan_text=plan_text)
+    scripts = demo_scripts()
+    scripts["1"].edits = []  # claims success, writes nothing: blocked
+    thread, answered = _answer_when_paused(
+        prefect_api_url, "failed-phase-1-attempt-1", {"action": "stop"}
+    )
+
+    code, _requests, echo = run(plan_path, ScriptedAgents(scripts), monkeypatch, interactive=True)
+    thread.join(5)
+
+    assert "error" not in answered, answered
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert state.phases["1"].status == "blocked"
+    assert state.phases["2"].status == "complete"  # same wave as 1: it had already run
+    assert state.phases["3"].status == "skipped"
+    assert "stopped after phase 1 failed" in (state.phases["3"].error or "")
 
 
 def test_agent_infrastructure_failure_ends_failed_not_retried(
