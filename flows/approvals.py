@@ -101,13 +101,17 @@ async def ask(
     form = input_type.with_initial_data(description=description, **_answer_fields(fallback))
     suspend = flow_run.deployment_id is not None and flow_run.parent_task_run_id is None
     how = "suspending (the worker is freed)" if suspend else "pausing"
-    log.info(
-        "Waiting for a person: %s; %s flow run %s for up to %.0f s, then %s",
+    # A warning, so that it reaches the console of `plan-executor run` too (console level).
+    log.warning(
+        "Waiting for a person: %s; %s flow run %s for up to %.0f s, then %s. Answer with the "
+        "Resume form in the Prefect UI or `plan-executor answer %s %s`",
         key,
         how,
         flow_run.id,
         timeout_s,
         _answer_fields(fallback),
+        flow_run.id,
+        " ".join(f"{name}=..." for name in input_type.model_fields if name != "description"),
     )
     if suspend:
         answer, timed_out = await _suspend_for(form, flow_run.id, key, timeout_s, fallback)

@@ -65,7 +65,12 @@ def run_command(
         bool, typer.Option(help="Walk the DAG and the pre-flight; no agent calls, no changes.")
     ] = False,
     interactive: Annotated[
-        bool, typer.Option(help="Ask a person to do human-owned phases.")
+        bool,
+        typer.Option(
+            help="Ask a person (Prefect pause, or suspend in deployment runs) at a dirty tree, "
+            "after a failed phase and for human-owned phases; answer in the UI or with "
+            "`plan-executor answer`."
+        ),
     ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
@@ -121,24 +126,47 @@ def run_plan(
         echo("error: timeouts must be positive", err=True)
         return EXIT_INVALID
 
+    from tasks.backend.postgres import PostgresError
     from tasks.backend.select import backend as select_backend
+    from tasks.backend.server import ServerError
 
+    try:
+        return _run_on_backend(
+            plan,
+            backend_mode,
+            echo,
+            repo=repo,
+            parameters=dict(
+                skills=skills or [],
+                dirty_policy=dirty_policy,
+                include_optional=include_optional,
+                phase_timeout_s=phase_timeout_s,
+                agent_timeout_s=agent_timeout_s,
+                model=model,
+                dry_run=dry_run,
+                interactive=interactive,
+                live=live,
+            ),
+            select_backend=select_backend,
+        )
+    except (ServerError, PostgresError) as exc:  # PortInUseError says which port and what to do
+        echo(f"error: the Prefect backend could not start: {exc}", err=True)
+        return EXIT_INVALID
+
+
+def _run_on_backend(
+    plan: Path,
+    backend_mode: str,
+    echo: Any,
+    *,
+    repo: Path | None,
+    parameters: dict[str, Any],
+    select_backend: Any,
+) -> int:
     with select_backend(
         backend_mode, console=lambda *a, **k: echo(" ".join(map(str, a)), err=True)
     ) as info:
-        report = _execute(
-            plan,
-            repo=repo.expanduser().resolve() if repo else None,
-            skills=skills or [],
-            dirty_policy=dirty_policy,
-            include_optional=include_optional,
-            phase_timeout_s=phase_timeout_s,
-            agent_timeout_s=agent_timeout_s,
-            model=model,
-            dry_run=dry_run,
-            interactive=interactive,
-            live=live,
-        )
+        report = _execute(plan, repo=repo.expanduser().resolve() if repo else None, **parameters)
         if report is None:
             echo("error: the run ended without a report (see the Prefect logs)", err=True)
             return 1
