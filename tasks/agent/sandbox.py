@@ -47,6 +47,8 @@ class SandboxSettings(BaseModel):
     there would run on the host, outside the sandbox, at the next git command of the gates."""
     hidden_paths: list[Path] = []
     """Extra host paths replaced by an empty tmpfs (secrets, sockets) besides the defaults."""
+    extra_env: dict[str, str] = {}
+    """Variables added to the allow-listed environment (e.g. a shared CARGO_TARGET_DIR)."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -230,7 +232,7 @@ class Sandbox:
             return run(
                 argv,
                 cwd=self.repo,
-                env=command_env(SANDBOX_HOME),
+                env={**command_env(SANDBOX_HOME), **self.settings.extra_env},
                 timeout_s=timeout_s,
                 output_cap=output_cap,
             )

@@ -6,7 +6,8 @@ Detection: a `justfile` with a `test` (`build`) recipe gives `just test` (`just 
 Overrides (later wins): `[tool.plan-executor]` in the repository's `pyproject.toml`, then the top
 level of `.ai/plan-executor.toml`. Keys: `test`, `build`, `lint`, `fmt`, `doc_test`, `test_filter`
 (a string, split like a shell would, or a list of arguments), `timeout_s`, `allowed_programs`
-(a list), `allowed_subcommands` (a table: program → list), `required_tools` (a list). Other keys are ignored: those files also hold other settings.
+(a list), `allowed_subcommands` (a table: program → list), `required_tools` (a list), `sandbox`
+and `sandbox_network` (booleans). Other keys are ignored: those files also hold other settings.
 """
 
 from __future__ import annotations
@@ -87,6 +88,12 @@ class GateConfig(BaseModel):
     """For the programs listed: the first non-option argument a plan's command may use."""
     required_tools: list[str] = Field(default_factory=list)
     """Programs that must be on PATH; empty means: the first word of every gate command, and git."""
+    sandbox: bool = True
+    """Run gate commands inside the agents' bubblewrap sandbox: `cargo test` runs the agents'
+    code (tests, build scripts), which must not reach the host beyond the repository. Without a
+    usable bubblewrap they run unsandboxed (the agents themselves were refused then, unless the
+    run allowed unsandboxed commands). Override with `sandbox = false`."""
+    sandbox_network: bool = True
 
     def refusal(self, argv: list[str]) -> str | None:
         """Why plan text may not run ``argv`` (None when it may)."""
@@ -178,6 +185,11 @@ def _apply(config: GateConfig, table: dict[str, Any], where: str) -> GateConfig:
     for key in ("allowed_programs", "required_tools"):
         if key in table:
             update[key] = _as_argv(table[key], key, where)
+    for key in ("sandbox", "sandbox_network"):
+        if key in table:
+            if not isinstance(table[key], bool):
+                raise ValueError(f"{where}: `{key}` must be true or false")
+            update[key] = table[key]
     if "allowed_subcommands" in table:
         extra = table["allowed_subcommands"]
         if not isinstance(extra, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,12 +24,35 @@ def log_path(log_dir: Path | str, result: CommandResult) -> Path:
     return Path(log_dir) / f"{result.output_sha256[:16]}.log"
 
 
+def _execute(argv: Sequence[str], repo: Path, config: GateConfig, cap: int | None) -> CommandResult:
+    """One gate command, in the agents' sandbox when configured and available.
+
+    The ledger shows the command as the gate meant it (``argv``), not the bubblewrap wrapping.
+    """
+    if config.sandbox:
+        from tasks.agent.sandbox import Sandbox, SandboxSettings
+
+        target_dir = os.environ.get("CARGO_TARGET_DIR")
+        sandbox = Sandbox(
+            repo,
+            SandboxSettings(
+                network=config.sandbox_network,
+                writable_paths=[Path(target_dir)] if target_dir else [],
+                extra_env={"CARGO_TARGET_DIR": target_dir} if target_dir else {},
+            ),
+        )
+        if sandbox.sandboxed:
+            result = sandbox.run(shlex.join(list(argv)), timeout_s=config.timeout_s, output_cap=cap)
+            return result.model_copy(update={"argv": list(argv)})
+    return shell.run(list(argv), cwd=repo, timeout_s=config.timeout_s, output_cap=cap)
+
+
 def run_gate(argv: Sequence[str], repo: Path, config: GateConfig) -> CommandResult:
     """Run a gate command (an argument vector, never a shell string) in the repository; with
     ``config.log_dir`` the full output is saved there, named by its digest."""
     if not config.log_dir:
-        return shell.run(list(argv), cwd=repo, timeout_s=config.timeout_s)
-    result = shell.run(list(argv), cwd=repo, timeout_s=config.timeout_s, output_cap=None)
+        return _execute(argv, repo, config, shell.DEFAULT_OUTPUT_CAP)
+    result = _execute(argv, repo, config, None)
     target = log_path(config.log_dir, result)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(
