@@ -38,6 +38,20 @@ class Diagnostic(BaseModel):
         return f"{where}: {self.severity.value} {self.code}{scope}{field}: {self.message}"
 
 
+def diagnostic(
+    code: str,
+    severity: Severity,
+    message: str,
+    line: int | None,
+    phase_id: str | None = None,
+    field: str | None = None,
+) -> Diagnostic:
+    """A Diagnostic from positional parts (the parser and the validator build many)."""
+    return Diagnostic(
+        code=code, severity=severity, message=message, line=line, phase_id=phase_id, field=field
+    )
+
+
 class DocKind(StrEnum):
     PLAN = "plan"
     EXECUTION_LOG = "execution-log"

@@ -17,7 +17,6 @@ from markdown_it.token import Token
 from plan_parser import blocks, fences, frontmatter, graphs, source, values
 from plan_parser.model import (
     Criterion,
-    Diagnostic,
     DocKind,
     FileRef,
     ParallelGroup,
@@ -25,6 +24,7 @@ from plan_parser.model import (
     PhaseType,
     Plan,
     Severity,
+    diagnostic,
 )
 from plan_parser.owners import clean_owner_text, normalise_owner
 from plan_parser.validate import validate
@@ -160,7 +160,7 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
             lines[index] = ""
         if not front.valid:
             plan.diagnostics.append(
-                _diag(
+                diagnostic(
                     "W-FM-INVALID",
                     Severity.WARNING,
                     f"frontmatter is not valid YAML ({front.error}); top-level keys read loosely",
@@ -171,7 +171,7 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
     if fence_report.repaired_lines:
         where = ", ".join(str(line) for line in fence_report.repaired_lines)
         plan.diagnostics.append(
-            _diag(
+            diagnostic(
                 "W-FENCE-NESTING",
                 Severity.WARNING,
                 f"code fences nested without longer outer fences; read as the author meant "
@@ -181,7 +181,7 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
         )
     if fence_report.unterminated_line is not None:
         plan.diagnostics.append(
-            _diag(
+            diagnostic(
                 "W-FENCE-UNTERMINATED",
                 Severity.WARNING,
                 "a code fence is never closed: everything after it is read as code",
@@ -215,19 +215,6 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
             plan.deps_source = "mermaid" if drawn else "document_order"
     plan.diagnostics.extend(validate(plan, repo=repo))
     return plan
-
-
-def _diag(
-    code: str,
-    severity: Severity,
-    message: str,
-    line: int | None,
-    phase_id: str | None = None,
-    field: str | None = None,
-) -> Diagnostic:
-    return Diagnostic(
-        code=code, severity=severity, message=message, line=line, phase_id=phase_id, field=field
-    )
 
 
 def _read_plan_header(
@@ -283,7 +270,7 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
                 found.append(_Candidate(head, parsed))
         elif re.match(r"^\W*phase\s+\d", head.text, re.IGNORECASE):
             plan.diagnostics.append(
-                _diag(
+                diagnostic(
                     "I-PHASE-REF",
                     Severity.INFO,
                     f"'{head.text}' names a phase but is not a phase heading "
@@ -301,7 +288,7 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
         phase_id = candidate.parsed.id.lower()
         if phase_id in defined or phase_id in parents or _REPORT_CONTAINER.search(container.text):
             plan.diagnostics.append(
-                _diag(
+                diagnostic(
                     "I-PHASE-REF",
                     Severity.INFO,
                     f"'{candidate.heading.text}' sits under '{container.text}' (line "
@@ -319,7 +306,7 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
     for candidate in found:
         if candidate.heading.level != modal:
             plan.diagnostics.append(
-                _diag(
+                diagnostic(
                     "I-PHASE-REF",
                     Severity.INFO,
                     f"'{candidate.heading.text}' is an H{candidate.heading.level} while the "
@@ -354,7 +341,7 @@ def _read_phases(
     dep_values: list[tuple[str, int] | None] = []
     if len(candidates) > MAX_PHASES:
         plan.diagnostics.append(
-            _diag(
+            diagnostic(
                 "E-TOO-MANY-PHASES",
                 Severity.ERROR,
                 f"{len(candidates)} phase headings; only the first {MAX_PHASES} are read",
@@ -394,7 +381,7 @@ def _read_phases(
         phase.depends_note = deps.note
         for parent in deps.parents:
             plan.diagnostics.append(
-                _diag(
+                diagnostic(
                     "W-DEP-PARENT",
                     Severity.WARNING,
                     f"'Phase {parent}' is not defined; read as its lettered sub-phases",

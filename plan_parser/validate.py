@@ -13,23 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from plan_parser.ids import id_sort_key
-from plan_parser.model import Diagnostic, DocKind, OwnerKind, Plan, Severity
+from plan_parser.model import Diagnostic, DocKind, OwnerKind, Plan, Severity, diagnostic
 from plan_parser.owners import resolve_owner
 
 _FATAL_READ = {"E-BINARY", "E-TOO-LARGE", "E-UNREADABLE", "E-EMPTY"}
-
-
-def _d(
-    code: str,
-    severity: Severity,
-    message: str,
-    line: int | None,
-    phase_id: str | None = None,
-    field: str | None = None,
-) -> Diagnostic:
-    return Diagnostic(
-        code=code, severity=severity, message=message, line=line, phase_id=phase_id, field=field
-    )
 
 
 def agent_stems(repo: Path) -> set[str]:
@@ -53,7 +40,7 @@ def validate(plan: Plan, *, repo: Path | None = None) -> list[Diagnostic]:
             DocKind.NOTE: "a note without phase headings",
         }.get(plan.kind, "a plan without phases")
         out.append(
-            _d(
+            diagnostic(
                 "E-NO-PHASES",
                 Severity.ERROR,
                 f"no phases to execute: this document is {what} "
@@ -78,7 +65,7 @@ def _check_ids(plan: Plan) -> list[Diagnostic]:
         key = phase.id.lower()
         if key in first:
             out.append(
-                _d(
+                diagnostic(
                     "E-DUP-ID",
                     Severity.ERROR,
                     f"duplicate phase id {phase.id}: already defined at line {first[key]}",
@@ -99,7 +86,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
     by_id = {phase.id: phase for phase in plan.phases}
     if plan.deps_source == "document_order" and len(plan.phases) > 1:
         out.append(
-            _d(
+            diagnostic(
                 "W-DEPS-MISSING",
                 Severity.WARNING,
                 "no phase has a dependency field: phases will run one at a time in document order",
@@ -108,7 +95,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
         )
     elif plan.deps_source == "mermaid":
         out.append(
-            _d(
+            diagnostic(
                 "W-DEPS-MISSING",
                 Severity.WARNING,
                 "no phase has a dependency field: the order comes from the mermaid graph",
@@ -119,7 +106,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
         line = phase.field_lines.get("depends_on", phase.line)
         if phase.depends_raw is None and plan.deps_source == "deps":
             out.append(
-                _d(
+                diagnostic(
                     "W-DEPS-MISSING",
                     Severity.WARNING,
                     "no dependency field: treated as depending on nothing",
@@ -134,7 +121,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
                 ids = [p.id for p in plan.phases]
                 known = ", ".join(ids[:20]) + (", ..." if len(ids) > 20 else "")
                 out.append(
-                    _d(
+                    diagnostic(
                         "E-DEP-UNKNOWN",
                         Severity.ERROR,
                         f"depends on Phase {dep}, which is not defined (phases: {known})",
@@ -145,7 +132,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
                 )
             elif position > index:
                 out.append(
-                    _d(
+                    diagnostic(
                         "I-FORWARD-DEP",
                         Severity.INFO,
                         f"depends on Phase {dep}, defined later in the document",
@@ -159,7 +146,7 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
         path = " -> ".join(f"Phase {phase_id}" for phase_id in [*cycle, cycle[0]])
         start = by_id.get(cycle[0]) or plan.phases[0]
         out.append(
-            _d(
+            diagnostic(
                 "E-DEP-CYCLE",
                 Severity.ERROR,
                 f"dependency cycle: {path}",
@@ -177,7 +164,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
     optional_ids = {phase.id.lower() for phase in plan.phases if phase.optional}
     if repo is not None and not (repo / ".claude" / "agents").is_dir():
         out.append(
-            _d(
+            diagnostic(
                 "W-AGENTS-MISSING",
                 Severity.WARNING,
                 f"{repo / '.claude' / 'agents'} does not exist: no owner has an agent definition",
@@ -187,7 +174,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
     for phase in plan.phases:
         if phase.owner is None:
             out.append(
-                _d(
+                diagnostic(
                     "E-OWNER-MISSING",
                     Severity.ERROR,
                     "no principal owner (Principal Owner / Subagent / Agent field)",
@@ -202,7 +189,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
                 phase.owner = resolve_owner(phase.owner, stems)
                 if phase.owner.kind is OwnerKind.UNKNOWN:
                     out.append(
-                        _d(
+                        diagnostic(
                             "W-OWNER-UNKNOWN",
                             Severity.WARNING,
                             f"owner '{phase.owner.raw}' has no agent definition "
@@ -214,7 +201,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
                     )
             if phase.owner.kind is OwnerKind.HUMAN:
                 out.append(
-                    _d(
+                    diagnostic(
                         "W-OWNER-HUMAN",
                         Severity.WARNING,
                         "owner is a person: the run pauses for them at this phase",
@@ -225,7 +212,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
                 )
         if not phase.acceptance_criteria:
             out.append(
-                _d(
+                diagnostic(
                     "E-AC-MISSING",
                     Severity.ERROR,
                     "no acceptance criteria (Acceptance Criteria / Pass when list)",
@@ -236,7 +223,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
             )
         if phase.blast_radius is None:
             out.append(
-                _d(
+                diagnostic(
                     "W-BLAST-MISSING",
                     Severity.WARNING,
                     "no blast radius: the default test scope will be used",
@@ -247,7 +234,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
             )
         elif not phase.blast_runnable:
             out.append(
-                _d(
+                diagnostic(
                     "W-BLAST-NONRUNNABLE",
                     Severity.WARNING,
                     f"blast radius '{phase.blast_radius}' names no command: no regression tests",
@@ -261,7 +248,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
         ]
         if optional_deps:
             out.append(
-                _d(
+                diagnostic(
                     "W-OPTIONAL-DEPENDENCY",
                     Severity.WARNING,
                     f"depends on optional Phase {', '.join(optional_deps)}: without optional "
@@ -274,7 +261,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
         if phase.optional:
             markers = ", ".join(phase.markers) or "optional"
             out.append(
-                _d(
+                diagnostic(
                     "W-SKIP-MARKER",
                     Severity.WARNING,
                     f"marked '{markers}': skipped unless optional phases are requested",
@@ -285,7 +272,7 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
             )
         if not phase.files:
             out.append(
-                _d(
+                diagnostic(
                     "I-FILES-MISSING",
                     Severity.INFO,
                     "no files to create/modify listed: file-existence checks are weak",
@@ -308,7 +295,7 @@ def _check_groups(plan: Plan) -> list[Diagnostic]:
             inside = sorted(depends.get(member, set()) & set(members), key=id_sort_key)
             if inside:
                 out.append(
-                    _d(
+                    diagnostic(
                         "W-GROUP-CONFLICT",
                         Severity.WARNING,
                         f"group '{group.name}' runs Phase {member} alongside Phase "
@@ -346,7 +333,7 @@ def _check_graph(plan: Plan) -> list[Diagnostic]:
         extra = ", ".join(f"{a}->{b}" for a, b in sorted(drawn - written)[:4]) or "none"
         missing = ", ".join(f"{a}->{b}" for a, b in sorted(written - drawn)[:4]) or "none"
         out.append(
-            _d(
+            diagnostic(
                 "W-GRAPH-CONFLICT",
                 Severity.WARNING,
                 f"the mermaid graph orders phases differently from the dependency fields (only "
@@ -374,7 +361,7 @@ def _check_wave_files(plan: Plan) -> list[Diagnostic]:
                 other = owners.get(ref.path)
                 if other is not None and other != phase_id:
                     out.append(
-                        _d(
+                        diagnostic(
                             "W-WAVE-FILE-CONFLICT",
                             Severity.WARNING,
                             f"Phases {other} and {phase_id} run in the same wave and both "
