@@ -20,6 +20,7 @@ from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, mak
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_view
+from tasks.shell import run as run_command
 from tests.flows.conftest import needs_cargo, phase_of
 
 pytestmark = [needs_cargo, pytest.mark.slow]
@@ -326,23 +327,22 @@ def test_human_phase_is_blocked_and_orchestrator_phase_runs_gates_only(
     # the checkpoints make that a resume (phase 2 is not run again).
     flow_run_id = echo_flow_run_id(echo.text, state)
     entrypoint = Path(__file__).resolve().parents[2] / "flows" / "execute_plan.py"
-    retried = subprocess.run(
+    # The virtualenv's `prefect` (the README's test command does not activate it).
+    prefect_cli = str(Path(sys.executable).with_name("prefect"))
+    retried = run_command(
         [
-            "prefect",
+            prefect_cli,
             "flow-run",
             "retry",
             flow_run_id,
             "--entrypoint",
             f"{entrypoint}:execute_plan_sync",
         ],
-        capture_output=True,
-        text=True,
-        timeout=300,
         cwd=entrypoint.parents[1],
+        timeout_s=300,
+        output_cap=None,
     )
-    assert "finished with state: FAILED" in retried.stdout + retried.stderr, (
-        retried.stdout + retried.stderr
-    )
+    assert "finished with state: FAILED" in retried.output, retried.output
     again = read_plan_state(plan_path)
     assert again is not None
     assert again.phases["2"].completed_at == state.phases["2"].completed_at
