@@ -230,6 +230,7 @@ async def _agent_work(
         task=task_text,
         skills=context.skills,
         model=options.model,
+        protected_paths=[context.plan_path],
         max_turns=options.max_turns,
         role_suffix="details" if role == "owner" else role,
     )
@@ -332,6 +333,7 @@ async def _judge(
         task=verifier_task(context.plan, phase, pending),
         skills=context.skills,
         model=options.model,
+        protected_paths=[context.plan_path],
         max_turns=min(options.max_turns, 20),
         read_only=True,
         role_suffix="verifier",

@@ -308,6 +308,9 @@ class AgentCall:
         self.deadline = self.started + deadline_s if deadline_s else None
         self.repo = Path(request.repo).resolve()
         read_only = request.read_only or definition.read_only
+        protected = [
+            (p if p.is_absolute() else self.repo / p).resolve() for p in request.protected_paths
+        ]
         self.sandbox = Sandbox(
             self.repo,
             SandboxSettings(
@@ -315,6 +318,7 @@ class AgentCall:
                 network=request.network,
                 read_only=read_only,
                 allow_unsandboxed=request.allow_unsandboxed,
+                read_only_paths=protected,
             ),
         )
         self.tools: ToolCollection = tools_for(
@@ -323,6 +327,7 @@ class AgentCall:
             sandbox=self.sandbox,
             read_only=read_only,
             timeout_s=request.command_timeout_s,
+            protected=protected,
         )
         self.conversation = Conversation(
             system=[

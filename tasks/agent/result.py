@@ -59,6 +59,9 @@ class AgentRequest(BaseModel):
     allow_unsandboxed: bool = False
     read_only: bool = False
     """Verifier calls: the editor can only view and bash runs with the repository read-only."""
+    protected_paths: list[Path] = Field(default_factory=list)
+    """Files the agent may read but never change (the plan file: its criteria and checkpoints are
+    plan-executor's evidence): read-only in the sandbox, refused by the editor."""
     role_suffix: str = "details"
     """Distinguishes the log of several calls in one phase (owner, tester, verifier)."""
     bwrap: str = "bwrap"

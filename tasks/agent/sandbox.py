@@ -47,6 +47,8 @@ class SandboxSettings(BaseModel):
     there would run on the host, outside the sandbox, at the next git command of the gates."""
     hidden_paths: list[Path] = []
     """Extra host paths replaced by an empty tmpfs (secrets, sockets) besides the defaults."""
+    read_only_paths: list[Path] = []
+    """Host paths inside the repository mounted read-only over its writable bind (the plan)."""
     extra_env: dict[str, str] = {}
     """Variables added to the allow-listed environment (e.g. a shared CARGO_TARGET_DIR)."""
 
@@ -160,6 +162,9 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
     git = repo / ".git"
     if not settings.read_only and not settings.git_writable and git.exists():
         argv += ["--ro-bind", str(git), str(git)]
+    for protected in settings.read_only_paths:
+        if not settings.read_only and protected.exists():
+            argv += ["--ro-bind", str(protected), str(protected)]
     argv += [
         "--unshare-pid",
         "--unshare-ipc",

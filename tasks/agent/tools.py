@@ -101,11 +101,17 @@ class EditorTool:
     name = EDITOR_NAME
 
     def __init__(
-        self, repo: Path, *, read_only: bool = False, max_characters: int | None = None
+        self,
+        repo: Path,
+        *,
+        read_only: bool = False,
+        max_characters: int | None = None,
+        protected: list[Path] | None = None,
     ) -> None:
         self.root = Path(repo).resolve()
         self.read_only = read_only
         self.max_characters = max_characters
+        self.protected = {Path(p).resolve() for p in protected or []}
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"type": EDITOR_TYPE, "name": EDITOR_NAME}
@@ -131,6 +137,11 @@ class EditorTool:
     def _check_writable(self, target: Path) -> None:
         if self.read_only:
             raise ToolInputError("this call is read-only: files can be viewed, not changed")
+        if target in self.protected:
+            raise ToolInputError(
+                f"{_relative(self.root, target)} is read-only for agents: plan-executor keeps "
+                "the plan and its checkpoints"
+            )
         rel = target.relative_to(self.root).parts
         if rel and rel[0] == ".git":
             raise ToolInputError("files under .git/ are not edited directly; use git commands")
@@ -351,6 +362,7 @@ def tools_for(
     sandbox: Sandbox,
     read_only: bool,
     timeout_s: float,
+    protected: list[Path] | None = None,
 ) -> ToolCollection:
     """The tools an agent definition's `tools:` list allows (None allows both)."""
     names = (
@@ -358,7 +370,7 @@ def tools_for(
     )
     tools: list[Tool] = []
     if names is None or names & (EDITOR_ALIASES | {EDITOR_NAME}):
-        tools.append(EditorTool(repo, read_only=read_only))
+        tools.append(EditorTool(repo, read_only=read_only, protected=protected))
     if names is None or names & BASH_ALIASES:
         tools.append(BashTool(sandbox, timeout_s=timeout_s))
     return ToolCollection(*tools)

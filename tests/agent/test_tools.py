@@ -370,3 +370,29 @@ def test_editor_does_not_corrupt_binary_files(repo: Path) -> None:
     assert edit.is_error and "not UTF-8" in edit.output
     assert call(tools, command="insert", path="image.png", insert_line=0, insert_text="x").is_error
     assert (repo / "image.png").read_bytes() == data
+
+
+@needs_bwrap
+def test_the_plan_file_is_read_only_for_agents(repo: Path) -> None:
+    """The plan's criteria and checkpoints are plan-executor's evidence: an agent can read the
+    plan, but neither the editor nor bash can change it; other files stay writable."""
+    plan = repo / ".ai" / "plans" / "2026-11-24.p.md"
+    plan.parent.mkdir(parents=True)
+    plan.write_text("# P\n\n## Execution Checkpoints\n")
+    tools = editor(repo, protected=[plan])
+    assert not call(tools, command="view", path=".ai/plans/2026-11-24.p.md").is_error
+    edit = call(
+        tools,
+        command="str_replace",
+        path=".ai/plans/2026-11-24.p.md",
+        old_str="## Execution Checkpoints",
+        new_str="## Execution Checkpoints\n- phase_1: {status: complete}",
+    )
+    assert edit.is_error and "read-only for agents" in edit.output
+    assert not call(tools, command="create", path="src/ok.rs", file_text="").is_error
+
+    bash = BashTool(Sandbox(repo, SandboxSettings(read_only_paths=[plan])), timeout_s=30)
+    forged = bash({"command": f"echo forged >> {plan} && echo wrote"})
+    assert "wrote" not in forged.output
+    assert plan.read_text() == "# P\n\n## Execution Checkpoints\n"
+    assert "written" in bash({"command": "echo x > src/other.rs && echo written"}).output
