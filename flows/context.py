@@ -41,6 +41,10 @@ class RunOptions(BaseModel):
     interactive: bool = False
     scope_policy: str = "warn"
     max_turns: int = 40
+    network: bool = True
+    """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
+    allow_unsandboxed: bool = False
+    """The explicit unsafe flag: run agent commands without bubblewrap when it is missing."""
 
 
 class PhaseOutcome(BaseModel):
@@ -65,6 +69,8 @@ class PhaseOutcome(BaseModel):
     duration_s: float = 0.0
     resumed: bool = False
     """True when the phase was not run because its checkpoint says complete and still holds."""
+    unsandboxed: bool = False
+    """An agent of this phase ran shell commands without bubblewrap (allow_unsandboxed)."""
 
     @property
     def last_successful_step(self) -> str | None:

@@ -83,6 +83,8 @@ async def execute_plan(
     model: str | None = None,
     dry_run: bool = False,
     interactive: bool = False,
+    network: bool = True,
+    allow_unsandboxed: bool = False,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport."""
     started = time.monotonic()
@@ -98,6 +100,8 @@ async def execute_plan(
         model=model,
         dry_run=dry_run,
         interactive=interactive,
+        network=network,
+        allow_unsandboxed=allow_unsandboxed,
     )
     log = get_run_logger()
 
@@ -697,6 +701,8 @@ def execute_plan_sync(
     model: str | None = None,
     dry_run: bool = False,
     interactive: bool = False,
+    network: bool = True,
+    allow_unsandboxed: bool = False,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an
@@ -722,6 +728,8 @@ def execute_plan_sync(
         model=model,
         dry_run=dry_run,
         interactive=interactive,
+        network=network,
+        allow_unsandboxed=allow_unsandboxed,
     )
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(context.run, lambda: asyncio.run(body())).result()

@@ -222,19 +222,39 @@ async def _agent_work(
     if definition is None:
         return AgentResult(agent="none", model="", summary="no agent definition: gates only")
     task_text = phase_task(context.plan, phase, context.skills, role=role)
-    request = AgentRequest(
+    request = agent_request(
+        context, phase, owner_raw, task_text, role_suffix="details" if role == "owner" else role
+    )
+    return await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
+
+
+def agent_request(
+    context: RunContext,
+    phase: Phase,
+    owner_raw: str,
+    task: str,
+    *,
+    role_suffix: str,
+    read_only: bool = False,
+    max_turns: int | None = None,
+) -> AgentRequest:
+    """One agent call of this run: the run's options, and the plan file protected from it."""
+    options = context.options
+    return AgentRequest(
         repo=options.repo,
         plan_name=_plan_name(context.plan_path),
         phase_id=phase.id,
         owner=owner_raw,
-        task=task_text,
+        task=task,
         skills=context.skills,
         model=options.model,
         protected_paths=[context.plan_path],
-        max_turns=options.max_turns,
-        role_suffix="details" if role == "owner" else role,
+        network=options.network,
+        allow_unsandboxed=options.allow_unsandboxed,
+        max_turns=max_turns or options.max_turns,
+        read_only=read_only,
+        role_suffix=role_suffix,
     )
-    return await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
 
 
 async def call_agent(
@@ -267,6 +287,7 @@ def _hit_deadline(result: AgentResult) -> bool:
 
 def _record_agent(outcome: PhaseOutcome, role: str, result: AgentResult) -> None:
     outcome.claims[role] = result.summary
+    outcome.unsandboxed = outcome.unsandboxed or not result.sandboxed
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
     outcome.artifacts.extend(result.files_touched)
 
@@ -325,18 +346,14 @@ async def _judge(
 ) -> list[LedgerEntry]:
     """Ask a read-only verifier agent; its verdicts enter the ledger as judged entries."""
     options = context.options
-    request = AgentRequest(
-        repo=options.repo,
-        plan_name=_plan_name(context.plan_path),
-        phase_id=phase.id,
-        owner="general-purpose",
-        task=verifier_task(context.plan, phase, pending),
-        skills=context.skills,
-        model=options.model,
-        protected_paths=[context.plan_path],
-        max_turns=min(options.max_turns, 20),
-        read_only=True,
+    request = agent_request(
+        context,
+        phase,
+        "general-purpose",
+        verifier_task(context.plan, phase, pending),
         role_suffix="verifier",
+        read_only=True,
+        max_turns=min(options.max_turns, 20),
     )
     result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)

@@ -129,6 +129,14 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
         lines.append(f"**Prefect UI:** {report.ui_url}")
     if not report.preflight_ok:
         lines += ["", f"**Pre-flight failed:** {report.preflight_message}"]
+    unsandboxed = [o.phase_id for o in report.outcomes if o.unsandboxed]
+    if unsandboxed:
+        lines += [
+            "",
+            f"**UNSANDBOXED:** bubblewrap was unusable and the run allowed it "
+            f"(`--allow-unsandboxed`): the agents of phase(s) {', '.join(unsandboxed)} ran shell "
+            "commands directly on this machine.",
+        ]
 
     lines += [
         "",

@@ -72,6 +72,21 @@ def run_command(
             "`plan-executor answer`."
         ),
     ] = False,
+    network: Annotated[
+        bool,
+        typer.Option(
+            "--network/--no-network",
+            help="Network inside the agents' sandbox (builds may fetch crates).",
+        ),
+    ] = True,
+    allow_unsandboxed: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsandboxed",
+            help="UNSAFE: run agent commands without bubblewrap when it is missing "
+            "(the report says so).",
+        ),
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -92,6 +107,8 @@ def run_command(
         model=model,
         dry_run=dry_run,
         interactive=interactive,
+        network=network,
+        allow_unsandboxed=allow_unsandboxed,
         backend_mode=backend.value,
         live=live,
     )
@@ -110,6 +127,8 @@ def run_plan(
     model: str | None = None,
     dry_run: bool = False,
     interactive: bool = False,
+    network: bool = True,
+    allow_unsandboxed: bool = False,
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -145,6 +164,8 @@ def run_plan(
                 model=model,
                 dry_run=dry_run,
                 interactive=interactive,
+                network=network,
+                allow_unsandboxed=allow_unsandboxed,
                 live=live,
             ),
             select_backend=select_backend,

@@ -280,3 +280,49 @@ def test_process_scope_kills_commands_still_running_in_threads(tmp_path: Path) -
     # Killed by the scope (SIGKILL), not finished and not by their own 60 s timeout.
     assert result.exit_code == late.exit_code == -signal.SIGKILL  # type: ignore[attr-defined]
     assert not result.timed_out and not late.timed_out  # type: ignore[attr-defined]
+
+
+def test_report_says_when_agents_ran_without_the_sandbox() -> None:
+    sandboxed = PhaseOutcome(phase_id="1", title="A", status="complete")
+    loose = PhaseOutcome(phase_id="2", title="B", status="complete", unsandboxed=True)
+    report = RunReport(plan_path="p.md", status="Implemented", outcomes=[sandboxed, loose])
+    text = final_report(report)
+    assert "**UNSANDBOXED:**" in text and "phase(s) 2 " in text
+    quiet = RunReport(plan_path="p.md", status="Implemented", outcomes=[sandboxed])
+    assert "UNSANDBOXED" not in final_report(quiet)
+
+
+def test_run_options_reach_the_agent_sandbox(tmp_path: Path) -> None:
+    """`--no-network` / `--allow-unsandboxed` and the protected plan file reach every agent
+    request (the sandbox builds its bubblewrap command line from them)."""
+    from flows.context import RunContext, RunOptions
+    from flows.phase import agent_request
+
+    plan_path = tmp_path / ".ai" / "plans" / "2026-11-24.demo.md"
+    plan_path.parent.mkdir(parents=True)
+    plan_path.write_text(demo_plan())
+    plan = parse_plan(plan_path)
+    options = RunOptions(repo=tmp_path, network=False, allow_unsandboxed=True, max_turns=30)
+    context = RunContext(
+        plan_path=plan_path,
+        plan=plan,
+        options=options,
+        mirror=PlanMirror(plan_path, tmp_path, plan_title=plan.title, enabled=False),
+        skills=["rust"],
+    )
+    owner = agent_request(context, plan.phases[0], "rust-developer", "do it", role_suffix="details")
+    verifier = agent_request(
+        context,
+        plan.phases[0],
+        "general-purpose",
+        "judge",
+        role_suffix="verifier",
+        read_only=True,
+        max_turns=20,
+    )
+    for request in (owner, verifier):
+        assert request.network is False and request.allow_unsandboxed is True
+        assert request.protected_paths == [plan_path]
+        assert request.skills == ["rust"]
+    assert (owner.max_turns, owner.read_only) == (30, False)
+    assert (verifier.max_turns, verifier.read_only) == (20, True)
