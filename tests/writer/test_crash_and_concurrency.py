@@ -20,6 +20,7 @@ from tasks.shell import run
 
 PLAN = "# Plan\n\n**Status:** Reviewed - Ready for Implementation\n\n## Phases\n\n### Phase 1: a\n"
 FORK = multiprocessing.get_context("fork")
+SPAWN = multiprocessing.get_context("spawn")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)  # a lock bug shows as a hang: fail instead
 
@@ -116,8 +117,9 @@ def _die_holding_the_lock(plan: str, ready: object) -> None:
 def test_sigkill_mid_write_leaves_the_old_file(tmp_path: Path, victim: object) -> None:
     plan = _plan(tmp_path)
     before = plan.read_bytes()
-    ready = FORK.Event()
-    child = FORK.Process(target=victim, args=(str(plan), ready))
+    # A fresh interpreter: forking the suite process after other tests left threads can hang.
+    ready = SPAWN.Event()
+    child = SPAWN.Process(target=victim, args=(str(plan), ready))
     child.start()
     try:
         assert ready.wait(30), "the child never reached the point of the crash"
