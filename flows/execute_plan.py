@@ -710,26 +710,13 @@ def execute_plan_sync(
     which runs the body of :func:`execute_plan` in the retried flow run. The checkpoints make it
     a resume: complete, unchanged phases are not run again.
     """
+    parameters = dict(locals())  # exactly this flow's parameters, passed on unchanged
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     # The retry command runs this inside its own event loop: run the body on a fresh loop in a
     # thread that carries this flow run's context (logger, run id, artifacts).
     context = contextvars.copy_context()
-    body = functools.partial(
-        execute_plan.fn,
-        plan_path,
-        repo=repo,
-        skills=skills,
-        dirty_policy=dirty_policy,
-        include_optional=include_optional,
-        phase_timeout_s=phase_timeout_s,
-        agent_timeout_s=agent_timeout_s,
-        model=model,
-        dry_run=dry_run,
-        interactive=interactive,
-        network=network,
-        allow_unsandboxed=allow_unsandboxed,
-    )
+    body = functools.partial(execute_plan.fn, **parameters)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(context.run, lambda: asyncio.run(body())).result()
