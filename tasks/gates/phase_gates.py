@@ -418,6 +418,17 @@ def regression_entry(tests: _TestRuns, baseline: TestRun | None) -> LedgerEntry:
 # --- gate integrity ---------------------------------------------------------------------------
 
 
+def _integrity_entry(
+    check: str, items: list[str], *, asked: bool, found: str, as_asked: str, none: str
+) -> LedgerEntry:
+    """Changes to the test suite fail the phase unless the plan asks for them."""
+    if not items:
+        return LedgerEntry(check=check, verdict=Verdict.PASS, evidence=none)
+    label = as_asked if asked else found
+    verdict = Verdict.PASS if asked else Verdict.FAIL
+    return LedgerEntry(check=check, verdict=verdict, evidence=f"{label}: " + ", ".join(items))
+
+
 def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[LedgerEntry]:
     text = phase_text(phase)
     now = rust_inventory(repo)
@@ -442,14 +453,15 @@ def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[Ledge
         for key in before.tests
         if key not in now.tests and key.split("::")[-1].split("#")[0] not in names_now
     )
-    if deleted and not deletion_ok:
-        verdict, evidence = Verdict.FAIL, "tests deleted: " + ", ".join(deleted)
-    elif deleted:
-        verdict, evidence = Verdict.PASS, "tests deleted as the plan asks: " + ", ".join(deleted)
-    else:
-        verdict, evidence = Verdict.PASS, "no test deleted"
     entries.append(
-        LedgerEntry(check="integrity: deleted tests", verdict=verdict, evidence=evidence)
+        _integrity_entry(
+            "integrity: deleted tests",
+            deleted,
+            asked=deletion_ok,
+            found="tests deleted",
+            as_asked="tests deleted as the plan asks",
+            none="no test deleted",
+        )
     )
 
     ignored = sorted(
@@ -457,14 +469,15 @@ def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[Ledge
         for key, is_ignored in now.tests.items()
         if is_ignored and not before.tests.get(key, False)
     )
-    if ignored and not _ALLOWS_IGNORE.search(text):
-        verdict, evidence = Verdict.FAIL, "newly #[ignore]d tests: " + ", ".join(ignored)
-    elif ignored:
-        verdict, evidence = Verdict.PASS, "newly ignored as the plan asks: " + ", ".join(ignored)
-    else:
-        verdict, evidence = Verdict.PASS, "no newly ignored test"
     entries.append(
-        LedgerEntry(check="integrity: newly ignored tests", verdict=verdict, evidence=evidence)
+        _integrity_entry(
+            "integrity: newly ignored tests",
+            ignored,
+            asked=bool(_ALLOWS_IGNORE.search(text)),
+            found="newly #[ignore]d tests",
+            as_asked="newly ignored as the plan asks",
+            none="no newly ignored test",
+        )
     )
 
     added = sorted(
