@@ -81,10 +81,13 @@ def normalise_owner(raw: str) -> Owner:
     return Owner(raw=text, kind=OwnerKind.AGENT_FILE, agent=agent or None)
 
 
-def resolve_owner(owner: Owner, agent_stems: set[str]) -> Owner:
-    """Check an AGENT_FILE owner against the definitions present in a repository."""
+def resolve_owner(owner: Owner, agents: set[str]) -> Owner:
+    """Check an AGENT_FILE owner against the agent names a repository defines (lower-cased file
+    stems and slugs of frontmatter names), trying what the agent runtime tries: the agent id,
+    the slug of the text as written, the text itself."""
     if owner.kind is not OwnerKind.AGENT_FILE:
         return owner
-    if owner.agent in agent_stems:
+    candidates = {c for c in (owner.agent, slug(owner.raw), owner.raw.lower()) if c}
+    if candidates & agents or {slug(c) for c in candidates} & agents:
         return owner
     return owner.model_copy(update={"kind": OwnerKind.UNKNOWN})

@@ -15,6 +15,7 @@ from pathlib import Path
 from markdown_it.token import Token
 
 from plan_parser import blocks, fences, frontmatter, graphs, source, values
+from plan_parser.gate_commands import CommandCheck
 from plan_parser.model import (
     Criterion,
     DocKind,
@@ -112,24 +113,58 @@ _DOC_DELIVERABLE = re.compile(r"\b(document|design doc|adr|spec|proposal|diagram
 _CODE_DELIVERABLE = re.compile(r"\.(rs|py|ts|go|toml)\b|\b(implement|test|fn|struct|enum)\b", re.I)
 
 
-def parse_plan(path: str | Path, *, repo: Path | None = None) -> Plan:
-    """Parse the plan file at `path`; unreadable or malformed input becomes diagnostics."""
+def parse_plan(
+    path: str | Path,
+    *,
+    repo: Path | None = None,
+    agents: set[str] | None = None,
+    command_check: CommandCheck | None = None,
+) -> Plan:
+    """Parse the plan file at `path`; unreadable or malformed input becomes diagnostics.
+
+    With `repo` (or `agents`, the agent names it defines) owners must name an agent;
+    `command_check` is the repository's rule for blast-radius commands (see validate)."""
     file_path = Path(path)
-    return _parse(source.read(file_path), str(path), file_path.name, repo)
+    checks = _Checks(repo, agents, command_check)
+    return _parse(source.read(file_path), str(path), file_path.name, checks)
 
 
-def parse_text(text: str, path: str = "<text>", *, repo: Path | None = None) -> Plan:
+def parse_text(
+    text: str,
+    path: str = "<text>",
+    *,
+    repo: Path | None = None,
+    agents: set[str] | None = None,
+    command_check: CommandCheck | None = None,
+) -> Plan:
     """Parse plan text as if it were the file `path` (the name decides execution logs)."""
     if len(text) > source.MAX_BYTES:
         src = source.too_large(len(text.encode("utf-8", errors="surrogatepass")))
     else:
         src = source.decode(text.encode("utf-8", errors="surrogatepass"))
-    return _parse(src, path, Path(path).name, repo)
+    return _parse(src, path, Path(path).name, _Checks(repo, agents, command_check))
 
 
-def parse_bytes(data: bytes, path: str = "<bytes>", *, repo: Path | None = None) -> Plan:
+def parse_bytes(
+    data: bytes,
+    path: str = "<bytes>",
+    *,
+    repo: Path | None = None,
+    agents: set[str] | None = None,
+    command_check: CommandCheck | None = None,
+) -> Plan:
     """Parse file content already in memory (same checks as :func:`parse_plan`)."""
-    return _parse(source.decode(data), path, Path(path).name, repo)
+    checks = _Checks(repo, agents, command_check)
+    return _parse(source.decode(data), path, Path(path).name, checks)
+
+
+@dataclass(frozen=True)
+class _Checks:
+    """What validation knows about the target repository."""
+
+    repo: Path | None = None
+    agents: set[str] | None = None
+    command_check: CommandCheck | None = None
 
 
 @dataclass
@@ -145,7 +180,7 @@ def _slug_title(name: str) -> str:
     return stem.strip() or name
 
 
-def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
+def _parse(src: source.Source, path: str, name: str, checks: _Checks) -> Plan:
     plan = Plan(path=path, kind=DocKind.NOTE, title=_slug_title(name), title_source="slug")
     plan.diagnostics.extend(src.diagnostics)
     if not src.readable:
@@ -158,7 +193,7 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
         plan.frontmatter_valid = front.valid
         for index in range(front.end_line):
             lines[index] = ""
-        if not front.valid:
+        if not front.valid and front.problem is None:
             plan.diagnostics.append(
                 diagnostic(
                     "W-FM-INVALID",
@@ -167,6 +202,11 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
                     front.error_line,
                 )
             )
+    if front.problem is not None:
+        plan.frontmatter_valid = False
+        plan.diagnostics.append(
+            diagnostic(front.problem_code, Severity.ERROR, front.problem, front.error_line)
+        )
     fence_report = fences.check(lines)
     if fence_report.repaired_lines:
         where = ", ".join(str(line) for line in fence_report.repaired_lines)
@@ -213,7 +253,9 @@ def _parse(src: source.Source, path: str, name: str, repo: Path | None) -> Plan:
             defined = {phase.id.lower() for phase in plan.phases}
             drawn = any(a in defined and b in defined for a, b, _ in plan.graph_edges)
             plan.deps_source = "mermaid" if drawn else "document_order"
-    plan.diagnostics.extend(validate(plan, repo=repo))
+    plan.diagnostics.extend(
+        validate(plan, repo=checks.repo, agents=checks.agents, command_check=checks.command_check)
+    )
     return plan
 
 

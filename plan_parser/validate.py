@@ -3,33 +3,61 @@
 Errors make a plan unfit to execute (`plan-executor validate` exits 2): nothing to run (no
 phases, unreadable input), an ambiguous or impossible order (duplicate ids, a cycle, a
 dependency on an undefined phase), and phases missing what the executor needs to start and to
-judge them (an owner, acceptance criteria). Everything with a safe default is a warning: a
-missing blast radius (the default test scope is used), an unknown owner (general-purpose is
-used), a group table that contradicts the dependency fields (the fields win).
+judge them (an owner, acceptance criteria), and input whose meaning is lost before any money
+is spent: frontmatter that is not YAML, an owner that names no agent (when the repository is
+known: a typo would otherwise run general-purpose), a blast radius that is neither a command the
+gates can run nor an explicit "none". Everything with a safe default is a warning: a missing
+blast radius (the default test scope is used), an explicit no-tests blast radius, a group table
+that contradicts the dependency fields (the fields win).
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 
+from plan_parser import frontmatter
+from plan_parser.gate_commands import CommandCheck, blast_problem
 from plan_parser.ids import id_sort_key
 from plan_parser.model import Diagnostic, DocKind, OwnerKind, Plan, Severity, diagnostic
-from plan_parser.owners import resolve_owner
+from plan_parser.owners import BUILTIN_TYPES, resolve_owner, slug
 
 _FATAL_READ = {"E-BINARY", "E-TOO-LARGE", "E-UNREADABLE", "E-EMPTY"}
 
 
-def agent_stems(repo: Path) -> set[str]:
-    """Agent ids defined in `repo/.claude/agents/*.md` (file stems, lower-cased)."""
+def known_agents(repo: Path) -> set[str]:
+    """Agent names defined in `repo/.claude/agents/*.md`: file stems (lower-cased) and the slug
+    of each file's frontmatter `name`, as the agent runtime matches them."""
     folder = repo / ".claude" / "agents"
+    names: set[str] = set()
     try:
-        return {path.stem.lower() for path in folder.glob("*.md")}
+        paths = sorted(folder.glob("*.md"))
     except OSError:
-        return set()
+        return names
+    for path in paths:
+        names.add(path.stem.lower())
+        try:
+            head = path.read_text(encoding="utf-8", errors="replace").split("\n", 200)[:200]
+        except OSError:
+            continue
+        name = frontmatter.split(head).data.get("name")
+        if isinstance(name, str) and slug(name):
+            names.add(slug(name))
+    return names
 
 
-def validate(plan: Plan, *, repo: Path | None = None) -> list[Diagnostic]:
-    """Checks that need the whole plan; the parser adds read and field-level diagnostics."""
+def validate(
+    plan: Plan,
+    *,
+    repo: Path | None = None,
+    agents: set[str] | None = None,
+    command_check: CommandCheck | None = None,
+) -> list[Diagnostic]:
+    """Checks that need the whole plan; the parser adds read and field-level diagnostics.
+
+    Owners are checked against ``agents`` (agent names the repository defines), else against
+    ``known_agents(repo)`` when a repository is given, else not at all. ``command_check`` is the
+    repository's rule for blast-radius commands (default: the default gate programs)."""
     if any(d.code in _FATAL_READ for d in plan.diagnostics):
         return []
     out: list[Diagnostic] = []
@@ -51,7 +79,9 @@ def validate(plan: Plan, *, repo: Path | None = None) -> list[Diagnostic]:
         return out
     out.extend(_check_ids(plan))
     out.extend(_check_dependencies(plan))
-    out.extend(_check_phases(plan, repo))
+    if agents is None and repo is not None:
+        agents = known_agents(repo)
+    out.extend(_check_phases(plan, repo, agents, command_check))
     out.extend(_check_groups(plan))
     out.extend(_check_graph(plan))
     out.extend(_check_wave_files(plan))
@@ -158,9 +188,23 @@ def _check_dependencies(plan: Plan) -> list[Diagnostic]:
     return out
 
 
-def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
+def _unknown_owner_message(raw: str, agent: str | None, agents: set[str]) -> str:
+    defined = sorted(agents)
+    choices = [*defined, *sorted(set(BUILTIN_TYPES.values())), "human", "self"]
+    close = difflib.get_close_matches(slug(raw) or raw.lower(), choices, n=1, cutoff=0.6)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    listed = ", ".join(defined) if defined else "none"
+    return (
+        f"owner '{raw}' names no agent: no .claude/agents/{agent or slug(raw)}.md, not a "
+        f"built-in type (general-purpose, bash, explore, plan), not human or self. Agents "
+        f"defined in the repository: {listed}{hint}"
+    )
+
+
+def _check_phases(
+    plan: Plan, repo: Path | None, agents: set[str] | None, command_check: CommandCheck | None
+) -> list[Diagnostic]:
     out = []
-    stems = agent_stems(repo) if repo is not None else None
     optional_ids = {phase.id.lower() for phase in plan.phases if phase.optional}
     if repo is not None and not (repo / ".claude" / "agents").is_dir():
         out.append(
@@ -185,15 +229,14 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
             )
         else:
             owner_line = phase.field_lines.get("owner", phase.line)
-            if stems is not None:
-                phase.owner = resolve_owner(phase.owner, stems)
+            if agents is not None:
+                phase.owner = resolve_owner(phase.owner, agents)
                 if phase.owner.kind is OwnerKind.UNKNOWN:
                     out.append(
                         diagnostic(
-                            "W-OWNER-UNKNOWN",
-                            Severity.WARNING,
-                            f"owner '{phase.owner.raw}' has no agent definition "
-                            f"(.claude/agents/{phase.owner.agent}.md); general-purpose is used",
+                            "E-OWNER-UNKNOWN",
+                            Severity.ERROR,
+                            _unknown_owner_message(phase.owner.raw, phase.owner.agent, agents),
                             owner_line,
                             phase.id,
                             "owner",
@@ -232,17 +275,24 @@ def _check_phases(plan: Plan, repo: Path | None) -> list[Diagnostic]:
                     "blast_radius",
                 )
             )
-        elif not phase.blast_runnable:
-            out.append(
-                diagnostic(
-                    "W-BLAST-NONRUNNABLE",
-                    Severity.WARNING,
-                    f"blast radius '{phase.blast_radius}' names no command: no regression tests",
-                    phase.field_lines.get("blast_radius", phase.line),
-                    phase.id,
-                    "blast_radius",
-                )
+        else:
+            problem = blast_problem(
+                phase.blast_radius,
+                phase.blast_commands,
+                full_suite=not phase.blast_radius,
+                check=command_check,
             )
+            if problem is not None:
+                out.append(
+                    diagnostic(
+                        problem.code,
+                        Severity.ERROR if problem.error else Severity.WARNING,
+                        problem.message,
+                        phase.field_lines.get("blast_radius", phase.line),
+                        phase.id,
+                        "blast_radius",
+                    )
+                )
         optional_deps = [
             dep for dep in phase.depends_on if dep.lower() in optional_ids and not phase.optional
         ]

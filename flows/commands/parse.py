@@ -27,13 +27,16 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
             "E-BINARY",
             "E-ENCODING",
             "E-TOO-LARGE",
+            "E-FM-NOT-YAML",
+            "E-FM-NOT-MAPPING",
+            "E-FM-UNTERMINATED",
             "E-UNREADABLE",
             "E-DUP-ID",
         ),
     ),
     (
         "All phases have assigned principal owners",
-        ("E-OWNER-MISSING", "W-OWNER-UNKNOWN", "W-OWNER-HUMAN", "W-AGENTS-MISSING"),
+        ("E-OWNER-MISSING", "E-OWNER-UNKNOWN", "W-OWNER-HUMAN", "W-AGENTS-MISSING"),
     ),
     (
         "Dependencies between phases are explicitly listed",
@@ -49,7 +52,10 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
         "Files to create/modify are specified for each phase",
         ("I-FILES-MISSING", "W-WAVE-FILE-CONFLICT"),
     ),
-    ("Blast radius is defined for each phase", ("W-BLAST-MISSING", "W-BLAST-NONRUNNABLE")),
+    (
+        "Blast radius is defined for each phase",
+        ("W-BLAST-MISSING", "W-BLAST-NONRUNNABLE", "E-BLAST-COMMAND", "E-BLAST-NOT-COMMAND"),
+    ),
 ]
 
 

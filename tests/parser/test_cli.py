@@ -64,18 +64,22 @@ def test_validate_corpus_plan_ready(shared_dir: Path) -> None:
     assert "[ ok ] No circular dependencies exist" in output
 
 
-def test_validate_with_repo_warns_unknown_owner(shared_dir: Path, tmp_path: Path) -> None:
+def test_validate_with_repo_refuses_unknown_owner(shared_dir: Path, tmp_path: Path) -> None:
     agents = tmp_path / ".claude" / "agents"
     agents.mkdir(parents=True)
     for source in (shared_dir / "corpus/agents").glob("*.md"):
         (agents / source.name).write_text(source.read_text())
     plan = shared_dir / "corpus/plans/2026-01-03.mermaid-module.md"
+    before = plan.read_bytes()
     code, output = invoke("validate", str(plan), "--repo", str(tmp_path))
-    assert code == 0, output
-    assert "W-OWNER-UNKNOWN phase 1 [owner]" in output
-    assert "Schema Architect" in output
-    # Rust Developer resolves to rust-developer.md: no warning for phase 2.
-    assert "W-OWNER-UNKNOWN phase 2" not in output
+    assert code == 2, output
+    assert f"{plan}:142: error E-OWNER-UNKNOWN phase 1 [owner]: owner 'Schema Architect'" in output
+    assert "feature-tester-rust, rust-designer, rust-developer" in output
+    # Rust Developer resolves to rust-developer.md: no error for phase 2.
+    assert "E-OWNER-UNKNOWN phase 2" not in output
+    assert plan.read_bytes() == before
+    # Without a repository the owner cannot be checked: the same plan is valid.
+    assert invoke("validate", str(plan))[0] == 0
 
 
 def test_graph_prints_waves_and_mermaid(write_plan) -> None:

@@ -253,12 +253,29 @@ def test_owner_resolution_against_repo(tmp_path: Path) -> None:
         phase_block("2", "B", owner="Schema Architect"),
     )
     plan = parse_text(text, repo=tmp_path)
-    [warning] = [d for d in plan.warnings if d.code == "W-OWNER-UNKNOWN"]
-    assert warning.phase_id == "2" and warning.field == "owner"
-    assert text.splitlines()[warning.line - 1] == "**Principal Owner:** Schema Architect"
+    [error] = plan.errors
+    assert (error.code, error.phase_id, error.field) == ("E-OWNER-UNKNOWN", "2", "owner")
+    assert text.splitlines()[error.line - 1] == "**Principal Owner:** Schema Architect"
+    assert "'Schema Architect'" in error.message and "rust-developer" in error.message
     assert plan.phase("2").owner is not None and plan.phase("2").owner.kind is OwnerKind.UNKNOWN
     assert plan.phase("1").owner is not None and plan.phase("1").owner.kind is OwnerKind.AGENT_FILE
-    assert not plan.errors
+
+
+def test_owner_typo_gets_a_suggestion_and_frontmatter_names_count(tmp_path: Path) -> None:
+    agents = tmp_path / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "rust-developer.md").write_text("---\ndescription: x\n---\n")
+    (agents / "reviewer.md").write_text("---\nname: Code Reviewer\n---\nReview.\n")
+    text = plan_text(
+        phase_block("1", "A", owner="Rust Develloper"),
+        phase_block("2", "B", owner="Code Reviewer"),
+    )
+    [error] = parse_text(text, repo=tmp_path).errors
+    assert error.phase_id == "1" and "did you mean 'rust-developer'?" in error.message
+    # The caller may pass the names it knows (the agent runtime's view) instead of a repository.
+    assert not parse_text(
+        text.replace("Develloper", "Developer"), agents={"rust-developer", "code-reviewer"}
+    ).errors
 
 
 def test_missing_fields_diagnostics() -> None:
@@ -337,8 +354,9 @@ def test_owner_with_note_or_second_name() -> None:
 def test_repo_without_agent_folder_is_one_clear_warning(tmp_path: Path) -> None:
     plan = parse_text(plan_text(phase_block("1", "A", owner="rust-developer")), repo=tmp_path)
     codes = [d.code for d in plan.warnings]
-    assert codes.count("W-AGENTS-MISSING") == 1 and "W-OWNER-UNKNOWN" in codes
-    assert not plan.errors
+    assert codes.count("W-AGENTS-MISSING") == 1
+    assert [d.code for d in plan.errors] == ["E-OWNER-UNKNOWN"]
+    assert "Agents defined in the repository: none" in plan.errors[0].message
 
 
 def test_headings_quoted_or_in_lists_are_not_phases() -> None:
