@@ -547,12 +547,29 @@ async def load_plan(
     plan_path: Path, repo: Path, *, include_optional: bool
 ) -> tuple[Plan, list[list[str]]]:
     """Parse, validate and schedule; PlanInputError carries the validation report."""
+    return await asyncio.to_thread(check_plan, plan_path, repo, include_optional=include_optional)
+
+
+def check_plan(
+    plan_path: Path, repo: Path, *, include_optional: bool
+) -> tuple[Plan, list[list[str]]]:
+    """:func:`load_plan` without Prefect: `run` calls it before starting a backend, so bad
+    input costs no server and no agent call. Owners are checked against the agent definitions
+    the runtime will load, blast-radius commands against the repository's gate configuration."""
     from plan_parser import parse_plan
     from plan_parser.schedule import CycleError, waves
+    from tasks.agent.definitions import known_agent_names
+    from tasks.gates.config import load_gate_config
 
     if not plan_path.is_file():
         raise PlanInputError(f"{plan_path}: no such plan file")
-    plan = await asyncio.to_thread(parse_plan, plan_path, repo=repo)
+    try:
+        command_check = load_gate_config(repo).refusal
+    except (OSError, ValueError):
+        command_check = None  # a broken gate configuration is reported by pre-flight
+    plan = parse_plan(
+        plan_path, repo=repo, agents=known_agent_names(repo), command_check=command_check
+    )
     if plan.errors:
         raise PlanInputError("\n".join(d.render(str(plan_path)) for d in plan.errors))
     if not plan.phases:

@@ -2,7 +2,7 @@
 
 They import only `plan_parser` (never Prefect), and only when one of them runs, so neither they
 nor `--help` pay for Prefect or pydantic model building; rich is imported only for the
-human-readable summary.
+human-readable summary, the gate configuration only for `validate --repo`.
 """
 
 from __future__ import annotations
@@ -198,6 +198,19 @@ def render_validation(plan: Plan, *, verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _command_check(repo: Path | None) -> Any:
+    """The repository's rule for blast-radius commands (its gate configuration), as `run`
+    applies it; None (the default gate programs) without a repository or a readable config."""
+    if repo is None:
+        return None
+    from tasks.gates.config import load_gate_config
+
+    try:
+        return load_gate_config(repo).refusal
+    except (OSError, ValueError):
+        return None
+
+
 def validate(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan file.")],
     repo: Annotated[
@@ -210,7 +223,7 @@ def validate(
     """Check a plan against the validation checklist: exit 0 without errors, 2 otherwise."""
     from plan_parser import parse_plan
 
-    plan = parse_plan(plan_file, repo=repo)
+    plan = parse_plan(plan_file, repo=repo, command_check=_command_check(repo))
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=1, ensure_ascii=False))
     else:

@@ -144,6 +144,11 @@ def run_plan(
     if phase_timeout_s <= 0 or agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
         return EXIT_INVALID
+    invalid = _invalid_plan(plan, repo, include_optional)
+    if invalid is not None:  # before any backend: bad input needs no server, calls no agent
+        echo("error: invalid plan:", err=True)
+        echo(invalid, err=True)
+        return EXIT_INVALID
 
     from tasks.backend.postgres import PostgresError
     from tasks.backend.select import backend as select_backend
@@ -173,6 +178,18 @@ def run_plan(
     except (ServerError, PostgresError) as exc:  # PortInUseError says which port and what to do
         echo(f"error: the Prefect backend could not start: {exc}", err=True)
         return EXIT_INVALID
+
+
+def _invalid_plan(plan: Path, repo: Path | None, include_optional: bool) -> str | None:
+    """The validation report when the plan cannot run (file:line per error), else None."""
+    from flows.execute_plan import PlanInputError, check_plan, find_repo
+
+    target = repo.expanduser().resolve() if repo else find_repo(plan)
+    try:
+        check_plan(plan, target, include_optional=include_optional)
+    except PlanInputError as exc:
+        return str(exc)
+    return None
 
 
 def _run_on_backend(

@@ -8,7 +8,9 @@ body that is the role prompt. Phase owners resolve to a definition like this:
 - a built-in type (`general-purpose`, `Bash`, `Explore`, `Plan`) → a role prompt of ours;
 - `human` → None: a person does the work; the flow pauses for them, no agent is called;
 - `self` / `None (orchestrator)` → None: plan-executor runs only the gates, no agent is called;
-- anything else → `general-purpose`, with `warning` set (plan validation reports it too).
+- anything else → `general-purpose`, with `warning` set. Only direct calls get there: plan
+  validation refuses such owners before a run (E-OWNER-UNKNOWN, names from
+  :func:`known_agent_names`).
 """
 
 from __future__ import annotations
@@ -134,6 +136,15 @@ def load_agents_dir(directory: Path) -> dict[str, AgentDefinition]:
 
 def load_agents(repo: Path) -> dict[str, AgentDefinition]:
     return load_agents_dir(Path(repo) / AGENTS_DIR)
+
+
+def known_agent_names(repo: Path, *, agents: dict[str, AgentDefinition] | None = None) -> set[str]:
+    """The agent names `resolve_agent` finds a definition for (file stems and slugs of
+    frontmatter names, lower-cased): what plan validation accepts as owners."""
+    known = agents if agents is not None else load_agents(repo)
+    names = {stem.lower() for stem in known}
+    names.update(slug(definition.name) for definition in known.values() if slug(definition.name))
+    return names
 
 
 def _find(

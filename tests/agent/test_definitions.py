@@ -9,8 +9,16 @@ from pathlib import Path
 
 import pytest
 
+from plan_parser import parse_text
 from plan_parser.model import OwnerKind
-from tasks.agent.definitions import load_agents, load_agents_dir, owner_kind, resolve_agent
+from plan_parser.owners import normalise_owner, resolve_owner
+from tasks.agent.definitions import (
+    known_agent_names,
+    load_agents,
+    load_agents_dir,
+    owner_kind,
+    resolve_agent,
+)
 
 OWNER_LINES = [
     re.compile(r"\*\*Principal Owner:\*\*\s*(?P<owner>[^|\n]+)"),
@@ -88,7 +96,17 @@ def test_non_agent_owners(corpus_repo: Path, owner: str) -> None:
     assert resolve_agent(owner, corpus_repo) is None
 
 
-def test_unknown_owner_falls_back_to_general_purpose(corpus_repo: Path) -> None:
+def test_unknown_owner_is_refused_by_validation_and_falls_back_on_direct_calls(
+    corpus_repo: Path,
+) -> None:
+    # A run never gets here: validation refuses the plan (a typo must not spend money on the
+    # wrong agent). A direct runtime call still falls back to general-purpose, with a warning.
+    text = (
+        "# P\n\n## Phases\n\n### Phase 1: A\n\n**Principal Owner:** Schema Architect\n\n"
+        "**Acceptance Criteria:**\n- [ ] done\n"
+    )
+    [error] = parse_text(text, "p.md", agents=known_agent_names(corpus_repo)).errors
+    assert error.code == "E-OWNER-UNKNOWN" and error.line == 7 and error.field == "owner"
     definition = resolve_agent("Schema Architect", corpus_repo)
     assert definition is not None and definition.name == "general-purpose"
     assert definition.warning and "Schema Architect" in definition.warning
@@ -110,11 +128,14 @@ def test_every_corpus_owner_resolves(corpus_repo: Path, shared_dir: Path) -> Non
     owners = corpus_owners(shared_dir / "corpus" / "plans")
     assert len(owners) > 100
     agents = load_agents(corpus_repo)
+    names = known_agent_names(corpus_repo, agents=agents)
     kinds: Counter[str] = Counter()
     targets: Counter[str] = Counter()
     for _plan, owner in owners:
         kind = owner_kind(owner, agents=agents)
         definition = resolve_agent(owner, corpus_repo, agents=agents)
+        # Validation (plan_parser, given the runtime's names) agrees with the runtime.
+        assert resolve_owner(normalise_owner(owner), names).kind is kind, owner
         kinds[kind.value] += 1
         if kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
             assert definition is None, owner

@@ -16,7 +16,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_port_taken_by_something_else_is_a_clear_error(tmp_path: Path) -> None:
     plan = tmp_path / "plan.md"
-    plan.write_text("# P\n\n## Phases\n\n### Phase 1: A\n\n**Principal Owner:** self\n")
+    # A valid plan: an invalid one is refused before any backend starts.
+    plan.write_text(
+        "# P\n\n## Phases\n\n### Phase 1: A\n\n**Principal Owner:** self\n\n"
+        "**Acceptance Criteria:**\n- [ ] done\n"
+    )
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
