@@ -39,7 +39,10 @@ class Frontmatter:
     problem_code: str = "E-FM-NOT-YAML"
 
 
-_COMMENT_OR_ITEM = re.compile(r"^(?:#|- |-$)")
+# Column-0 lines the loose scan tolerates besides `key:` lines: list items and `#comments`
+# without a space. `# Title` could be a YAML comment, but in a block that already failed to load
+# it is far more likely a Markdown heading of a swallowed plan: it is reported, not tolerated.
+_COMMENT_OR_ITEM = re.compile(r"^(?:#(?!#{0,5}\s+\S)|- |-$)")
 
 
 def split(lines: list[str]) -> Frontmatter:
