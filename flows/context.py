@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from plan_parser.model import Plan
+from tasks.agent.result import InfraFaults
 from tasks.gates.ledger import Ledger
 from tasks.mirror import PlanMirror
 
@@ -71,6 +72,15 @@ class PhaseOutcome(BaseModel):
     """True when the phase was not run because its checkpoint says complete and still holds."""
     unsandboxed: bool = False
     """An agent of this phase ran shell commands without bubblewrap (allow_unsandboxed)."""
+    agent_calls: int = 0
+    """Agent calls the phase made (owner, tester, verifier). Infrastructure retries and restarts
+    of a call are not agent attempts: they are counted in `infra`."""
+    agent_failures: int = 0
+    """Agent calls that ended in an agent failure (refusal, max turns, context ...)."""
+    infra: InfraFaults = Field(default_factory=InfraFaults)
+    """API faults met by the phase's agent calls, and the retries that absorbed them."""
+    infra_failure: bool = False
+    """The phase failed because the API (or the sandbox) stayed unusable, not because of an agent."""
 
     @property
     def last_successful_step(self) -> str | None:

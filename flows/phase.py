@@ -14,6 +14,7 @@ every command has its own timeout in `tasks.shell`. A phase that runs out of tim
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from pathlib import Path
@@ -28,11 +29,15 @@ from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.shell import process_scope
 
 TESTER_AGENT = "feature-tester-rust"
+AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
+"""Comma-separated seconds between Prefect's restarts of an agent call that failed on
+infrastructure (default: the task's own 30, 120); one restart per value."""
 
 
 class PhaseTimeout(Exception):
@@ -75,6 +80,10 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         except PhaseTimeout as exc:
             outcome.status = "timeout"
             outcome.error = str(exc)
+        except AgentInfrastructureError as exc:  # the API stayed unusable for the verifier
+            outcome.status = "failed"
+            outcome.infra_failure = True
+            outcome.error = f"verifier agent: infrastructure failure: {exc.result.error}"
         except Exception as exc:  # a bug or an infrastructure failure after retries
             outcome.status = "failed"
             outcome.error = f"{type(exc).__name__}: {exc}"
@@ -147,6 +156,7 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
             _record_agent(outcome, role, result)
             if result.failure is FailureKind.INFRASTRUCTURE:
                 outcome.status = "failed"
+                outcome.infra_failure = True
                 outcome.error = f"{role} agent: infrastructure failure: {result.error}"
                 return
             outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
@@ -266,11 +276,17 @@ async def call_agent(
     for a call that does not, so the phase never waits on it for long.
     """
     try:
-        result = await agent_step(request, deadline_s=timeout_s, attempt=attempt)
+        result = await _agent_step()(request, deadline_s=timeout_s, attempt=attempt)
     except TimeoutError as exc:
+        take_failed_tries(request)  # the phase ends timeout; forget the call's tries
         raise PhaseTimeout(
             f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s"
         ) from exc
+    except AgentInfrastructureError as exc:
+        # Prefect's restarts did not help: the call ends on infrastructure, with the faults of
+        # every try (an infrastructure failure, never counted as an agent attempt).
+        return with_failed_tries(request, exc.result, last_try_failed=True)
+    result = with_failed_tries(request, result, last_try_failed=False)
     if _hit_deadline(result):
         raise PhaseTimeout(
             f"{request.role_suffix} agent call exceeded its timeout of {timeout_s:g}s: "
@@ -279,9 +295,23 @@ async def call_agent(
     return result
 
 
+def _agent_step() -> Any:
+    """`agent_step`, with the restart delays of ``PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S`` if set."""
+    raw = os.environ.get(AGENT_RETRY_DELAYS_ENV, "").strip()
+    if not raw:
+        return agent_step
+    delays = [float(part) for part in raw.split(",") if part.strip()]
+    return agent_step.with_options(retries=len(delays), retry_delay_seconds=delays)
+
+
 def _hit_deadline(result: AgentResult) -> bool:
     text = f"{result.stop_reason or ''} {result.error or ''}".lower()
-    words = ("deadline", "timeout", "timed out", "budget exhausted")
+    # An API request that timed out is an infrastructure fault, not the call's own deadline.
+    words = (
+        ("deadline", "budget exhausted")
+        if result.failure is FailureKind.INFRASTRUCTURE
+        else ("deadline", "timeout", "timed out", "budget exhausted")
+    )
     return result.failure is not FailureKind.NONE and any(word in text for word in words)
 
 
@@ -290,6 +320,16 @@ def _record_agent(outcome: PhaseOutcome, role: str, result: AgentResult) -> None
     outcome.unsandboxed = outcome.unsandboxed or not result.sandboxed
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
     outcome.artifacts.extend(result.files_touched)
+    _count_call(outcome, result)
+
+
+def _count_call(outcome: PhaseOutcome, result: AgentResult) -> None:
+    """One agent attempt, however many times the infrastructure made it retry or restart."""
+    if result.agent == "none":  # no agent definition: nothing was called
+        return
+    outcome.agent_calls += 1
+    outcome.agent_failures += int(result.failure is FailureKind.AGENT)
+    outcome.infra = outcome.infra + result.infra
 
 
 def _add_tokens(tokens: dict[str, int], usage: Usage) -> dict[str, int]:
@@ -357,6 +397,9 @@ async def _judge(
     )
     result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
+    _count_call(outcome, result)
+    if result.failure is FailureKind.INFRASTRUCTURE:
+        raise AgentInfrastructureError(result)  # no verdicts: the API, not the code, failed
     answer = result.summary + "\n" + _assistant_text(options.repo, result.details_log)
     return judged_entries(pending, answer, options.repo, phase.id)
 

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flows.context import PhaseOutcome
+from tasks.agent.result import InfraFaults
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import format_duration
 
@@ -138,19 +139,24 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
             "commands directly on this machine.",
         ]
 
+    infrastructure = infrastructure_line(report.outcomes)
+    if infrastructure:
+        lines += ["", infrastructure]
+
     lines += [
         "",
         "### Phase Summary",
         "",
-        "| Phase | Name | Owner | Wave | Status | Duration | Tokens | Run |",
+        "| Phase | Name | Owner | Wave | Status | Duration | Tokens | API faults | Run |",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for o in report.outcomes:
         run_link = _run_link(report, o)
+        status = f"{o.status} (infrastructure)" if o.infra_failure else o.status
         lines.append(
-            f"| {o.phase_id} | {_cell(o.title)} | {_cell(o.owner)} | {o.wave} | {o.status} | "
+            f"| {o.phase_id} | {_cell(o.title)} | {_cell(o.owner)} | {o.wave} | {status} | "
             f"{format_duration(o.duration_s) if o.duration_s else '-'} | {sum(o.tokens.values())} | "
-            f"{run_link} |"
+            f"{_faults_cell(o)} | {run_link} |"
         )
 
     lines += ["", "### Files Changed", ""]
@@ -170,7 +176,8 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
     if not issues and (report.final_ledger is None or not report.final_ledger.failing()):
         lines.append("- none")
     for o in issues:
-        lines.append(f"- Phase {o.phase_id} **{o.status}**: {o.error or o.verdict}")
+        cause = " (infrastructure, not the agent)" if o.infra_failure else ""
+        lines.append(f"- Phase {o.phase_id} **{o.status}**{cause}: {o.error or o.verdict}")
         lines += [f"  - `{line}`" for line in o.failing[:5]]
     if report.final_ledger is not None:
         lines += [f"- final validation: `{short_line(e)}`" for e in report.final_ledger.failing()]
@@ -187,6 +194,40 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
         lines.append(f"- Execution log: `{log_path}`")
     lines.append(f"- Plan file: `{report.plan_path}` (section `## Execution Checkpoints`)")
     return "\n".join(lines) + "\n"
+
+
+def infrastructure_line(outcomes: list[PhaseOutcome]) -> str:
+    """API faults and agent failures, kept apart: a retried 529 is not an agent's failure.
+
+    `**Infrastructure:** 7 API faults (429×2, 529×3, dropped×2), 7 retried, 2.1 s lost;
+    0 phases failed on infrastructure; 0 agent failures (5 agent calls)`; empty when the run
+    made no agent call.
+    """
+    calls = sum(o.agent_calls for o in outcomes)
+    if not calls and not any(o.infra_failure for o in outcomes):
+        return ""
+    infra = InfraFaults()
+    for o in outcomes:
+        infra = infra + o.infra
+    failed = [o.phase_id for o in outcomes if o.infra_failure]
+    down = (
+        f"phase(s) {', '.join(failed)} failed on infrastructure (the API stayed unusable)"
+        if failed
+        else "0 phases failed on infrastructure"
+    )
+    agent_failures = sum(o.agent_failures for o in outcomes)
+    return (
+        f"**Infrastructure:** {infra.describe()}; {down}; "
+        f"{agent_failures} agent failure{'s' if agent_failures != 1 else ''} "
+        f"({calls} agent call{'s' if calls != 1 else ''})"
+    )
+
+
+def _faults_cell(outcome: PhaseOutcome) -> str:
+    if not outcome.infra.total:
+        return "0"
+    kinds = ", ".join(f"{k}×{n}" for k, n in sorted(outcome.infra.faults.items()))
+    return f"{outcome.infra.total} ({kinds})"
 
 
 def _check_lines(report: RunReport, words: tuple[str, ...]) -> list[str]:
@@ -221,7 +262,12 @@ def _next_steps(report: RunReport) -> list[str]:
         steps.append("Timed-out phases: split them or raise --phase-timeout / --agent-timeout.")
     if "skipped" in statuses:
         steps.append("Skipped phases run once the phases they depend on are complete.")
-    if "failed" in statuses:
+    if any(o.infra_failure for o in report.outcomes):
+        steps.append(
+            "Phases that failed on infrastructure did no agent work that counts: run the plan "
+            "again once the API answers (completed phases are skipped)."
+        )
+    if any(o.status == "failed" and not o.infra_failure for o in report.outcomes):
         steps.append("Failed phases hit an error outside the gates: read their flow-run logs.")
     if not steps:
         steps = ["Review the changes and the generated tests.", "Commit the work."]

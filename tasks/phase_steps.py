@@ -19,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 
 from plan_parser.model import Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind
-from tasks.agent.task import AgentInfrastructureError, retry_if_retryable
+from tasks.agent.task import AgentInfrastructureError, note_failed_try, retry_if_retryable
 from tasks.gates.ledger import Ledger, PhaseVerdict
 
 
@@ -173,6 +173,7 @@ async def agent_step(
                 result = await asyncio.to_thread(run_agent, request, deadline_s=deadline_s)
     out_of_time = deadline_s is not None and time.monotonic() - started >= deadline_s
     if result.failure is FailureKind.INFRASTRUCTURE and not out_of_time:
+        note_failed_try(request, result)  # its faults still count once Prefect retries it
         raise AgentInfrastructureError(result)
     return result
 

@@ -18,7 +18,10 @@ Reliability: the SDK retries 408/409/429/5xx/529 (``max_retries=4``, honouring
 ``retry-after-ms``/``retry-after``), except spend-limit 429s, which a middleware marks
 ``x-should-retry: false`` because no retry can fix them. An ``error`` event in the middle of a
 stream (HTTP 200) is not retried by the SDK; this module retries that turn itself, which is safe
-because no tool of that turn has run yet. Every failure is classified: INFRASTRUCTURE (API
+because no tool of that turn has run yet. The request timeout is ``PLAN_EXECUTOR_API_TIMEOUT_S``
+(default 600 s); a request silent for longer is abandoned and retried by the SDK. Every fault met
+on the way (each failed HTTP attempt) is counted per kind in ``AgentResult.infra`` with the
+retries and the time it cost, apart from the agent's own record. Every failure is classified: INFRASTRUCTURE (API
 unreachable, overloaded, rate or spend limited, no sandbox; ``retryable`` says whether trying
 again can help) or AGENT (refusal, max turns, max tokens, context window, tool misuse, deadline).
 
@@ -43,7 +46,7 @@ from anthropic._middleware import CallNext, Middleware
 
 from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
 from tasks.agent.sandbox import Sandbox, SandboxSettings
 from tasks.agent.tools import BASH_NAME, BashTool, ToolCollection, ToolResult, tools_for
 
@@ -60,6 +63,8 @@ STREAM_RETRIES = 3
 """Our own retries of a turn whose stream broke with a retryable error event."""
 STREAM_RETRY_BACKOFF_S = 1.0
 REQUEST_TIMEOUT_S = 600.0
+"""The default request timeout; ``PLAN_EXECUTOR_API_TIMEOUT_S`` overrides it."""
+API_TIMEOUT_ENV = "PLAN_EXECUTOR_API_TIMEOUT_S"
 MAX_MISUSE_TURNS = 8
 """Consecutive turns whose tool calls were all malformed before the call is ended as misuse."""
 RETRYABLE_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
@@ -84,6 +89,42 @@ class _FatalLimitGuard(Middleware):
         if http.status_code in (402, 429) and _error_code(http) in FATAL_ERROR_CODES:
             http.headers["x-should-retry"] = "false"
         return response
+
+
+class _FaultRecorder(Middleware):
+    """Counts the faults of one agent call: runs once per HTTP attempt, inside the SDK's retries,
+    so it sees the attempts the SDK retries and never reports to the caller."""
+
+    def __init__(self, infra: InfraFaults) -> None:
+        self.infra = infra
+        self.last_attempt_at = 0.0
+
+    def handle(self, request: Any, call_next: CallNext) -> Any:
+        self.last_attempt_at = time.monotonic()
+        try:
+            response = call_next(request)
+        except anthropic.APITimeoutError:
+            self.infra.note("timeout")
+            raise
+        except (anthropic.APIConnectionError, httpx2.HTTPError):
+            self.infra.note("dropped")
+            raise
+        status = response.http_response.status_code
+        if status in (408, 409, 429) or status >= 500:
+            self.infra.note(str(status))
+        return response
+
+
+def request_timeout_s() -> float:
+    """``PLAN_EXECUTOR_API_TIMEOUT_S`` when set to a positive number, else 600 s."""
+    raw = os.environ.get(API_TIMEOUT_ENV, "").strip()
+    try:
+        value = float(raw) if raw else REQUEST_TIMEOUT_S
+    except ValueError:
+        raise ValueError(f"{API_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ValueError(f"{API_TIMEOUT_ENV}={raw!r} must be positive")
+    return value
 
 
 def _error_code(http: httpx2.Response) -> str | None:
@@ -111,7 +152,9 @@ def build_client() -> anthropic.Anthropic:
             f"(a deployment run: the worker), or create the Prefect Secret block "
             f"{SECRET_BLOCK_NAME!r} (README: Run it on a Prefect server)"
         )
-    return anthropic.Anthropic(api_key=api_key, max_retries=SDK_MAX_RETRIES)
+    return anthropic.Anthropic(
+        api_key=api_key, max_retries=SDK_MAX_RETRIES, timeout=request_timeout_s()
+    )
 
 
 def _guarded(client: anthropic.Anthropic) -> anthropic.Anthropic:
@@ -302,7 +345,9 @@ class AgentCall:
     ) -> None:
         self.request = request
         self.definition = definition
-        self.client = client
+        self.infra = InfraFaults()
+        self.faults = _FaultRecorder(self.infra)
+        self.client = client.with_options(middleware=[*client.middleware, self.faults])
         self.model = pick_model(request, definition)
         self.started = time.monotonic()
         self.deadline = self.started + deadline_s if deadline_s else None
@@ -377,6 +422,7 @@ class AgentCall:
             error_code=failure.error_code if failure else None,
             retryable=failure.retryable if failure else False,
             requests=self.requests,
+            infra=self.infra.model_copy(deep=True),
         )
 
     def params(self, **overrides: Any) -> dict[str, Any]:
@@ -394,14 +440,31 @@ class AgentCall:
         return params
 
     def stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+        """One turn, and the infrastructure bill of it (faults, retries, time lost)."""
+        started = time.monotonic()
+        faults_before = self.infra.total
+        try:
+            answer = self._stream(params)
+        except BaseException:
+            faulted = self.infra.total - faults_before
+            if faulted:  # the last fault ended the turn: it was not retried
+                self.infra.retries += faulted - 1
+                self.infra.lost_s = round(self.infra.lost_s + time.monotonic() - started, 3)
+            raise
+        faulted = self.infra.total - faults_before
+        if faulted:
+            self.infra.retries += faulted
+            # Everything before the attempt that succeeded was lost to faults and backoff.
+            lost = max(0.0, self.faults.last_attempt_at - started)
+            self.infra.lost_s = round(self.infra.lost_s + lost, 3)
+        return answer
+
+    def _stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
         """One turn, retried here when the stream breaks with a retryable error event."""
+        limit = request_timeout_s()
         for attempt in range(STREAM_RETRIES + 1):
             remaining = self.remaining_s()
-            timeout = (
-                REQUEST_TIMEOUT_S
-                if remaining is None
-                else max(1.0, min(remaining, REQUEST_TIMEOUT_S))
-            )
+            timeout = limit if remaining is None else max(min(1.0, limit), min(remaining, limit))
             try:
                 with self.client.messages.stream(**params, timeout=timeout) as stream:
                     message = stream.get_final_message()
@@ -409,12 +472,15 @@ class AgentCall:
                     return message, stream.request_id
             except anthropic.APIStatusError as exc:
                 mid_stream = exc.status_code == 200 and exc.type in RETRYABLE_STREAM_ERRORS
+                if exc.status_code == 200:
+                    self.infra.note("stream_error")
                 if not mid_stream or attempt == STREAM_RETRIES:
                     raise
                 self.log.write(
                     f"_stream broke mid-turn ({exc.type}); retrying the turn (attempt {attempt + 2})_"
                 )
             except httpx2.HTTPError as exc:  # a connection dropped while reading the stream
+                self.infra.note("dropped_mid_stream")
                 if attempt == STREAM_RETRIES:
                     raise
                 self.log.write(f"_stream failed mid-turn ({exc!r}); retrying the turn_")
@@ -586,6 +652,7 @@ class AgentCall:
             f"- failure: {result.failure.value}"
             + (f" ({result.error})" if result.error else "")
             + f"\n- stop reason: {result.stop_reason}\n- turns: {result.turns}; requests: {result.requests}"
+            f"\n- infrastructure: {result.infra.describe()}"
             f"\n- usage: {result.usage.model_dump()}"
             f"\n- files touched (editor): {', '.join(result.files_touched) or '(none)'}"
             f"\n- commands run: {len(result.commands_run)}"

@@ -33,6 +33,55 @@ class Usage(BaseModel):
         )
 
 
+class InfraFaults(BaseModel):
+    """API faults met by agent calls, kept apart from what the agents did.
+
+    A fault is one failed HTTP attempt (429, 529, 5xx, a dropped connection, a timeout, a stream
+    that broke mid-way). The SDK retries most of them, the loop retries broken streams, and
+    Prefect restarts a call that failed on infrastructure; none of that is an agent attempt.
+    """
+
+    faults: dict[str, int] = Field(default_factory=dict)
+    """Fault kind (`429`, `529`, `500`, `dropped`, `dropped_mid_stream`, `stream_error`,
+    `timeout`, ...) → how many times it happened."""
+    retries: int = 0
+    """Faulted requests that were sent again (by the SDK or the loop)."""
+    restarts: int = 0
+    """Whole agent calls started again after an infrastructure failure (Prefect task retries)."""
+    lost_s: float = 0.0
+    """Wall-clock seconds spent on faulted attempts and the waits between retries."""
+
+    @property
+    def total(self) -> int:
+        return sum(self.faults.values())
+
+    def note(self, kind: str) -> None:
+        self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def __add__(self, other: InfraFaults) -> InfraFaults:
+        faults = dict(self.faults)
+        for kind, count in other.faults.items():
+            faults[kind] = faults.get(kind, 0) + count
+        return InfraFaults(
+            faults=faults,
+            retries=self.retries + other.retries,
+            restarts=self.restarts + other.restarts,
+            lost_s=round(self.lost_s + other.lost_s, 3),
+        )
+
+    def describe(self) -> str:
+        """`7 API faults (429×2, 529×3, dropped×2), 6 retried, 1 call restarted, 3.2 s lost`."""
+        if not self.total and not self.restarts:
+            return "no API faults"
+        kinds = ", ".join(f"{kind}×{n}" for kind, n in sorted(self.faults.items()))
+        parts = [f"{self.total} API fault{'s' if self.total != 1 else ''} ({kinds})"]
+        parts.append(f"{self.retries} retried")
+        if self.restarts:
+            parts.append(f"{self.restarts} call{'s' if self.restarts != 1 else ''} restarted")
+        parts.append(f"{self.lost_s:.1f} s lost")
+        return ", ".join(parts)
+
+
 class FailureKind(StrEnum):
     NONE = "none"
     INFRASTRUCTURE = "infrastructure"
@@ -89,6 +138,8 @@ class AgentResult(BaseModel):
     authentication or a missing sandbox)."""
     requests: int = 0
     """Messages API requests this call completed (summary request included)."""
+    infra: InfraFaults = Field(default_factory=InfraFaults)
+    """API faults this call met and the retries that absorbed them (never agent attempts)."""
 
     @property
     def ok(self) -> bool:

@@ -19,6 +19,13 @@ Rough emulation, so tests can check what the loop sends:
 
 Requests with ``tool_choice: {"type": "none"}`` (the loop's final summary request) are answered
 automatically with a short summary unless ``auto_summary=False``, so scripts only hold work turns.
+
+Fault injection (:class:`FaultPlan`): a seeded share of ``POST /v1/messages`` requests is answered
+with a fault instead of a reply: 429 (with retry-after), 529, 500, a dropped connection (no
+response at all, or cut in the middle of the stream), an SSE ``error`` event mid-stream, or
+silence beyond the client's request timeout. The fault is drawn *before* the reply is chosen, so
+a faulted request consumes neither a scripted reply nor the responder's turn: the scripted
+conversation continues on the retry. ``api.faults`` counts what was injected, per kind.
 """
 
 from __future__ import annotations
@@ -26,9 +33,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import random
+import socket
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -185,6 +195,87 @@ def delayed(reply: Reply, seconds: float) -> Reply:
     return reply
 
 
+# --- fault injection ---------------------------------------------------------------------------
+
+RATE_LIMITED = "429"
+OVERLOADED = "529"
+SERVER_ERROR = "500"
+DROPPED = "dropped"
+"""The connection closes after the request arrives, before any response."""
+DROPPED_MID_STREAM = "dropped_mid_stream"
+"""HTTP 200 and part of the stream, then the connection closes (non-streamed: part of the body)."""
+STREAM_ERROR = "stream_error"
+"""HTTP 200, part of the stream, then an SSE ``error`` event (non-streamed requests get a 529)."""
+SLOW = "slow"
+"""No answer for ``FaultPlan.slow_s`` seconds (beyond the client's timeout), then a hang-up."""
+FAULT_KINDS: tuple[str, ...] = (
+    RATE_LIMITED,
+    OVERLOADED,
+    SERVER_ERROR,
+    DROPPED,
+    DROPPED_MID_STREAM,
+    STREAM_ERROR,
+    SLOW,
+)
+
+
+@dataclass
+class FaultPlan:
+    """Which share of message requests fail, and how; seeded, so a run can be repeated."""
+
+    share: float
+    """0.0 (none) to 1.0 (the API is down)."""
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+    slow_s: float = 2.0
+    """How long a ``slow`` fault stays silent: set it above the client's request timeout."""
+    retry_after_ms: int = 1
+    """Sent with 429 and 529 faults (``retry-after-ms``), as the real API does."""
+    limit: int | None = None
+    """Inject at most this many faults, then answer normally (an outage that ends)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.share <= 1.0:
+            raise ValueError(f"fault share {self.share} is not between 0 and 1")
+        unknown = sorted(set(self.kinds) - set(FAULT_KINDS))
+        if unknown or not self.kinds:
+            raise ValueError(f"unknown fault kinds {unknown}; known: {FAULT_KINDS}")
+
+
+class _FaultDrawer:
+    """Draws one fault (or none) per message request, in arrival order, from a seeded RNG."""
+
+    def __init__(self, plan: FaultPlan | None) -> None:
+        self.plan = plan
+        self.rng = random.Random(plan.seed if plan else 0)
+        self.lock = threading.Lock()
+        self.injected: Counter[str] = Counter()
+
+    def draw(self) -> str | None:
+        if self.plan is None or self.plan.share <= 0:
+            return None
+        with self.lock:
+            if self.plan.limit is not None and self.injected.total() >= self.plan.limit:
+                return None
+            if self.rng.random() >= self.plan.share:
+                return None
+            kind = self.rng.choice(self.plan.kinds)
+            self.injected[kind] += 1
+            return kind
+
+
+def _fault_error(kind: str, plan: FaultPlan) -> Reply:
+    """The HTTP error answer of a status-code fault."""
+    if kind == RATE_LIMITED:
+        reply = rate_limited(plan.retry_after_ms)
+    elif kind == OVERLOADED:
+        reply = overloaded(plan.retry_after_ms)
+    else:
+        reply = http_error(500, "api_error", "Internal server error (injected)")
+    reply.error_message += " (injected fault)"
+    return reply
+
+
 # --- token counting and cache emulation -----------------------------------------------------
 
 
@@ -298,6 +389,8 @@ class RecordedRequest:
     cache_creation_input_tokens: int = 0
     cache_read_input_tokens: int = 0
     auto_summary: bool = False
+    fault: str = ""
+    """The injected fault this request got (a ``FAULT_KINDS`` value), or empty."""
 
     @property
     def is_summary_request(self) -> bool:
@@ -322,6 +415,7 @@ class StandinMessagesAPI:
         auto_summary: bool = True,
         summary_text: str = "Summary: the stand-in agent finished its scripted turns.",
         model: str = "claude-standin",
+        faults: FaultPlan | None = None,
     ) -> None:
         self.script: list[Reply] = list(script or [])
         self.responder = responder
@@ -331,6 +425,7 @@ class StandinMessagesAPI:
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._cache = _PromptCache()
+        self._faults = _FaultDrawer(faults)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -377,6 +472,19 @@ class StandinMessagesAPI:
     def message_requests(self) -> list[RecordedRequest]:
         return [r for r in self.snapshot() if r.path.startswith("/v1/messages")]
 
+    @property
+    def faults(self) -> Counter[str]:
+        """Faults injected so far, per kind."""
+        with self._faults.lock:
+            return Counter(self._faults.injected)
+
+    def set_faults(self, plan: FaultPlan | None) -> None:
+        """Change the fault plan of a running server (e.g. bring a down API back); the counts
+        of the faults injected so far are kept."""
+        drawer = _FaultDrawer(plan)
+        drawer.injected = self.faults
+        self._faults = drawer
+
     # serving
 
     def _record(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> RecordedRequest:
@@ -411,6 +519,50 @@ class StandinMessagesAPI:
             f"stand-in script exhausted at request {entry.index}",
             headers={"x-should-retry": "false"},
         )
+
+    def _draw_fault(self, entry: RecordedRequest) -> str | None:
+        """A fault for a message request (never for count_tokens or unknown routes)."""
+        if entry.path.split("?")[0] != "/v1/messages":
+            return None
+        fault = self._faults.draw()
+        entry.fault = fault or ""
+        return fault
+
+    def _render_fault(self, entry: RecordedRequest, kind: str) -> tuple[int, dict[str, str], bytes]:
+        """The bytes a fault sends (before the handler cuts or drops the connection)."""
+        plan = self._faults.plan or FaultPlan(share=1.0)
+        streamed = bool(entry.body.get("stream"))
+        entry.reply_kind = f"fault:{kind}"
+        if kind in (RATE_LIMITED, OVERLOADED, SERVER_ERROR) or (
+            kind == STREAM_ERROR and not streamed
+        ):
+            reply = _fault_error(OVERLOADED if kind == STREAM_ERROR else kind, plan)
+            return _error_payload(
+                reply.status, reply.error_type, reply.error_message, None, reply.headers
+            )
+        if kind in (DROPPED, SLOW):
+            return 0, {}, b""
+        # Mid-stream faults: a partial turn that no retry will see again (nothing consumed).
+        partial = stream_error("overloaded_error")
+        partial.error_message = "stream broke (injected fault)"
+        message = {
+            "id": f"msg_standin_{entry.index}",
+            "type": "message",
+            "role": "assistant",
+            "model": entry.body.get("model") or self.model,
+            "content": [dict(b) for b in partial.content],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "stop_details": None,
+            "usage": {"input_tokens": 0, "output_tokens": 1},
+        }
+        if not streamed:
+            return 200, {}, json.dumps(message).encode()
+        events = _sse_events(message, partial)
+        if kind == DROPPED_MID_STREAM:
+            events = events[:-1]  # no error event: the connection just ends
+        payload = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+        return 200, {"content-type": "text/event-stream"}, payload.encode()
 
     def _render(self, entry: RecordedRequest) -> tuple[int, dict[str, str], bytes]:
         body = entry.body
@@ -625,6 +777,9 @@ class _QuietServer(ThreadingHTTPServer):
 def _make_handler(api: StandinMessagesAPI) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as two writes; with Nagle on, the body waits for the client's
+        # delayed ACK (~40 ms a request), which the real API does not add.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
             pass
@@ -636,7 +791,22 @@ def _make_handler(api: StandinMessagesAPI) -> type[BaseHTTPRequestHandler]:
             except json.JSONDecodeError:
                 body = {"_unparsed": raw.decode("utf-8", "replace")}
             entry = api._record(self.path, dict(self.headers), body)
+            fault = api._draw_fault(entry)
+            if fault is not None:
+                self._fault(entry, fault)
+                return
             status, headers, payload = api._render(entry)
+            self._send(entry, status, headers, payload)
+
+        def _send(
+            self,
+            entry: RecordedRequest,
+            status: int,
+            headers: dict[str, str],
+            payload: bytes,
+            *,
+            cut_at: int | None = None,
+        ) -> None:
             headers.setdefault("content-type", "application/json")
             headers["request-id"] = entry.request_id
             entry.status = status
@@ -646,10 +816,34 @@ def _make_handler(api: StandinMessagesAPI) -> type[BaseHTTPRequestHandler]:
                     self.send_header(name, str(value))
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                self.wfile.write(payload if cut_at is None else payload[:cut_at])
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout)
                 pass
             finally:
                 entry.finished_at = time.monotonic()
+
+        def _fault(self, entry: RecordedRequest, kind: str) -> None:
+            status, headers, payload = api._render_fault(entry, kind)
+            if kind in (DROPPED, SLOW):
+                if kind == SLOW:
+                    time.sleep((api._faults.plan or FaultPlan(1.0)).slow_s)
+                self._hang_up(entry)
+                return
+            if kind == DROPPED_MID_STREAM:
+                # The full length is announced and half of it sent: the client reads a broken
+                # stream (or body), never a short but well-formed one.
+                self._send(entry, status, headers, payload, cut_at=len(payload) // 2)
+                self._hang_up(entry)
+                return
+            self._send(entry, status, headers, payload)
+
+        def _hang_up(self, entry: RecordedRequest) -> None:
+            self.close_connection = True
+            try:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            entry.finished_at = time.monotonic()
 
     return Handler

@@ -13,13 +13,14 @@ API, yes; an exhausted spend limit or a missing sandbox, no).
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.agent.loop import run_agent
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults
 
 
 class AgentInfrastructureError(RuntimeError):
@@ -31,6 +32,45 @@ class AgentInfrastructureError(RuntimeError):
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable for Prefect's result persistence
         return (type(self), (self.result,))
+
+
+# Prefect retries a call that failed on infrastructure by running it again; the failed tries'
+# fault counts would vanish with their exceptions, so they are noted here (process-local: task
+# retries run in the flow's process) and collected by the caller once the call is over.
+_FAILED_TRIES: dict[str, list[InfraFaults]] = {}
+_FAILED_TRIES_LOCK = threading.Lock()
+
+
+def _call_key(request: AgentRequest) -> str:
+    return f"{request.repo}|{request.plan_name}|{request.phase_id}|{request.role_suffix}"
+
+
+def note_failed_try(request: AgentRequest, result: AgentResult) -> None:
+    """Remember the faults of a try that is about to raise AgentInfrastructureError."""
+    with _FAILED_TRIES_LOCK:
+        _FAILED_TRIES.setdefault(_call_key(request), []).append(result.infra)
+
+
+def take_failed_tries(request: AgentRequest) -> list[InfraFaults]:
+    """The faults of this call's tries that failed on infrastructure, oldest first (and forget)."""
+    with _FAILED_TRIES_LOCK:
+        return _FAILED_TRIES.pop(_call_key(request), [])
+
+
+def with_failed_tries(
+    request: AgentRequest, result: AgentResult, *, last_try_failed: bool
+) -> AgentResult:
+    """``result`` with the faults of the earlier tries of the call and how often it restarted.
+
+    ``last_try_failed``: ``result`` is the failed try itself (already among the noted tries).
+    """
+    tries = take_failed_tries(request)
+    earlier = tries[:-1] if last_try_failed and tries else tries
+    infra = result.infra
+    for faults in earlier:
+        infra = infra + faults
+    infra = infra.model_copy(update={"restarts": infra.restarts + len(earlier)})
+    return result.model_copy(update={"infra": infra})
 
 
 def retry_if_retryable(task: object, task_run: object, state: Any) -> bool:
@@ -65,5 +105,6 @@ def _task_run_name() -> str:
 async def agent_call(request: AgentRequest) -> AgentResult:
     result = await asyncio.to_thread(run_agent, request)
     if result.failure is FailureKind.INFRASTRUCTURE:
+        note_failed_try(request, result)
         raise AgentInfrastructureError(result)
     return result
