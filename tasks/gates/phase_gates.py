@@ -40,10 +40,21 @@ from tasks.gates.repo_state import (
     head,
     is_run_owned,
     porcelain_status,
+    repo_files,
     rust_inventory,
 )
+from tasks.gates.wandering import (
+    changed_gate_config,
+    gate_config_digests,
+    gate_config_entry,
+    new_tests_entry,
+)
 
-ScopePolicy = Literal["warn", "fail"]
+ScopePolicy = Literal["siblings", "warn", "fail"]
+"""What a change outside the phase's declared files is: `siblings` (the run's default) fails a
+file no phase of the plan declares (a wandering agent) and warns for a file another phase
+declares (parallel phases share one tree); `warn` warns for both; `fail` fails both."""
+SCOPE_POLICIES: tuple[str, ...] = ("siblings", "warn", "fail")
 
 _CODE_SUFFIXES = (".rs", ".toml", ".py", ".go", ".ts", ".js", ".c", ".h", ".cpp")
 _DEPENDENCY_FIELD = re.compile(
@@ -77,6 +88,9 @@ class PhaseStart(BaseModel):
     inventory: RustInventory = Field(default_factory=RustInventory)
     """Test functions and lint suppressions in the sources at the start."""
     taken_at: str = ""
+    gate_config: dict[str, str] | None = None
+    """CI and gate configuration at the start (`wandering.gate_config_digests`); None in a
+    snapshot taken before this field existed (the check is then not run)."""
 
 
 def snapshot(repo: Path, *, baseline: TestRun | None = None) -> PhaseStart:
@@ -91,6 +105,7 @@ def snapshot(repo: Path, *, baseline: TestRun | None = None) -> PhaseStart:
         dirty_files=dirty,
         test_names=baseline.names() if baseline else [],
         inventory=rust_inventory(repo),
+        gate_config=gate_config_digests(repo),
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
 
@@ -184,9 +199,28 @@ def declared_file_entries(repo: Path, phase: Phase) -> list[LedgerEntry]:
     return entries
 
 
+def declared_paths(repo: Path, refs: list[FileRef]) -> list[tuple[str, bool]]:
+    """(repository-relative path or glob, is a glob) for each declared file inside the repo."""
+    declared: list[tuple[str, bool]] = []
+    for ref in refs:
+        path = _repo_relative(repo, ref)
+        if path is not None:
+            declared.append((path, ref.is_glob or any(ch in path for ch in "*?[")))
+    return declared
+
+
 def scope_entries(
-    phase: Phase, changes: dict[str, str], start: PhaseStart, repo: Path, policy: ScopePolicy
+    phase: Phase,
+    changes: dict[str, str],
+    start: PhaseStart,
+    repo: Path,
+    policy: ScopePolicy,
+    others: list[FileRef] | None = None,
 ) -> list[LedgerEntry]:
+    """The declared files changed, and nothing else did.
+
+    ``others`` are the files the plan's other phases declare: under the `siblings` policy a
+    change to one of them is a warning, a change no phase declares fails the phase."""
     since = f"git diff since {start.head[:10] or 'an empty repository'}"
     if not phase.files:
         changed = ", ".join(sorted(changes)) or "nothing"
@@ -221,10 +255,26 @@ def scope_entries(
     incidental = [p for p in outside if Path(p).name in LOCKFILES]
     outside = [p for p in outside if p not in incidental]
     # Parallel phases share one working tree, so a file outside this phase's declared scope may
-    # be a sibling phase's work: that is why this is a warning unless the caller asks to fail.
-    if outside:
-        verdict = Verdict.FAIL if policy == "fail" else Verdict.WARN
+    # be a sibling phase's work: a warning. A file no phase of the plan declares is a wandering
+    # agent's (under `siblings`): it fails the phase.
+    sibling_scope = declared_paths(repo, others or [])
+    by_sibling = [p for p in outside if any(_matches(p, d, g) for d, g in sibling_scope)]
+    nobody = [p for p in outside if p not in by_sibling]
+    failing = {"fail": outside, "warn": [], "siblings": nobody}[policy]
+    if failing:
+        verdict = Verdict.FAIL
+        evidence = f"changed outside the declared files of every phase ({since}): " + ", ".join(
+            failing
+        )
+        if policy == "fail":
+            evidence = f"changed outside the declared files ({since}): " + ", ".join(failing)
+        elif by_sibling:
+            evidence += "; declared by another phase: " + ", ".join(by_sibling)
+    elif outside:
+        verdict = Verdict.WARN
         evidence = f"changed outside the declared files ({since}): " + ", ".join(outside)
+        if by_sibling and policy == "siblings":
+            evidence += " (declared by another phase of the plan)"
     else:
         verdict, evidence = Verdict.PASS, "no change outside the declared files"
     if incidental:
@@ -234,7 +284,7 @@ def scope_entries(
             check="scope: outside declared files",
             verdict=verdict,
             evidence=evidence,
-            required=policy == "fail",
+            required=bool(failing),
         )
     )
     return entries
@@ -480,6 +530,9 @@ def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[Ledge
         )
     )
 
+    has_rust = bool(before.tests or now.tests or repo_files(repo, "*.rs"))
+    entries.append(new_tests_entry(phase, text, before, now, has_rust=has_rust))
+
     added = sorted(
         key for key, count in now.suppressions.items() if count > before.suppressions.get(key, 0)
     )
@@ -504,6 +557,26 @@ def _suppression_asked(key: str, text: str) -> bool:
     if any(lint and (lint in text or lint.split("::")[-1] in text) for lint in lints):
         return True
     return attribute in text
+
+
+def gate_config_check(
+    repo: Path, phase: Phase, start: PhaseStart, others: list[FileRef]
+) -> LedgerEntry:
+    known = start.gate_config is not None
+    changed = (
+        changed_gate_config(start.gate_config or {}, gate_config_digests(repo)) if known else {}
+    )
+
+    def exact(refs: list[FileRef]) -> list[str]:
+        return [p for p, is_glob in declared_paths(repo, refs) if not is_glob]
+
+    return gate_config_entry(
+        changed,
+        declared=exact(phase.files),
+        by_others=exact(others),
+        text=phase_text(phase),
+        baseline_known=known,
+    )
 
 
 # --- the gate run -----------------------------------------------------------------------------
@@ -577,15 +650,19 @@ def run_phase_gates(
     baseline: TestRun | None,
     config: GateConfig | None = None,
     scope_policy: ScopePolicy = "warn",
+    others: list[FileRef] | None = None,
 ) -> Ledger:
-    """Every gate for ``phase``, as ledger entries; :func:`tasks.gates.verdict.decide` judges."""
+    """Every gate for ``phase``, as ledger entries; :func:`tasks.gates.verdict.decide` judges.
+
+    ``others``: the files the plan's other phases declare (the `siblings` scope policy and the
+    gate-configuration check tell a sibling's file from a wandering agent's)."""
     repo = Path(repo)
     config = config or load_gate_config(repo)
     design = phase.type is PhaseType.DESIGN
     ledger = Ledger()
     ledger.extend(declared_file_entries(repo, phase))
     changes = phase_changes(repo, start)
-    ledger.extend(scope_entries(phase, changes, start, repo, scope_policy))
+    ledger.extend(scope_entries(phase, changes, start, repo, scope_policy, others))
 
     tests = _TestRuns(repo, config, baseline)
     other: list[LedgerEntry] = []
@@ -601,6 +678,7 @@ def run_phase_gates(
     ledger.extend(criteria)
     ledger.extend(dependency_field_entries(repo, phase))
     ledger.extend(integrity_entries(repo, phase, start))
+    ledger.add(gate_config_check(repo, phase, start, others or []))
     ledger.extend(_quality_entries(repo, config, changes, design=design))
     for entry in ledger.entries:
         entry.phase_id = phase.id
