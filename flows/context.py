@@ -40,7 +40,9 @@ class RunOptions(BaseModel):
     model: str | None = None
     dry_run: bool = False
     interactive: bool = False
-    scope_policy: str = "warn"
+    scope_policy: str = "siblings"
+    """Changes outside a phase's declared files: `siblings` fails files no phase declares
+    (a wandering agent) and warns for a sibling phase's; `warn` | `fail` for all of them."""
     max_turns: int = 40
     network: bool = True
     """Network inside the agents' sandbox (on by default: builds may fetch crates)."""

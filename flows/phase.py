@@ -166,7 +166,10 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
         phase,
         start=start,
         baseline=context.baseline,
-        scope_policy=options.scope_policy,
+        scope_policy=scope_policy(context.plan, options.scope_policy),
+        others=[
+            ref for other in context.plan.phases if other.id != phase.id for ref in other.files
+        ],
     )
     for role, claim in outcome.claims.items():
         ledger.add(
@@ -197,6 +200,14 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     else:
         outcome.status = "blocked"
         outcome.error = outcome.failing[0] if outcome.failing else "gates did not pass"
+
+
+def scope_policy(plan: Plan, default: str) -> str:
+    """The plan's own `scope_policy` (frontmatter: siblings | warn | fail), else the run's."""
+    from tasks.gates.phase_gates import SCOPE_POLICIES
+
+    value = str(plan.frontmatter.get("scope_policy") or "").strip().lower()
+    return value if value in SCOPE_POLICIES else default
 
 
 # -- agents ---------------------------------------------------------------------------------

@@ -81,8 +81,10 @@ async def gates_step(
     start: Any,
     baseline: Any,
     scope_policy: str = "warn",
+    others: list[Any] | None = None,
 ) -> Ledger:
-    """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase."""
+    """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase.
+    ``others``: the FileRefs the plan's other phases declare."""
     from tasks.gates.config import load_gate_config
     from tasks.gates.phase_gates import run_phase_gates
 
@@ -95,6 +97,7 @@ async def gates_step(
         baseline=baseline,
         config=config,
         scope_policy=scope_policy,
+        others=others,
     )
 
 
