@@ -677,9 +677,10 @@ def _owner(phase: Phase) -> str:
 
 
 def _note(outcome: PhaseOutcome) -> str:
-    if outcome.status == "complete":
-        return outcome.verdict
-    return outcome.error or outcome.verdict
+    note = outcome.verdict if outcome.status == "complete" else outcome.error or outcome.verdict
+    if outcome.infra.total or outcome.infra.restarts:  # API faults are not the agents' doing
+        note += f" (infrastructure: {outcome.infra.describe()})"
+    return note
 
 
 def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str, Any]) -> str:

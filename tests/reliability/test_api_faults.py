@@ -344,6 +344,7 @@ def test_run_with_30_percent_of_requests_faulted_completes_every_phase(
     # Retries and restarts are not agent attempts: one call per conversation the API saw.
     assert f"({conversations(api)} agent calls)" in line
     log = next((plan.parents[2] / ".ai" / "logs").glob("*.plan-execution-log.md")).read_text()
+    assert "(infrastructure: " in log  # the execution log notes the faults of a phase
     for pid in ("1", "2", "3"):
         assert len(re.findall(rf"- Phase {pid} Running$", log, re.M)) == 1
         assert state.phases[pid].extra.get("attempt", "").endswith(f"-{pid}")
