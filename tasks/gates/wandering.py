@@ -60,8 +60,9 @@ GATE_CONFIG_SECTIONS: dict[str, tuple[str, ...]] = {
 }
 
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
+# A test file itself, not test support (`tests/common/mod.rs`, `tests/fixtures/...`).
 _TEST_FILE = re.compile(
-    r"(?:^|/)tests/[^/]+\.rs$|(?:^|/)tests?/|(?:^|/)test_[^/]+$|_tests?\.\w+$|\.(?:test|spec)\.\w+$"
+    r"(?:^|/)tests/[^/]+\.rs$|(?:^|/)test_[^/]+\.py$|_tests?\.(?:rs|py|go)$|\.(?:test|spec)\.\w+$"
 )
 # The plan asks for tests in so many words: "its unit test", "with tests", "add integration
 # tests for the parser", "#[test]". "`cargo test` passes" (a code span), "existing tests still
@@ -70,11 +71,18 @@ _TEST_FILE = re.compile(
 _ASKS_FOR_TESTS = re.compile(
     r"\b(?:unit|integration|property|proptest|regression|snapshot|new|add|adds|added|adding|"
     r"write|writes|writing|written|with|its|their|own|more|extra|plus)"
-    r"(?:\s+[\w'-]+){0,2}?\s+tests?\b"
+    r"(?:\s+(?!(?:0|no|zero)\b)[\w'-]+){0,2}?\s+tests?\b"
+    # "test dependencies", "integration test harness": tooling, not tests.
+    r"(?!\s+(?:dependenc|harness|fixture|helper|util|data\b|crate|framework|infrastructure|runner|"
+    r"target|command|script|binar|config))"
     r"|#\[test\]",
     re.I,
 )
-_NEGATED = re.compile(r"\b(?:no|not|without|nor)\s+(?:\S+\s+){0,2}$", re.I)
+# "no new tests", "all existing unit tests still pass": not an ask.
+_NEGATED = re.compile(
+    r"\b(?:no|not|without|nor|existing|current|old|other|remaining|previous)\s+(?:\S+\s+){0,2}$",
+    re.I,
+)
 
 
 # --- new tests ----------------------------------------------------------------------------------

@@ -67,6 +67,9 @@ def math_phase(description: str, **kwargs: object):
         ("existing tests still pass", False),
         ("all tests pass after the refactor", False),
         ("no new tests are needed: a rename", False),
+        ("all existing unit tests in `src/eval.rs` still pass", False),
+        ("`cargo test` runs (even with 0 tests initially)", False),
+        ("the CLI package definition with test dependencies", False),
         ("a doc comment on `quad`", False),
     ],
 )
