@@ -86,7 +86,64 @@ async def execute_plan(
     network: bool = True,
     allow_unsandboxed: bool = False,
 ) -> RunReport:
-    """Run every phase of a plan on evidence; the state's data is the RunReport."""
+    """Run every phase of a plan on evidence; the state's data is the RunReport.
+
+    One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
+    or written, and held until the flow returns. A second run (dry runs included: their
+    pre-flight would read a tree an agent is editing) is refused and changes nothing.
+    """
+    from tasks import run_lock
+
+    plan_path = Path(plan_path).resolve()
+    flow_context = FlowRunContext.get()
+    flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
+    try:
+        lock = run_lock.acquire(plan_path, flow_run_id=flow_run_id)
+    except (run_lock.RunLockHeld, run_lock.RunLockError) as exc:
+        get_run_logger().error("%s", exc)
+        report = RunReport(
+            plan_path=str(plan_path),
+            repo=str(repo or ""),
+            status="locked",
+            invalid=True,
+            errors=[str(exc)],
+            flow_run_id=flow_run_id,
+        )
+        return Failed(message=str(exc), data=report)  # type: ignore[return-value]
+    try:
+        return await _execute_plan(
+            plan_path,
+            repo,
+            skills=skills,
+            dirty_policy=dirty_policy,
+            include_optional=include_optional,
+            phase_timeout_s=phase_timeout_s,
+            agent_timeout_s=agent_timeout_s,
+            model=model,
+            dry_run=dry_run,
+            interactive=interactive,
+            network=network,
+            allow_unsandboxed=allow_unsandboxed,
+        )
+    finally:
+        lock.release()
+
+
+async def _execute_plan(
+    plan_path: Path,
+    repo: Path | None,
+    *,
+    skills: list[str] | None,
+    dirty_policy: DirtyPolicy,
+    include_optional: bool,
+    phase_timeout_s: float,
+    agent_timeout_s: float,
+    model: str | None,
+    dry_run: bool,
+    interactive: bool,
+    network: bool,
+    allow_unsandboxed: bool,
+) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
     repo = Path(repo).resolve() if repo else find_repo(plan_path)

@@ -208,6 +208,10 @@ def _run_on_backend(
         if report is None:
             echo("error: the run ended without a report (see the Prefect logs)", err=True)
             return 1
+        if report.invalid and report.status == "locked":  # another run holds the plan
+            for line in report.errors:
+                echo(f"error: {line}", err=True)
+            return EXIT_INVALID
         if report.invalid:
             echo("error: invalid plan:", err=True)
             for line in report.errors:

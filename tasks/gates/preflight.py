@@ -24,6 +24,7 @@ from tasks.gates.repo_state import (
     git,
     is_run_owned,
     plan_lock_file,
+    plan_run_lock_file,
     porcelain_status,
 )
 from tasks.gates.verdict import blocks
@@ -64,6 +65,7 @@ def _exclusions(plan_file: str | None) -> list[str]:
     if plan_file:
         pathspecs.append(f":(exclude){plan_file}")
         pathspecs.append(f":(exclude){plan_lock_file(plan_file)}")
+        pathspecs.append(f":(exclude){plan_run_lock_file(plan_file)}")
     pathspecs += [f":(exclude){prefix.rstrip('/')}" for prefix in RUN_OWNED_PREFIXES]
     return pathspecs
 

@@ -73,8 +73,18 @@ def plan_lock_file(plan_file: str) -> str:
     return f"{folder}/.{name}.lock" if folder else f".{name}.lock"
 
 
+def plan_run_lock_file(plan_file: str) -> str:
+    """The run lock `tasks.run_lock` holds beside a plan for a whole run (`dir/.<name>.run.lock`)."""
+    folder, _, name = plan_file.rpartition("/")
+    return f"{folder}/.{name}.run.lock" if folder else f".{name}.run.lock"
+
+
 def is_run_owned(path: str, plan_file: str | None = None) -> bool:
-    if plan_file is not None and path in (plan_file, plan_lock_file(plan_file)):
+    if plan_file is not None and path in (
+        plan_file,
+        plan_lock_file(plan_file),
+        plan_run_lock_file(plan_file),
+    ):
         return True
     return path.startswith(RUN_OWNED_PREFIXES)
 

@@ -1,0 +1,179 @@
+"""One run per plan: an exclusive `flock` held for the whole `execute-plan` flow run.
+
+The lock file is a sibling of the plan, `.<plan-name>.run.lock`, with a small JSON body naming
+the holder (pid, host, started_at, flow_run_id) so that a refused second run can say who holds
+the plan. The flow takes it first thing (so `prefect deployment run` is covered, not only the
+CLI) and releases it on every exit; a holder killed with SIGKILL releases it too, because the
+kernel drops an flock with the last descriptor, so a rerun after a crash is never blocked by a
+stale file. The descriptor is close-on-exec and closed in forked children: gate commands that
+outlive a killed run never keep the plan locked.
+
+Release unlinks the file while still holding the lock; a process that opened the old file while
+waiting notices (the inode changed) and locks the new one, the same scheme as the plan writer's
+`.<plan>.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+_OPEN_FDS: set[int] = set()
+"""Run-lock descriptors this process holds: closed in children made by fork()."""
+
+
+def _close_inherited() -> None:
+    for fd in list(_OPEN_FDS):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _OPEN_FDS.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited)
+
+
+class RunHolder(BaseModel):
+    """Who holds a plan (the lock file's body)."""
+
+    pid: int | None = None
+    host: str = ""
+    started_at: str = ""
+    flow_run_id: str | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.pid is not None:
+            parts.append(f"pid {self.pid}")
+        if self.host:
+            parts.append(f"on {self.host}")
+        if self.started_at:
+            parts.append(f"since {self.started_at}")
+        if self.flow_run_id:
+            parts.append(f"flow run {self.flow_run_id}")
+        return ", ".join(parts) or "holder unknown"
+
+
+class RunLockHeld(Exception):
+    """Another run holds the plan."""
+
+    def __init__(self, plan: Path, lock_path: Path, holder: RunHolder | None) -> None:
+        self.plan = plan
+        self.lock_path = lock_path
+        self.holder = holder
+        who = holder.describe() if holder else "holder unknown"
+        super().__init__(
+            f"{plan}: another plan-executor run is executing this plan ({who}); "
+            f"lock {lock_path}. Nothing was changed. Wait for that run to finish "
+            f"(`plan-executor status {plan}`), or stop it and run again; a run that was "
+            "killed releases the lock by itself."
+        )
+
+
+class RunLockError(Exception):
+    """The lock file could not be opened (a read-only folder, permissions)."""
+
+
+def run_lock_path(plan: Path) -> Path:
+    """The sibling lock file of a plan: `dir/.<name>.run.lock` (next to the writer's lock)."""
+    target = Path(os.path.realpath(plan))
+    return target.with_name(f".{target.name}.run.lock")
+
+
+def read_holder(lock_path: Path) -> RunHolder | None:
+    try:
+        return RunHolder.model_validate_json(lock_path.read_bytes() or b"{}")
+    except (OSError, ValidationError, ValueError):
+        return None
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _open(lock_path: Path) -> int:
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as problem:
+        raise RunLockError(
+            f"cannot open the run lock {lock_path} ({problem.strerror}); nothing was changed"
+        ) from None
+
+
+class RunLock:
+    """The held lock of one run; :meth:`release` (idempotent) gives the plan back."""
+
+    def __init__(self, plan: Path, lock_path: Path, fd: int, holder: RunHolder) -> None:
+        self.plan = plan
+        self.path = lock_path
+        self.holder = holder
+        self._fd: int | None = fd
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if _same_file(fd, self.path):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)  # still holding it: waiters re-check the inode
+        finally:
+            _OPEN_FDS.discard(fd)
+            os.close(fd)
+
+
+def acquire(plan: Path, *, flow_run_id: str | None = None) -> RunLock:
+    """Take the plan's run lock without waiting; raises :class:`RunLockHeld` when it is held."""
+    plan = Path(plan)
+    lock_path = run_lock_path(plan)
+    while True:
+        fd = _open(lock_path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as problem:
+            os.close(fd)
+            if problem.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise RunLockError(f"cannot lock {lock_path}: {problem}") from None
+            raise RunLockHeld(plan, lock_path, read_holder(lock_path)) from None
+        if _same_file(fd, lock_path):
+            break
+        os.close(fd)  # released and unlinked while we opened it: lock the new file
+    _OPEN_FDS.add(fd)
+    holder = RunHolder(
+        pid=os.getpid(),
+        host=socket.gethostname(),
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        flow_run_id=flow_run_id,
+    )
+    # The body is only a description for a refused run; the flock is the lock.
+    body = json.dumps(holder.model_dump(), sort_keys=True).encode() + b"\n"
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, body, 0)
+    return RunLock(plan, lock_path, fd, holder)
+
+
+@contextlib.contextmanager
+def held(plan: Path, *, flow_run_id: str | None = None) -> Iterator[RunLock]:
+    lock = acquire(plan, flow_run_id=flow_run_id)
+    try:
+        yield lock
+    finally:
+        lock.release()
