@@ -9,6 +9,7 @@ copy for evidence and prompts.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import contextvars
 import hashlib
@@ -24,6 +25,9 @@ from pydantic import BaseModel
 
 DEFAULT_OUTPUT_CAP = 30_000
 CUT_NOTE = "\n[... output cut: {cut} of {total} characters omitted ...]\n"
+READ_CHUNK = 65_536
+"""Output is handed over in chunks of this size, not lines: a command printing 10 MB without a
+newline would otherwise be buffered whole in memory (sh's default is line buffering)."""
 
 
 class CommandResult(BaseModel):
@@ -59,9 +63,24 @@ class _Collector:
         self.total = 0
         self.digest = hashlib.sha256()
         self.lock = threading.Lock()
+        # sh hands over bytes when a chunk is not valid UTF-8 alone, e.g. a character split
+        # between two chunks: the incremental decoder joins its halves.
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def __call__(self, chunk: str | bytes) -> None:
-        text = chunk.decode("utf-8", "replace") if isinstance(chunk, bytes) else chunk
+        if isinstance(chunk, bytes):
+            self._add(self.decoder.decode(chunk))
+        else:  # bytes held back earlier were no character's start after all
+            self._add(self._flush() + chunk)
+
+    def _flush(self) -> str:
+        pending = self.decoder.decode(b"", final=True)
+        self.decoder.reset()
+        return pending
+
+    def _add(self, text: str) -> None:
+        if not text:
+            return
         with self.lock:
             self.digest.update(text.encode("utf-8", "replace"))
             self.total += len(text)
@@ -78,6 +97,7 @@ class _Collector:
                 self.tail = (self.tail + text)[-(self.cap - head_budget) :]
 
     def result(self) -> tuple[str, bool]:
+        self._add(self._flush())
         head = "".join(self.head)
         if self.cap is None or self.total <= self.cap:
             return head + self.tail, False
@@ -176,7 +196,8 @@ def run(
         _out=collector,
         _in=stdin if stdin is not None else "",
         _ok_code=list(range(256)),
-        _decode_errors="replace",
+        _decode_errors="strict",
+        _out_bufsize=READ_CHUNK,
         _tty_out=False,
     )
 
