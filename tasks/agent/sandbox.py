@@ -7,7 +7,11 @@ host user's home hidden except the toolchains on PATH (no keys or tokens to read
 `/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), the repository's `.git`
 read-only (no hooks or `core.fsmonitor` for the host's git to run), a fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
 all capabilities dropped (we may run as root, and root could otherwise remount), the process
-dying with its parent, and no network when the run turns it off.
+dying with its parent, and no network when the run turns it off. Each directory between the
+repository and a protected file (the plan) is bound onto itself, so that it is a mount point the
+agent cannot rename away to put a file of its own in the protected file's place. Where a pids
+cgroup can be created (cgroup v1 `pids`, or a delegated v2 subtree), each command runs in its own
+with `pids.max` set, which bounds a fork bomb; RLIMIT_NPROC would not, because root is exempt.
 
 Where bubblewrap is missing, commands are refused unless the user passed ``allow_unsandboxed``;
 then they run directly with the same environment allow-list and a private temporary `$HOME`.
@@ -17,10 +21,15 @@ Each command is a fresh shell: `cd` and `export` do not persist between calls.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import signal
 import tempfile
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -51,6 +60,13 @@ class SandboxSettings(BaseModel):
     """Host paths inside the repository mounted read-only over its writable bind (the plan)."""
     extra_env: dict[str, str] = {}
     """Variables added to the allow-listed environment (e.g. a shared CARGO_TARGET_DIR)."""
+    max_processes: int | None = None
+    """Processes and threads one command may have at once (cgroup `pids.max`); None means
+    :data:`DEFAULT_MAX_PROCESSES`, 0 no limit."""
+
+
+DEFAULT_MAX_PROCESSES = 4096
+"""Enough for cargo and rustc threads on a large machine; a fork bomb stops there."""
 
 
 class SandboxUnavailable(RuntimeError):
@@ -162,9 +178,14 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
     git = repo / ".git"
     if not settings.read_only and not settings.git_writable and git.exists():
         argv += ["--ro-bind", str(git), str(git)]
-    for protected in settings.read_only_paths:
-        if not settings.read_only and protected.exists():
-            argv += ["--ro-bind", str(protected), str(protected)]
+    if not settings.read_only:
+        # Mount points cannot be renamed: `mv docs docs2` would otherwise carry the read-only
+        # plan away and let the agent write its own file at the plan's path.
+        for directory in protected_ancestors(repo, settings.read_only_paths):
+            argv += ["--bind", str(directory), str(directory)]
+        for protected in settings.read_only_paths:
+            if protected.exists():
+                argv += ["--ro-bind", str(protected), str(protected)]
     argv += [
         "--unshare-pid",
         "--unshare-ipc",
@@ -178,6 +199,132 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         argv.append("--unshare-net")
     argv += ["--", "bash", "--noprofile", "--norc", "-c", command]
     return argv
+
+
+def protected_ancestors(repo: Path, protected: list[Path]) -> list[Path]:
+    """The directories strictly between ``repo`` and each protected path, parents first."""
+    found: set[Path] = set()
+    for path in protected:
+        if not path.exists() or not path.is_relative_to(repo):
+            continue
+        parent = path.parent
+        while parent != repo and parent.is_relative_to(repo):
+            found.add(parent)
+            parent = parent.parent
+    return sorted(found, key=lambda p: (len(p.parts), str(p)))
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_PREFIX = "plan-executor-"
+JOIN_CGROUP = 'echo $$ > "$0" || exit 125; exec "$@"'
+"""Run by /bin/sh before bubblewrap: join the command's cgroup, then become bubblewrap."""
+
+
+def _own_cgroup_dirs(proc_cgroup: Path = Path("/proc/self/cgroup")) -> list[Path]:
+    """Our own cgroup in the v1 `pids` hierarchy and in the unified (v2) one."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return []
+    dirs: list[Path] = []
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        rel = path.strip().lstrip("/")
+        if "pids" in controllers.split(","):
+            dirs.append(CGROUP_ROOT / "pids" / rel)
+        elif hierarchy == "0" and not controllers:
+            dirs += [CGROUP_ROOT / rel, CGROUP_ROOT / "unified" / rel]
+    return dirs
+
+
+def _remove_stale(parent: Path) -> None:
+    """Remove the empty cgroups of plan-executor processes that died without cleaning up."""
+    for child in parent.glob(f"{CGROUP_PREFIX}*"):
+        owner = child.name.removeprefix(CGROUP_PREFIX).split("-")[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            with contextlib.suppress(OSError):
+                child.rmdir()
+
+
+@functools.cache
+def pids_cgroup_parent() -> Path | None:
+    """A cgroup directory in which we can create children with a working `pids.max`, or None
+    (no pids controller, no permission). Probed once per process."""
+    for parent in _own_cgroup_dirs():
+        probe = parent / f"{CGROUP_PREFIX}{os.getpid()}-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        try:
+            (probe / "pids.max").write_text("1\n")
+            works = True
+        except OSError:
+            works = False
+        with contextlib.suppress(OSError):
+            probe.rmdir()
+        if works:
+            _remove_stale(parent)
+            return parent
+    return None
+
+
+class ProcessLimit:
+    """One command's pids cgroup: ``pids.max`` bounds its processes and threads together."""
+
+    def __init__(self, directory: Path, limit: int) -> None:
+        self.directory = directory
+        self.limit = limit
+
+    @classmethod
+    @contextlib.contextmanager
+    def scope(cls, limit: int) -> Iterator[ProcessLimit | None]:
+        parent = pids_cgroup_parent() if limit > 0 else None
+        directory = (
+            parent / f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}" if parent else None
+        )
+        try:
+            if directory is not None:
+                directory.mkdir()
+                (directory / "pids.max").write_text(f"{limit}\n")
+        except OSError:
+            directory = None
+        if directory is None:
+            yield None
+            return
+        limiter = cls(directory, limit)
+        try:
+            yield limiter
+        finally:
+            limiter.close()
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        return ["/bin/sh", "-c", JOIN_CGROUP, str(self.directory / "cgroup.procs"), *argv]
+
+    def refused(self) -> int:
+        """How many forks the limit refused (`pids.events` `max`)."""
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self.directory / "pids.events").read_text().splitlines():
+                key, _, value = line.partition(" ")
+                if key == "max":
+                    return int(value)
+        return 0
+
+    def close(self) -> None:
+        """Kill anything still in the cgroup (nothing should be: the pid namespace dies with
+        bubblewrap), then remove it; an emptied cgroup can take a moment to be removable."""
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                for pid in (self.directory / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
+            try:
+                self.directory.rmdir()
+                return
+            except FileNotFoundError:
+                return
+            except OSError:
+                time.sleep(0.02)
 
 
 @functools.cache
@@ -234,13 +381,23 @@ class Sandbox:
     ) -> CommandResult:
         if self.bwrap is not None:
             argv = bwrap_argv(self.bwrap, self.repo, command, self.settings)
-            return run(
-                argv,
-                cwd=self.repo,
-                env={**command_env(SANDBOX_HOME), **self.settings.extra_env},
-                timeout_s=timeout_s,
-                output_cap=output_cap,
-            )
+            limit = self.settings.max_processes
+            with ProcessLimit.scope(DEFAULT_MAX_PROCESSES if limit is None else limit) as pids:
+                result = run(
+                    pids.wrap(argv) if pids else argv,
+                    cwd=self.repo,
+                    env={**command_env(SANDBOX_HOME), **self.settings.extra_env},
+                    timeout_s=timeout_s,
+                    output_cap=output_cap,
+                )
+                refused = pids.refused() if pids else 0
+            if refused:
+                note = (
+                    f"\n[{refused} process creations refused: a command may run at most "
+                    f"{pids.limit if pids else 0} processes and threads]\n"
+                )
+                result = result.model_copy(update={"output": result.output + note})
+            return result.model_copy(update={"argv": argv})
         if not self.settings.allow_unsandboxed:
             raise SandboxUnavailable(self.refusal())
         with tempfile.TemporaryDirectory(prefix="agent-home-") as home:

@@ -215,6 +215,10 @@ class EditorTool:
         if target.is_dir():
             raise ToolInputError(f"{_relative(self.root, target)} is a directory")
         existed = target.exists()
+        if existed and not target.is_file():
+            # A FIFO made with bash would block this process forever on open; a device or
+            # socket is no file to overwrite either.
+            raise ToolInputError(f"{_relative(self.root, target)} is not a regular file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
         rel = _relative(self.root, target)
