@@ -248,8 +248,9 @@ def _remove_stale(parent: Path) -> None:
 
 @functools.cache
 def pids_cgroup_parent() -> Path | None:
-    """A cgroup directory in which we can create children with a working `pids.max`, or None
-    (no pids controller, no permission). Probed once per process."""
+    """A cgroup directory in which we can create children with a working `pids.max` and move a
+    process into them, or None (no pids controller, no permission). Probed once per process:
+    a cgroup that could be made but not joined would fail every command (exit 125)."""
     for parent in _own_cgroup_dirs():
         probe = parent / f"{CGROUP_PREFIX}{os.getpid()}-probe-{uuid.uuid4().hex[:8]}"
         try:
@@ -257,12 +258,17 @@ def pids_cgroup_parent() -> Path | None:
         except OSError:
             continue
         try:
-            (probe / "pids.max").write_text("1\n")
-            works = True
+            (probe / "pids.max").write_text("8\n")
+            joined = run(
+                ["/bin/sh", "-c", JOIN_CGROUP, str(probe / "cgroup.procs"), "true"],
+                cwd="/",
+                env={"PATH": "/usr/bin:/bin"},
+                timeout_s=30,
+            )
+            works = joined.ok
         except OSError:
             works = False
-        with contextlib.suppress(OSError):
-            probe.rmdir()
+        ProcessLimit(probe, 8).close()
         if works:
             _remove_stale(parent)
             return parent

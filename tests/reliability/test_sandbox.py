@@ -216,6 +216,10 @@ def test_path_escapes_git_and_plan_writes_are_refused(standin, world: World) -> 
         bash_command("sed -i s/pending/COMPLETE/ docs/plans/demo.md"),
         bash_command("mv docs docs2; mv docs/plans docs/p2; rm -f docs/plans/demo.md"),
         bash_command("mkdir -p docs/plans; echo '**Status:** COMPLETE' > docs/plans/demo.md"),
+        # 23-25 .git through a directory link bash made; the editor reading the FIFO
+        bash_command("ln -s .git gitlink"),
+        editor_create("gitlink/hooks/post-checkout", "#!/bin/sh\ntouch /tmp/pwned\n"),
+        editor_view("pipe"),
     ]
     result, results, _ = attack(standin, world, calls)
     text = [content(b) for b in results]
@@ -238,6 +242,9 @@ def test_path_escapes_git_and_plan_writes_are_refused(standin, world: World) -> 
     assert results[20].get("is_error")
     assert results[21].get("is_error") and text[21].count("Device or resource busy") == 3
     assert results[22].get("is_error") and "Read-only file system" in text[22]
+    assert not results[23].get("is_error")
+    assert results[24].get("is_error") and ".git/" in text[24]
+    assert results[25].get("is_error") and "not a regular file" in text[25]
 
     assert world.snapshot() == before
     assert world.plan.read_text() == PLAN_TEXT
