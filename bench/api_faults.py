@@ -6,7 +6,7 @@ Each run makes a fresh demo crate (3 phases, 2 waves, 4 agent calls), plays the 
 scripted stand-in (1 s per first turn, as in the demo) and runs `execute-plan` in this process.
 The stand-in answers the drawn share of message requests with a fault, all kinds mixed
 (`tasks.agent.standin.FAULT_KINDS`: 429, 529, 500, dropped, dropped mid-stream, stream error
-event, silence past the request timeout), seeded by the run's seed.
+event, silence past the request timeout), seeded per run (`n * 1000 + share * 100`).
 
 Settings (short, so a fault costs seconds, not minutes; the counts do not depend on them):
 request timeout `PLAN_EXECUTOR_API_TIMEOUT_S=2` with silences of 3 s, Prefect restarts of a
@@ -90,10 +90,12 @@ def main() -> None:
     os.environ["PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"] = "1,1"
     shares = [float(s) for s in args.shares.split(",")]
     rows: list[dict[str, Any]] = []
+    print(f"load average before: {os.getloadavg()[0]:.2f}; cores: {os.cpu_count()}")
     with select_backend(args.backend, console=lambda *_: None):
         for share in shares:
-            for seed in range(1, args.seeds + 1):
-                row = one_run(share, seed)
+            for n in range(1, args.seeds + 1):
+                # Seeds differ per share too, so the shares do not replay one random sequence.
+                row = one_run(share, seed=n * 1000 + round(share * 100))
                 rows.append(row)
                 print(
                     f"share={row['share']:.1f} seed={row['seed']} finished={row['finished']} "
@@ -104,6 +106,7 @@ def main() -> None:
                     f"wall={row['wall_s']:.1f}s kinds={row['kinds']}",
                     flush=True,
                 )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
     baseline = statistics.median(r["wall_s"] for r in rows if r["share"] == 0) if 0 in shares else 0
     print(
         "\nshare | runs finished | faults injected (median, total) | counted = injected | "
