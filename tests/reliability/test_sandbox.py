@@ -318,6 +318,14 @@ def test_fork_bomb_is_bounded_and_sleepers_are_killed(
             f"exec -a {marker}-d sleep 300"
         ),
         bash_command("echo still-usable"),
+        # a job left behind by a command that returns at once, to swap a file for a symlink
+        # between the editor's check and its write: it must not outlive its command
+        bash_command(
+            f"setsid nohup bash -c 'exec -a {marker}-e sleep 1' >/dev/null 2>&1 & "
+            f"setsid nohup bash -c 'sleep 1; ln -sfn {world.sentinel}/target.txt late.txt' "
+            ">/dev/null 2>&1 & echo returned"
+        ),
+        bash_command("sleep 1.5; ls"),
     ]
     _, results, _ = attack(standin, world, calls, command_timeout_s=2)
     text = [content(b) for b in results]
@@ -325,6 +333,8 @@ def test_fork_bomb_is_bounded_and_sleepers_are_killed(
     assert "process creations refused" in text[0] and "at most 64" in text[0]
     assert results[1].get("is_error") and "timed out" in text[1]
     assert not results[2].get("is_error") and "still-usable" in text[2]
+    assert not results[3].get("is_error") and "returned" in text[3]
+    assert "late.txt" not in text[4] and not (world.repo / "late.txt").is_symlink()
     assert _processes_with(marker) == []
     assert _processes_with(marker.replace("-", "_")) == []
     assert not [p for p in parent.iterdir() if p.name.startswith(f"plan-executor-{os.getpid()}-")]
