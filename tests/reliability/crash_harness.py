@@ -177,6 +177,8 @@ def _killed_during(state: Any) -> str:
     running = sorted(pid for pid, cp in state.phases.items() if cp.status == "running")
     if running:
         return "phases " + ", ".join(running) + " running"
+    if all(cp.status == "pending" for cp in state.phases.values()):
+        return "checkpoints initialised, no phase started"
     if all(cp.status == "complete" for cp in state.phases.values()):
         return "final validation or report"
     return "between phases"
@@ -190,8 +192,12 @@ def run_trial(
     *,
     rerun_timeout_s: float = 300.0,
     victim_timeout_s: float = 240.0,
+    write_at: tuple[int, str] | None = None,
 ) -> TrialResult:
-    """One kill-and-rerun trial in ``workdir`` (needs PREFECT_API_URL in the environment)."""
+    """One kill-and-rerun trial in ``workdir`` (needs PREFECT_API_URL in the environment).
+
+    ``write_at`` fixes the `write` moment (the N-th plan write, "before" or "after" the rename)
+    instead of drawing it from the seed."""
     from flows.demo import ScriptedAgents, demo_scripts, make_crate
     from plan_parser import parse_plan
     from plan_parser.checkpoints import read_plan_state
@@ -220,6 +226,8 @@ def run_trial(
     if moment == "write":
         nth = rng.randint(1, PLAN_WRITES_SEEN)
         when = rng.choice(["before", "after"])
+        if write_at is not None:
+            nth, when = write_at
         victim_argv += ["--kill-at-write", str(nth), when, str(plan_path)]
         result.detail = f"write {nth}, {when} the rename"
     elif moment == "agent":
