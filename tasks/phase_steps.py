@@ -118,7 +118,6 @@ async def final_validation_step(repo: Path, baseline: Any) -> Ledger:
     return await asyncio.to_thread(run_final_validation, repo, baseline=baseline, config=config)
 
 
-@task(name="human-step", cache_policy=NO_CACHE)
 def _agent_run_name() -> str:
     from prefect.runtime import task_run
 
