@@ -110,6 +110,14 @@ async def execute_plan(
             flow_run_id=flow_run_id,
         )
         return Failed(message=str(exc), data=report)  # type: ignore[return-value]
+    leftovers = run_lock.reap_leftovers(lock.previous)
+    if leftovers and lock.previous is not None:
+        get_run_logger().warning(
+            "stopped %d command(s) left running by a killed run of this plan (%s): pids %s",
+            len(leftovers),
+            lock.previous.describe(),
+            leftovers,
+        )
     try:
         return await _execute_plan(
             plan_path,

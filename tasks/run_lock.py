@@ -8,6 +8,14 @@ kernel drops an flock with the last descriptor, so a rerun after a crash is neve
 stale file. The descriptor is close-on-exec and closed in forked children: gate commands that
 outlive a killed run never keep the plan locked.
 
+A run killed outright leaves behind the commands it started outside the sandbox (gate commands
+run in their own sessions; sandboxed ones die with the run through bubblewrap's
+`--die-with-parent`): a `cargo test` stuck in a test would run on for good, with no timer left
+to kill it. So the holder marks its environment with a random
+token (`PLAN_EXECUTOR_RUN`, inherited by every command it starts unsandboxed) that the body
+records, and the next run of the plan kills the process groups still carrying the token of the
+run it replaces (:func:`reap_leftovers`): exactly that run's commands, nothing else.
+
 Release unlinks the file while still holding the lock; a process that opened the old file while
 waiting notices (the inode changed) and locks the new one, the same scheme as the plan writer's
 `.<plan>.lock`.
@@ -20,12 +28,17 @@ import errno
 import fcntl
 import json
 import os
+import secrets
+import signal
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+
+RUN_ENV = "PLAN_EXECUTOR_RUN"
+"""Set to the holder's token while it runs: the commands it starts inherit it."""
 
 _OPEN_FDS: set[int] = set()
 """Run-lock descriptors this process holds: closed in children made by fork()."""
@@ -48,6 +61,8 @@ class RunHolder(BaseModel):
     host: str = ""
     started_at: str = ""
     flow_run_id: str | None = None
+    run_token: str = ""
+    """The value of PLAN_EXECUTOR_RUN in the holder and the commands it started."""
 
     def describe(self) -> str:
         parts = []
@@ -116,11 +131,22 @@ def _open(lock_path: Path) -> int:
 class RunLock:
     """The held lock of one run; :meth:`release` (idempotent) gives the plan back."""
 
-    def __init__(self, plan: Path, lock_path: Path, fd: int, holder: RunHolder) -> None:
+    def __init__(
+        self,
+        plan: Path,
+        lock_path: Path,
+        fd: int,
+        holder: RunHolder,
+        previous: RunHolder | None,
+        saved_env: str | None,
+    ) -> None:
         self.plan = plan
         self.path = lock_path
         self.holder = holder
+        self.previous = previous
+        """The body a killed holder left behind (a clean release removes the file), else None."""
         self._fd: int | None = fd
+        self._saved_env = saved_env
 
     @property
     def held(self) -> bool:
@@ -130,6 +156,11 @@ class RunLock:
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if os.environ.get(RUN_ENV) == self.holder.run_token:
+            if self._saved_env is None:
+                os.environ.pop(RUN_ENV, None)
+            else:
+                os.environ[RUN_ENV] = self._saved_env
         try:
             if _same_file(fd, self.path):
                 with contextlib.suppress(OSError):
@@ -156,18 +187,56 @@ def acquire(plan: Path, *, flow_run_id: str | None = None) -> RunLock:
             break
         os.close(fd)  # released and unlinked while we opened it: lock the new file
     _OPEN_FDS.add(fd)
+    previous = read_holder(lock_path) if os.fstat(fd).st_size else None
     holder = RunHolder(
         pid=os.getpid(),
         host=socket.gethostname(),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         flow_run_id=flow_run_id,
+        run_token=secrets.token_hex(12),
     )
     # The body is only a description for a refused run; the flock is the lock.
     body = json.dumps(holder.model_dump(), sort_keys=True).encode() + b"\n"
     with contextlib.suppress(OSError):
         os.ftruncate(fd, 0)
         os.pwrite(fd, body, 0)
-    return RunLock(plan, lock_path, fd, holder)
+    saved_env = os.environ.get(RUN_ENV)
+    os.environ[RUN_ENV] = holder.run_token
+    return RunLock(plan, lock_path, fd, holder, previous, saved_env)
+
+
+def processes_of(token: str) -> list[int]:
+    """Pids of live processes (readable by us) whose environment carries this run token."""
+    if not token:
+        return []
+    mark = f"{RUN_ENV}={token}".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                environ = handle.read()
+        except OSError:
+            continue  # gone, a kernel thread, or another user's
+        if mark in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def reap_leftovers(previous: RunHolder | None) -> list[int]:
+    """Kill the process groups a killed run left running (its token in their environment).
+
+    Only called by the run that now holds the lock, so the run the token belongs to is gone."""
+    pids = processes_of(previous.run_token) if previous else []
+    groups = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            groups.add(os.getpgid(pid))
+    for group in groups - {os.getpgrp()}:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    return pids
 
 
 @contextlib.contextmanager

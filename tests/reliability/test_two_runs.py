@@ -4,6 +4,7 @@ by the kernel when its holder is SIGKILLed, never inherited by a forked child.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +89,59 @@ def test_a_sigkilled_holder_never_blocks_the_next_run(tmp_path: Path) -> None:
     assert json.loads(stale.read_text())["flow_run_id"] == "doomed"  # left behind, unlocked
     with run_lock.held(plan, flow_run_id="rerun") as lock:
         assert json.loads(lock.path.read_text())["flow_run_id"] == "rerun"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_next_holder_stops_what_a_killed_holder_left_running(tmp_path: Path) -> None:
+    """A command the killed run started outside the sandbox (its own session, as gate commands
+    are) is stopped when the plan is next locked; a look-alike without the token is not."""
+    plan = _plan(tmp_path)
+    script = textwrap.dedent(
+        f"""
+        import subprocess, time
+        from tasks import run_lock
+        run_lock.acquire({str(plan)!r})
+        gate = subprocess.Popen(["sleep", "600"], start_new_session=True)
+        print(gate.pid, flush=True)
+        time.sleep(600)
+        """
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        assert holder.stdout is not None
+        orphan = int(holder.stdout.readline())
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(30)
+        assert _alive(orphan)  # outlived the run that started it
+
+        with run_lock.held(plan) as lock:
+            assert lock.previous is not None and lock.previous.run_token
+            assert os.environ[run_lock.RUN_ENV] == lock.holder.run_token
+            assert run_lock.reap_leftovers(lock.previous) == [orphan]
+            for _ in range(100):
+                if not _alive(orphan):
+                    break
+                time.sleep(0.05)
+            assert not _alive(orphan)
+            assert _alive(bystander.pid)
+        assert run_lock.RUN_ENV not in os.environ
+    finally:
+        for pid in (holder.pid, bystander.pid):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        bystander.wait(30)
+        with contextlib.suppress(OSError, ValueError, NameError):
+            os.kill(orphan, signal.SIGKILL)
 
 
 def test_a_forked_child_does_not_keep_the_lock(tmp_path: Path) -> None:
