@@ -301,6 +301,7 @@ def run_trial(
                 timeout=rerun_timeout_s,
             )
             result.rerun_exit = rerun.returncode
+            (workdir / "rerun.log").write_text(rerun.stdout + rerun.stderr)
             if rerun.returncode != 0:
                 result.error = (rerun.stdout + rerun.stderr)[-3000:]
         except subprocess.TimeoutExpired:
