@@ -45,6 +45,8 @@ IDLE = {
     ("base_events.py", "_run_once"),
     ("socket.py", "readinto"),
     ("thread.py", "_worker"),
+    ("flow_engine.py", "heartbeat_loop"),  # sleeps between heartbeats
+    ("__init__.py", "poll"),  # sh's reader threads waiting on a pipe
 }
 
 
@@ -217,7 +219,10 @@ def main() -> None:
                 f"{row['per_phase_s']:.3f}s/phase; 1-phase flow {singles[-1]:.2f}s",
                 flush=True,
             )
-        parts = asyncio.run(breakdown(rows[-1]["flow_run_id"]))
+        from tasks.backend.select import backend as select_backend
+
+        with select_backend("server", console=lambda *_: None):  # sets PREFECT_API_URL
+            parts = asyncio.run(breakdown(rows[-1]["flow_run_id"]))
         if args.profile:
             started = time.monotonic()
             with Sampler() as sampler:
