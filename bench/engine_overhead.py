@@ -143,6 +143,10 @@ async def breakdown(flow_run_id: str) -> dict[str, Any]:
         return (run.end_time - run.start_time).total_seconds()
 
     def kind(name: str) -> str:
+        if name.startswith("agent "):
+            return "agent call (SDK, tool loop, stand-in)"
+        if name.startswith("phase-"):
+            return "phase subflows (their task runs in the parent)"
         name = name.split(" phase ")[0] if name.startswith("mirror") else name
         return name.rsplit("-", 1)[0] if name[-3:].isalnum() and "-" in name else name
 

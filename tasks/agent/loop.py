@@ -153,8 +153,26 @@ def build_client() -> anthropic.Anthropic:
             f"{SECRET_BLOCK_NAME!r} (README: Run it on a Prefect server)"
         )
     return anthropic.Anthropic(
-        api_key=api_key, max_retries=SDK_MAX_RETRIES, timeout=request_timeout_s()
+        api_key=api_key,
+        max_retries=SDK_MAX_RETRIES,
+        timeout=request_timeout_s(),
+        http_client=anthropic.DefaultHttpxClient(verify=_ssl_context()),
     )
+
+
+def _ssl_context(cache: dict[tuple[str, str], Any] = {}) -> Any:  # noqa: B006 - the cache
+    """One TLS context per process (per SSL_CERT_FILE/SSL_CERT_DIR), shared by the clients.
+
+    A new client per agent call built its own, loading the whole CA bundle each time: 13 % of
+    the engine's samples with instant agents (bench/engine_overhead.py --profile). A context is
+    safe to share between threads; the settings are httpx's own defaults.
+    """
+    import httpx
+
+    key = (os.environ.get("SSL_CERT_FILE", ""), os.environ.get("SSL_CERT_DIR", ""))
+    if key not in cache:
+        cache[key] = httpx.create_ssl_context()
+    return cache[key]
 
 
 def _guarded(client: anthropic.Anthropic) -> anthropic.Anthropic:
