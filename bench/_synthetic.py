@@ -17,6 +17,7 @@ import contextlib
 import os
 import platform
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -186,6 +187,7 @@ def private_server() -> Iterator[dict[str, str]]:
         yield {k: env[k] for k in ("PLAN_EXECUTOR_HOME", "PLAN_EXECUTOR_PORT")}
     finally:
         subprocess.run([str(CLI), "server", "stop"], env=env, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)  # ~50 MB of PostgreSQL data per home
 
 
 def machine() -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -102,11 +103,11 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {}
     with syn.private_server() as env:
         results["warm server"] = [one_run(env) for _ in range(args.reps)]
-        stopped_env = dict(env)
-    subprocess.run(
-        [str(syn.CLI), "server", "stop"], env={**os.environ, **stopped_env}, capture_output=True
-    )
-    results["server stopped"] = [one_run(stopped_env) for _ in range(args.reps)]
+        # Same home (database initialized), server stopped: each run starts and stops its own.
+        subprocess.run(
+            [str(syn.CLI), "server", "stop"], env={**os.environ, **env}, capture_output=True
+        )
+        results["server stopped"] = [one_run(env) for _ in range(args.reps)]
     if args.fresh_home:
         fresh = []
         for _ in range(args.reps):
@@ -114,6 +115,7 @@ def main() -> None:
             fresh.append(
                 one_run({"PLAN_EXECUTOR_HOME": home, "PLAN_EXECUTOR_PORT": str(syn.free_port())})
             )
+            shutil.rmtree(home, ignore_errors=True)
         results["fresh home"] = fresh
     imports = [
         timed_command(
