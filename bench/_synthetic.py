@@ -239,6 +239,7 @@ def run_synthetic(
     from tasks.agent.standin import StandinMessagesAPI
     from tasks.backend.select import backend as select_backend
 
+    own_root = root is None
     root = root or Path(tempfile.mkdtemp(prefix=f"bench-{shape}-{n}-"))
     plan = make_repo(root / "crate", shape, n)
     agents = ScriptedAgents(scripts(n, delay_s))  # type: ignore[arg-type]
@@ -252,6 +253,8 @@ def run_synthetic(
         requests = api.message_requests
     report = state.result(raise_on_failure=False)
     statuses = [o.status for o in report.outcomes]
+    if own_root:
+        shutil.rmtree(root, ignore_errors=True)
     return {
         "flow_s": report.duration_s,
         "wall_s": wall,

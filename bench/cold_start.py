@@ -78,6 +78,7 @@ def one_run(env: dict[str, str]) -> dict[str, Any]:
         reader.join(timeout=5)
         requests = api.message_requests
     first = requests[0].started_at - started if requests else float("nan")
+    shutil.rmtree(root, ignore_errors=True)
     return {
         "first_request_s": first,
         "exit": code,

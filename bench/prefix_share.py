@@ -123,6 +123,7 @@ def measure(phases: int, turns: int) -> dict[str, Any]:
             state = asyncio.run(module.execute_plan(plan, repo=root / "crate", return_state=True))
         requests = api.message_requests
     report = state.result(raise_on_failure=False)
+    syn.shutil.rmtree(root, ignore_errors=True)
     conversations: dict[str, list[Any]] = collections.defaultdict(list)
     for request in requests:
         messages = request.body.get("messages") or []
