@@ -34,6 +34,13 @@ _local_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asy
 )
 
 
+SLOT_LEASE_S = 60.0
+"""How long a slot outlives its holder when the holder dies without releasing it (SIGKILL): the
+holder renews its lease while alive, and the server's repossessor frees expired ones every 15 s.
+Prefect's default lease is 300 s, so a rerun after a kill waited ~5 minutes for the dead run's
+slots (docs/reliability.md, "Crash and resume"); 60 s is the shortest lease the server accepts."""
+
+
 def default_agent_limit() -> int:
     raw = os.environ.get(AGENT_LIMIT_ENV, "").strip()
     return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_AGENT_LIMIT
@@ -98,7 +105,7 @@ async def agent_slot(*, ensure: bool = True) -> AsyncIterator[None]:
     # waiting there, a freed slot stayed idle for seconds (docs/benchmarks.md, Makespan). Only
     # as many calls of this process as the limit allows ask the server; the rest wait here and
     # start as soon as one of ours ends. The server's limit still decides across processes.
-    async with _local_gate(), concurrency(AGENT_LIMIT_NAME, occupy=1):
+    async with _local_gate(), concurrency(AGENT_LIMIT_NAME, occupy=1, lease_duration=SLOT_LEASE_S):
         yield
 
 
@@ -122,5 +129,5 @@ def agent_slot_sync() -> Iterator[None]:
     """
     from prefect.concurrency.sync import concurrency
 
-    with concurrency(AGENT_LIMIT_NAME, occupy=1):
+    with concurrency(AGENT_LIMIT_NAME, occupy=1, lease_duration=SLOT_LEASE_S):
         yield

@@ -56,8 +56,8 @@ pytestmark = [needs_cargo, pytest.mark.slow, pytest.mark.timeout(420)]
 
 # A fixed seed keeps CI deterministic (bench trial 31: killed 7.3 s in, phase 2 complete, phase 1
 # running); CRASH_SEED=random draws a new one, CRASH_SEED=<n> replays one. Seed 3483009639
-# (killed 4.3 s in, phases 1 and 2 starting) shows the open stall described in
-# docs/reliability.md: the rerun waits about 5 minutes before the continued agents start.
+# (killed 4.3 s in, phases 1 and 2 starting) showed the stall described in
+# docs/reliability.md (the killed run's agent slots held for their 300 s lease; now 60 s).
 _SEED = os.environ.get("CRASH_SEED", "2728898079")
 RANDOM_SEED = random.randrange(2**32) if _SEED == "random" else int(_SEED)
 
