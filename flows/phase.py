@@ -32,6 +32,7 @@ from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
+from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
 
 TESTER_AGENT = "feature-tester-rust"
@@ -269,7 +270,8 @@ def agent_request(
         task=task,
         skills=context.skills,
         model=options.model,
-        protected_paths=[context.plan_path],
+        # The run lock too: deleting it would let a second run of the plan start beside this one.
+        protected_paths=[context.plan_path, run_lock_path(context.plan_path)],
         network=options.network,
         allow_unsandboxed=options.allow_unsandboxed,
         max_turns=max_turns or options.max_turns,

@@ -297,6 +297,7 @@ def test_run_options_reach_the_agent_sandbox(tmp_path: Path) -> None:
     request (the sandbox builds its bubblewrap command line from them)."""
     from flows.context import RunContext, RunOptions
     from flows.phase import agent_request
+    from tasks.run_lock import run_lock_path
 
     plan_path = tmp_path / ".ai" / "plans" / "2026-11-24.demo.md"
     plan_path.parent.mkdir(parents=True)
@@ -322,7 +323,7 @@ def test_run_options_reach_the_agent_sandbox(tmp_path: Path) -> None:
     )
     for request in (owner, verifier):
         assert request.network is False and request.allow_unsandboxed is True
-        assert request.protected_paths == [plan_path]
+        assert request.protected_paths == [plan_path, run_lock_path(plan_path)]
         assert request.skills == ["rust"]
     assert (owner.max_turns, owner.read_only) == (30, False)
     assert (verifier.max_turns, verifier.read_only) == (20, True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -267,3 +268,40 @@ def test_second_run_is_refused_while_the_first_is_inside_an_agent_call(
     assert all(cp.status == "complete" for cp in state.phases.values())
     assert {phase_of(r) for r in api.message_requests} == {"1", "2", "3"}
     assert not plan_path.with_name(f".{plan_path.name}.run.lock").exists()
+
+
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_an_agent_cannot_delete_the_run_lock_to_let_a_second_run_in(tmp_path: Path) -> None:
+    """The agents' sandbox gets the lock file read-only like the plan: removed, a second run would
+    lock a new file beside the first run (flock locks the open file, not the name)."""
+    from flows.context import RunContext, RunOptions
+    from flows.demo import demo_plan
+    from flows.phase import agent_request
+    from plan_parser import parse_plan
+    from tasks.agent.sandbox import Sandbox, SandboxSettings
+    from tasks.mirror import PlanMirror
+
+    plan_path = tmp_path / ".ai" / "plans" / "2026-11-24.demo.md"
+    plan_path.parent.mkdir(parents=True)
+    plan_path.write_text(demo_plan(), encoding="utf-8")
+    plan = parse_plan(plan_path)
+    context = RunContext(
+        plan_path=plan_path,
+        plan=plan,
+        options=RunOptions(repo=tmp_path),
+        mirror=PlanMirror(plan_path, tmp_path, plan_title=plan.title, enabled=False),
+        skills=[],
+    )
+    request = agent_request(
+        context, plan.phases[0], "rust-developer", "do it", role_suffix="details"
+    )
+    with run_lock.held(plan_path, flow_run_id="first"):
+        lock_file = run_lock.run_lock_path(plan_path)
+        sandbox = Sandbox(tmp_path, SandboxSettings(read_only_paths=request.protected_paths))
+        result = sandbox.run(
+            f"rm -f {lock_file.relative_to(tmp_path)}; mv .ai/plans .ai/moved", timeout_s=30
+        )
+        assert result.exit_code != 0, result.output
+        assert lock_file.exists()
+        with pytest.raises(run_lock.RunLockHeld):
+            run_lock.acquire(plan_path, flow_run_id="second")
