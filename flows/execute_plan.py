@@ -118,6 +118,11 @@ async def execute_plan(
             lock.previous.describe(),
             leftovers,
         )
+    crashed = await run_lock.mark_killed_run_crashed(lock.previous, flow_run_id)
+    if crashed:
+        get_run_logger().warning(
+            "marked the killed run's flow run(s) Crashed in Prefect: %s", ", ".join(crashed)
+        )
     try:
         return await _execute_plan(
             plan_path,

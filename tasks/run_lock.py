@@ -246,3 +246,45 @@ def held(plan: Path, *, flow_run_id: str | None = None) -> Iterator[RunLock]:
         yield lock
     finally:
         lock.release()
+
+
+async def mark_killed_run_crashed(
+    previous: RunHolder | None, current_flow_run_id: str | None
+) -> list[str]:
+    """Set the killed holder's flow run, and its phase subflows still running, to Crashed.
+
+    A SIGKILLed run cannot report its own end, so Prefect would show it Running for good. Only the
+    run that now holds the lock calls this, so the previous holder is known to be gone; a Prefect
+    retry of the same flow run finds its own id in the lock file and leaves it alone. Returns the
+    ids marked; an API that cannot be reached marks nothing (the run itself must not fail on it).
+    """
+    if previous is None or not previous.flow_run_id or previous.flow_run_id == current_flow_run_id:
+        return []
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.states import Crashed
+
+    marked: list[str] = []
+    message = (
+        f"killed without reporting its end ({previous.describe()}); "
+        f"found by the next run of the plan, {current_flow_run_id or 'a local run'}"
+    )
+    try:
+        killed = UUID(previous.flow_run_id)
+        async with get_client() as client:
+            children = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[killed])
+                )
+            )
+            runs = [await client.read_flow_run(killed), *children]
+            for run in runs:
+                if run.state is None or run.state.is_final():
+                    continue
+                await client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+                marked.append(str(run.id))
+    except Exception:  # noqa: BLE001 - bookkeeping for the UI; the rerun goes on regardless
+        return marked
+    return marked

@@ -22,6 +22,7 @@ again (no Messages API request for it on the rerun).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -34,6 +35,7 @@ import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 MOMENTS = ("agent", "gate", "write", "random")
 PLAN_WRITES_SEEN = 14
@@ -67,6 +69,10 @@ class TrialResult:
     """Processes of the killed run still alive when the rerun started."""
     temporaries: int = 0
     """The writer's temporaries (`.<plan>.XXXXXXXX.tmp`) left beside the plan by the kill."""
+    killed_flow_run: str = ""
+    """The killed run's flow-run id, from the run lock file it left behind."""
+    killed_flow_run_state: str = ""
+    """That flow run's state type in Prefect after the rerun (the rerun marks it CRASHED)."""
     error: str = ""
 
     @property
@@ -184,6 +190,14 @@ def _killed_during(state: Any) -> str:
     return "between phases"
 
 
+async def _flow_run_state(flow_run_id: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as client:
+        run = await client.read_flow_run(UUID(flow_run_id))
+    return run.state.type.value if run.state else ""
+
+
 def run_trial(
     workdir: Path,
     trial: int,
@@ -201,6 +215,7 @@ def run_trial(
     from flows.demo import ScriptedAgents, demo_scripts, make_crate
     from plan_parser import parse_plan
     from plan_parser.checkpoints import read_plan_state
+    from tasks import run_lock
     from tasks.agent.standin import StandinMessagesAPI
     from tests.flows.conftest import phase_of
 
@@ -288,6 +303,8 @@ def run_trial(
         result.complete_before = sorted(complete)
         result.leftovers = len(_crate_processes(repo))
         result.temporaries = len(list(plan_path.parent.glob(f".{plan_path.name}.*.tmp")))
+        holder = run_lock.read_holder(run_lock.run_lock_path(plan_path))
+        result.killed_flow_run = (holder.flow_run_id or "") if holder else ""
         seen = len(api.message_requests)
 
         started = time.monotonic()
@@ -308,6 +325,8 @@ def run_trial(
             result.error = f"rerun did not finish in {rerun_timeout_s:.0f} s"
         result.rerun_s = round(time.monotonic() - started, 2)
         rerun_phases = {phase_of(r) for r in api.message_requests[seen:]}
+        if result.killed_flow_run:
+            result.killed_flow_run_state = asyncio.run(_flow_run_state(result.killed_flow_run))
 
     _kill_leftovers(repo)
     after = read_plan_state(plan_path)

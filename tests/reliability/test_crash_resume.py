@@ -94,6 +94,9 @@ def test_killed_then_rerun_loses_and_repeats_nothing(
     _check(result, tmp_path, must_kill=moment != "random")
     if moment == "agent":  # the killed agent's phase was running; its dependencies were kept
         assert "running" in result.killed_during, result.as_dict()
+        # Prefect never heard the killed run end: the rerun marks it Crashed instead of Running.
+        assert result.killed_flow_run, result.as_dict()
+        assert result.killed_flow_run_state == "CRASHED", result.as_dict()
 
 
 def test_killed_inside_a_checkpoint_write_before_the_rename(
