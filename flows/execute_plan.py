@@ -51,7 +51,6 @@ from tasks.mirror import (
     TERMINAL,
     PlanMirror,
     mirror_plan_status,
-    mirror_transition,
     stamp,
 )
 from tasks.phase_steps import final_validation_step, preflight_step
@@ -303,21 +302,25 @@ async def _run(
     await mirror.set_status("In Progress")
     progress_id = await artifacts.create_progress(context.plan_path, len(scheduled), len(resumed))
 
-    async def on_transition(checkpoint: Any) -> None:
-        # The seed's TodoWrite rule: the progress moves at every transition, not per wave.
+    progress = artifacts.ProgressUpdates(progress_id, len(scheduled))
+
+    def on_transition(checkpoint: Any) -> None:
+        # The seed's TodoWrite rule: the progress moves at every transition, not per wave. Sent
+        # in the background (latest value wins) so the next phase does not wait on the API.
         done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
         running = [pid for pid, cp in mirror.checkpoints.items() if cp.status == "running"]
-        await artifacts.update_progress(
-            progress_id,
+        progress.post(
             done,
-            len(scheduled),
             f"{done}/{len(scheduled)} phases finished; phase {checkpoint.phase_id} "
             f"{checkpoint.status}; running: {', '.join(running) or 'none'}",
         )
 
     mirror.listeners.append(on_transition)
 
-    await _run_waves(context, phases, resumed)
+    try:
+        await _run_waves(context, phases, resumed)
+    finally:
+        await progress.drain()
     ran_any = any(not o.resumed for o in context.outcomes.values())
     if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
         report.final_ledger = await final_validation_step(options.repo, context.baseline)
@@ -341,8 +344,7 @@ async def _run_waves(
         if outcome.status != "complete":
             for dependent in transitive_dependents(context.plan, pid):
                 skipped_by.setdefault(dependent, pid)
-        await mirror_transition(
-            mirror,
+        await mirror.transition(
             pid,
             outcome.status,
             note=_note(outcome),
@@ -360,8 +362,8 @@ async def _run_waves(
         continued = None if fresh else continued_attempt(context.previous, phases[pid])
         attempt = continued or f"{uuid4().hex[:12]}-{pid}"
         context.attempts[pid] = attempt
-        await mirror_transition(
-            mirror, pid, "running", phase_hash=phases[pid].body_hash, extra={"attempt": attempt}
+        await mirror.transition(
+            pid, "running", phase_hash=phases[pid].body_hash, extra={"attempt": attempt}
         )
 
     stopped_after: str | None = None
@@ -380,7 +382,7 @@ async def _run_waves(
                     status="skipped",
                     error=error,
                 )
-                await mirror_transition(mirror, pid, "skipped", error=error, note=error)
+                await mirror.transition(pid, "skipped", error=error, note=error)
                 continue
             cause = skipped_by.get(pid) or _skipped_dependency(pid, skipped_by, phases)
             if cause:
@@ -396,7 +398,7 @@ async def _run_waves(
                     status="skipped",
                     error=error,
                 )
-                await mirror_transition(mirror, pid, "skipped", error=error, note=error)
+                await mirror.transition(pid, "skipped", error=error, note=error)
                 continue
             to_run.append(pid)
         # Rule 2 of the seed: every phase of the group is marked running before any starts.
@@ -416,9 +418,7 @@ async def _run_waves(
                 context.outcomes[pid] = outcome
                 for dependent in transitive_dependents(context.plan, pid):
                     skipped_by.setdefault(dependent, pid)
-                await mirror_transition(
-                    mirror, pid, "failed", error=outcome.error, note=outcome.error
-                )
+                await mirror.transition(pid, "failed", error=outcome.error, note=outcome.error)
         if context.options.interactive and stopped_after is None:
             stopped_after = await _ask_after_failures(
                 context, to_run, skipped_by, start_attempt, run_one

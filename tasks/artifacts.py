@@ -8,6 +8,7 @@ Artifact keys must be lowercase letters, digits and dashes; each run adds a new 
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,41 @@ async def update_progress(
     await aupdate_progress_artifact(
         artifact_id=artifact_id, progress=_percent(done, total), description=description
     )
+
+
+class ProgressUpdates:
+    """Moves the progress artifact in the background, one request at a time, latest value wins.
+
+    A phase transition must not wait for the API round trip before the next phase starts (it is
+    on the critical path of every chain), and two updates in flight could land out of order and
+    leave an older figure showing: one sender, coalescing to the newest posted value, avoids both.
+    """
+
+    def __init__(self, artifact_id: UUID | None, total: int) -> None:
+        self.artifact_id = artifact_id
+        self.total = total
+        self._latest: tuple[int, str] | None = None
+        self._sender: asyncio.Task[None] | None = None
+
+    def post(self, done: int, description: str) -> None:
+        if self.artifact_id is None:
+            return
+        self._latest = (done, description)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+
+    async def _send(self) -> None:
+        while self._latest is not None:
+            done, description = self._latest
+            self._latest = None
+            await update_progress(self.artifact_id, done, self.total, description)
+
+    async def drain(self) -> None:
+        """Wait until the newest posted value has been sent (an API failure propagates)."""
+        while self._sender is not None and not self._sender.done():
+            await self._sender
+        if self._sender is not None and self._sender.done() and not self._sender.cancelled():
+            self._sender.result()
 
 
 async def publish_table(plan_path: Path, rows: list[dict[str, Any]]) -> UUID | None:

@@ -231,26 +231,6 @@ def format_duration(seconds: float) -> str:
 # -- Prefect tasks: each mirror write is a task run, so the UI shows when the mirror moved ----
 
 
-def _transition_run_name() -> str:
-    from prefect.runtime import task_run
-
-    params = task_run.parameters
-    return f"mirror phase {params.get('phase_id', '?')} {params.get('status', '?')}"
-
-
-@task(
-    name="mirror-transition",
-    task_run_name=_transition_run_name,
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=0,
-)
-async def mirror_transition(
-    mirror: PlanMirror, phase_id: str, status: str, note: str = "", **fields: Any
-) -> PhaseCheckpoint:
-    return await mirror.transition(phase_id, status, note=note, **fields)
-
-
 @task(name="mirror-plan-status", cache_policy=NO_CACHE, persist_result=False, retries=0)
 async def mirror_plan_status(mirror: PlanMirror, status: str, summary: str) -> None:
     await mirror.set_status(status)
