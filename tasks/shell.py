@@ -23,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sysconfig
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -35,6 +36,31 @@ CUT_NOTE = "\n[... output cut: {cut} of {total} characters omitted ...]\n"
 READ_CHUNK = 65_536
 """Output is handed over in chunks of this size, not lines: a command printing 10 MB without a
 newline would otherwise be buffered whole in memory."""
+
+
+def own_scripts_dir() -> str:
+    """Where the programs installed beside plan-executor live (`.venv/bin`: `just`, `prefect`)."""
+    return sysconfig.get_path("scripts")
+
+
+def search_path(path: str | None = None) -> str:
+    """``path`` (default: our own PATH) with our own scripts directory after it.
+
+    plan-executor installs `just` (rust-just) into its environment; `.ci/run` and the README call
+    `.venv/bin/plan-executor` without activating the venv, so that directory is not on PATH.
+    It goes last: a program the user put on PATH wins, as it would in their shell.
+    """
+    entries = (os.environ.get("PATH", "") if path is None else path).split(os.pathsep)
+    entries = [entry for entry in entries if entry]
+    scripts = own_scripts_dir()
+    if scripts and scripts not in entries:
+        entries.append(scripts)
+    return os.pathsep.join(entries)
+
+
+def which(program: str, path: str | None = None) -> str | None:
+    """Where ``program`` is found on :func:`search_path` (``path`` plus our scripts directory)."""
+    return shutil.which(program, path=search_path(path))
 
 
 class CommandResult(BaseModel):
@@ -182,15 +208,18 @@ def run(
     started = time.monotonic()
     timed_out = threading.Event()
     # Looked up on our own PATH (not the command's allow-listed one), as a shell started by us would.
-    executable = shutil.which(argv[0])
+    executable = which(argv[0])
     if executable is None:
         collector(f"{argv[0]}: command not found\n".encode())
         return _result(argv, cwd, 127, started, collector, timed_out=False)
+    # An inherited environment gets the same search path, so that `just` finds `just` and a
+    # recipe's own commands resolve as the gate's first word did.
+    child_env = dict(env) if env is not None else {**os.environ, "PATH": search_path()}
     try:
         process = subprocess.Popen(
             [executable, *argv[1:]],
             cwd=str(cwd),
-            env=dict(env) if env is not None else None,
+            env=child_env,
             stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

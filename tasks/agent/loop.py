@@ -80,6 +80,20 @@ UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 LOG_FIELD_CAP = 30_000
 
 
+# How a reply that broke while it was being read reaches us: anthropic <= 2.16 let httpx2's own
+# error through (RemoteProtocolError, ReadTimeout); 2.17 wraps it in APIConnectionError or
+# APITimeoutError (anthropic/_streaming.py: iter_response_bytes).
+_READ_BROKEN = (anthropic.APIConnectionError, httpx2.HTTPError)
+
+
+class _DroppedMidStream(Exception):
+    """The connection broke after the reply had started: the turn is retried by the loop."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(repr(cause))
+        self.cause = cause
+
+
 class _FatalLimitGuard(Middleware):
     """Stops the SDK from retrying errors that no retry can fix (spend limits, billing)."""
 
@@ -484,8 +498,13 @@ class AgentCall:
             remaining = self.remaining_s()
             timeout = limit if remaining is None else max(min(1.0, limit), min(remaining, limit))
             try:
+                # Opening the stream is one HTTP request, which the SDK retries itself; a break
+                # while reading the reply is not retried by the SDK, so this loop retries the turn.
                 with self.client.messages.stream(**params, timeout=timeout) as stream:
-                    message = stream.get_final_message()
+                    try:
+                        message = stream.get_final_message()
+                    except _READ_BROKEN as exc:
+                        raise _DroppedMidStream(exc) from exc
                     self.requests += 1
                     return message, stream.request_id
             except anthropic.APIStatusError as exc:
@@ -497,11 +516,11 @@ class AgentCall:
                 self.log.write(
                     f"_stream broke mid-turn ({exc.type}); retrying the turn (attempt {attempt + 2})_"
                 )
-            except httpx2.HTTPError as exc:  # a connection dropped while reading the stream
+            except _DroppedMidStream as dropped:
                 self.infra.note("dropped_mid_stream")
                 if attempt == STREAM_RETRIES:
-                    raise
-                self.log.write(f"_stream failed mid-turn ({exc!r}); retrying the turn_")
+                    raise dropped.cause from dropped.cause.__cause__
+                self.log.write(f"_stream failed mid-turn ({dropped.cause!r}); retrying the turn_")
             time.sleep(STREAM_RETRY_BACKOFF_S * 2**attempt)
         raise RuntimeError("unreachable")
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from tasks.shell import DEFAULT_OUTPUT_CAP, CommandResult, run
+from tasks.shell import DEFAULT_OUTPUT_CAP, CommandResult, run, search_path
 
 SANDBOX_HOME = "/tmp/home"
 ENV_PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TERM", "USER")
@@ -97,7 +97,8 @@ def command_env(home: str, parent: dict[str, str] | None = None) -> dict[str, st
     """The allow-listed environment of an agent command: nothing secret, `$HOME` private."""
     parent = dict(os.environ) if parent is None else parent
     env = {name: parent[name] for name in ENV_PASSTHROUGH if parent.get(name)}
-    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    # Our own scripts directory too: a gate's `just test` must find the `just` we installed.
+    env["PATH"] = search_path(parent.get("PATH") or "/usr/local/bin:/usr/bin:/bin")
     env.update(toolchain_env(parent))
     env["HOME"] = home
     env["TMPDIR"] = "/tmp"
@@ -131,7 +132,7 @@ def home_masks(parent: dict[str, str] | None = None) -> list[str]:
         return []
     keep: set[Path] = set()
     toolchains = [Path(v) for v in toolchain_env(parent).values()]
-    entries = [Path(p) for p in parent.get("PATH", "").split(os.pathsep) if p]
+    entries = [Path(p) for p in search_path(parent.get("PATH", "")).split(os.pathsep) if p]
     for path in [*toolchains, *entries]:
         resolved = path.resolve() if path.is_absolute() else None
         if resolved is not None and resolved != home and resolved.is_relative_to(home):

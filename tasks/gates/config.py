@@ -1,6 +1,7 @@
 """Which commands the gates run in a repository: detected, then overridden by the repository.
 
-Detection: a `justfile` with a `test` (`build`) recipe gives `just test` (`just build`); otherwise
+Detection: a `justfile` with a `test` (`build`) recipe, as `just --dump` lists them, gives
+`just test` (`just build`); otherwise
 `cargo test` / `cargo build`. Lint, format and doc tests default to cargo's tools.
 
 Overrides (later wins): `[tool.plan-executor]` in the repository's `pyproject.toml`, then the top
@@ -12,13 +13,15 @@ and `sandbox_network` (booleans). Other keys are ignored: those files also hold 
 
 from __future__ import annotations
 
-import re
+import json
 import shlex
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+from tasks import shell
 
 JUSTFILE_NAMES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
 COMMAND_KEYS = ("test", "build", "lint", "fmt", "doc_test", "test_filter")
@@ -59,9 +62,6 @@ DEFAULT_ALLOWED_SUBCOMMANDS = {
     "yarn": ["test", "run"],
     "go": ["test", "build", "vet"],
 }
-
-# A recipe header at column 0: `name:` or `name arg *args:` (not an assignment `name := value`).
-_RECIPE = re.compile(r"^@?([A-Za-z_][A-Za-z0-9_-]*)(?:\s+[^:=]*)?:(?!=)")
 
 
 class GateConfig(BaseModel):
@@ -131,16 +131,40 @@ def justfile_path(repo: Path) -> Path | None:
     return None
 
 
+JUST_DUMP_TIMEOUT_S = 30
+
+
 def justfile_recipes(path: Path) -> set[str]:
-    """Recipe names declared at column 0 of a justfile (text parse: no `just` needed)."""
-    recipes: set[str] = set()
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        if not line or line[0].isspace() or line.startswith("#"):
-            continue
-        match = _RECIPE.match(line)
-        if match and match.group(1) not in {"set", "alias", "export", "import", "mod"}:
-            recipes.add(match.group(1))
-    return recipes
+    """Recipe names of a justfile as `just` itself reads them.
+
+    `just --dump --dump-format json` parses the whole grammar (`build *args="":`, attributes,
+    imports) and evaluates nothing: no backtick or recipe runs. A justfile `just` cannot read,
+    or no `just` at all, gives no recipes, and the gates fall back to cargo's commands.
+    """
+    result = shell.run(
+        ["just", "--justfile", str(path), "--working-directory", str(path.parent),
+         "--dump", "--dump-format", "json"],
+        cwd=path.parent,
+        timeout_s=JUST_DUMP_TIMEOUT_S,
+        output_cap=None,
+    )  # fmt: skip
+    if not result.ok:
+        return set()
+    dump = _json_object(result.output)
+    recipes = dump.get("recipes") if dump else None
+    return set(recipes) if isinstance(recipes, dict) else set()
+
+
+def _json_object(output: str) -> dict[str, Any] | None:
+    """The JSON object in ``output`` (stdout and stderr are merged: skip any warning before it)."""
+    start = output.find("{")
+    if start < 0:
+        return None
+    try:
+        value, _ = json.JSONDecoder().raw_decode(output, start)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def default_config(repo: Path) -> GateConfig:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import shutil
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -406,7 +405,7 @@ def grep_argv(command: str) -> tuple[list[str] | None, str]:
     if any("$(" in t or "`" in t for t in tokens):
         return None, f"`{command}` uses command substitution: not run"
     program, args = tokens[0], tokens[1:]
-    if program == "rg" and shutil.which("rg") is None:
+    if program == "rg" and shell.which("rg") is None:
         translated = _rg_to_grep(args)
         if translated is None:
             return None, f"`{command}`: ripgrep is not installed and a flag has no grep equivalent"

@@ -8,13 +8,13 @@ message says what to fix.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel
 
 from plan_parser.model import OwnerKind, PhaseType, Plan
+from tasks import shell
 from tasks.gates.cargo_output import FAILED, TestRun, parse_test_output
 from tasks.gates.config import GateConfig, justfile_path, load_gate_config
 from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
@@ -163,11 +163,14 @@ def _tools_entry(repo: Path, config: GateConfig) -> LedgerEntry:
     tools = config.tools()
     if justfile_path(repo) is not None and "just" not in tools:
         tools.append("just")
-    found = {tool: shutil.which(tool) for tool in tools}
+    found = {tool: shell.which(tool) for tool in tools}
     missing = [tool for tool, where in found.items() if where is None]
     if missing:
         return LedgerEntry(
-            check="tools", verdict=Verdict.FAIL, evidence=f"missing on PATH: {', '.join(missing)}"
+            check="tools",
+            verdict=Verdict.FAIL,
+            evidence=f"missing on PATH: {', '.join(missing)} "
+            f"(also looked in {shell.own_scripts_dir()})",
         )
     return LedgerEntry(
         check="tools",

@@ -18,7 +18,8 @@ from tests.gates.helpers import make_repo
 @pytest.fixture(scope="package", autouse=True)
 def cargo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Every cargo command of the session shares one target dir (builds are reused where the
-    crate path allows); `just` from the virtualenv is on PATH; no network, no colour."""
+    crate path allows); no network, no colour. PATH is that of a venv that was never activated
+    (our scripts directory taken off it): the gates must find the `just` we installed anyway."""
     target = Path(
         os.environ.get("PLAN_EXECUTOR_TEST_CARGO_TARGET", tmp_path_factory.mktemp("cargo-target"))
     )
@@ -27,7 +28,10 @@ def cargo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     os.environ["CARGO_NET_OFFLINE"] = "true"
     os.environ["CARGO_TERM_COLOR"] = "never"
     os.environ["RUST_BACKTRACE"] = "0"
-    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    scripts = {shell.own_scripts_dir(), str(Path(sys.executable).parent)}
+    os.environ["PATH"] = os.pathsep.join(
+        entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry not in scripts
+    )
     if shutil.which("cargo") is None:
         pytest.skip("cargo is not installed")
     yield target

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -40,6 +41,29 @@ def test_justfile_without_test_recipe_keeps_cargo(tmp_path: Path) -> None:
     config = load_gate_config(tmp_path)
     assert config.test == ["cargo", "test"]
     assert config.build == ["just", "build"]
+
+
+def test_justfile_recipes_come_from_just_itself(tmp_path: Path) -> None:
+    # Recipe headers a line-based reading gets wrong, taken from real justfiles.
+    (tmp_path / "justfile").write_text(
+        'set shell := ["bash", "-c"]\n'
+        "version := `echo side-effect > marker`\n"
+        "alias b := build\n\n"
+        'build *args="":\n    cargo build {{args}}\n\n'
+        '[group("ci")]\ntest *args="": build\n    cargo test {{args}}\n\n'
+        "[private]\nhelper:\n    true\n\n"
+        'lint target="all" +flags="-D warnings":\n    cargo clippy {{flags}}\n'
+    )
+    assert justfile_recipes(tmp_path / "justfile") == {"build", "test", "helper", "lint"}
+    assert not (tmp_path / "marker").exists()  # reading the recipes evaluates nothing
+    config = load_gate_config(tmp_path)
+    assert (config.test, config.build) == (["just", "test"], ["just", "build"])
+
+
+def test_unreadable_justfile_keeps_cargo(tmp_path: Path) -> None:
+    (tmp_path / "justfile").write_text("test:\n    cargo test\nthis is not just syntax (\n")
+    assert justfile_recipes(tmp_path / "justfile") == set()
+    assert load_gate_config(tmp_path).test == ["cargo", "test"]
 
 
 def test_overrides_pyproject_then_ai_toml(tmp_path: Path) -> None:
@@ -84,3 +108,21 @@ def test_plan_commands_are_limited_to_allowed_programs_and_subcommands(tmp_path:
         '[allowed_subcommands]\ncargo = ["test", "publish"]\n'
     )
     assert load_gate_config(tmp_path).refusal(["cargo", "publish"]) is None
+
+
+def test_our_own_scripts_are_found_without_an_activated_venv(tmp_path: Path) -> None:
+    from tasks import shell
+
+    # The conftest took our scripts directory off PATH, as a never-activated venv has it.
+    scripts = shell.own_scripts_dir()
+    assert scripts not in os.environ["PATH"].split(os.pathsep)
+    assert shell.which("just") == str(Path(scripts) / "just")
+    assert shell.search_path("/usr/bin").split(os.pathsep) == ["/usr/bin", scripts]
+    # A program the user put on PATH comes first, as in their shell.
+    own = tmp_path / "just"
+    own.write_text("#!/bin/sh\necho mine\n")
+    own.chmod(0o755)
+    assert shell.which("just", f"{tmp_path}{os.pathsep}/usr/bin") == str(own)
+    # And a command started without an explicit environment sees the same search path.
+    result = shell.run(["just", "--version"], cwd=tmp_path)
+    assert result.ok and result.output.startswith("just "), result.output

@@ -131,12 +131,14 @@ def test_fault_plan_is_seeded_and_near_its_share(standin) -> None:
         FaultPlan(0.3, kinds=("teapot",))
 
 
-EXPECTED_ERROR: dict[str, type[BaseException]] = {
+EXPECTED_ERROR: dict[str, type[BaseException] | tuple[type[BaseException], ...]] = {
     RATE_LIMITED: anthropic.RateLimitError,
     OVERLOADED: anthropic.OverloadedError,
     SERVER_ERROR: anthropic.InternalServerError,
     DROPPED: anthropic.APIConnectionError,
-    DROPPED_MID_STREAM: httpx2.RemoteProtocolError,
+    # anthropic <= 2.16 let httpx2's error through; 2.17 wraps the broken read in
+    # APIConnectionError (chained to httpx2's RemoteProtocolError). Both are what users get.
+    DROPPED_MID_STREAM: (httpx2.RemoteProtocolError, anthropic.APIConnectionError),
     STREAM_ERROR: anthropic.APIStatusError,
     SLOW: anthropic.APITimeoutError,
 }
@@ -150,6 +152,10 @@ def test_each_fault_reaches_the_sdk_as_a_real_outage_would(standin, kind: str) -
         ask(client, "hello")
     if kind == DROPPED:
         assert not isinstance(caught.value, anthropic.APITimeoutError)
+    if kind == DROPPED_MID_STREAM:
+        assert not isinstance(caught.value, anthropic.APITimeoutError)
+        root = caught.value if isinstance(caught.value, httpx2.HTTPError) else caught.value.__cause__
+        assert isinstance(root, httpx2.RemoteProtocolError), repr(caught.value)
     if kind == STREAM_ERROR:
         assert getattr(caught.value, "status_code", None) == 200  # HTTP 200, then the error event
     if kind == RATE_LIMITED:
