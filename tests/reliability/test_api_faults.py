@@ -154,7 +154,9 @@ def test_each_fault_reaches_the_sdk_as_a_real_outage_would(standin, kind: str) -
         assert not isinstance(caught.value, anthropic.APITimeoutError)
     if kind == DROPPED_MID_STREAM:
         assert not isinstance(caught.value, anthropic.APITimeoutError)
-        root = caught.value if isinstance(caught.value, httpx2.HTTPError) else caught.value.__cause__
+        root = (
+            caught.value if isinstance(caught.value, httpx2.HTTPError) else caught.value.__cause__
+        )
         assert isinstance(root, httpx2.RemoteProtocolError), repr(caught.value)
     if kind == STREAM_ERROR:
         assert getattr(caught.value, "status_code", None) == 200  # HTTP 200, then the error event
