@@ -33,7 +33,6 @@ from tasks.gates.evidence import command_entry, not_run, render, run_gate, simpl
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.gates.repo_state import (
     DELETED,
-    LOCKFILES,
     RustInventory,
     changed_since,
     file_digest,
@@ -49,6 +48,7 @@ from tasks.gates.wandering import (
     gate_config_entry,
     new_tests_entry,
 )
+from tasks.gates.wiring import wiring_reason
 
 ScopePolicy = Literal["siblings", "warn", "fail"]
 """What a change outside the phase's declared files is: `siblings` (the run's default) fails a
@@ -252,8 +252,18 @@ def scope_entries(
                 )
             )
     outside = sorted(p for p in changes if not any(_matches(p, d, g) for d, g in declared))
-    incidental = [p for p in outside if Path(p).name in LOCKFILES]
-    outside = [p for p in outside if p not in incidental]
+    wiring = _wiring(repo, phase, changes, start, declared, outside)
+    outside = [p for p in outside if p not in wiring]
+    if wiring:
+        entries.append(
+            LedgerEntry(
+                check="scope: wiring",
+                verdict=Verdict.PASS,
+                required=False,
+                evidence="implied by the declared files: "
+                + "; ".join(f"{p} ({why})" for p, why in wiring.items()),
+            )
+        )
     # Parallel phases share one working tree, so a file outside this phase's declared scope may
     # be a sibling phase's work: a warning. A file no phase of the plan declares is a wandering
     # agent's (under `siblings`): it fails the phase.
@@ -277,8 +287,6 @@ def scope_entries(
             evidence += " (declared by another phase of the plan)"
     else:
         verdict, evidence = Verdict.PASS, "no change outside the declared files"
-    if incidental:
-        evidence += f"; incidental: {', '.join(incidental)}"
     entries.append(
         LedgerEntry(
             check="scope: outside declared files",
@@ -288,6 +296,33 @@ def scope_entries(
         )
     )
     return entries
+
+
+def _wiring(
+    repo: Path,
+    phase: Phase,
+    changes: dict[str, str],
+    start: PhaseStart,
+    declared: list[tuple[str, bool]],
+    outside: list[str],
+) -> dict[str, str]:
+    """Path → why, for the changes outside the declared files that declaring them implies."""
+    if not outside:
+        return {}
+    mine = [p for p in changes if any(_matches(p, d, g) for d, g in declared)]
+    created = [p for p in mine if changes[p] == "A"]
+    existing = [p for p in mine if changes[p] != "D"] + [d for d, g in declared if not g]
+    text = phase_text(phase)
+    found: dict[str, str] = {}
+    for path in outside:
+        if changes.get(path) == "D":
+            continue
+        reason = wiring_reason(
+            repo, start.head, path, declared_new=created, declared=existing, phase_text=text
+        )
+        if reason:
+            found[path] = reason
+    return found
 
 
 # --- tests ------------------------------------------------------------------------------------
