@@ -26,6 +26,7 @@ import functools
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -172,6 +173,10 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
             argv += ["--tmpfs", hidden]
     argv += resolv_conf_binds()
     argv += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+    # Our own environment stays visible (read-only) where /tmp or a hidden directory would hide
+    # it (a clone under /tmp): gates run the `just` installed beside plan-executor.
+    if Path(sys.prefix).is_dir():
+        argv += ["--ro-bind", sys.prefix, sys.prefix]
     for path in settings.writable_paths:
         argv += ["--bind", str(path), str(path)]
     # After /tmp so that a repository under /tmp is mounted over the private tmpfs.
