@@ -8,6 +8,7 @@ started on its own (no registered run) builds a fresh context.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,13 @@ class RunOptions(BaseModel):
     """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
     allow_unsandboxed: bool = False
     """The explicit unsafe flag: run agent commands without bubblewrap when it is missing."""
+    worktrees: bool = True
+    """Each phase works in its own git worktree and lands on the integration branch when
+    verified (False: every phase works in the checkout itself, the pre-worktree behaviour)."""
+    on_current_branch: bool = False
+    """Land verified phases on the current branch instead of `plan-executor/<plan>`."""
+    keep_worktrees: bool = False
+    """Leave the phases' worktrees on disk after the run (their branches always stay)."""
 
 
 class PhaseOutcome(BaseModel):
@@ -114,6 +122,10 @@ class RunContext:
     """Phase id → the attempt this run makes at it (the agent calls' cache key)."""
     previous: Any = None
     """The ExecutionState the plan file held when the run started (None: first run)."""
+    integration_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One phase at a time lands on the integration branch."""
+    branch: str | None = None
+    """The integration branch checked out for the run (None: phases share the checkout)."""
 
     def wave_of(self, phase_id: str) -> int:
         for number, wave in enumerate(self.waves, start=1):

@@ -13,9 +13,12 @@ parameters, so it resumes the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -36,7 +39,7 @@ from flows.context import (
     register_run,
     unregister_run,
 )
-from flows.phase import run_phase
+from flows.phase import plan_name, run_phase
 from flows.report import (
     RunReport,
     final_report,
@@ -45,7 +48,7 @@ from flows.report import (
     table_rows,
 )
 from plan_parser.model import Phase, Plan, id_key
-from tasks import artifacts
+from tasks import artifacts, worktree
 from tasks.mirror import (
     FAILED_LIKE,
     TERMINAL,
@@ -84,6 +87,9 @@ async def execute_plan(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -136,6 +142,9 @@ async def execute_plan(
             interactive=interactive,
             network=network,
             allow_unsandboxed=allow_unsandboxed,
+            worktrees=worktrees,
+            on_current_branch=on_current_branch,
+            keep_worktrees=keep_worktrees,
         )
     finally:
         lock.release()
@@ -155,6 +164,9 @@ async def _execute_plan(
     interactive: bool,
     network: bool,
     allow_unsandboxed: bool,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -171,6 +183,9 @@ async def _execute_plan(
         interactive=interactive,
         network=network,
         allow_unsandboxed=allow_unsandboxed,
+        worktrees=worktrees,
+        on_current_branch=on_current_branch,
+        keep_worktrees=keep_worktrees,
     )
     log = get_run_logger()
 
@@ -295,6 +310,22 @@ async def _run(
             )
         return await _finish(context, report, scheduled, started, touch_plan=False)
 
+    if options.worktrees:
+        try:
+            context.branch = await asyncio.to_thread(
+                worktree.check_out_integration,
+                options.repo,
+                plan_name(context.plan_path),
+                current=options.on_current_branch,
+            )
+        except worktree.WorktreeError as exc:
+            report.preflight_ok = False
+            report.preflight_message = f"integration branch: {exc}"
+            log.error("%s", report.preflight_message)
+            return await _finish(context, report, scheduled, started, touch_plan=False)
+        report.branch = context.branch
+        log.info("verified phases land on branch %s", context.branch)
+
     await mirror.initialise(
         [resumed[pid] if pid in resumed else _pending(phases[pid]) for pid in scheduled],
         header=_log_header(context, flow_run_id, resumed),
@@ -318,14 +349,42 @@ async def _run(
     mirror.listeners.append(on_transition)
 
     try:
-        await _run_waves(context, phases, resumed)
+        with shared_cargo_target(context):
+            await _run_waves(context, phases, resumed)
     finally:
         await progress.drain()
+        if context.branch is not None:
+            await _tidy_worktrees(context, report)
     ran_any = any(not o.resumed for o in context.outcomes.values())
     if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
         report.final_ledger = await final_validation_step(options.repo, context.baseline)
 
     return await _finish(context, report, scheduled, started)
+
+
+@contextlib.contextmanager
+def shared_cargo_target(context: RunContext) -> Iterator[None]:
+    """One cargo target directory for every worktree of the run (the checkout's own `target/`
+    unless CARGO_TARGET_DIR names one): a phase's gates and agents reuse the builds of the
+    dependencies instead of compiling the world in each new worktree."""
+    if context.branch is None or os.environ.get("CARGO_TARGET_DIR"):
+        yield
+        return
+    os.environ["CARGO_TARGET_DIR"] = str(context.options.repo / "target")
+    try:
+        yield
+    finally:
+        os.environ.pop("CARGO_TARGET_DIR", None)
+
+
+async def _tidy_worktrees(context: RunContext, report: RunReport) -> None:
+    """Name the branches of phases that did not land; remove the worktrees unless kept."""
+    name = plan_name(context.plan_path)
+    for pid, outcome in context.outcomes.items():
+        if outcome.status in ("blocked", "failed", "timeout"):
+            report.unlanded[pid] = worktree.phase_branch(name, pid)
+    if not context.options.keep_worktrees:
+        await asyncio.to_thread(worktree.remove_worktrees, context.options.repo, name)
 
 
 async def _run_waves(
@@ -791,6 +850,9 @@ def execute_plan_sync(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

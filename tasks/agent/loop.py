@@ -264,13 +264,22 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
+def _shared_target(target_dir: Path | None) -> dict[str, Any]:
+    if target_dir is None:
+        return {}
+    return {
+        "writable_paths": [Path(target_dir)],
+        "extra_env": {"CARGO_TARGET_DIR": str(target_dir)},
+    }
+
+
 def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Path:
     day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
     name = (
         f"{day}.{_safe_name(request.plan_name)}-phase-{_safe_name(request.phase_id)}"
         f"-{_safe_name(request.role_suffix)}.md"
     )
-    return Path(request.repo) / ".ai" / "logs" / name
+    return Path(request.log_repo or request.repo) / ".ai" / "logs" / name
 
 
 class DetailsLog:
@@ -396,6 +405,7 @@ class AgentCall:
                 read_only=read_only,
                 allow_unsandboxed=request.allow_unsandboxed,
                 read_only_paths=protected,
+                **_shared_target(request.target_dir),
             ),
         )
         self.tools: ToolCollection = tools_for(
@@ -447,7 +457,11 @@ class AgentCall:
             usage=self.usage,
             files_touched=self.files_touched,
             commands_run=self.commands_run,
-            details_log=str(self.log.path.relative_to(self.repo)),
+            details_log=str(
+                self.log.path.resolve().relative_to(
+                    Path(self.request.log_repo or self.repo).resolve()
+                )
+            ),
             failure=failure.kind if failure else FailureKind.NONE,
             error=failure.message if failure else None,
             sandboxed=self.sandbox.sandboxed or not self.uses_bash,

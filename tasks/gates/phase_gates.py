@@ -736,3 +736,19 @@ def _quality_entries(
             not_run("fmt", "design phase: format not required"),
         ]
     return [gate("build", config.build), gate("lint", config.lint), gate("fmt", config.fmt)]
+
+
+def integration_entries(
+    repo: Path, phase: Phase, config: GateConfig, baseline: TestRun | None
+) -> list[LedgerEntry]:
+    """The phase's work on top of what its siblings landed meanwhile, checked again: its blast
+    radius (the default test scope when it has none) and the build. Design phases: the build."""
+    tests = _TestRuns(repo, config, baseline)
+    other: list[LedgerEntry] = []
+    if phase.type is not PhaseType.DESIGN:
+        other = blast_radius_entries(repo, phase, config, tests)
+    entries = [*tests.entries, *other, simple_gate("build", config.build, repo, config)]
+    return [
+        entry.model_copy(update={"check": f"integration: {entry.check}", "phase_id": phase.id})
+        for entry in entries
+    ]

@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tasks import shell
-from tasks.gates.repo_state import LOCKFILES, git
+from tasks.gates.repo_state import LOCKFILES, show
 
 _MOD_LINE = re.compile(r"^(?:pub(?:\([^)]*\))?)?mod(?P<name>\w+);$")
 _USE_LINE = re.compile(r"^(?:pub(?:\([^)]*\))?)?use(?:self::|crate::)?(?P<name>\w+)(?:::.*)?;$")
@@ -92,8 +92,7 @@ def owning_manifests(repo: Path, declared: list[str]) -> set[str]:
 def _base_text(repo: Path, base: str, path: str) -> str | None:
     if not base:
         return None
-    shown = git(repo, "show", f"{base}:{path}")
-    return shown.output if shown.ok else None
+    return show(repo, f"{base}:{path}")
 
 
 def _current_text(repo: Path, path: str) -> str | None:
