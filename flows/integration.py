@@ -124,11 +124,14 @@ async def land_phase(
     repo = context.options.repo
     config = await asyncio.to_thread(load_gate_config, repo)
 
-    def format_merged(path: Path) -> None:
+    def after_merge(path: Path, locks: list[str]) -> None:
         # Joined additions (two `mod` lines) may need the formatter the fmt gate checks with.
         argv = [arg for arg in config.fmt if arg != "--check"]
         if argv:
             run_gate(argv, path, config)
+        if any(Path(lock).name == "Cargo.lock" for lock in locks):
+            # cargo brings the lock file up to date with the joined manifests (nothing else).
+            run_gate(["cargo", "metadata", "--format-version", "1"], path, config)
 
     async def verify() -> list[LedgerEntry]:
         return await asyncio.to_thread(
@@ -143,7 +146,7 @@ async def land_phase(
             exclude=never_committed(context),
         )
         tip = await asyncio.to_thread(head, repo)
-        result = await asyncio.to_thread(worktree.replay, workspace, commit, tip, format_merged)
+        result = await asyncio.to_thread(worktree.replay, workspace, commit, tip, after_merge)
         checks: list[LedgerEntry] = []
         if result.status in ("replayed", "combined"):
             checks = await verify()

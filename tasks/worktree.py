@@ -25,12 +25,12 @@ import os
 import re
 import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
 from tasks import shell
-from tasks.gates.repo_state import git, head, show
+from tasks.gates.repo_state import LOCKFILES, git, head, show
 
 WORKTREES_DIR = "plan-executor-worktrees"
 BRANCH_PREFIX = "plan-executor/"
@@ -295,12 +295,12 @@ def replay(
     workspace: PhaseWorkspace,
     phase_commit: str,
     tip: str,
-    format_merged: Callable[[Path], None] | None = None,
+    after_merge: Callable[[Path, list[str]], None] | None = None,
 ) -> Integration:
     """Put the phase's one commit on top of ``tip`` in its worktree.
 
     Fast-forward when the phase started from ``tip``; else cherry-pick, joining pure additions
-    (then ``format_merged`` runs the formatter in the worktree). A real conflict leaves the
+    (then ``after_merge`` runs the formatter and rewrites the lock files named to it). A real conflict leaves the
     worktree mid-cherry-pick with markers in the files (see :func:`conclude`).
     """
     path = workspace.path
@@ -313,12 +313,18 @@ def replay(
     conflicts = conflicted_files(path) if not picked.ok else []
     if not picked.ok and not conflicts:
         raise WorktreeError(f"cherry-pick failed in {path}: {picked.tail(8)}")
-    combined = [file for file in conflicts if _union(path, file)]
-    left = [file for file in conflicts if file not in combined]
+    # A lock file is the tool's to write: take the branch's and let the tool add this phase's
+    # entries again (joined text would hold duplicate keys).
+    locks = [file for file in conflicts if PurePosixPath(file).name in LOCKFILES]
+    for file in locks:
+        _ok(path, "checkout", "--ours", "--", file)
+    combined = [file for file in conflicts if file not in locks and _union(path, file)]
+    left = [file for file in conflicts if file not in combined and file not in locks]
     if left:
         return Integration(status="conflict", conflicts=left, combined=combined)
-    if combined and format_merged is not None:
-        format_merged(path)
+    if (combined or locks) and after_merge is not None:
+        after_merge(path, locks)
+    combined += [f"{file} (regenerated)" for file in locks]
     commit = _commit_replayed(path, phase_commit)
     if commit == tip:
         return Integration(status="nothing", commit=tip)
