@@ -48,6 +48,9 @@ class RunOptions(BaseModel):
     """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
     allow_unsandboxed: bool = False
     """The explicit unsafe flag: run agent commands without bubblewrap when it is missing."""
+    sandbox_gates: bool = True
+    """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
+    run turns this off (`--unsandboxed-gates`), never a repository file."""
 
 
 class PhaseOutcome(BaseModel):
@@ -108,6 +111,8 @@ class RunContext:
     mirror: PlanMirror
     skills: list[str]
     baseline: Any = None
+    gate_config: Any = None
+    """The GateConfig pre-flight read from HEAD; every gate of the run uses it."""
     waves: list[list[str]] = field(default_factory=list)
     outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
     attempts: dict[str, str] = field(default_factory=dict)

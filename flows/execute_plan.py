@@ -84,6 +84,7 @@ async def execute_plan(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -92,7 +93,6 @@ async def execute_plan(
     pre-flight would read a tree an agent is editing) is refused and changes nothing.
     """
     from tasks import run_lock
-
     plan_path = Path(plan_path).resolve()
     flow_context = FlowRunContext.get()
     flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
@@ -136,6 +136,7 @@ async def execute_plan(
             interactive=interactive,
             network=network,
             allow_unsandboxed=allow_unsandboxed,
+            sandbox_gates=sandbox_gates,
         )
     finally:
         lock.release()
@@ -155,6 +156,7 @@ async def _execute_plan(
     interactive: bool,
     network: bool,
     allow_unsandboxed: bool,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -171,6 +173,7 @@ async def _execute_plan(
         interactive=interactive,
         network=network,
         allow_unsandboxed=allow_unsandboxed,
+        sandbox_gates=sandbox_gates,
     )
     log = get_run_logger()
 
@@ -271,10 +274,14 @@ async def _run(
         plan,
         plan_path=context.plan_path,
         policy=policy,
+        network=options.network,
+        sandbox=options.sandbox_gates,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
     context.baseline = getattr(preflight, "baseline", None)
+    # Read once, from HEAD, before any agent ran: every gate of the run uses this one.
+    context.gate_config = getattr(preflight, "config", None)
 
     if not preflight.ok:
         log.error("pre-flight failed: %s", report.preflight_message)
@@ -323,7 +330,9 @@ async def _run(
         await progress.drain()
     ran_any = any(not o.resumed for o in context.outcomes.values())
     if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
-        report.final_ledger = await final_validation_step(options.repo, context.baseline)
+        report.final_ledger = await final_validation_step(
+            options.repo, context.baseline, context.gate_config
+        )
 
     return await _finish(context, report, scheduled, started)
 
@@ -539,7 +548,12 @@ async def _dry_run(
     options = context.options
     policy = options.dirty_policy if options.dirty_policy in ("stop", "proceed") else "stop"
     preflight = await preflight_step(
-        options.repo, context.plan, plan_path=context.plan_path, policy=policy
+        options.repo,
+        context.plan,
+        plan_path=context.plan_path,
+        policy=policy,
+        network=options.network,
+        sandbox=options.sandbox_gates,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
@@ -791,6 +805,7 @@ def execute_plan_sync(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

@@ -118,6 +118,14 @@ async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContex
     )
 
 
+async def _committed_config(options: RunOptions) -> Any:
+    """A phase run on its own (no pre-flight of this process): the configuration at HEAD."""
+    from tasks.gates.config import GateRunSettings, load_committed_gate_config
+
+    config = await asyncio.to_thread(load_committed_gate_config, options.repo)
+    return config.for_run(GateRunSettings(network=options.network, sandbox=options.sandbox_gates))
+
+
 async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) -> None:
     options = context.options
     log = get_run_logger()
@@ -167,6 +175,7 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
         phase,
         start=start,
         baseline=context.baseline,
+        config=context.gate_config or await _committed_config(options),
         scope_policy=scope_policy(context.plan, options.scope_policy),
         others=[
             ref for other in context.plan.phases if other.id != phase.id for ref in other.files

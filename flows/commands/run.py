@@ -87,6 +87,14 @@ def run_command(
             "(the report says so).",
         ),
     ] = False,
+    unsandboxed_gates: Annotated[
+        bool,
+        typer.Option(
+            "--unsandboxed-gates",
+            help="UNSAFE: run gate commands (the agents' tests and build scripts) on the host, "
+            "outside bubblewrap. A repository's `sandbox = false` is ignored: only this decides.",
+        ),
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -109,6 +117,7 @@ def run_command(
         interactive=interactive,
         network=network,
         allow_unsandboxed=allow_unsandboxed,
+        sandbox_gates=not unsandboxed_gates,
         backend_mode=backend.value,
         live=live,
     )
@@ -129,6 +138,7 @@ def run_plan(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    sandbox_gates: bool = True,
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -171,6 +181,7 @@ def run_plan(
                 interactive=interactive,
                 network=network,
                 allow_unsandboxed=allow_unsandboxed,
+                sandbox_gates=sandbox_gates,
                 live=live,
             ),
             select_backend=select_backend,
