@@ -54,6 +54,7 @@ from tasks.mirror import (
     stamp,
 )
 from tasks.phase_steps import final_validation_step, preflight_step
+from tasks.secrets import scrub_known
 
 Observer = Any
 """A callable taking a PhaseCheckpoint (sync or async): the CLI's live view registers one."""
@@ -93,6 +94,9 @@ async def execute_plan(
     pre-flight would read a tree an agent is editing) is refused and changes nothing.
     """
     from tasks import run_lock
+    from tasks.secrets import install_log_scrubber
+
+    install_log_scrubber()  # log records quote exceptions and output: no key reaches the UI
     plan_path = Path(plan_path).resolve()
     flow_context = FlowRunContext.get()
     flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
@@ -525,7 +529,8 @@ async def _finish(
     if report.final_ledger is not None and report.final_ledger.failing() and report.all_complete:
         report.status = f"Partially Implemented ({report.complete}/{len(report.outcomes)} phases complete; final validation failed)"
     report.duration_s = round(time.monotonic() - started, 1)
-    report.markdown = final_report(report, log_path=mirror.log_path)
+    # Printed by the CLI and kept as the flow's result: ledger tails quote command output.
+    report.markdown = scrub_known(final_report(report, log_path=mirror.log_path))
 
     if touch_plan:
         await mirror_plan_status(mirror, report.status, implementation_summary(report))

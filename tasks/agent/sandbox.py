@@ -4,7 +4,9 @@ Path checks in the editor tool do not stop `bash` from writing anywhere, so each
 ``bwrap ... -- bash --noprofile --norc -c CMD``: the whole filesystem read-only, the repository
 read-write (read-only for verifier calls), a private `/tmp` with a fresh `$HOME` inside it, the
 host user's home hidden except the toolchains on PATH (no keys or tokens to read), `/run` and
-`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), the repository's `.git`
+`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), the plan-executor home,
+`PREFECT_HOME` and the PostgreSQL cluster's data hidden wherever they are (inside the repository
+too: credentials, the cluster's socket and files), the repository's `.git`
 read-only (no hooks or `core.fsmonitor` for the host's git to run), a fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
 all capabilities dropped (we may run as root, and root could otherwise remount), the process
 dying with its parent, and no network when the run turns it off. Each directory between the
@@ -158,8 +160,31 @@ def resolv_conf_binds() -> list[str]:
     return []
 
 
+def secret_mounts(repo: Path, secrets: list[Path]) -> tuple[list[str], list[str]]:
+    """tmpfs mounts hiding ``secrets`` (the plan-executor home, `PREFECT_HOME`, the cluster's
+    data): (before the repository's bind, after every bind).
+
+    A place that holds the repository is hidden before the repository is bound back over it;
+    any other is hidden last, so that no later bind (the repository, a toolchain kept from the
+    host home, a writable cargo target dir) shows it again.
+    """
+    early: list[str] = []
+    late: list[str] = []
+    existing = [path for path in secrets if path.exists() and path != Path("/")]
+    last = [path for path in existing if not repo.is_relative_to(path)]
+    for path in existing:
+        if repo.is_relative_to(path):
+            early += ["--tmpfs", str(path)]
+        elif not any(path != other and path.is_relative_to(other) for other in last):
+            late += ["--tmpfs", str(path)]
+    return early, late
+
+
 def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) -> list[str]:
+    from tasks.secrets import secret_paths
+
     repo_mount = "--ro-bind" if settings.read_only else "--bind"
+    hide_early, hide_late = secret_mounts(repo, secret_paths())
     argv = [
         bwrap,
         "--ro-bind", "/", "/",
@@ -171,6 +196,7 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         if Path(hidden).is_dir():
             argv += ["--tmpfs", hidden]
     argv += resolv_conf_binds()
+    argv += hide_early
     argv += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
     for path in settings.writable_paths:
         argv += ["--bind", str(path), str(path)]
@@ -187,6 +213,7 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         for protected in settings.read_only_paths:
             if protected.exists():
                 argv += ["--ro-bind", str(protected), str(protected)]
+    argv += hide_late
     argv += [
         "--unshare-pid",
         "--unshare-ipc",
