@@ -173,10 +173,12 @@ def secret_mounts(repo: Path, secrets: list[Path]) -> tuple[list[str], list[str]
     existing = [path for path in secrets if path.exists() and path != Path("/")]
     last = [path for path in existing if not repo.is_relative_to(path)]
     for path in existing:
+        # A file (a PREFECT_HOME pointing at one, say) takes no tmpfs: /dev/null over it.
+        hide = ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
         if repo.is_relative_to(path):
-            early += ["--tmpfs", str(path)]
+            early += hide
         elif not any(path != other and path.is_relative_to(other) for other in last):
-            late += ["--tmpfs", str(path)]
+            late += hide
     return early, late
 
 

@@ -76,3 +76,12 @@ def test_the_editor_refuses_hidden_places_but_not_a_repository_inside_one(tmp_pa
     assert editor({"command": "view", "path": "a.txt"}).output == "1: a"
     listing = editor({"command": "view", "path": "."}).output
     assert "a.txt" in listing and "pe-home" not in listing
+
+
+def test_a_secret_file_is_masked_with_dev_null(tmp_path: Path) -> None:
+    secret = tmp_path / "prefect-home"
+    secret.write_text("a file where a directory was expected")
+    assert secret_mounts(tmp_path / "repo", [secret]) == (
+        [],
+        ["--ro-bind", "/dev/null", str(secret)],
+    )
