@@ -85,3 +85,37 @@ def test_a_secret_file_is_masked_with_dev_null(tmp_path: Path) -> None:
         [],
         ["--ro-bind", "/dev/null", str(secret)],
     )
+
+
+def test_the_plan_file_and_the_execution_log_never_hold_a_known_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from flows.demo import demo_plan
+    from tasks.mirror import PlanMirror
+
+    secret = f"sk-ant-{uuid.uuid4().hex}"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
+    plan_path = tmp_path / ".ai" / "plans" / "2026-11-24.demo-sums.md"
+    plan_path.parent.mkdir(parents=True)
+    plan_path.write_text(demo_plan(created="2026-11-24"))
+    mirror = PlanMirror(plan_path, tmp_path, plan_title="Demo")
+
+    async def scenario() -> None:
+        await mirror.initialise([PhaseCheckpoint(phase_id="1", status="pending")], "## run")
+        await mirror.transition(
+            "1",
+            "blocked",
+            note=f"the agent said {secret}",
+            error=f"output tail: {secret}",
+            ledger=[f"[fail] tests (verified): {secret}"],
+        )
+        await mirror.set_summary(f"## Implementation Summary\n\n{secret}\n")
+        await mirror.close()
+
+    asyncio.run(scenario())
+    assert secret not in plan_path.read_text()
+    assert "[redacted]" in plan_path.read_text()
+    assert secret not in mirror.log_path.read_text()
+    assert secret not in mirror.checkpoints["1"].model_dump_json()
