@@ -56,6 +56,9 @@ class RunOptions(BaseModel):
     """Land verified phases on the current branch instead of `plan-executor/<plan>`."""
     keep_worktrees: bool = False
     """Leave the phases' worktrees on disk after the run (their branches always stay)."""
+    sandbox_gates: bool = True
+    """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
+    run turns this off (`--unsandboxed-gates`), never a repository file."""
 
 
 class PhaseOutcome(BaseModel):
@@ -116,6 +119,8 @@ class RunContext:
     mirror: PlanMirror
     skills: list[str]
     baseline: Any = None
+    gate_config: Any = None
+    """The GateConfig pre-flight read from HEAD; every gate of the run uses it."""
     waves: list[list[str]] = field(default_factory=list)
     outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
     attempts: dict[str, str] = field(default_factory=dict)

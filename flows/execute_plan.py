@@ -57,6 +57,7 @@ from tasks.mirror import (
     stamp,
 )
 from tasks.phase_steps import final_validation_step, preflight_step
+from tasks.secrets import scrub_known
 
 Observer = Any
 """A callable taking a PhaseCheckpoint (sync or async): the CLI's live view registers one."""
@@ -90,6 +91,7 @@ async def execute_plan(
     worktrees: bool = True,
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -98,7 +100,9 @@ async def execute_plan(
     pre-flight would read a tree an agent is editing) is refused and changes nothing.
     """
     from tasks import run_lock
+    from tasks.secrets import install_log_scrubber
 
+    install_log_scrubber()  # log records quote exceptions and output: no key reaches the UI
     plan_path = Path(plan_path).resolve()
     flow_context = FlowRunContext.get()
     flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
@@ -145,6 +149,7 @@ async def execute_plan(
             worktrees=worktrees,
             on_current_branch=on_current_branch,
             keep_worktrees=keep_worktrees,
+            sandbox_gates=sandbox_gates,
         )
     finally:
         lock.release()
@@ -167,6 +172,7 @@ async def _execute_plan(
     worktrees: bool = True,
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -186,6 +192,7 @@ async def _execute_plan(
         worktrees=worktrees,
         on_current_branch=on_current_branch,
         keep_worktrees=keep_worktrees,
+        sandbox_gates=sandbox_gates,
     )
     log = get_run_logger()
 
@@ -242,7 +249,13 @@ async def _execute_plan(
     scheduled = [pid for wave in waves for pid in wave]
     previous = await asyncio.to_thread(mirror.previous_state)
     context.previous = previous
-    resumed = resumable_phases(plan, previous, repo, scheduled)
+    # With worktrees the finished phases' work is on the plan branch, wherever HEAD is now.
+    landed_on = (
+        None
+        if not options.worktrees or options.on_current_branch
+        else worktree.integration_branch(plan_name(plan_path))
+    )
+    resumed = resumable_phases(plan, previous, repo, scheduled, branch=landed_on)
     if resumed:
         log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
 
@@ -286,10 +299,14 @@ async def _run(
         plan,
         plan_path=context.plan_path,
         policy=policy,
+        network=options.network,
+        sandbox=options.sandbox_gates,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
     context.baseline = getattr(preflight, "baseline", None)
+    # Read once, from HEAD, before any agent ran: every gate of the run uses this one.
+    context.gate_config = getattr(preflight, "config", None)
 
     if not preflight.ok:
         log.error("pre-flight failed: %s", report.preflight_message)
@@ -357,7 +374,9 @@ async def _run(
             await _tidy_worktrees(context, report)
     ran_any = any(not o.resumed for o in context.outcomes.values())
     if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
-        report.final_ledger = await final_validation_step(options.repo, context.baseline)
+        report.final_ledger = await final_validation_step(
+            options.repo, context.baseline, context.gate_config
+        )
 
     return await _finish(context, report, scheduled, started)
 
@@ -575,7 +594,8 @@ async def _finish(
     if report.final_ledger is not None and report.final_ledger.failing() and report.all_complete:
         report.status = f"Partially Implemented ({report.complete}/{len(report.outcomes)} phases complete; final validation failed)"
     report.duration_s = round(time.monotonic() - started, 1)
-    report.markdown = final_report(report, log_path=mirror.log_path)
+    # Printed by the CLI and kept as the flow's result: ledger tails quote command output.
+    report.markdown = scrub_known(final_report(report, log_path=mirror.log_path))
 
     if touch_plan:
         await mirror_plan_status(mirror, report.status, implementation_summary(report))
@@ -598,7 +618,12 @@ async def _dry_run(
     options = context.options
     policy = options.dirty_policy if options.dirty_policy in ("stop", "proceed") else "stop"
     preflight = await preflight_step(
-        options.repo, context.plan, plan_path=context.plan_path, policy=policy
+        options.repo,
+        context.plan,
+        plan_path=context.plan_path,
+        policy=policy,
+        network=options.network,
+        sandbox=options.sandbox_gates,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
@@ -759,11 +784,21 @@ def skills_banner(user: list[str], detected: list[str]) -> str:
     return "\n".join(lines)
 
 
-def resumable_phases(plan: Plan, previous: Any, repo: Path, scheduled: list[str]) -> dict[str, Any]:
-    """Phases the last run finished that still hold: complete, same text, declared files exist."""
+def resumable_phases(
+    plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
+) -> dict[str, Any]:
+    """Phases the last run finished that still hold: complete, same text, declared files exist
+    (on ``branch`` when it exists, where verified phases landed; else in the checkout)."""
     if previous is None:
         return {}
     by_key = {id_key(pid): cp for pid, cp in previous.phases.items()}
+    on_branch = branch is not None and worktree.branch_tip(repo, branch) is not None
+
+    def exists(path: str) -> bool:
+        if on_branch and branch is not None:
+            return worktree.exists_on(repo, branch, path)
+        return (repo / path).exists()
+
     resumed: dict[str, Any] = {}
     for pid in scheduled:
         checkpoint = by_key.get(id_key(pid))
@@ -773,7 +808,7 @@ def resumable_phases(plan: Plan, previous: Any, repo: Path, scheduled: list[str]
         if checkpoint.phase_hash != phase.body_hash:
             continue
         declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
-        if all((repo / ref.path).exists() for ref in declared):
+        if all(exists(ref.path) for ref in declared):
             resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
     return resumed
 
@@ -853,6 +888,7 @@ def execute_plan_sync(
     worktrees: bool = True,
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

@@ -17,6 +17,7 @@ from pathlib import Path
 from flows.context import PhaseOutcome, RunContext
 from plan_parser.model import Phase
 from tasks import worktree
+from tasks.gates.config import GateConfig
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.gates.repo_state import head, plan_lock_file, plan_run_lock_file
 from tasks.worktree import Integration, PhaseWorkspace
@@ -113,16 +114,15 @@ async def land_phase(
     ledger: Ledger,
     outcome: PhaseOutcome,
     *,
+    config: GateConfig,
     resolve: Resolver | None,
 ) -> list[LedgerEntry]:
     """Put the verified phase on the integration branch; returns the integration ledger lines
     (a required FAIL among them means it did not land)."""
-    from tasks.gates.config import load_gate_config
     from tasks.gates.evidence import run_gate
     from tasks.gates.phase_gates import integration_entries
 
     repo = context.options.repo
-    config = await asyncio.to_thread(load_gate_config, repo)
 
     def after_merge(path: Path, locks: list[str]) -> None:
         # Joined additions (two `mod` lines) may need the formatter the fmt gate checks with.

@@ -120,6 +120,14 @@ async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContex
     )
 
 
+async def _committed_config(options: RunOptions) -> Any:
+    """A phase run on its own (no pre-flight of this process): the configuration at HEAD."""
+    from tasks.gates.config import GateRunSettings, load_committed_gate_config
+
+    config = await asyncio.to_thread(load_committed_gate_config, options.repo)
+    return config.for_run(GateRunSettings(network=options.network, sandbox=options.sandbox_gates))
+
+
 async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) -> None:
     options = context.options
     owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
@@ -218,11 +226,13 @@ async def _work_and_judge(
                 return
             outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
 
+    config = context.gate_config or await _committed_config(options)
     ledger = await gates_step(
         work,
         phase,
         start=start,
         baseline=context.baseline,
+        config=config,
         scope_policy=scope_policy(context.plan, options.scope_policy),
         others=[
             ref for other in context.plan.phases if other.id != phase.id for ref in other.files
@@ -252,7 +262,7 @@ async def _work_and_judge(
     if verdict.status is PhaseStatus.COMPLETE and workspace is not None:
         outcome.steps.append("verified complete in its worktree")
         landing = await land_phase(
-            context, phase, workspace, ledger, outcome,
+            context, phase, workspace, ledger, outcome, config=config,
             resolve=_resolver(context, phase, outcome, workspace.path, owner_kind),
         )  # fmt: skip
         ledger = Ledger(entries=[*ledger.entries, *landing])

@@ -115,6 +115,11 @@ def branch_tip(repo: Path, branch: str) -> str | None:
     return result.output.strip() if result.ok else None
 
 
+def exists_on(repo: Path, branch: str, path: str) -> bool:
+    """Whether ``path`` (repository-relative) is in the tree of ``branch``."""
+    return git(repo, "cat-file", "-e", f"refs/heads/{branch}:{path.removeprefix('./')}").exit_code == 0
+
+
 def is_ancestor(repo: Path, older: str, newer: str) -> bool:
     return git(repo, "merge-base", "--is-ancestor", older, newer).exit_code == 0
 
@@ -222,7 +227,9 @@ def commit_work(workspace: PhaseWorkspace, message: str, *, exclude: list[str]) 
     attempts' commits are folded in); returns the branch's tip (the base when nothing changed).
     ``exclude``: repository-relative paths never committed (the plan file and its locks)."""
     path = workspace.path
-    _ok(path, "reset", "-q", "--soft", workspace.base)
+    # The index goes back to the base too: a file an earlier commit held but that is excluded
+    # now must not ride along.
+    _ok(path, "reset", "-q", workspace.base)
     _ok(path, "add", "-A", "--", ".", *_exclusions(exclude))
     staged = git(path, "diff", "--cached", "--quiet")
     if staged.exit_code == 0:

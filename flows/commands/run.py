@@ -102,6 +102,14 @@ def run_command(
     keep_worktrees: Annotated[
         bool, typer.Option(help="Leave the phases' worktrees on disk after the run.")
     ] = False,
+    unsandboxed_gates: Annotated[
+        bool,
+        typer.Option(
+            "--unsandboxed-gates",
+            help="UNSAFE: run gate commands (the agents' tests and build scripts) on the host, "
+            "outside bubblewrap. A repository's `sandbox = false` is ignored: only this decides.",
+        ),
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -127,6 +135,7 @@ def run_command(
         worktrees=worktrees,
         on_current_branch=on_current_branch,
         keep_worktrees=keep_worktrees,
+        sandbox_gates=not unsandboxed_gates,
         backend_mode=backend.value,
         live=live,
     )
@@ -150,6 +159,7 @@ def run_plan(
     worktrees: bool = True,
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -195,6 +205,7 @@ def run_plan(
                 worktrees=worktrees,
                 on_current_branch=on_current_branch,
                 keep_worktrees=keep_worktrees,
+                sandbox_gates=sandbox_gates,
                 live=live,
             ),
             select_backend=select_backend,

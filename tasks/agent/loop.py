@@ -283,15 +283,22 @@ def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Pat
 
 
 class DetailsLog:
-    """Appends the transcript as it happens, so a crash still leaves the turns so far."""
+    """Appends the transcript as it happens, so a crash still leaves the turns so far.
 
-    def __init__(self, path: Path) -> None:
+    The log lies in the repository (agents and people read it): known secrets are scrubbed
+    from every write, whatever part of the call they came through."""
+
+    def __init__(self, path: Path, secrets: list[str] | None = None) -> None:
         self.path = path
+        self.secrets = list(secrets or [])
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, *parts: str) -> None:
+        from tasks.secrets import scrub_known
+
+        text = scrub_known("\n\n".join(parts) + "\n\n", self.secrets)
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("\n\n".join(parts) + "\n\n")
+            handle.write(text)
 
 
 # --- the conversation -------------------------------------------------------------------------
@@ -384,8 +391,14 @@ class AgentCall:
         client: anthropic.Anthropic,
         deadline_s: float | None,
     ) -> None:
+        from tasks.secrets import known_secrets
+
         self.request = request
         self.definition = definition
+        # Known once per call: the client's own key too (it may not come from the environment).
+        self.secrets = known_secrets(
+            getattr(client, "api_key", None), getattr(client, "auth_token", None)
+        )
         self.infra = InfraFaults()
         self.faults = _FaultRecorder(self.infra)
         self.client = client.with_options(middleware=[*client.middleware, self.faults])
@@ -430,7 +443,7 @@ class AgentCall:
             tools=self.tools.params(),
         )
         self.conversation.add("user", [{"type": "text", "text": request.task}])
-        self.log = DetailsLog(details_log_path(request))
+        self.log = DetailsLog(details_log_path(request), self.secrets)
         self.usage = Usage()
         self.turns = 0
         self.requests = 0
@@ -448,10 +461,13 @@ class AgentCall:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def result(self, summary: str, stop_reason: str | None, failure: Failure | None) -> AgentResult:
+        from tasks.secrets import scrub_known
+
         return AgentResult(
             agent=self.definition.name,
             model=self.model,
-            summary=summary,
+            # The summary goes into the plan's checkpoints and reports; the error may quote output.
+            summary=scrub_known(summary, self.secrets),
             stop_reason=stop_reason,
             turns=self.turns,
             usage=self.usage,
@@ -463,7 +479,7 @@ class AgentCall:
                 )
             ),
             failure=failure.kind if failure else FailureKind.NONE,
-            error=failure.message if failure else None,
+            error=scrub_known(failure.message, self.secrets) if failure else None,
             sandboxed=self.sandbox.sandboxed or not self.uses_bash,
             error_code=failure.error_code if failure else None,
             retryable=failure.retryable if failure else False,
@@ -585,11 +601,19 @@ class AgentCall:
             if remaining is not None and isinstance(bash, BashTool):
                 # A command may not outlive the call's own budget.
                 bash.timeout_s = max(1.0, min(self.request.command_timeout_s, remaining))
-            result = self.tools.run(block.name, block.input)
+            result = self.scrubbed(self.tools.run(block.name, block.input))
             self.record_tool(block, result)
             blocks.append(result.to_block(block.id))
             misuse.append(bool(result.details.get("misuse")))
         return blocks, bool(misuse) and all(misuse)
+
+    def scrubbed(self, result: ToolResult) -> ToolResult:
+        """The tool result without known secrets: it goes back to the model (another company's
+        servers), into the transcript and, through the summary, into the plan."""
+        from tasks.secrets import scrub_known
+
+        clean = scrub_known(result.output, self.secrets)
+        return result if clean == result.output else result.model_copy(update={"output": clean})
 
     def record_tool(self, block: Any, result: ToolResult) -> None:
         if result.path and result.path not in self.files_touched:

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from plan_parser.model import FileAction, FileRef, Phase, PhaseType
 from tasks.gates.cargo_output import FAILED, OK, TestRun, parse_test_output
-from tasks.gates.config import GateConfig, load_gate_config
+from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
     GREP_PROGRAMS,
     SHELL_OPERATORS,
@@ -331,16 +331,29 @@ def _wiring(
 class _TestRuns:
     """Runs test commands once each and remembers the parsed results."""
 
-    def __init__(self, repo: Path, config: GateConfig, baseline: TestRun | None) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        config: GateConfig,
+        baseline: TestRun | None,
+        *,
+        refused: str | None = None,
+    ) -> None:
         self.repo = repo
         self.config = config
         self.baseline = baseline
+        self.refused = refused
+        """Why no test command may run in this phase (None: they may)."""
         self.runs: dict[tuple[str, ...], TestRun] = {}
         self.entries: list[LedgerEntry] = []
 
     def run(self, check: str, argv: list[str], *, scoped: bool) -> TestRun:
         key = tuple(argv)
         if key in self.runs:
+            return self.runs[key]
+        if self.refused is not None:
+            self.runs[key] = TestRun(command=render(argv))
+            self.entries.append(not_run(check, self.refused, command=render(argv)))
             return self.runs[key]
         result = run_gate(argv, self.repo, self.config)
         parsed = parse_test_output(result.output)
@@ -692,14 +705,23 @@ def run_phase_gates(
     ``others``: the files the plan's other phases declare (the `siblings` scope policy and the
     gate-configuration check tell a sibling's file from a wandering agent's)."""
     repo = Path(repo)
-    config = config or load_gate_config(repo)
+    config = config or load_committed_gate_config(repo)
     design = phase.type is PhaseType.DESIGN
     ledger = Ledger()
     ledger.extend(declared_file_entries(repo, phase))
     changes = phase_changes(repo, start)
     ledger.extend(scope_entries(phase, changes, start, repo, scope_policy, others))
+    # Before any command: `just test` reads the justfile and cargo `.cargo/config.toml` from the
+    # working tree, so a phase that changed them would run the agent's commands in our gates.
+    config_entry = gate_config_check(repo, phase, start, others or [])
+    refused = (
+        "not run: the phase changed gate configuration (integrity: gate configuration); "
+        "no command the agent could have written is run"
+        if config_entry.verdict is Verdict.FAIL
+        else None
+    )
 
-    tests = _TestRuns(repo, config, baseline)
+    tests = _TestRuns(repo, config, baseline, refused=refused)
     other: list[LedgerEntry] = []
     if design:
         other.append(not_run("tests", "design phase: tests are not required"))
@@ -713,8 +735,11 @@ def run_phase_gates(
     ledger.extend(criteria)
     ledger.extend(dependency_field_entries(repo, phase))
     ledger.extend(integrity_entries(repo, phase, start))
-    ledger.add(gate_config_check(repo, phase, start, others or []))
-    ledger.extend(_quality_entries(repo, config, changes, design=design))
+    ledger.add(config_entry)
+    if refused is not None:
+        ledger.extend(not_run(check, refused) for check in ("build", "lint", "fmt"))
+    else:
+        ledger.extend(_quality_entries(repo, config, changes, design=design))
     for entry in ledger.entries:
         entry.phase_id = phase.id
     return ledger
