@@ -159,8 +159,8 @@ async def land_phase(
         landed = result.status != "conflict" and not _failing(checks)
         if landed and result.status != "nothing":
             await asyncio.to_thread(worktree.land, repo, result.commit)
-        if landed:
-            await asyncio.to_thread(worktree.forget_phase, repo, workspace.plan, phase.id)
+        if landed and result.status != "nothing":
+            await asyncio.to_thread(worktree.mark_landed, repo, workspace, result.commit)
         else:
             await asyncio.to_thread(worktree.abandon, workspace, commit)
     return [*checks, _integration_entry(phase, result, landed, checks)]

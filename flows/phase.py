@@ -185,7 +185,11 @@ def _phase_start(workspace: PhaseWorkspace, baseline: Any) -> Any:
     stored = worktree.load_start(workspace)
     if stored is not None:
         return PhaseStart.model_validate(stored)
-    start = snapshot(workspace.path, baseline=baseline)
+    if workspace.reused:  # the worktree holds earlier work: read the tree at the base itself
+        with worktree.checkout_at(workspace.path, workspace.base) as base_tree:
+            start = snapshot(base_tree, baseline=baseline)
+    else:
+        start = snapshot(workspace.path, baseline=baseline)
     start = start.model_copy(update={"head": workspace.base, "dirty_files": {}})
     worktree.save_start(workspace, start.model_dump(mode="json"))
     return start

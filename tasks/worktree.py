@@ -19,12 +19,14 @@ All git commands go through :mod:`tasks.shell` (via ``repo_state.git``).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
@@ -117,7 +119,9 @@ def branch_tip(repo: Path, branch: str) -> str | None:
 
 def exists_on(repo: Path, branch: str, path: str) -> bool:
     """Whether ``path`` (repository-relative) is in the tree of ``branch``."""
-    return git(repo, "cat-file", "-e", f"refs/heads/{branch}:{path.removeprefix('./')}").exit_code == 0
+    return (
+        git(repo, "cat-file", "-e", f"refs/heads/{branch}:{path.removeprefix('./')}").exit_code == 0
+    )
 
 
 def is_ancestor(repo: Path, older: str, newer: str) -> bool:
@@ -169,31 +173,73 @@ def _is_worktree(path: Path) -> bool:
 
 def open_phase(repo: Path, plan_name: str, phase_id: str) -> PhaseWorkspace:
     """The phase's worktree: the one an earlier attempt left (its base kept), or a new one from
-    the integration branch's current tip (the checked-out HEAD of ``repo``)."""
+    the integration branch's current tip (the checked-out HEAD of ``repo``).
+
+    A run killed at any point of this leaves something the next call takes up: the base is
+    written before the worktree is made, and a worktree without a base is based where its branch
+    meets HEAD (it was killed before committing anything).
+    """
     path = worktrees_root(repo, plan_name) / slug(phase_id)
     branch = phase_branch(plan_name, phase_id)
     base_ref = _base_ref(plan_name, phase_id)
     stored = git(repo, "rev-parse", "--verify", "--quiet", base_ref)
     base = stored.output.strip() if stored.ok else ""
     tip = branch_tip(repo, branch)
-    if _is_worktree(path) and tip and base:
+    if tip and _is_worktree(path):
+        if not base:
+            base = _ok(repo, "merge-base", tip, "HEAD")
+            _ok(repo, "update-ref", base_ref, base)
         return PhaseWorkspace(path=path, plan=plan_name, branch=branch, base=base, reused=True)
-    git(repo, "worktree", "prune")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _discard_worktree(repo, path)
     if tip and base and is_ancestor(repo, base, tip):
         _ok(repo, "worktree", "add", "-q", "--force", str(path), branch)
         return PhaseWorkspace(path=path, plan=plan_name, branch=branch, base=base, reused=True)
     base = head(repo)
     if not base:
         raise WorktreeError(f"{repo} has no commit to start phase worktrees from")
-    _ok(repo, "worktree", "add", "-q", "--force", "-B", branch, str(path), base)
     _ok(repo, "update-ref", base_ref, base)
+    _ok(repo, "worktree", "add", "-q", "--force", "-B", branch, str(path), base)
     return PhaseWorkspace(path=path, plan=plan_name, branch=branch, base=base)
 
 
-def forget_phase(repo: Path, plan_name: str, phase_id: str) -> None:
-    """Drop a phase's base so its next attempt starts from the integration tip afresh."""
-    git(repo, "update-ref", "-d", _base_ref(plan_name, phase_id))
+def _discard_worktree(repo: Path, path: Path) -> None:
+    """Whatever a killed run left at ``path`` that is not a usable worktree."""
+    git(repo, "worktree", "remove", "--force", "--force", str(path))
+    git(repo, "worktree", "prune")
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def mark_landed(repo: Path, workspace: PhaseWorkspace, commit: str) -> None:
+    """The phase's work now sits on the integration branch as ``commit``: from here on its base
+    is the commit it was replayed onto, so a run killed before the checkpoint said `complete`
+    judges the same change again (and lands nothing twice)."""
+    parent = git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^")
+    if parent.ok:
+        _ok(
+            repo,
+            "update-ref",
+            _base_ref(workspace.plan, _phase_of(workspace)),
+            parent.output.strip(),
+        )
+
+
+def _phase_of(workspace: PhaseWorkspace) -> str:
+    return workspace.branch.rsplit("--phase-", 1)[-1]
+
+
+@contextlib.contextmanager
+def checkout_at(repo: Path, commit: str) -> Iterator[Path]:
+    """A throwaway detached worktree at ``commit`` (to read the tree as it was there)."""
+    with tempfile.TemporaryDirectory(prefix="plan-executor-base-", dir=common_dir(repo)) as tmp:
+        path = Path(tmp) / "tree"
+        _ok(repo, "worktree", "add", "-q", "--detach", str(path), commit)
+        try:
+            yield path
+        finally:
+            git(repo, "worktree", "remove", "--force", "--force", str(path))
+            git(repo, "worktree", "prune")
 
 
 def start_file(workspace: PhaseWorkspace) -> Path:

@@ -40,9 +40,12 @@ STUCK_ONCE_PLAN = """# A phase whose test hangs the first time it runs
 - [ ] `cargo test --test stuck` passes
 """
 
-STUCK_ONCE_TEST = """#[test]
+# One marker for the whole repository: the phase's worktree and the checkout alike.
+STUCK_ONCE_TEST = """const MARKER: &str = "@MARKER@";
+
+#[test]
 fn stuck_on_the_first_run_only() {
-    let first = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("FIRST");
+    let first = std::path::Path::new(MARKER);
     if !first.exists() {
         std::fs::write(&first, "").unwrap();
         loop {
@@ -151,7 +154,15 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
     repo = plan_path.parents[2]
     (repo / ".git" / "info" / "exclude").write_text("FIRST\n")
     agents = ScriptedAgents(
-        {"1": PhaseScript(edits=[editor_create("tests/stuck.rs", STUCK_ONCE_TEST)])}
+        {
+            "1": PhaseScript(
+                edits=[
+                    editor_create(
+                        "tests/stuck.rs", STUCK_ONCE_TEST.replace("@MARKER@", str(repo / "FIRST"))
+                    )
+                ]
+            )
+        }
     )
     stuck = str(repo / "target" / "debug" / "deps" / "stuck-")
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:

@@ -163,3 +163,49 @@ def test_on_current_branch_uses_the_branch_checked_out(repo: Path) -> None:
     git(repo, "checkout", "-q", "--detach")
     with pytest.raises(worktree.WorktreeError):
         worktree.check_out_integration(repo, PLAN, current=True)
+
+
+def test_a_run_killed_while_making_the_worktree_is_taken_up(repo: Path) -> None:
+    worktree.check_out_integration(repo, PLAN)
+    made = worktree.open_phase(repo, PLAN, "1")
+    # Killed before the base was written (an older order), then again mid-checkout of another.
+    git(repo, "update-ref", "-d", "refs/plan-executor/honest/phase-1/base")
+    again = worktree.open_phase(repo, PLAN, "1")
+    assert again.reused and again.base == made.base
+    half = made.path.parent / "2"
+    half.mkdir()
+    (half / "debris").write_text("x")
+    fresh = worktree.open_phase(repo, PLAN, "2")
+    assert not fresh.reused and not (fresh.path / "debris").exists()
+
+
+def test_a_finished_phase_is_found_on_the_plan_branch(repo: Path) -> None:
+    worktree.check_out_integration(repo, PLAN)
+    workspace, commit = phase_with(repo, "1", {".gitignore": "x\n", "src/alpha.rs": "a\n"})
+    land(repo, workspace, commit)
+    git(repo, "checkout", "-q", "main")
+    branch = worktree.integration_branch(PLAN)
+    assert worktree.exists_on(repo, branch, "src/alpha.rs")
+    assert worktree.exists_on(repo, branch, "./.gitignore")
+    assert not worktree.exists_on(repo, branch, "src/beta.rs")
+
+
+def test_a_landed_phase_taken_up_again_shows_only_its_own_change(repo: Path) -> None:
+    # A run killed after a phase landed but before its checkpoint said `complete`: the rerun
+    # must judge the same change, not an empty one, nor one that includes its siblings' work.
+    worktree.check_out_integration(repo, PLAN)
+    one, first = phase_with(repo, "1", {"src/alpha.rs": "a\n"})
+    two, second = phase_with(repo, "2", {"src/beta.rs": "b\n"})
+    land(repo, one, first)
+    result = land(repo, two, second)
+    worktree.mark_landed(repo, two, result.commit)
+
+    again = worktree.open_phase(repo, PLAN, "2")
+
+    assert again.reused and again.base == first
+    assert git(repo, "diff", "--name-only", again.base, result.commit) == "src/beta.rs"
+    with worktree.checkout_at(again.path, again.base) as base_tree:
+        assert (base_tree / "src/alpha.rs").exists() and not (base_tree / "src/beta.rs").exists()
+    # Landing it again adds nothing.
+    commit = worktree.commit_work(again, "phase 2 again\n", exclude=[])
+    assert worktree.replay(again, commit, git(repo, "rev-parse", "HEAD")).status == "nothing"
