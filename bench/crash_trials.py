@@ -47,7 +47,7 @@ def prefect_server() -> Any:
     (root / "client").mkdir()
     info = start_server(config, timeout_s=120)
     os.environ.update(
-        {**offline_env(), "PREFECT_API_URL": info.api_url, "PREFECT_HOME": str(root / "client")}
+        {**offline_env(), **info.client_env(), "PREFECT_HOME": str(root / "client")}
     )
     try:
         yield info
