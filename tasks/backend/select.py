@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -33,6 +34,9 @@ from tasks.backend.server import (
 from tasks.backend.settings import offline_env
 
 Mode = Literal["auto", "server", "ephemeral"]
+_EPHEMERAL_AUTH = f"plan-executor:{secrets.token_urlsafe(32)}"
+"""The credential of Prefect's temporary server: one per process, since that server is started
+once per process and kept (a second token would be refused by it)."""
 
 
 class BackendInfo(BaseModel):
@@ -70,6 +74,7 @@ def _prefect_api(api_url: str | None, auth: str | None = None) -> Iterator[None]
         PREFECT_API_AUTH_STRING,
         PREFECT_API_URL,
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+        PREFECT_SERVER_API_AUTH_STRING,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
         temporary_settings,
     )
@@ -84,6 +89,9 @@ def _prefect_api(api_url: str | None, auth: str | None = None) -> Iterator[None]
     ephemeral = {
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: True,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90,
+        # the temporary server listens on 127.0.0.1 too: it takes these from our settings
+        PREFECT_SERVER_API_AUTH_STRING: _EPHEMERAL_AUTH,
+        PREFECT_API_AUTH_STRING: _EPHEMERAL_AUTH,
     }
     with temporary_settings(updates=ephemeral, restore_defaults={PREFECT_API_URL}):
         yield
@@ -144,7 +152,11 @@ def backend(
     external = os.environ.get("PREFECT_API_URL")
 
     if mode == "ephemeral":
-        with _environ({**quiet, "PREFECT_API_URL": None}), _prefect_api(None):
+        auth = {
+            "PREFECT_SERVER_API_AUTH_STRING": _EPHEMERAL_AUTH,
+            "PREFECT_API_AUTH_STRING": _EPHEMERAL_AUTH,
+        }
+        with _environ({**quiet, "PREFECT_API_URL": None, **auth}), _prefect_api(None):
             yield BackendInfo(kind="ephemeral", api_url=None, ui_url=None, started_here=False)
         return
 
