@@ -123,3 +123,13 @@ def prefect_server() -> Iterator[ServerInfo]:
 def prefect_api_url(prefect_server: ServerInfo) -> str:
     """PREFECT_API_URL of the session's PostgreSQL-backed Prefect server (already applied)."""
     return prefect_server.api_url
+
+
+def api_auth() -> tuple[str, str] | None:
+    """Basic auth for a raw HTTP request to the session's server (httpx `auth=`): the server
+    requires the credential the fixture put in PREFECT_API_AUTH_STRING."""
+    credential = os.environ.get("PREFECT_API_AUTH_STRING")
+    if not credential:
+        return None
+    user, _, password = credential.partition(":")
+    return user, password
