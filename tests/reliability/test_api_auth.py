@@ -351,3 +351,29 @@ def test_a_run_on_an_open_api_with_network_warns_first_and_in_the_report(
     first_phase = next(i for i, line in enumerate(lines) if line.startswith("[phase "))
     assert warned and warned[0] < first_phase, demo.output
     assert any(line.startswith("**SECURITY:** the Prefect API at") for line in lines), demo.output
+
+
+def test_plan_executor_worker_polls_with_the_credential_a_bare_worker_is_refused(
+    server: Server,
+) -> None:
+    bare_env = {
+        **server.env,
+        "PREFECT_API_URL": f"{server.base}/api",
+        "PREFECT_HOME": str(server.home / "w"),
+    }
+    bare = run(
+        [PREFECT, "worker", "start", "--pool", "issue13-pool", "--run-once"],
+        cwd=REPO,
+        env=bare_env,
+        timeout_s=120,
+    )
+    assert bare.exit_code != 0 and "401" in bare.output, bare.output
+    worker = run(
+        [CLI, "worker", "--pool", "issue13-pool", "--run-once"],
+        cwd=REPO,
+        env={**server.env, "PREFECT_HOME": str(server.home / "w")},
+        timeout_s=120,
+    )
+    assert worker.exit_code == 0, worker.output
+    status, text = request(server.base, "GET", "/api/work_pools/issue13-pool", auth=server.auth)
+    assert status == 200, text  # the worker created its pool: it was let in
