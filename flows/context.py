@@ -8,6 +8,7 @@ started on its own (no registered run) builds a fresh context.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,16 @@ class RunOptions(BaseModel):
     """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
     allow_unsandboxed: bool = False
     """The explicit unsafe flag: run agent commands without bubblewrap when it is missing."""
+    worktrees: bool = True
+    """Each phase works in its own git worktree and lands on the integration branch when
+    verified (False: every phase works in the checkout itself, the pre-worktree behaviour)."""
+    on_current_branch: bool = False
+    """Land verified phases on the current branch instead of `plan-executor/<plan>`."""
+    keep_worktrees: bool = False
+    """Leave the phases' worktrees on disk after the run (their branches always stay)."""
+    sandbox_gates: bool = True
+    """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
+    run turns this off (`--unsandboxed-gates`), never a repository file."""
 
 
 class PhaseOutcome(BaseModel):
@@ -108,12 +119,18 @@ class RunContext:
     mirror: PlanMirror
     skills: list[str]
     baseline: Any = None
+    gate_config: Any = None
+    """The GateConfig pre-flight read from HEAD; every gate of the run uses it."""
     waves: list[list[str]] = field(default_factory=list)
     outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
     attempts: dict[str, str] = field(default_factory=dict)
     """Phase id → the attempt this run makes at it (the agent calls' cache key)."""
     previous: Any = None
     """The ExecutionState the plan file held when the run started (None: first run)."""
+    integration_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One phase at a time lands on the integration branch."""
+    branch: str | None = None
+    """The integration branch checked out for the run (None: phases share the checkout)."""
 
     def wave_of(self, phase_id: str) -> int:
         for number, wave in enumerate(self.waves, start=1):

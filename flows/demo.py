@@ -224,6 +224,11 @@ class PhaseScript:
     """Repeat the edits (with the delay) on every turn: an agent that never finishes."""
     reply: Any = None
     """A stand-in `Reply` for every work turn instead of the edits (e.g. an API error)."""
+    later: list[list[dict[str, Any]]] = field(default_factory=list)
+    """Tool calls of turns 2, 3, ... (each arriving after ``delay_s``): work that takes a while,
+    e.g. a module registered in turn 1 and written in turn 2."""
+    resolution: list[dict[str, Any]] = field(default_factory=list)
+    """Tool calls the owner makes when asked to resolve an integration problem."""
 
 
 def demo_scripts() -> dict[str, PhaseScript]:
@@ -242,6 +247,7 @@ def demo_scripts() -> dict[str, PhaseScript]:
 
 
 PHASE_HEADING = re.compile(r"^#\s*Phase\s+(?P<id>[^\s:]+)\s*:", re.M)
+INTEGRATION_TASK = re.compile(r"^#\s*Phase\s+[^\s:]+\s*:.*: integration$", re.M)
 VERIFIER_FOR = re.compile(r"read-only VERIFIER for phase (?P<id>[^\s(]+)")
 CRITERION_NUMBER = re.compile(r"^(?P<n>\d+)\.\s", re.M)
 
@@ -273,9 +279,16 @@ class ScriptedAgents:
         script = self.scripts.get(pid, PhaseScript())
         if is_summary:
             return text_turn(script.claim)
+        turns = sum(1 for m in messages if m.get("role") == "assistant")
+        if INTEGRATION_TASK.search(first):
+            if turns == 0 and script.resolution:
+                return tool_turn(*script.resolution, text=f"Resolving phase {pid}'s integration.")
+            return text_turn(f"Phase {pid}: integration done.")
         if script.reply is not None:
             return script.reply
-        turns = sum(1 for m in messages if m.get("role") == "assistant")
+        if 1 <= turns <= len(script.later):
+            reply = tool_turn(*script.later[turns - 1], text=f"Still on phase {pid}.")
+            return delayed(reply, script.delay_s) if script.delay_s else reply
         if turns == 0 or (script.every_turn and script.edits):
             if turns == 0:
                 self.phases_seen.append(pid)

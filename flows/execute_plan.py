@@ -13,9 +13,12 @@ parameters, so it resumes the same way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -36,7 +39,7 @@ from flows.context import (
     register_run,
     unregister_run,
 )
-from flows.phase import run_phase
+from flows.phase import plan_name, run_phase
 from flows.report import (
     RunReport,
     final_report,
@@ -45,7 +48,7 @@ from flows.report import (
     table_rows,
 )
 from plan_parser.model import Phase, Plan, id_key
-from tasks import artifacts
+from tasks import artifacts, worktree
 from tasks.mirror import (
     FAILED_LIKE,
     TERMINAL,
@@ -54,6 +57,7 @@ from tasks.mirror import (
     stamp,
 )
 from tasks.phase_steps import final_validation_step, preflight_step
+from tasks.secrets import scrub_known
 
 Observer = Any
 """A callable taking a PhaseCheckpoint (sync or async): the CLI's live view registers one."""
@@ -84,6 +88,10 @@ async def execute_plan(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -92,7 +100,9 @@ async def execute_plan(
     pre-flight would read a tree an agent is editing) is refused and changes nothing.
     """
     from tasks import run_lock
+    from tasks.secrets import install_log_scrubber
 
+    install_log_scrubber()  # log records quote exceptions and output: no key reaches the UI
     plan_path = Path(plan_path).resolve()
     flow_context = FlowRunContext.get()
     flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
@@ -136,6 +146,10 @@ async def execute_plan(
             interactive=interactive,
             network=network,
             allow_unsandboxed=allow_unsandboxed,
+            worktrees=worktrees,
+            on_current_branch=on_current_branch,
+            keep_worktrees=keep_worktrees,
+            sandbox_gates=sandbox_gates,
         )
     finally:
         lock.release()
@@ -155,6 +169,10 @@ async def _execute_plan(
     interactive: bool,
     network: bool,
     allow_unsandboxed: bool,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -171,6 +189,10 @@ async def _execute_plan(
         interactive=interactive,
         network=network,
         allow_unsandboxed=allow_unsandboxed,
+        worktrees=worktrees,
+        on_current_branch=on_current_branch,
+        keep_worktrees=keep_worktrees,
+        sandbox_gates=sandbox_gates,
     )
     log = get_run_logger()
     exposed = await _open_api_warning(options)
@@ -231,7 +253,13 @@ async def _execute_plan(
     scheduled = [pid for wave in waves for pid in wave]
     previous = await asyncio.to_thread(mirror.previous_state)
     context.previous = previous
-    resumed = resumable_phases(plan, previous, repo, scheduled)
+    # With worktrees the finished phases' work is on the plan branch, wherever HEAD is now.
+    landed_on = (
+        None
+        if not options.worktrees or options.on_current_branch
+        else worktree.integration_branch(plan_name(plan_path))
+    )
+    resumed = resumable_phases(plan, previous, repo, scheduled, branch=landed_on)
     if resumed:
         log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
 
@@ -292,10 +320,14 @@ async def _run(
         plan,
         plan_path=context.plan_path,
         policy=policy,
+        network=options.network,
+        sandbox=options.sandbox_gates,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
     context.baseline = getattr(preflight, "baseline", None)
+    # Read once, from HEAD, before any agent ran: every gate of the run uses this one.
+    context.gate_config = getattr(preflight, "config", None)
 
     if not preflight.ok:
         log.error("pre-flight failed: %s", report.preflight_message)
@@ -315,6 +347,22 @@ async def _run(
                 ),
             )
         return await _finish(context, report, scheduled, started, touch_plan=False)
+
+    if options.worktrees:
+        try:
+            context.branch = await asyncio.to_thread(
+                worktree.check_out_integration,
+                options.repo,
+                plan_name(context.plan_path),
+                current=options.on_current_branch,
+            )
+        except worktree.WorktreeError as exc:
+            report.preflight_ok = False
+            report.preflight_message = f"integration branch: {exc}"
+            log.error("%s", report.preflight_message)
+            return await _finish(context, report, scheduled, started, touch_plan=False)
+        report.branch = context.branch
+        log.info("verified phases land on branch %s", context.branch)
 
     await mirror.initialise(
         [resumed[pid] if pid in resumed else _pending(phases[pid]) for pid in scheduled],
@@ -339,14 +387,44 @@ async def _run(
     mirror.listeners.append(on_transition)
 
     try:
-        await _run_waves(context, phases, resumed)
+        with shared_cargo_target(context):
+            await _run_waves(context, phases, resumed)
     finally:
         await progress.drain()
+        if context.branch is not None:
+            await _tidy_worktrees(context, report)
     ran_any = any(not o.resumed for o in context.outcomes.values())
     if ran_any and any(o.status == "complete" for o in context.outcomes.values()):
-        report.final_ledger = await final_validation_step(options.repo, context.baseline)
+        report.final_ledger = await final_validation_step(
+            options.repo, context.baseline, context.gate_config
+        )
 
     return await _finish(context, report, scheduled, started)
+
+
+@contextlib.contextmanager
+def shared_cargo_target(context: RunContext) -> Iterator[None]:
+    """One cargo target directory for every worktree of the run (the checkout's own `target/`
+    unless CARGO_TARGET_DIR names one): a phase's gates and agents reuse the builds of the
+    dependencies instead of compiling the world in each new worktree."""
+    if context.branch is None or os.environ.get("CARGO_TARGET_DIR"):
+        yield
+        return
+    os.environ["CARGO_TARGET_DIR"] = str(context.options.repo / "target")
+    try:
+        yield
+    finally:
+        os.environ.pop("CARGO_TARGET_DIR", None)
+
+
+async def _tidy_worktrees(context: RunContext, report: RunReport) -> None:
+    """Name the branches of phases that did not land; remove the worktrees unless kept."""
+    name = plan_name(context.plan_path)
+    for pid, outcome in context.outcomes.items():
+        if outcome.status in ("blocked", "failed", "timeout"):
+            report.unlanded[pid] = worktree.phase_branch(name, pid)
+    if not context.options.keep_worktrees:
+        await asyncio.to_thread(worktree.remove_worktrees, context.options.repo, name)
 
 
 async def _run_waves(
@@ -537,7 +615,8 @@ async def _finish(
     if report.final_ledger is not None and report.final_ledger.failing() and report.all_complete:
         report.status = f"Partially Implemented ({report.complete}/{len(report.outcomes)} phases complete; final validation failed)"
     report.duration_s = round(time.monotonic() - started, 1)
-    report.markdown = final_report(report, log_path=mirror.log_path)
+    # Printed by the CLI and kept as the flow's result: ledger tails quote command output.
+    report.markdown = scrub_known(final_report(report, log_path=mirror.log_path))
 
     if touch_plan:
         await mirror_plan_status(mirror, report.status, implementation_summary(report))
@@ -560,7 +639,12 @@ async def _dry_run(
     options = context.options
     policy = options.dirty_policy if options.dirty_policy in ("stop", "proceed") else "stop"
     preflight = await preflight_step(
-        options.repo, context.plan, plan_path=context.plan_path, policy=policy
+        options.repo,
+        context.plan,
+        plan_path=context.plan_path,
+        policy=policy,
+        network=options.network,
+        sandbox=options.sandbox_gates,
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
@@ -721,11 +805,21 @@ def skills_banner(user: list[str], detected: list[str]) -> str:
     return "\n".join(lines)
 
 
-def resumable_phases(plan: Plan, previous: Any, repo: Path, scheduled: list[str]) -> dict[str, Any]:
-    """Phases the last run finished that still hold: complete, same text, declared files exist."""
+def resumable_phases(
+    plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
+) -> dict[str, Any]:
+    """Phases the last run finished that still hold: complete, same text, declared files exist
+    (on ``branch`` when it exists, where verified phases landed; else in the checkout)."""
     if previous is None:
         return {}
     by_key = {id_key(pid): cp for pid, cp in previous.phases.items()}
+    on_branch = branch is not None and worktree.branch_tip(repo, branch) is not None
+
+    def exists(path: str) -> bool:
+        if on_branch and branch is not None:
+            return worktree.exists_on(repo, branch, path)
+        return (repo / path).exists()
+
     resumed: dict[str, Any] = {}
     for pid in scheduled:
         checkpoint = by_key.get(id_key(pid))
@@ -735,7 +829,7 @@ def resumable_phases(plan: Plan, previous: Any, repo: Path, scheduled: list[str]
         if checkpoint.phase_hash != phase.body_hash:
             continue
         declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
-        if all((repo / ref.path).exists() for ref in declared):
+        if all(exists(ref.path) for ref in declared):
             resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
     return resumed
 
@@ -812,6 +906,10 @@ def execute_plan_sync(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

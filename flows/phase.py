@@ -27,13 +27,16 @@ from prefect.states import Completed, Failed, State
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
+from flows.integration import keep_unfinished_work, land_phase, plan_relative, shared_target_dir
 from plan_parser.model import OwnerKind, Phase, Plan
+from tasks import worktree
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
+from tasks.worktree import PhaseWorkspace
 
 TESTER_AGENT = "feature-tester-rust"
 AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
@@ -94,7 +97,6 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
     if killed:
         get_run_logger().warning("phase %s: killed %d command(s) still running", phase.id, killed)
     outcome.duration_s = round(time.monotonic() - started, 2)
-    outcome.artifacts = _existing_artifacts(options.repo, phase, outcome.artifacts)
     context.outcomes[phase.id] = outcome
     return _as_state(outcome)  # type: ignore[return-value]
 
@@ -118,9 +120,16 @@ async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContex
     )
 
 
+async def _committed_config(options: RunOptions) -> Any:
+    """A phase run on its own (no pre-flight of this process): the configuration at HEAD."""
+    from tasks.gates.config import GateRunSettings, load_committed_gate_config
+
+    config = await asyncio.to_thread(load_committed_gate_config, options.repo)
+    return config.for_run(GateRunSettings(network=options.network, sandbox=options.sandbox_gates))
+
+
 async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) -> None:
     options = context.options
-    log = get_run_logger()
     owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
 
     if owner_kind is OwnerKind.HUMAN and not options.interactive:
@@ -131,17 +140,72 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
         )
         return
 
-    start = await snapshot_step(
-        options.repo,
-        baseline=context.baseline,
-        plan_name=_plan_name(context.plan_path),
-        phase_id=phase.id,
-        attempt=context.attempts.get(phase.id),
-    )
+    workspace = await _workspace(context, phase, outcome)
+    work = workspace.path if workspace else options.repo
+    if workspace is not None:
+        start = await asyncio.to_thread(_phase_start, workspace, context.baseline)
+    else:
+        start = await snapshot_step(
+            options.repo,
+            baseline=context.baseline,
+            plan_name=plan_name(context.plan_path),
+            phase_id=phase.id,
+            attempt=context.attempts.get(phase.id),
+        )
     outcome.steps.append("snapshot taken")
+    try:
+        await _work_and_judge(context, phase, outcome, start, workspace)
+    finally:
+        if workspace is not None and outcome.status != "complete":
+            status = outcome.status if outcome.status != "running" else "interrupted"
+            await keep_unfinished_work(context, phase, workspace, status)
+        outcome.artifacts = _existing_artifacts(work, phase, outcome.artifacts)
+
+
+async def _workspace(
+    context: RunContext, phase: Phase, outcome: PhaseOutcome
+) -> PhaseWorkspace | None:
+    """The phase's own worktree (one git operation at a time on the run's branches)."""
+    if not context.options.worktrees or context.branch is None:
+        return None
+    async with context.integration_lock:
+        workspace = await asyncio.to_thread(
+            worktree.open_phase, context.options.repo, plan_name(context.plan_path), phase.id
+        )
+    how = "taken up again" if workspace.reused else "created"
+    outcome.steps.append(f"worktree {how}: {workspace.path} from {workspace.base[:10]}")
+    return workspace
+
+
+def _phase_start(workspace: PhaseWorkspace, baseline: Any) -> Any:
+    """The phase's tree at its base: kept beside the worktree, so a rerun of a blocked or
+    interrupted phase judges everything it did since the base, earlier attempts included."""
+    from tasks.gates.phase_gates import PhaseStart, snapshot
+
+    stored = worktree.load_start(workspace)
+    if stored is not None:
+        return PhaseStart.model_validate(stored)
+    start = snapshot(workspace.path, baseline=baseline)
+    start = start.model_copy(update={"head": workspace.base, "dirty_files": {}})
+    worktree.save_start(workspace, start.model_dump(mode="json"))
+    return start
+
+
+async def _work_and_judge(
+    context: RunContext,
+    phase: Phase,
+    outcome: PhaseOutcome,
+    start: Any,
+    workspace: PhaseWorkspace | None,
+) -> None:
+    options = context.options
+    log = get_run_logger()
+    owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    work = workspace.path if workspace else options.repo
 
     if owner_kind is OwnerKind.HUMAN:  # after the snapshot: the gates judge the person's changes
-        answer = await human_phase_done(phase.id, phase.title)
+        where = f" (work in {work})" if workspace is not None else ""
+        answer = await human_phase_done(phase.id, f"{phase.title}{where}")
         if not answer.done:
             outcome.status = "blocked"
             note = f": {answer.note}" if answer.note else ""
@@ -153,7 +217,7 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
         agents = _agent_roles(phase, options.repo)
         for role, owner_raw in agents:
             log.info("phase %s: %s agent %s", phase.id, role, owner_raw)
-            result = await _agent_work(context, phase, owner_raw, role=role)
+            result = await _agent_work(context, phase, owner_raw, role=role, work=work)
             _record_agent(outcome, role, result)
             if result.failure is FailureKind.INFRASTRUCTURE:
                 outcome.status = "failed"
@@ -162,11 +226,13 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
                 return
             outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
 
+    config = context.gate_config or await _committed_config(options)
     ledger = await gates_step(
-        options.repo,
+        work,
         phase,
         start=start,
         baseline=context.baseline,
+        config=config,
         scope_policy=scope_policy(context.plan, options.scope_policy),
         others=[
             ref for other in context.plan.phases if other.id != phase.id for ref in other.files
@@ -188,10 +254,25 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     # A phase the mechanical checks already block is not sent to the verifier (no tokens spent
     # on a verdict that cannot change the outcome); its criteria stay unjudged in the ledger.
     if verdict.needs_judgement and verdict.status is PhaseStatus.COMPLETE:
-        judged = await _judge(context, phase, ledger, verdict.needs_judgement, outcome)
+        judged = await _judge(context, phase, ledger, verdict.needs_judgement, outcome, work)
         ledger = _with_judgements(ledger, judged)
         verdict = decide_verdict(ledger)
         outcome.steps.append(f"verifier judged {len(judged)} criteria")
+
+    if verdict.status is PhaseStatus.COMPLETE and workspace is not None:
+        outcome.steps.append("verified complete in its worktree")
+        landing = await land_phase(
+            context, phase, workspace, ledger, outcome, config=config,
+            resolve=_resolver(context, phase, outcome, workspace.path, owner_kind),
+        )  # fmt: skip
+        ledger = Ledger(entries=[*ledger.entries, *landing])
+        if decide_verdict(ledger).status is not PhaseStatus.COMPLETE:
+            outcome.ledger = ledger
+            outcome.failing = [_ledger_line(e) for e in decide_verdict(ledger).failing]
+            outcome.status = "failed"
+            outcome.error = f"{landing[-1].evidence} (work kept on {workspace.branch})"
+            return
+        outcome.steps.append(f"landed on {context.branch}")
 
     outcome.ledger = ledger
     outcome.failing = [_ledger_line(entry) for entry in verdict.failing]
@@ -201,6 +282,25 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     else:
         outcome.status = "blocked"
         outcome.error = outcome.failing[0] if outcome.failing else "gates did not pass"
+
+
+def _resolver(
+    context: RunContext, phase: Phase, outcome: PhaseOutcome, work: Path, owner_kind: OwnerKind
+) -> Any:
+    """The owner agent's one bounded attempt at an integration problem (None: no agent)."""
+    if owner_kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
+        return None
+    owner_raw = phase.owner.raw if phase.owner else "general-purpose"
+
+    async def resolve(task: str) -> None:
+        request = agent_request(
+            context, phase, owner_raw, task, role_suffix="integration", work=work,
+            max_turns=min(context.options.max_turns, 20),
+        )  # fmt: skip
+        result = await call_agent(request, context.options.agent_timeout_s)
+        _record_agent(outcome, "integration", result)
+
+    return resolve
 
 
 def scope_policy(plan: Plan, default: str) -> str:
@@ -234,7 +334,7 @@ def _assigns_tester(phase: Phase) -> bool:
 
 
 async def _agent_work(
-    context: RunContext, phase: Phase, owner_raw: str, *, role: str
+    context: RunContext, phase: Phase, owner_raw: str, *, role: str, work: Path
 ) -> AgentResult:
     from tasks.agent.definitions import resolve_agent
     from tasks.agent.prompts import phase_task
@@ -245,7 +345,12 @@ async def _agent_work(
         return AgentResult(agent="none", model="", summary="no agent definition: gates only")
     task_text = phase_task(context.plan, phase, context.skills, role=role)
     request = agent_request(
-        context, phase, owner_raw, task_text, role_suffix="details" if role == "owner" else role
+        context,
+        phase,
+        owner_raw,
+        task_text,
+        role_suffix="details" if role == "owner" else role,
+        work=work,
     )
     return await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
 
@@ -259,19 +364,27 @@ def agent_request(
     role_suffix: str,
     read_only: bool = False,
     max_turns: int | None = None,
+    work: Path | None = None,
 ) -> AgentRequest:
-    """One agent call of this run: the run's options, and the plan file protected from it."""
+    """One agent call of this run, in ``work`` (the phase's worktree; default the checkout):
+    the run's options, and the plan file (and its copy in the worktree) protected from it."""
     options = context.options
+    work = work or options.repo
+    protected = [context.plan_path, run_lock_path(context.plan_path)]
+    if work != options.repo and (copy := plan_relative(context)):
+        protected.append(work / copy)
     return AgentRequest(
-        repo=options.repo,
-        plan_name=_plan_name(context.plan_path),
+        repo=work,
+        log_repo=options.repo,
+        target_dir=shared_target_dir(context),
+        plan_name=plan_name(context.plan_path),
         phase_id=phase.id,
         owner=owner_raw,
         task=task,
         skills=context.skills,
         model=options.model,
         # The run lock too: deleting it would let a second run of the plan start beside this one.
-        protected_paths=[context.plan_path, run_lock_path(context.plan_path)],
+        protected_paths=protected,
         network=options.network,
         allow_unsandboxed=options.allow_unsandboxed,
         max_turns=max_turns or options.max_turns,
@@ -353,7 +466,7 @@ def _add_tokens(tokens: dict[str, int], usage: Usage) -> dict[str, int]:
     return merged
 
 
-def _plan_name(plan_path: Path) -> str:
+def plan_name(plan_path: Path) -> str:
     name = Path(plan_path).name.removesuffix(".md")
     return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
 
@@ -396,6 +509,7 @@ async def _judge(
     ledger: Ledger,
     pending: list[LedgerEntry],
     outcome: PhaseOutcome,
+    work: Path,
 ) -> list[LedgerEntry]:
     """Ask a read-only verifier agent; its verdicts enter the ledger as judged entries."""
     options = context.options
@@ -407,6 +521,7 @@ async def _judge(
         role_suffix="verifier",
         read_only=True,
         max_turns=min(options.max_turns, 20),
+        work=work,
     )
     result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
@@ -414,7 +529,7 @@ async def _judge(
     if result.failure is FailureKind.INFRASTRUCTURE:
         raise AgentInfrastructureError(result)  # no verdicts: the API, not the code, failed
     answer = result.summary + "\n" + _assistant_text(options.repo, result.details_log)
-    return judged_entries(pending, answer, options.repo, phase.id)
+    return judged_entries(pending, answer, work, phase.id)
 
 
 def _assistant_text(repo: Path, details_log: str | None) -> str:

@@ -39,6 +39,10 @@ class RunReport(BaseModel):
     markdown: str = ""
     invalid: bool = False
     errors: list[str] = Field(default_factory=list)
+    branch: str | None = None
+    """The integration branch the verified phases landed on (None: phases shared the checkout)."""
+    unlanded: dict[str, str] = Field(default_factory=dict)
+    """Phase id → the branch holding the work of a phase that did not land."""
     security_warnings: list[str] = Field(default_factory=list)
     """What exposed the run (e.g. a Prefect API without authentication while agents had the
     network): at the top of the final report."""
@@ -143,6 +147,12 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
             f"(`--allow-unsandboxed`): the agents of phase(s) {', '.join(unsandboxed)} ran shell "
             "commands directly on this machine.",
         ]
+
+    if report.branch:
+        lines += ["", f"**Branch:** `{report.branch}`: one commit per verified phase."]
+    if report.unlanded:
+        kept = ", ".join(f"phase {pid} on `{branch}`" for pid, branch in report.unlanded.items())
+        lines += [f"**Work that did not land** (kept for review and reruns): {kept}."]
 
     infrastructure = infrastructure_line(report.outcomes)
     if infrastructure:

@@ -22,6 +22,8 @@ from prefect.artifacts import (
 )
 from prefect.context import FlowRunContext, TaskRunContext
 
+from tasks.secrets import scrub_known, scrub_value
+
 
 def artifact_key(plan_path: Path | str, suffix: str) -> str:
     """`2026-01-01.better-tables.md` + `progress` → `plan-2026-01-01-better-tables-progress`."""
@@ -51,7 +53,9 @@ async def update_progress(
     if artifact_id is None:
         return
     await aupdate_progress_artifact(
-        artifact_id=artifact_id, progress=_percent(done, total), description=description
+        artifact_id=artifact_id,
+        progress=_percent(done, total),
+        description=scrub_known(description),
     )
 
 
@@ -94,7 +98,7 @@ async def publish_table(plan_path: Path, rows: list[dict[str, Any]]) -> UUID | N
     if not in_run_context():
         return None
     return await acreate_table_artifact(
-        table=rows,
+        table=scrub_value(rows),
         key=artifact_key(plan_path, "phases"),
         description="Phases: owner, wave, status, duration, tokens, verdict",
     )
@@ -105,8 +109,9 @@ async def publish_markdown(
 ) -> UUID | None:
     if not in_run_context():
         return None
+    # Reports quote ledger output tails and agent summaries: the UI is no place for a key.
     return await acreate_markdown_artifact(
-        markdown=markdown, key=artifact_key(plan_path, suffix), description=description
+        markdown=scrub_known(markdown), key=artifact_key(plan_path, suffix), description=description
     )
 
 

@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 
 from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_state
 from plan_parser.writer import PlanFileWriter
+from tasks.secrets import scrub_known, scrub_value
 
 TERMINAL = {"complete", "failed", "blocked", "timeout", "skipped"}
 FAILED_LIKE = {"failed", "blocked", "timeout"}
@@ -78,11 +79,11 @@ class PlanMirror:
     ) -> PhaseCheckpoint:
         """Move one phase to ``status`` and mirror it; ``fields`` are PhaseCheckpoint fields."""
         async with self._lock:
-            checkpoint = self._next_checkpoint(phase_id, status, fields)
+            checkpoint = _clean(self._next_checkpoint(phase_id, status, fields))
             self.checkpoints[phase_id] = checkpoint
             if self.enabled:
                 await asyncio.to_thread(self.writer.set_phase, checkpoint)
-                await asyncio.to_thread(self._append_log, _log_entry(checkpoint, note))
+                await asyncio.to_thread(self._append_log, _log_entry(checkpoint, scrub_known(note)))
         await self._notify(checkpoint)
         return checkpoint
 
@@ -92,7 +93,7 @@ class PlanMirror:
             current = self.checkpoints.get(phase_id) or PhaseCheckpoint(
                 phase_id=phase_id, status="pending"
             )
-            checkpoint = current.model_copy(update=fields)
+            checkpoint = _clean(current.model_copy(update=fields))
             self.checkpoints[phase_id] = checkpoint
             if self.enabled:
                 await asyncio.to_thread(self.writer.set_phase, checkpoint)
@@ -101,6 +102,7 @@ class PlanMirror:
 
     async def initialise(self, checkpoints: list[PhaseCheckpoint], header: str) -> None:
         """Write the starting TODO state of every phase in one go (the seed's Rule 1)."""
+        checkpoints = [_clean(checkpoint) for checkpoint in checkpoints]
         async with self._lock:
             for checkpoint in checkpoints:
                 self.checkpoints[checkpoint.phase_id] = checkpoint
@@ -113,12 +115,12 @@ class PlanMirror:
     async def set_status(self, status: str) -> None:
         if self.enabled:
             async with self._lock:
-                await asyncio.to_thread(self.writer.set_status, status)
+                await asyncio.to_thread(self.writer.set_status, scrub_known(status))
 
     async def set_summary(self, markdown: str) -> None:
         if self.enabled:
             async with self._lock:
-                await asyncio.to_thread(self.writer.set_summary, markdown)
+                await asyncio.to_thread(self.writer.set_summary, scrub_known(markdown))
 
     async def log(self, markdown: str) -> None:
         if self.enabled:
@@ -157,6 +159,7 @@ class PlanMirror:
         return PhaseCheckpoint.model_validate(base)
 
     def _append_log(self, text: str) -> None:
+        text = scrub_known(text)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         is_new = not self.log_path.exists()
         with self.log_path.open("a", encoding="utf-8") as handle:
@@ -169,6 +172,12 @@ class PlanMirror:
             outcome = listener(checkpoint)
             if inspect.isawaitable(outcome):
                 await outcome
+
+
+def _clean(checkpoint: PhaseCheckpoint) -> PhaseCheckpoint:
+    """The checkpoint without known secrets: its error and ledger lines quote command output
+    and agent summaries, and the plan file is committed and read by agents."""
+    return scrub_value(checkpoint)
 
 
 def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:

@@ -31,20 +31,23 @@ async def preflight_step(
     plan_path: Path,
     policy: str,
     skip_tests: bool | None = None,
+    network: bool = True,
+    sandbox: bool = True,
 ) -> Any:
-    """Clean tree, tests, build, lint before any agent call; returns a PreflightResult."""
-    from tasks.gates.config import load_gate_config
+    """Clean tree, tests, build, lint before any agent call; returns a PreflightResult whose
+    ``config`` (read from `HEAD`, under the run's ``network`` and ``sandbox``) every later gate
+    of the run uses."""
+    from tasks.gates.config import GateRunSettings
     from tasks.gates.preflight import run_preflight
 
-    config = await asyncio.to_thread(load_gate_config, repo)
     return await asyncio.to_thread(
         run_preflight,
         repo,
         plan,
         plan_path=plan_path,
         policy=policy,
-        config=config,
         skip_tests=skip_tests,
+        run=GateRunSettings(network=network, sandbox=sandbox),
     )
 
 
@@ -80,15 +83,15 @@ async def gates_step(
     *,
     start: Any,
     baseline: Any,
+    config: Any,
     scope_policy: str = "warn",
     others: list[Any] | None = None,
 ) -> Ledger:
     """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase.
-    ``others``: the FileRefs the plan's other phases declare."""
-    from tasks.gates.config import load_gate_config
+    ``config``: the run's GateConfig from pre-flight (never re-read: the agents wrote the tree
+    since). ``others``: the FileRefs the plan's other phases declare."""
     from tasks.gates.phase_gates import run_phase_gates
 
-    config = await asyncio.to_thread(load_gate_config, repo)
     return await asyncio.to_thread(
         run_phase_gates,
         repo,
@@ -109,12 +112,11 @@ def decide_verdict(ledger: Ledger) -> PhaseVerdict:
 
 
 @task(name="final-validation", cache_policy=NO_CACHE)
-async def final_validation_step(repo: Path, baseline: Any) -> Ledger:
-    """The whole suite and quality checks after the last wave (seed Step 5.1)."""
-    from tasks.gates.config import load_gate_config
+async def final_validation_step(repo: Path, baseline: Any, config: Any) -> Ledger:
+    """The whole suite and quality checks after the last wave (seed Step 5.1), with the run's
+    gate configuration from pre-flight."""
     from tasks.gates.final import run_final_validation
 
-    config = await asyncio.to_thread(load_gate_config, repo)
     return await asyncio.to_thread(run_final_validation, repo, baseline=baseline, config=config)
 
 

@@ -87,6 +87,29 @@ def run_command(
             "(the report says so).",
         ),
     ] = False,
+    worktrees: Annotated[
+        bool,
+        typer.Option(
+            "--worktrees/--shared-tree",
+            help="Each phase in its own git worktree, verified phases landing one commit each "
+            "on the branch plan-executor/<plan> (default); or every phase in the checkout.",
+        ),
+    ] = True,
+    on_current_branch: Annotated[
+        bool,
+        typer.Option(help="Put the verified phases' commits on the current branch instead."),
+    ] = False,
+    keep_worktrees: Annotated[
+        bool, typer.Option(help="Leave the phases' worktrees on disk after the run.")
+    ] = False,
+    unsandboxed_gates: Annotated[
+        bool,
+        typer.Option(
+            "--unsandboxed-gates",
+            help="UNSAFE: run gate commands (the agents' tests and build scripts) on the host, "
+            "outside bubblewrap. A repository's `sandbox = false` is ignored: only this decides.",
+        ),
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -109,6 +132,10 @@ def run_command(
         interactive=interactive,
         network=network,
         allow_unsandboxed=allow_unsandboxed,
+        worktrees=worktrees,
+        on_current_branch=on_current_branch,
+        keep_worktrees=keep_worktrees,
+        sandbox_gates=not unsandboxed_gates,
         backend_mode=backend.value,
         live=live,
     )
@@ -129,6 +156,10 @@ def run_plan(
     interactive: bool = False,
     network: bool = True,
     allow_unsandboxed: bool = False,
+    worktrees: bool = True,
+    on_current_branch: bool = False,
+    keep_worktrees: bool = False,
+    sandbox_gates: bool = True,
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -171,6 +202,10 @@ def run_plan(
                 interactive=interactive,
                 network=network,
                 allow_unsandboxed=allow_unsandboxed,
+                worktrees=worktrees,
+                on_current_branch=on_current_branch,
+                keep_worktrees=keep_worktrees,
+                sandbox_gates=sandbox_gates,
                 live=live,
             ),
             select_backend=select_backend,
@@ -297,6 +332,21 @@ def demo_command(
         Path | None,
         typer.Option("--dir", help="Where to make the demo crate (default: a new temp dir)."),
     ] = None,
+    worktrees: Annotated[
+        bool,
+        typer.Option(
+            "--worktrees/--shared-tree",
+            help="Each phase in its own git worktree, verified phases landing one commit each "
+            "on the branch plan-executor/<plan> (default); or every phase in the checkout.",
+        ),
+    ] = True,
+    on_current_branch: Annotated[
+        bool,
+        typer.Option(help="Put the verified phases' commits on the current branch instead."),
+    ] = False,
+    keep_worktrees: Annotated[
+        bool, typer.Option(help="Leave the phases' worktrees on disk after the run.")
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,

@@ -264,25 +264,41 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
+def _shared_target(target_dir: Path | None) -> dict[str, Any]:
+    if target_dir is None:
+        return {}
+    return {
+        "writable_paths": [Path(target_dir)],
+        "extra_env": {"CARGO_TARGET_DIR": str(target_dir)},
+    }
+
+
 def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Path:
     day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
     name = (
         f"{day}.{_safe_name(request.plan_name)}-phase-{_safe_name(request.phase_id)}"
         f"-{_safe_name(request.role_suffix)}.md"
     )
-    return Path(request.repo) / ".ai" / "logs" / name
+    return Path(request.log_repo or request.repo) / ".ai" / "logs" / name
 
 
 class DetailsLog:
-    """Appends the transcript as it happens, so a crash still leaves the turns so far."""
+    """Appends the transcript as it happens, so a crash still leaves the turns so far.
 
-    def __init__(self, path: Path) -> None:
+    The log lies in the repository (agents and people read it): known secrets are scrubbed
+    from every write, whatever part of the call they came through."""
+
+    def __init__(self, path: Path, secrets: list[str] | None = None) -> None:
         self.path = path
+        self.secrets = list(secrets or [])
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, *parts: str) -> None:
+        from tasks.secrets import scrub_known
+
+        text = scrub_known("\n\n".join(parts) + "\n\n", self.secrets)
         with self.path.open("a", encoding="utf-8") as handle:
-            handle.write("\n\n".join(parts) + "\n\n")
+            handle.write(text)
 
 
 # --- the conversation -------------------------------------------------------------------------
@@ -375,8 +391,14 @@ class AgentCall:
         client: anthropic.Anthropic,
         deadline_s: float | None,
     ) -> None:
+        from tasks.secrets import known_secrets
+
         self.request = request
         self.definition = definition
+        # Known once per call: the client's own key too (it may not come from the environment).
+        self.secrets = known_secrets(
+            getattr(client, "api_key", None), getattr(client, "auth_token", None)
+        )
         self.infra = InfraFaults()
         self.faults = _FaultRecorder(self.infra)
         self.client = client.with_options(middleware=[*client.middleware, self.faults])
@@ -396,6 +418,7 @@ class AgentCall:
                 read_only=read_only,
                 allow_unsandboxed=request.allow_unsandboxed,
                 read_only_paths=protected,
+                **_shared_target(request.target_dir),
             ),
         )
         self.tools: ToolCollection = tools_for(
@@ -420,7 +443,7 @@ class AgentCall:
             tools=self.tools.params(),
         )
         self.conversation.add("user", [{"type": "text", "text": request.task}])
-        self.log = DetailsLog(details_log_path(request))
+        self.log = DetailsLog(details_log_path(request), self.secrets)
         self.usage = Usage()
         self.turns = 0
         self.requests = 0
@@ -438,18 +461,25 @@ class AgentCall:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def result(self, summary: str, stop_reason: str | None, failure: Failure | None) -> AgentResult:
+        from tasks.secrets import scrub_known
+
         return AgentResult(
             agent=self.definition.name,
             model=self.model,
-            summary=summary,
+            # The summary goes into the plan's checkpoints and reports; the error may quote output.
+            summary=scrub_known(summary, self.secrets),
             stop_reason=stop_reason,
             turns=self.turns,
             usage=self.usage,
             files_touched=self.files_touched,
             commands_run=self.commands_run,
-            details_log=str(self.log.path.relative_to(self.repo)),
+            details_log=str(
+                self.log.path.resolve().relative_to(
+                    Path(self.request.log_repo or self.repo).resolve()
+                )
+            ),
             failure=failure.kind if failure else FailureKind.NONE,
-            error=failure.message if failure else None,
+            error=scrub_known(failure.message, self.secrets) if failure else None,
             sandboxed=self.sandbox.sandboxed or not self.uses_bash,
             error_code=failure.error_code if failure else None,
             retryable=failure.retryable if failure else False,
@@ -571,11 +601,19 @@ class AgentCall:
             if remaining is not None and isinstance(bash, BashTool):
                 # A command may not outlive the call's own budget.
                 bash.timeout_s = max(1.0, min(self.request.command_timeout_s, remaining))
-            result = self.tools.run(block.name, block.input)
+            result = self.scrubbed(self.tools.run(block.name, block.input))
             self.record_tool(block, result)
             blocks.append(result.to_block(block.id))
             misuse.append(bool(result.details.get("misuse")))
         return blocks, bool(misuse) and all(misuse)
+
+    def scrubbed(self, result: ToolResult) -> ToolResult:
+        """The tool result without known secrets: it goes back to the model (another company's
+        servers), into the transcript and, through the summary, into the plan."""
+        from tasks.secrets import scrub_known
+
+        clean = scrub_known(result.output, self.secrets)
+        return result if clean == result.output else result.model_copy(update={"output": clean})
 
     def record_tool(self, block: Any, result: ToolResult) -> None:
         if result.path and result.path not in self.files_touched:

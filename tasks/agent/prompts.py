@@ -73,6 +73,15 @@ def skills_section(skills: list[str]) -> str:
     )
 
 
+SCOPE_NOTE = (
+    "Scope: change only the files listed above, plus what they imply: the `mod` / `pub mod` "
+    "line (and a `pub use` re-export) for a new module file in its parent module (`lib.rs`, "
+    "`main.rs`, `mod.rs` or `<parent>.rs`), dependency entries this phase names in the `Cargo.toml` "
+    "of the crate that owns the files, `Cargo.lock`, and formatting (`cargo fmt`). Any other file "
+    "(another crate, an unlisted source file, CI or gate configuration) blocks the phase."
+)
+
+
 def phase_task(plan: Plan, phase: Phase, skills: list[str], *, role: str = "owner") -> str:
     """The user message of an agent call for ``phase``: context, task, criteria, skills."""
     instruction = ROLE_INSTRUCTIONS.get(role, ROLE_INSTRUCTIONS["owner"])
@@ -96,7 +105,7 @@ def phase_task(plan: Plan, phase: Phase, skills: list[str], *, role: str = "owne
         f"- Blast radius (tests to run): {blast}",
         kind_note,
         skills_section(skills),
-        "## Files to create or modify\n" + _bullets(files),
+        "## Files to create or modify\n" + _bullets(files) + "\n\n" + SCOPE_NOTE,
         "## Deliverables\n" + _bullets(phase.deliverables),
         "## Acceptance criteria\n" + _bullets(criteria),
         "## The phase as written in the plan\n\n" + phase.body.strip(),

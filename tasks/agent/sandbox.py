@@ -4,7 +4,9 @@ Path checks in the editor tool do not stop `bash` from writing anywhere, so each
 ``bwrap ... -- bash --noprofile --norc -c CMD``: the whole filesystem read-only, the repository
 read-write (read-only for verifier calls), a private `/tmp` with a fresh `$HOME` inside it, the
 host user's home hidden except the toolchains on PATH (no keys or tokens to read), `/run` and
-`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), the repository's `.git`
+`/var/tmp` hidden (no docker/dbus/PostgreSQL sockets to connect to), the plan-executor home,
+`PREFECT_HOME` and the PostgreSQL cluster's data hidden wherever they are (inside the repository
+too: credentials, the cluster's socket and files), the repository's `.git`
 read-only (no hooks or `core.fsmonitor` for the host's git to run), a fresh `/proc` and `/dev`, its own pid namespace (killing bwrap kills every process inside),
 all capabilities dropped (we may run as root, and root could otherwise remount), the process
 dying with its parent, and no network when the run turns it off. Each directory between the
@@ -26,6 +28,7 @@ import functools
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import time
 import uuid
@@ -158,8 +161,33 @@ def resolv_conf_binds() -> list[str]:
     return []
 
 
+def secret_mounts(repo: Path, secrets: list[Path]) -> tuple[list[str], list[str]]:
+    """tmpfs mounts hiding ``secrets`` (the plan-executor home, `PREFECT_HOME`, the cluster's
+    data): (before the repository's bind, after every bind).
+
+    A place that holds the repository is hidden before the repository is bound back over it;
+    any other is hidden last, so that no later bind (the repository, a toolchain kept from the
+    host home, a writable cargo target dir) shows it again.
+    """
+    early: list[str] = []
+    late: list[str] = []
+    existing = [path for path in secrets if path.exists() and path != Path("/")]
+    last = [path for path in existing if not repo.is_relative_to(path)]
+    for path in existing:
+        # A file (a PREFECT_HOME pointing at one, say) takes no tmpfs: /dev/null over it.
+        hide = ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
+        if repo.is_relative_to(path):
+            early += hide
+        elif not any(path != other and path.is_relative_to(other) for other in last):
+            late += hide
+    return early, late
+
+
 def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) -> list[str]:
+    from tasks.secrets import secret_paths
+
     repo_mount = "--ro-bind" if settings.read_only else "--bind"
+    hide_early, hide_late = secret_mounts(repo, secret_paths())
     argv = [
         bwrap,
         "--ro-bind", "/", "/",
@@ -171,7 +199,12 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         if Path(hidden).is_dir():
             argv += ["--tmpfs", hidden]
     argv += resolv_conf_binds()
+    argv += hide_early
     argv += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+    # Our own environment stays visible (read-only) where /tmp or a hidden directory would hide
+    # it (a clone under /tmp): gates run the `just` installed beside plan-executor.
+    if Path(sys.prefix).is_dir():
+        argv += ["--ro-bind", sys.prefix, sys.prefix]
     for path in settings.writable_paths:
         argv += ["--bind", str(path), str(path)]
     # After /tmp so that a repository under /tmp is mounted over the private tmpfs.
@@ -187,6 +220,7 @@ def bwrap_argv(bwrap: str, repo: Path, command: str, settings: SandboxSettings) 
         for protected in settings.read_only_paths:
             if protected.exists():
                 argv += ["--ro-bind", str(protected), str(protected)]
+    argv += hide_late
     argv += [
         "--unshare-pid",
         "--unshare-ipc",

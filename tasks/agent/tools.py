@@ -107,11 +107,21 @@ class EditorTool:
         read_only: bool = False,
         max_characters: int | None = None,
         protected: list[Path] | None = None,
+        hidden: list[Path] | None = None,
     ) -> None:
+        from tasks.secrets import secret_paths
+
         self.root = Path(repo).resolve()
         self.read_only = read_only
         self.max_characters = max_characters
         self.protected = {Path(p).resolve() for p in protected or []}
+        # The editor runs on the host, not in the sandbox: it must hide what the sandbox hides.
+        # A hidden place that holds the repository hides only what lies outside it.
+        self.hidden = [
+            path
+            for path in (Path(p).resolve() for p in (secret_paths() if hidden is None else hidden))
+            if not self.root.is_relative_to(path)
+        ]
 
     def params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"type": EDITOR_TYPE, "name": EDITOR_NAME}
@@ -130,9 +140,17 @@ class EditorTool:
         if command not in handlers:
             raise ToolInputError(f"unknown command {command!r}; use one of: {', '.join(handlers)}")
         target = resolve_in_repo(self.root, tool_input.get("path"))
+        if self._is_hidden(target):
+            raise ToolInputError(
+                f"{_relative(self.root, target)} is hidden from agents (plan-executor's and "
+                "Prefect's own files)"
+            )
         if command != "view":
             self._check_writable(target)
         return handlers[command](target, tool_input)
+
+    def _is_hidden(self, target: Path) -> bool:
+        return any(target.is_relative_to(hidden) for hidden in self.hidden)
 
     def _check_writable(self, target: Path) -> None:
         if self.read_only:
@@ -194,7 +212,11 @@ class EditorTool:
         for current, dirs, files in os.walk(directory):
             here = Path(current)
             depth = len(here.relative_to(directory).parts)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "target")
+            dirs[:] = sorted(
+                d
+                for d in dirs
+                if not d.startswith(".") and d != "target" and not self._is_hidden(here / d)
+            )
             if depth >= 2:
                 dirs[:] = []
             for name in sorted(dirs):

@@ -7,14 +7,22 @@ Detection: a `justfile` with a `test` (`build`) recipe, as `just --dump` lists t
 Overrides (later wins): `[tool.plan-executor]` in the repository's `pyproject.toml`, then the top
 level of `.ai/plan-executor.toml`. Keys: `test`, `build`, `lint`, `fmt`, `doc_test`, `test_filter`
 (a string, split like a shell would, or a list of arguments), `timeout_s`, `allowed_programs`
-(a list), `allowed_subcommands` (a table: program → list), `required_tools` (a list), `sandbox`
-and `sandbox_network` (booleans). Other keys are ignored: those files also hold other settings.
+(a list), `allowed_subcommands` (a table: program → list), `required_tools` (a list). Other keys
+are ignored: those files also hold other settings.
+
+A run reads its gate configuration once, at pre-flight, from the committed `HEAD`
+(:func:`load_committed_gate_config`), never from the working tree: agents write the working tree,
+and a gate that re-read it would run whatever an agent put there. Whether gate commands run in
+the sandbox and with the network is the run's decision (:class:`GateRunSettings`); `sandbox` and
+`sandbox_network` in a repository file are ignored with a warning.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import shlex
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,13 @@ from tasks import shell
 
 JUSTFILE_NAMES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
 COMMAND_KEYS = ("test", "build", "lint", "fmt", "doc_test", "test_filter")
+RUN_ONLY_KEYS = ("sandbox", "sandbox_network")
+"""Keys a repository file may not set: an agent can write those files, and a committed one came
+from whoever could push; only the person starting the run decides how far gate commands reach."""
+PYPROJECT_TABLE = "pyproject.toml [tool.plan-executor]"
+OWN_FILE = ".ai/plan-executor.toml"
+
+_log = logging.getLogger(__name__)
 
 # Programs a plan's blast-radius command may start with. Anything else (prose, pipes, `&& grep`)
 # is recorded as not run, never passed: plan text is never handed to a shell.
@@ -92,8 +107,11 @@ class GateConfig(BaseModel):
     """Run gate commands inside the agents' bubblewrap sandbox: `cargo test` runs the agents'
     code (tests, build scripts), which must not reach the host beyond the repository. Without a
     usable bubblewrap they run unsandboxed (the agents themselves were refused then, unless the
-    run allowed unsandboxed commands). Override with `sandbox = false`."""
+    run allowed unsandboxed commands). Set by the run only (:meth:`for_run`), never by a file."""
     sandbox_network: bool = True
+    """Network inside sandboxed gate commands; :meth:`for_run` ANDs it with the run's setting."""
+    warnings: list[str] = Field(default_factory=list)
+    """What the loader ignored (run-only keys in a repository file); pre-flight reports them."""
 
     def refusal(self, argv: list[str]) -> str | None:
         """Why plan text may not run ``argv`` (None when it may)."""
@@ -113,6 +131,15 @@ class GateConfig(BaseModel):
             f"`{program} {first}` is not an allowed subcommand (allowed: {', '.join(subcommands)})"
         )
 
+    def for_run(self, run: GateRunSettings) -> GateConfig:
+        """This configuration under the run's own settings: they can only narrow what it allows."""
+        return self.model_copy(
+            update={
+                "sandbox": run.sandbox,
+                "sandbox_network": run.network and self.sandbox_network,
+            }
+        )
+
     def tools(self) -> list[str]:
         if self.required_tools:
             return list(self.required_tools)
@@ -121,6 +148,16 @@ class GateConfig(BaseModel):
             if argv and argv[0] not in programs:
                 programs.append(argv[0])
         return programs
+
+
+class GateRunSettings(BaseModel):
+    """What the run (its CLI options or flow parameters), not the repository, decides about
+    gate commands."""
+
+    sandbox: bool = True
+    """Run gate commands in bubblewrap (`--unsandboxed-gates` turns it off: unsafe)."""
+    network: bool = True
+    """Network inside sandboxed gate commands (`--no-network` turns it off, as for agents)."""
 
 
 def justfile_path(repo: Path) -> Path | None:
@@ -168,18 +205,22 @@ def _json_object(output: str) -> dict[str, Any] | None:
 
 
 def default_config(repo: Path) -> GateConfig:
+    justfile = justfile_path(repo)
+    if justfile is None:
+        return _defaults(set(), None)
+    return _defaults(justfile_recipes(justfile), justfile.name)
+
+
+def _defaults(recipes: set[str], justfile_name: str | None) -> GateConfig:
     test = ["cargo", "test"]
     build = ["cargo", "build"]
     source = "cargo default"
-    justfile = justfile_path(repo)
-    if justfile is not None:
-        recipes = justfile_recipes(justfile)
-        if "test" in recipes:
-            test = ["just", "test"]
-        if "build" in recipes:
-            build = ["just", "build"]
-        if {"test", "build"} & recipes:
-            source = f"detected {justfile.name}"
+    if "test" in recipes:
+        test = ["just", "test"]
+    if "build" in recipes:
+        build = ["just", "build"]
+    if justfile_name and {"test", "build"} & recipes:
+        source = f"detected {justfile_name}"
     return GateConfig(
         test=test,
         build=build,
@@ -209,11 +250,15 @@ def _apply(config: GateConfig, table: dict[str, Any], where: str) -> GateConfig:
     for key in ("allowed_programs", "required_tools"):
         if key in table:
             update[key] = _as_argv(table[key], key, where)
-    for key in ("sandbox", "sandbox_network"):
-        if key in table:
-            if not isinstance(table[key], bool):
-                raise ValueError(f"{where}: `{key}` must be true or false")
-            update[key] = table[key]
+    ignored = [key for key in RUN_ONLY_KEYS if key in table]
+    if ignored:
+        warning = (
+            f"{where}: {', '.join(f'`{key}`' for key in ignored)} ignored: whether gate "
+            "commands run sandboxed and with the network is the run's decision "
+            "(--no-network, --unsandboxed-gates), not the repository's"
+        )
+        _log.warning("%s", warning)
+        config = config.model_copy(update={"warnings": [*config.warnings, warning]})
     if "allowed_subcommands" in table:
         extra = table["allowed_subcommands"]
         if not isinstance(extra, dict):
@@ -228,18 +273,63 @@ def _apply(config: GateConfig, table: dict[str, Any], where: str) -> GateConfig:
 
 
 def load_gate_config(repo: Path) -> GateConfig:
-    """The gate commands for ``repo``: detection, then pyproject, then `.ai/plan-executor.toml`."""
+    """The gate commands for ``repo`` as its working tree says: detection, then pyproject, then
+    `.ai/plan-executor.toml`. For checking plan text (`validate`); a run uses
+    :func:`load_committed_gate_config`."""
     repo = Path(repo)
-    config = default_config(repo)
-    pyproject = repo / "pyproject.toml"
-    if pyproject.is_file():
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-        table = data.get("tool", {}).get("plan-executor", {})
+    return _overridden(
+        default_config(repo),
+        _read_text(repo / "pyproject.toml"),
+        _read_text(repo / ".ai" / "plan-executor.toml"),
+    )
+
+
+def load_committed_gate_config(repo: Path, ref: str = "HEAD") -> GateConfig:
+    """The gate commands as the commit ``ref`` says, whatever the working tree holds.
+
+    The justfile is read from the commit too: `just --dump` gets a temporary copy (its recipes
+    decide `just test` over `cargo test`). A repository without commits has no files here, so
+    it gets the cargo defaults. An `import` in the justfile is not followed from the copy.
+    """
+    repo = Path(repo)
+    recipes: set[str] = set()
+    justfile_name: str | None = None
+    for name in JUSTFILE_NAMES:
+        text = committed_file(repo, name, ref)
+        if text is None:
+            continue
+        justfile_name = name
+        with tempfile.TemporaryDirectory(prefix="pe-justfile-") as scratch:
+            copy = Path(scratch) / name
+            copy.write_text(text, encoding="utf-8")
+            recipes = justfile_recipes(copy)
+        break
+    config = _overridden(
+        _defaults(recipes, justfile_name),
+        committed_file(repo, "pyproject.toml", ref),
+        committed_file(repo, OWN_FILE, ref),
+    )
+    return config.model_copy(update={"source": f"{config.source} (at {ref})"})
+
+
+def committed_file(repo: Path, path: str, ref: str = "HEAD") -> str | None:
+    """The text of ``path`` in commit ``ref``; None when absent (or no such commit)."""
+    result = shell.run(
+        ["git", "show", f"{ref}:{path}"], cwd=repo, timeout_s=JUST_DUMP_TIMEOUT_S, output_cap=None
+    )
+    # shell.run merges stderr into the output: only a successful show is the file.
+    return result.output if result.ok else None
+
+
+def _read_text(path: Path) -> str | None:
+    return path.read_text(encoding="utf-8") if path.is_file() else None
+
+
+def _overridden(config: GateConfig, pyproject: str | None, own: str | None) -> GateConfig:
+    if pyproject is not None:
+        table = tomllib.loads(pyproject).get("tool", {}).get("plan-executor", {})
         if isinstance(table, dict):
-            config = _apply(config, table, "pyproject.toml [tool.plan-executor]")
-    own = repo / ".ai" / "plan-executor.toml"
-    if own.is_file():
-        config = _apply(
-            config, tomllib.loads(own.read_text(encoding="utf-8")), ".ai/plan-executor.toml"
-        )
+            config = _apply(config, table, PYPROJECT_TABLE)
+    if own is not None:
+        config = _apply(config, tomllib.loads(own), OWN_FILE)
     return config

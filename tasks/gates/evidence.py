@@ -10,6 +10,7 @@ from pathlib import Path
 from tasks import shell
 from tasks.gates.config import GateConfig
 from tasks.gates.ledger import LedgerEntry, Verdict
+from tasks.secrets import scrub_known
 from tasks.shell import CommandResult
 
 PASS_TAIL_LINES = 4
@@ -55,8 +56,11 @@ def run_gate(argv: Sequence[str], repo: Path, config: GateConfig) -> CommandResu
     result = _execute(argv, repo, config, None)
     target = log_path(config.log_dir, result)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # The digest names the raw output; the file, which stays in the repository, is scrubbed.
     target.write_text(
-        f"$ {render(result.argv)}  (cwd {result.cwd}, exit {result.exit_code})\n{result.output}"
+        scrub_known(
+            f"$ {render(result.argv)}  (cwd {result.cwd}, exit {result.exit_code})\n{result.output}"
+        )
     )
     # Keep the in-memory copy (and what reaches prompts and reports) capped as usual.
     if result.output_chars > shell.DEFAULT_OUTPUT_CAP:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks.gates.cargo_output import FAILED, OK, TestRun, parse_test_output
-from tasks.gates.config import GateConfig, load_gate_config
+from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 
@@ -70,7 +70,7 @@ def run_final_validation(
     repo: Path, *, baseline: TestRun | None, config: GateConfig | None = None
 ) -> Ledger:
     repo = Path(repo)
-    config = config or load_gate_config(repo)
+    config = config or load_committed_gate_config(repo)
     ledger = Ledger()
     suite_entry, suite = _test_entry("full test suite", list(config.test), repo, config)
     doc_entry, doc = _test_entry("doc tests", list(config.doc_test), repo, config)

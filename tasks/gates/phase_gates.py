@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from plan_parser.model import FileAction, FileRef, Phase, PhaseType
 from tasks.gates.cargo_output import FAILED, OK, TestRun, parse_test_output
-from tasks.gates.config import GateConfig, load_gate_config
+from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
     GREP_PROGRAMS,
     SHELL_OPERATORS,
@@ -33,7 +33,6 @@ from tasks.gates.evidence import command_entry, not_run, render, run_gate, simpl
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.gates.repo_state import (
     DELETED,
-    LOCKFILES,
     RustInventory,
     changed_since,
     file_digest,
@@ -49,6 +48,7 @@ from tasks.gates.wandering import (
     gate_config_entry,
     new_tests_entry,
 )
+from tasks.gates.wiring import wiring_reason
 
 ScopePolicy = Literal["siblings", "warn", "fail"]
 """What a change outside the phase's declared files is: `siblings` (the run's default) fails a
@@ -252,8 +252,18 @@ def scope_entries(
                 )
             )
     outside = sorted(p for p in changes if not any(_matches(p, d, g) for d, g in declared))
-    incidental = [p for p in outside if Path(p).name in LOCKFILES]
-    outside = [p for p in outside if p not in incidental]
+    wiring = _wiring(repo, phase, changes, start, declared, outside)
+    outside = [p for p in outside if p not in wiring]
+    if wiring:
+        entries.append(
+            LedgerEntry(
+                check="scope: wiring",
+                verdict=Verdict.PASS,
+                required=False,
+                evidence="implied by the declared files: "
+                + "; ".join(f"{p} ({why})" for p, why in wiring.items()),
+            )
+        )
     # Parallel phases share one working tree, so a file outside this phase's declared scope may
     # be a sibling phase's work: a warning. A file no phase of the plan declares is a wandering
     # agent's (under `siblings`): it fails the phase.
@@ -277,8 +287,6 @@ def scope_entries(
             evidence += " (declared by another phase of the plan)"
     else:
         verdict, evidence = Verdict.PASS, "no change outside the declared files"
-    if incidental:
-        evidence += f"; incidental: {', '.join(incidental)}"
     entries.append(
         LedgerEntry(
             check="scope: outside declared files",
@@ -290,22 +298,62 @@ def scope_entries(
     return entries
 
 
+def _wiring(
+    repo: Path,
+    phase: Phase,
+    changes: dict[str, str],
+    start: PhaseStart,
+    declared: list[tuple[str, bool]],
+    outside: list[str],
+) -> dict[str, str]:
+    """Path → why, for the changes outside the declared files that declaring them implies."""
+    if not outside:
+        return {}
+    mine = [p for p in changes if any(_matches(p, d, g) for d, g in declared)]
+    created = [p for p in mine if changes[p] == "A"]
+    existing = [p for p in mine if changes[p] != "D"] + [d for d, g in declared if not g]
+    text = phase_text(phase)
+    found: dict[str, str] = {}
+    for path in outside:
+        if changes.get(path) == "D":
+            continue
+        reason = wiring_reason(
+            repo, start.head, path, declared_new=created, declared=existing, phase_text=text
+        )
+        if reason:
+            found[path] = reason
+    return found
+
+
 # --- tests ------------------------------------------------------------------------------------
 
 
 class _TestRuns:
     """Runs test commands once each and remembers the parsed results."""
 
-    def __init__(self, repo: Path, config: GateConfig, baseline: TestRun | None) -> None:
+    def __init__(
+        self,
+        repo: Path,
+        config: GateConfig,
+        baseline: TestRun | None,
+        *,
+        refused: str | None = None,
+    ) -> None:
         self.repo = repo
         self.config = config
         self.baseline = baseline
+        self.refused = refused
+        """Why no test command may run in this phase (None: they may)."""
         self.runs: dict[tuple[str, ...], TestRun] = {}
         self.entries: list[LedgerEntry] = []
 
     def run(self, check: str, argv: list[str], *, scoped: bool) -> TestRun:
         key = tuple(argv)
         if key in self.runs:
+            return self.runs[key]
+        if self.refused is not None:
+            self.runs[key] = TestRun(command=render(argv))
+            self.entries.append(not_run(check, self.refused, command=render(argv)))
             return self.runs[key]
         result = run_gate(argv, self.repo, self.config)
         parsed = parse_test_output(result.output)
@@ -657,14 +705,23 @@ def run_phase_gates(
     ``others``: the files the plan's other phases declare (the `siblings` scope policy and the
     gate-configuration check tell a sibling's file from a wandering agent's)."""
     repo = Path(repo)
-    config = config or load_gate_config(repo)
+    config = config or load_committed_gate_config(repo)
     design = phase.type is PhaseType.DESIGN
     ledger = Ledger()
     ledger.extend(declared_file_entries(repo, phase))
     changes = phase_changes(repo, start)
     ledger.extend(scope_entries(phase, changes, start, repo, scope_policy, others))
+    # Before any command: `just test` reads the justfile and cargo `.cargo/config.toml` from the
+    # working tree, so a phase that changed them would run the agent's commands in our gates.
+    config_entry = gate_config_check(repo, phase, start, others or [])
+    refused = (
+        "not run: the phase changed gate configuration (integrity: gate configuration); "
+        "no command the agent could have written is run"
+        if config_entry.verdict is Verdict.FAIL
+        else None
+    )
 
-    tests = _TestRuns(repo, config, baseline)
+    tests = _TestRuns(repo, config, baseline, refused=refused)
     other: list[LedgerEntry] = []
     if design:
         other.append(not_run("tests", "design phase: tests are not required"))
@@ -678,8 +735,11 @@ def run_phase_gates(
     ledger.extend(criteria)
     ledger.extend(dependency_field_entries(repo, phase))
     ledger.extend(integrity_entries(repo, phase, start))
-    ledger.add(gate_config_check(repo, phase, start, others or []))
-    ledger.extend(_quality_entries(repo, config, changes, design=design))
+    ledger.add(config_entry)
+    if refused is not None:
+        ledger.extend(not_run(check, refused) for check in ("build", "lint", "fmt"))
+    else:
+        ledger.extend(_quality_entries(repo, config, changes, design=design))
     for entry in ledger.entries:
         entry.phase_id = phase.id
     return ledger
@@ -701,3 +761,19 @@ def _quality_entries(
             not_run("fmt", "design phase: format not required"),
         ]
     return [gate("build", config.build), gate("lint", config.lint), gate("fmt", config.fmt)]
+
+
+def integration_entries(
+    repo: Path, phase: Phase, config: GateConfig, baseline: TestRun | None
+) -> list[LedgerEntry]:
+    """The phase's work on top of what its siblings landed meanwhile, checked again: its blast
+    radius (the default test scope when it has none) and the build. Design phases: the build."""
+    tests = _TestRuns(repo, config, baseline)
+    other: list[LedgerEntry] = []
+    if phase.type is not PhaseType.DESIGN:
+        other = blast_radius_entries(repo, phase, config, tests)
+    entries = [*tests.entries, *other, simple_gate("build", config.build, repo, config)]
+    return [
+        entry.model_copy(update={"check": f"integration: {entry.check}", "phase_id": phase.id})
+        for entry in entries
+    ]

@@ -16,7 +16,12 @@ from pydantic import BaseModel
 from plan_parser.model import OwnerKind, PhaseType, Plan
 from tasks import shell
 from tasks.gates.cargo_output import FAILED, TestRun, parse_test_output
-from tasks.gates.config import GateConfig, justfile_path, load_gate_config
+from tasks.gates.config import (
+    GateConfig,
+    GateRunSettings,
+    justfile_path,
+    load_committed_gate_config,
+)
 from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.gates.repo_state import (
@@ -39,6 +44,7 @@ FIX_HINTS = {
     "lint": "fix the lint warnings",
     "fmt": "format the code (`cargo fmt --all`)",
     "git": "run plan-executor inside a git repository",
+    "gate configuration": "fix the committed .ai/plan-executor.toml or [tool.plan-executor]",
 }
 
 
@@ -51,6 +57,8 @@ class PreflightResult(BaseModel):
     """The commit of the stash made under the `stash` policy (restore with `git stash pop`)."""
     commit: str | None = None
     """The commit made under the `commit` policy."""
+    config: GateConfig | None = None
+    """The gate configuration every gate of the run uses (read here, once, from `HEAD`)."""
 
 
 def _relative(repo: Path, path: Path) -> str | None:
@@ -157,6 +165,27 @@ def _tree_entries(
         entry.verdict = Verdict.FAIL
         entry.evidence += f"\nstill dirty afterwards: {', '.join(left)}"
     return [entry], stash_ref, commit
+
+
+def _config_entry(repo: Path, run: GateRunSettings) -> tuple[LedgerEntry, GateConfig | None]:
+    """The run's gate configuration, from the commit checked out now (after the dirty-tree
+    policy committed or stashed): the working tree is the agents' to write."""
+    check = "gate configuration"
+    try:
+        config = load_committed_gate_config(repo).for_run(run)
+    except ValueError as exc:  # tomllib's errors are ValueErrors too
+        return LedgerEntry(check=check, verdict=Verdict.FAIL, evidence=str(exc)), None
+    network = "on" if config.sandbox_network else "off"
+    how = f"sandboxed, network {network}" if config.sandbox else "UNSANDBOXED (the run's choice)"
+    evidence = f"{config.source}; gate commands run {how}"
+    if config.warnings:
+        return LedgerEntry(
+            check=check,
+            verdict=Verdict.WARN,
+            evidence=evidence + "; " + "; ".join(config.warnings),
+            required=False,
+        ), config
+    return LedgerEntry(check=check, verdict=Verdict.PASS, evidence=evidence), config
 
 
 def _tools_entry(repo: Path, config: GateConfig) -> LedgerEntry:
@@ -268,11 +297,13 @@ def run_preflight(
     policy: DirtyPolicy = "stop",
     config: GateConfig | None = None,
     skip_tests: bool | None = None,
+    run: GateRunSettings | None = None,
 ) -> PreflightResult:
     """Check the repository before any agent call. ``skip_tests=None`` skips the baseline test
-    run only when the plan's first wave is design work."""
+    run only when the plan's first wave is design work. Without ``config`` the gate
+    configuration is read from `HEAD` under the run's settings ``run`` and returned in the
+    result, for every later gate of the run."""
     repo = Path(repo)
-    config = config or load_gate_config(repo)
     ledger = Ledger()
     inside = git(repo, "rev-parse", "--is-inside-work-tree")
     if not inside.ok:
@@ -282,6 +313,17 @@ def run_preflight(
     plan_file = _relative(repo, Path(plan_path))
     tree, stash_ref, commit = _tree_entries(repo, plan_file, policy)
     ledger.extend(tree)
+    if config is None:
+        entry, config = _config_entry(repo, run or GateRunSettings())
+        ledger.add(entry)
+        if config is None:
+            return PreflightResult(
+                ok=False,
+                ledger=ledger,
+                baseline=None,
+                message=_message(ledger),
+                stash_ref=stash_ref,
+            )
     ledger.add(_tools_entry(repo, config))
     ledger.extend(_agent_entries(repo, plan))
     if any(blocks(entry) for entry in tree):
@@ -290,7 +332,12 @@ def run_preflight(
             not_run("baseline tests", "not run: the working tree is not clean", required=False)
         )
         return PreflightResult(
-            ok=False, ledger=ledger, baseline=None, message=_message(ledger), stash_ref=stash_ref
+            ok=False,
+            ledger=ledger,
+            baseline=None,
+            message=_message(ledger),
+            stash_ref=stash_ref,
+            config=config,
         )
 
     baseline: TestRun | None = None
@@ -314,4 +361,5 @@ def run_preflight(
         message=_message(ledger),
         stash_ref=stash_ref,
         commit=commit,
+        config=config,
     )

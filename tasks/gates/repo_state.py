@@ -38,6 +38,12 @@ def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> CommandRes
     return shell.run(["git", *args], cwd=repo, timeout_s=GIT_TIMEOUT_S, env=env)
 
 
+def show(repo: Path, spec: str) -> str | None:
+    """The whole content of ``spec`` (`REV:path`, `:STAGE:path`), or None when there is none."""
+    result = shell.run(["git", "show", spec], cwd=repo, timeout_s=GIT_TIMEOUT_S, output_cap=None)
+    return result.output if result.ok else None
+
+
 def head(repo: Path) -> str:
     result = git(repo, "rev-parse", "--verify", "--quiet", "HEAD")
     return result.output.strip() if result.ok else ""

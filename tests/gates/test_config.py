@@ -126,3 +126,44 @@ def test_our_own_scripts_are_found_without_an_activated_venv(tmp_path: Path) -> 
     # And a command started without an explicit environment sees the same search path.
     result = shell.run(["just", "--version"], cwd=tmp_path)
     assert result.ok and result.output.startswith("just "), result.output
+
+
+def _commit_all(repo: Path) -> None:
+    from tasks import shell
+
+    for argv in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"],
+    ):
+        assert shell.run(argv, cwd=repo, timeout_s=60).ok
+
+
+def test_committed_config_ignores_the_working_tree(tmp_path: Path) -> None:
+    """A run's gates read HEAD: what an agent writes into the tree decides nothing."""
+    from tasks.gates.config import load_committed_gate_config
+
+    repo = tmp_path / "r"
+    shutil.copytree(CRATES / "justcrate", repo)
+    (repo / ".ai").mkdir()
+    (repo / ".ai" / "plan-executor.toml").write_text('lint = "cargo clippy"\n')
+    _commit_all(repo)
+    (repo / ".ai" / "plan-executor.toml").write_text("build = ['sh', '-c', 'touch pwned']\n")
+    (repo / "pyproject.toml").write_text("[tool.plan-executor]\ntest = 'sh -c true'\n")
+    (repo / "justfile").write_text("nothing:\n    true\n")
+
+    config = load_committed_gate_config(repo)
+    assert (config.test, config.build) == (["just", "test"], ["just", "build"])
+    assert config.lint == ["cargo", "clippy"]
+    assert config.source == "detected justfile + .ai/plan-executor.toml (at HEAD)"
+    assert load_gate_config(repo).build == ["sh", "-c", "touch pwned"]  # the tree's, for validate
+
+
+def test_committed_config_without_commits_is_the_default(tmp_path: Path) -> None:
+    from tasks import shell
+    from tasks.gates.config import load_committed_gate_config
+
+    assert shell.run(["git", "init", "-q"], cwd=tmp_path, timeout_s=60).ok
+    (tmp_path / ".ai").mkdir()
+    (tmp_path / ".ai" / "plan-executor.toml").write_text("build = 'sh -c x'\n")
+    assert load_committed_gate_config(tmp_path).build == ["cargo", "build"]

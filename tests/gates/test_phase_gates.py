@@ -364,3 +364,33 @@ def test_loosely_named_existing_file_resolves_to_the_one_it_names(
     assert by_check["file math.rs"].evidence.startswith("src/math.rs exists")
     assert by_check["scope: math.rs changed"].evidence == "src/math.rs (M)"
     assert decide(ledger).status is PhaseStatus.COMPLETE
+
+
+def test_a_phase_that_changed_gate_configuration_runs_no_gate_command(
+    repo_factory: Callable[[str], Path],
+) -> None:
+    """`just test` reads the working tree's justfile: the integrity check comes first, and a
+    phase that failed it runs no test, build, lint or format command (the agent's recipe here)."""
+    from tasks.gates.config import load_committed_gate_config
+
+    repo = repo_factory("justcrate")
+    config = load_committed_gate_config(repo)  # what pre-flight read: `just test`, `just build`
+    assert (config.test, config.build) == (["just", "test"], ["just", "build"])
+    start = snapshot(repo)
+    justfile = (repo / "justfile").read_text()
+    (repo / "justfile").write_text(justfile.replace("cargo test", "touch agent-recipe-ran; true"))
+
+    ledger = run_phase_gates(
+        repo, phase(blast="`cargo test`", blast_commands=["just test"]), start=start,
+        baseline=None, config=config,
+    )  # fmt: skip
+
+    assert not (repo / "agent-recipe-ran").exists()
+    config_entry = next(e for e in ledger.entries if e.check == "integrity: gate configuration")
+    assert config_entry.verdict is Verdict.FAIL and "justfile (changed)" in config_entry.evidence
+    ran = [e for e in ledger.entries if e.exit_code is not None or e.duration_s]
+    assert ran == [], [e.line() for e in ran]
+    for check in ("build", "lint", "fmt"):
+        entry = next(e for e in ledger.entries if e.check == check)
+        assert entry.verdict is Verdict.NOT_RUN and "gate configuration" in entry.evidence
+    assert decide(ledger).status is PhaseStatus.BLOCKED

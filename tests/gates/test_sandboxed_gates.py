@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.gates.config import load_gate_config
+from tasks.gates.config import GateRunSettings, load_gate_config
 from tasks.gates.evidence import simple_gate
 from tasks.gates.ledger import Verdict
 
@@ -62,11 +62,19 @@ def test_unsandboxed_control_does_write(
     assert marker.read_text() == "written by a test the agent wrote"
 
 
-def test_sandbox_can_be_switched_off_in_the_repository(repo_factory: Callable[[str], Path]) -> None:
+def test_a_repository_cannot_switch_the_sandbox_or_network_on_or_off(
+    repo_factory: Callable[[str], Path],
+) -> None:
+    """`sandbox` / `sandbox_network` are the run's (GateRunSettings): in a file they are ignored
+    with a warning, whatever their value."""
     repo = repo_factory("single")
     (repo / ".ai").mkdir(exist_ok=True)
-    (repo / ".ai" / "plan-executor.toml").write_text("sandbox = false\n")
-    assert load_gate_config(repo).sandbox is False
+    (repo / ".ai" / "plan-executor.toml").write_text("sandbox = false\nsandbox_network = true\n")
+    config = load_gate_config(repo)
+    assert config.sandbox is True
+    assert "`sandbox`, `sandbox_network` ignored" in config.warnings[0]
     (repo / ".ai" / "plan-executor.toml").write_text('sandbox = "no"\n')
-    with pytest.raises(ValueError, match="sandbox"):
-        load_gate_config(repo)
+    assert load_gate_config(repo).sandbox is True
+    offline = config.for_run(GateRunSettings(network=False))
+    assert (offline.sandbox, offline.sandbox_network) == (True, False)
+    assert config.for_run(GateRunSettings(sandbox=False)).sandbox is False

@@ -123,7 +123,7 @@ def test_killed_right_after_a_checkpoint_write(tmp_path: Path, prefect_api_url: 
 def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
     tmp_path: Path, prefect_api_url: str
 ) -> None:
-    """Gates without the sandbox (`sandbox = false`) run in their own sessions and outlive a run
+    """Gates without the sandbox (`--unsandboxed-gates`) run in their own sessions and outlive a run
     killed outright; this one is stuck in a test, and no timer is left to kill it (it would run
     until the machine restarts). The rerun stops it (the run lock's token) and finishes."""
     import signal
@@ -149,12 +149,7 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
 
     plan_path = make_crate(tmp_path / "crate", plan_text=STUCK_ONCE_PLAN)
     repo = plan_path.parents[2]
-    (repo / ".ai" / "plan-executor.toml").write_text("sandbox = false\n")
     (repo / ".git" / "info" / "exclude").write_text("FIRST\n")
-    for argv in (["git", "add", ".ai/plan-executor.toml"], ["git", "commit", "-qm", "no sandbox"]):
-        subprocess.run(
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *argv[1:]], cwd=repo, check=True
-        )
     agents = ScriptedAgents(
         {"1": PhaseScript(edits=[editor_create("tests/stuck.rs", STUCK_ONCE_TEST)])}
     )
@@ -162,7 +157,10 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
         env.pop(RUN_ENV, None)
-        command = [sys.executable, "-m", "flows.cli", "run", str(plan_path), "--no-live"]
+        command = [
+            *(sys.executable, "-m", "flows.cli", "run", str(plan_path)),
+            *("--no-live", "--unsandboxed-gates"),
+        ]
         with (tmp_path / "first.log").open("wb") as out:
             first = subprocess.Popen(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
