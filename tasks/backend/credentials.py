@@ -3,10 +3,13 @@
 Both are random, made once per plan-executor home and kept there in files only their owner may
 read (0600):
 
-    api-auth   `plan-executor:<token>`, the server's PREFECT_SERVER_API_AUTH_STRING and every
-               client's PREFECT_API_AUTH_STRING (the UI's login asks for the same string)
-    pgpass     `*:*:*:postgres:<password>`, a libpq password file: psql reads it through
-               PGPASSFILE, and the Prefect server gets the password in its database URL
+    api-auth.credential   `plan-executor:<token>`, the server's PREFECT_SERVER_API_AUTH_STRING
+                          and every client's PREFECT_API_AUTH_STRING (the UI's login asks for it)
+    postgres.credential   the cluster superuser's password: our psql gets it in PGPASSWORD, the
+                          Prefect server in its database URL
+
+Named `*.credential` so that `tasks.secrets.known_secrets` scrubs their values from anything an
+agent or a report could show, and so that each file holds exactly the value to scrub.
 
 Why: agents run shell commands with the network on, and the host's loopback is reachable from
 their sandbox; without a credential anything there could read the Secret blocks, change run
@@ -22,10 +25,9 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-API_AUTH_FILE = "api-auth"
-PGPASS_FILE = "pgpass"
+API_AUTH_FILE = "api-auth.credential"
+PG_PASSWORD_FILE = "postgres.credential"
 API_USER = "plan-executor"
-PG_USER = "postgres"
 SECRET_MODE = 0o600
 
 
@@ -34,7 +36,7 @@ class CredentialError(RuntimeError):
 
 
 def _token() -> str:
-    # URL-safe characters only: no escaping in a basic-auth string, a URL or a pgpass line
+    # URL-safe characters only: no escaping in a basic-auth string or a URL
     return secrets.token_urlsafe(32)
 
 
@@ -82,8 +84,8 @@ def api_auth_path(home: Path) -> Path:
     return home / API_AUTH_FILE
 
 
-def pgpass_path(home: Path) -> Path:
-    return home / PGPASS_FILE
+def pg_password_path(home: Path) -> Path:
+    return home / PG_PASSWORD_FILE
 
 
 def ensure_api_auth(home: Path) -> str:
@@ -100,23 +102,15 @@ def read_api_auth(home: Path) -> str | None:
 
 
 def ensure_pg_password(home: Path) -> str:
-    """The cluster superuser's password from the home's pgpass file, made on first use."""
-    line = _ensure(pgpass_path(home), lambda: f"*:*:*:{PG_USER}:{_token()}")
-    return _pg_password_of(line, pgpass_path(home))
+    """The cluster superuser's password, made on first use."""
+    return _ensure(pg_password_path(home), _token)
 
 
 def read_pg_password(home: Path) -> str | None:
-    path = pgpass_path(home)
+    """The cluster superuser's password if one was made (never creates it)."""
     with contextlib.suppress(FileNotFoundError):
-        return _pg_password_of(_read_private(path), path)
+        return _read_private(pg_password_path(home)) or None
     return None
-
-
-def _pg_password_of(line: str, path: Path) -> str:
-    fields = line.splitlines()[0].split(":") if line else []
-    if len(fields) != 5 or fields[3] != PG_USER or not fields[4]:
-        raise CredentialError(f"{path} is not a pgpass line for {PG_USER}")
-    return fields[4]
 
 
 __all__ = [
@@ -125,7 +119,7 @@ __all__ = [
     "api_auth_path",
     "ensure_api_auth",
     "ensure_pg_password",
-    "pgpass_path",
+    "pg_password_path",
     "read_api_auth",
     "read_pg_password",
 ]

@@ -10,8 +10,8 @@ The cluster listens on a Unix socket only (`listen_addresses=''`), in a director
 cluster's user can enter: nothing on the network, and no port that can collide with anything.
 Every connection, the socket's included, needs the superuser's password (scram-sha-256): root
 passes any socket permission, and the database holds the Secret blocks and their encryption key.
-The password lives in the home's `pgpass` file (`tasks.backend.credentials`, 0600); psql reads
-it through PGPASSFILE and the Prefect server gets it in its database URL. A cluster made by an
+The password lives in the home's `postgres.credential` (`tasks.backend.credentials`, 0600); our
+psql gets it in PGPASSWORD (its own environment only) and the Prefect server in its database URL. A cluster made by an
 older version with trust authentication is migrated in place the next time it starts (see
 `_migrate_from_trust`): its run history is kept.
 
@@ -46,7 +46,7 @@ from urllib.parse import quote
 import psutil
 from pydantic import BaseModel
 
-from tasks.backend.credentials import ensure_pg_password, pgpass_path, read_pg_password
+from tasks.backend.credentials import ensure_pg_password, pg_password_path, read_pg_password
 from tasks.shell import run
 
 with warnings.catch_warnings():
@@ -111,9 +111,9 @@ class PostgresCluster(BaseModel):
     pid: int
 
     @property
-    def passfile(self) -> Path:
-        """The home's pgpass file (the home holds the data directory)."""
-        return pgpass_path(self.pgdata.parent)
+    def password_file(self) -> Path:
+        """The home's password file (the home holds the data directory)."""
+        return pg_password_path(self.pgdata.parent)
 
     def sqlalchemy_url(self, database: str = DATABASE) -> str:
         """The asyncpg URL Prefect takes in `PREFECT_SERVER_DATABASE_CONNECTION_URL`.
@@ -124,7 +124,7 @@ class PostgresCluster(BaseModel):
         password = read_pg_password(self.pgdata.parent)
         if password is None:
             raise PostgresError(
-                f"no password file {self.passfile} for the cluster in {self.pgdata}"
+                f"no password file {self.password_file} for the cluster in {self.pgdata}"
             )
         return (
             f"postgresql+asyncpg://{PG_SUPERUSER}:{quote(password, safe='')}@/{database}"
@@ -266,11 +266,13 @@ def _remove_stale_lock_files(pgdata: Path, socket_dir: Path) -> None:
 def _psql(cluster: PostgresCluster, database: str, sql: str) -> str:
     """Run `sql` (given on stdin, never on a command line) as the superuser; its output.
 
-    The password comes from the pgpass file, never from the environment or the arguments; `-w`
-    makes a missing or wrong one an error instead of a prompt.
+    The password goes into psql's environment only (not ours, not its arguments: other users
+    can read a process's command line); `-w` makes a wrong one an error instead of a prompt.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
-    env["PGPASSFILE"] = str(cluster.passfile)
+    password = read_pg_password(cluster.pgdata.parent)
+    if password is not None:  # a trust cluster being migrated has none yet
+        env["PGPASSWORD"] = password
     argv = [str(POSTGRES_BIN_PATH / "psql"), "-w", "-h", str(cluster.socket_dir)]
     argv += ["-p", str(SOCKET_PORT), "-U", PG_SUPERUSER, "-d", database]
     argv += ["-tAXq", "-v", "ON_ERROR_STOP=1", "-f", "-"]
@@ -361,7 +363,7 @@ def _secure(cluster: PostgresCluster, user: str | None) -> None:
     elif read_pg_password(cluster.pgdata.parent) is None:
         raise PostgresError(
             f"the cluster in {cluster.pgdata} needs a password and its file "
-            f"{cluster.passfile} is missing: restore the file, or stop the server and delete "
+            f"{cluster.password_file} is missing: restore the file, or stop the server and delete "
             f"{cluster.pgdata} to start a new cluster (its run history is lost)"
         )
 

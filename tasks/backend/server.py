@@ -9,9 +9,9 @@ Everything lives under the plan-executor home (`ServerConfig.home`):
     server.pid        the Prefect server's pid, for humans and scripts
     server.lock       serialises start/stop between processes
     leases/<pid>-<n>  runs using a server that was started for a run only
-    api-auth          the API credential (0600): the server requires it on every request but
-                      GET /api/health and /api/ready (`tasks.backend.credentials`)
-    pgpass            the PostgreSQL password (0600)
+    api-auth.credential  the API credential (0600): the server requires it on every request
+                      but GET /api/health and /api/ready (`tasks.backend.credentials`)
+    postgres.credential  the PostgreSQL password (0600)
 
 `prefect server start` is spawned with `subprocess.Popen`, not through `tasks.shell`: it is a
 long-lived daemon with a pid file, not a command run to completion. It gets its own session so

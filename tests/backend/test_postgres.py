@@ -33,7 +33,7 @@ def pgdata() -> Iterator[Path]:
 def test_cluster_starts_is_reused_and_survives_a_stale_lock_file(pgdata: Path) -> None:
     log = pgdata.parent / "logs" / "postgres.log"
     cluster = postgres.ensure_cluster(pgdata, log)
-    password = (pgdata.parent / "pgpass").read_text().strip().split(":")[4]
+    password = (pgdata.parent / "postgres.credential").read_text().strip()
     assert cluster.sqlalchemy_url() == (
         f"postgresql+asyncpg://postgres:{password}@/prefect?host={cluster.socket_dir}"
     )
@@ -66,46 +66,50 @@ def test_cluster_starts_is_reused_and_survives_a_stale_lock_file(pgdata: Path) -
     assert postgres.stop_cluster(pgdata) is False
 
 
-def psql_as_root(cluster: postgres.PostgresCluster, sql: str, passfile: str) -> CommandResult:
-    """psql as this process (root in CI: the socket's permissions do not stop it)."""
+def psql_as_root(cluster: postgres.PostgresCluster, sql: str, password: str) -> CommandResult:
+    """psql as this process (root in CI: the socket's permissions do not stop it); with
+    `password` "" it sends none."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env["PGPASSFILE"] = "/nonexistent"  # no ~/.pgpass either
+    if password:
+        env["PGPASSWORD"] = password
     argv = [str(POSTGRES_BIN_PATH / "psql"), "-w", "-h", str(cluster.socket_dir), "-U"]
     argv += ["postgres", "-d", "postgres", "-tAc", sql]
-    return run(argv, cwd=cluster.pgdata.parent, env={**env, "PGPASSFILE": passfile}, timeout_s=30)
+    return run(argv, cwd=cluster.pgdata.parent, env=env, timeout_s=30)
 
 
 def test_socket_needs_the_password_and_a_trust_cluster_is_migrated_keeping_its_data(
     pgdata: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = pgdata.parent / "logs" / "postgres.log"
+    password_file = pgdata.parent / "postgres.credential"
     # an older plan-executor: initdb --auth=trust, no password file
     monkeypatch.setattr(postgres, "_initdb", _old_trust_initdb)
     monkeypatch.setattr(postgres, "_secure", lambda *_: None)
     old = postgres.ensure_cluster(pgdata, log)
     assert postgres.hba_uses_trust(pgdata)
-    assert psql_as_root(
-        old, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)", "/dev/null"
-    ).ok
+    assert psql_as_root(old, "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)", "").ok
     assert postgres.stop_cluster(pgdata)
-    assert not (pgdata.parent / "pgpass").exists()
+    assert not password_file.exists()
     monkeypatch.undo()
 
     cluster = postgres.ensure_cluster(pgdata, log)
     assert not postgres.hba_uses_trust(pgdata)
-    passfile = pgdata.parent / "pgpass"
-    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
-    refused = psql_as_root(cluster, "SELECT 1", "/dev/null")
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+    password = password_file.read_text().strip()
+    refused = psql_as_root(cluster, "SELECT 1", "")
     assert not refused.ok and "password" in refused.output, refused.output
-    kept = psql_as_root(cluster, "SELECT n FROM kept", str(passfile))
+    wrong = psql_as_root(cluster, "SELECT 1", "trust-me")
+    assert not wrong.ok and "password authentication failed" in wrong.output, wrong.output
+    kept = psql_as_root(cluster, "SELECT n FROM kept", password)
     assert kept.ok and kept.output.strip() == "42", kept.output
-    password = passfile.read_text().strip().split(":")[4]
     assert password not in log.read_text()
 
     # a restart keeps the password; a new cluster gets scram from initdb on
     assert postgres.stop_cluster(pgdata)
     again = postgres.ensure_cluster(pgdata, log)
-    assert psql_as_root(again, "SELECT n FROM kept", str(passfile)).output.strip() == "42"
-    assert passfile.read_text().strip().split(":")[4] == password
+    assert psql_as_root(again, "SELECT n FROM kept", password).output.strip() == "42"
+    assert password_file.read_text().strip() == password
     assert "scram-sha-256" in (pgdata / "pg_hba.conf").read_text()
 
 

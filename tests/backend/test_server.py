@@ -185,8 +185,8 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
         assert (home / "postgres").stat().st_uid != 0
 
     # the API needs the home's credential; the health check does not
-    auth = (home / "api-auth").read_text().strip()
-    assert Path(first["auth_file"]) == home / "api-auth"
+    auth = (home / "api-auth.credential").read_text().strip()
+    assert Path(first["auth_file"]) == home / "api-auth.credential"
     assert api_status("127.0.0.1", port, None) == 401
     assert api_status("127.0.0.1", port, auth) == 200
 
@@ -220,7 +220,9 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
     replaced = json_of(replaced_run)
     assert replaced["reused"] is False
     assert {replaced["server_pid"], replaced["postgres_pid"]}.isdisjoint(killed)
-    assert (home / "api-auth").read_text().strip() == auth  # made once, kept across restarts
+    assert (
+        home / "api-auth.credential"
+    ).read_text().strip() == auth  # made once, kept across restarts
     assert api_status("127.0.0.1", port, auth) == 200
 
     assert cli(env, "status").exit_code == 0
@@ -300,7 +302,7 @@ def test_a_running_server_without_the_credential_is_replaced(home_env, monkeypat
     assert new.reused is False and new.server_pid != old.server_pid
     assert wait_gone({old.server_pid}) == set()
     assert api_status("127.0.0.1", port, None) == 401
-    assert api_status("127.0.0.1", port, (home / "api-auth").read_text().strip()) == 200
+    assert api_status("127.0.0.1", port, (home / "api-auth.credential").read_text().strip()) == 200
 
 
 def test_port_taken_by_another_program_is_a_clear_error(home_env) -> None:

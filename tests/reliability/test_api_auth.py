@@ -85,7 +85,7 @@ def server() -> Iterator[Server]:
         started = run([CLI, "server", "start", "--json"], cwd=REPO, env=env, timeout_s=180)
         assert started.exit_code == 0, started.output
         # (read leniently: without the credential file each test fails on its own assertion)
-        auth_file = home / "api-auth"
+        auth_file = home / "api-auth.credential"
         auth = auth_file.read_text().strip() if auth_file.exists() else "(no api-auth file)"
         yield Server(home=home, base=f"http://127.0.0.1:{port}", auth=auth, env=env)
     finally:
@@ -199,14 +199,14 @@ def test_the_same_requests_work_with_the_credential(server: Server, seeded: dict
 
 
 def test_credentials_are_private_files_and_appear_nowhere_else(server: Server) -> None:
-    auth_file, pgpass = server.home / "api-auth", server.home / "pgpass"
-    for path in (auth_file, pgpass):
+    auth_file, pg_file = server.home / "api-auth.credential", server.home / "postgres.credential"
+    for path in (auth_file, pg_file):
         info = path.stat()
         assert stat.S_IMODE(info.st_mode) == 0o600, (path, oct(info.st_mode))
         assert info.st_uid == os.geteuid()
     user, _, token = auth_file.read_text().strip().partition(":")
     assert user == "plan-executor" and len(token) >= 40
-    password = pgpass.read_text().strip().split(":")[4]
+    password = pg_file.read_text().strip()
     assert len(password) >= 40
 
     status = run([CLI, "server", "status", "--json"], cwd=REPO, env=server.env, timeout_s=60)
@@ -238,14 +238,17 @@ def test_postgres_refuses_its_own_socket_without_the_password(server: Server) ->
     psql += ["-d", "prefect", "-tAc", "SELECT count(*) FROM block_document"]
     env = {k: v for k, v in clean_env().items() if not k.startswith("PG")}
 
-    refused = run(psql, cwd=server.home, env={**env, "PGPASSFILE": "/dev/null"}, timeout_s=30)
+    refused = run(psql, cwd=server.home, env={**env, "PGPASSFILE": "/nonexistent"}, timeout_s=30)
     assert refused.exit_code != 0, refused.output
     assert "password" in refused.output, refused.output  # "fe_sendauth: no password supplied"
     wrong = run(psql, cwd=server.home, env={**env, "PGPASSWORD": "trust-me"}, timeout_s=30)
     assert wrong.exit_code != 0 and "password authentication failed" in wrong.output, wrong.output
 
     allowed = run(
-        psql, cwd=server.home, env={**env, "PGPASSFILE": str(cluster.passfile)}, timeout_s=30
+        psql,
+        cwd=server.home,
+        env={**env, "PGPASSWORD": cluster.password_file.read_text().strip()},
+        timeout_s=30,
     )
     assert allowed.exit_code == 0, allowed.output
     assert int(allowed.output.strip()) >= 1
@@ -279,7 +282,7 @@ def test_an_agent_in_the_sandbox_cannot_read_the_secret_block(
     assert SECRET_VALUE not in result.output
     # nor read the credential: the home is under the host's /tmp, which the sandbox replaces
     # (the default home, ~/.plan-executor, is under the host home, which it replaces too)
-    peek = sandbox.run(f"cat {server.home}/api-auth {server.home}/pgpass", timeout_s=30)
+    peek = sandbox.run(f"cat {server.home}/*.credential", timeout_s=30)
     assert peek.exit_code != 0 and "No such file" in peek.output, peek.output
 
 
