@@ -380,3 +380,53 @@ def test_plan_executor_worker_polls_with_the_credential_a_bare_worker_is_refused
     assert worker.exit_code == 0, worker.output
     status, text = request(server.base, "GET", "/api/work_pools/issue13-pool", auth=server.auth)
     assert status == 200, text  # the worker created its pool: it was let in
+
+
+def test_a_prefect_api_url_naming_the_homes_server_gets_its_credential(
+    server: Server, seeded: dict[str, str]
+) -> None:
+    # README: `export PREFECT_API_URL=...` alone, no secret copied: the server is found by home
+    env = {**server.env, "PREFECT_API_URL": f"{server.base}/api"}
+    wrong = {**env, "PREFECT_API_AUTH_STRING": "plan-executor:wrong"}  # an explicit one wins
+    refused = run(
+        [CLI, "answer", seeded["flow_run_id"], "action=stash"], cwd=REPO, env=wrong, timeout_s=120
+    )
+    assert refused.exit_code == 2 and "401" in refused.output, refused.output
+    answered = run(
+        [CLI, "answer", seeded["flow_run_id"], "action=stash"], cwd=REPO, env=env, timeout_s=120
+    )
+    # the run is not paused, so the server refuses the answer, but it let the command in
+    assert answered.exit_code == 2, answered.output
+    assert "401" not in answered.output and "Unauthorized" not in answered.output
+    assert "paused" in answered.output.lower() or "resume" in answered.output.lower(), (
+        answered.output
+    )
+
+
+EPHEMERAL_PROBE = """
+import asyncio, urllib.error, urllib.request
+from prefect import flow
+from tasks.backend.select import backend
+
+@flow
+async def probe() -> list[str]:
+    from prefect.server.api.server import SubprocessASGIServer
+    return [server.api_url for server in SubprocessASGIServer._instances.values()]
+
+with backend("ephemeral"):
+    urls = asyncio.run(probe())
+for url in urls:
+    try:
+        urllib.request.urlopen(url + "/block_documents/filter", data=b"{}")
+        print("OPEN", url)
+    except urllib.error.HTTPError as exc:
+        print("STATUS", exc.code, url)
+"""
+
+
+def test_the_temporary_server_of_backend_ephemeral_needs_a_credential(tmp_path: Path) -> None:
+    env = {k: v for k, v in clean_env().items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1")
+    result = run([sys.executable, "-c", EPHEMERAL_PROBE], cwd=REPO, env=env, timeout_s=240)
+    assert result.exit_code == 0, result.output
+    assert "STATUS 401" in result.output and "OPEN" not in result.output, result.output
