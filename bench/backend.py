@@ -164,7 +164,7 @@ def main() -> None:
         print(f"postgres backend: server healthy after {time.perf_counter() - started:.1f} s")
         pg_env = {
             **base_env(),
-            "PREFECT_API_URL": info.api_url,
+            **info.client_env(),
             "PREFECT_HOME": str(root / "client"),
         }
         try:

@@ -46,9 +46,7 @@ def prefect_server() -> Any:
     config = ServerConfig(home=root / "home", port=free_port())
     (root / "client").mkdir()
     info = start_server(config, timeout_s=120)
-    os.environ.update(
-        {**offline_env(), "PREFECT_API_URL": info.api_url, "PREFECT_HOME": str(root / "client")}
-    )
+    os.environ.update({**offline_env(), **info.client_env(), "PREFECT_HOME": str(root / "client")})
     try:
         yield info
     finally:

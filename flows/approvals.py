@@ -2,9 +2,9 @@
 
 Where the seed "asks the user" (a dirty working tree; a failed phase) and where a phase is owned
 by a human, an interactive run stops and waits for a typed Prefect run input: a form in the UI
-(the run's Resume button), or from a shell::
+(the run's Resume button), or from a shell (after ``eval "$(plan-executor env)"``)::
 
-    curl -X POST $PREFECT_API_URL/flow_runs/<flow-run-id>/resume \\
+    curl -u "$PREFECT_API_AUTH_STRING" -X POST $PREFECT_API_URL/flow_runs/<flow-run-id>/resume \\
          -H 'content-type: application/json' -d '{"run_input": {"action": "stash"}}'
 
 or from Python ``prefect.flow_runs.resume_flow_run(id, run_input={"action": "stash"})``.

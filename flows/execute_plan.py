@@ -195,6 +195,9 @@ async def _execute_plan(
         sandbox_gates=sandbox_gates,
     )
     log = get_run_logger()
+    exposed = await _open_api_warning(options)
+    if exposed:
+        log.warning("SECURITY: %s", exposed)
 
     try:
         plan, waves = await load_plan(plan_path, repo, include_optional=include_optional)
@@ -244,6 +247,7 @@ async def _execute_plan(
         dry_run=dry_run,
         flow_run_id=flow_run_id,
         ui_url=_ui_url(flow_run_id),
+        security_warnings=[exposed] if exposed else [],
     )
 
     scheduled = [pid for wave in waves for pid in wave]
@@ -268,6 +272,23 @@ async def _execute_plan(
     finally:
         unregister_run(plan_path)
         await mirror.close()
+
+
+async def _open_api_warning(options: RunOptions) -> str | None:
+    """A warning when the agents have the network and the run's Prefect API needs no credential.
+
+    Checked by the flow, not the CLI, so that deployment runs on a worker say it as well.
+    """
+    if not options.network or options.dry_run:
+        return None
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks.backend.exposure import api_is_open, open_api_warning
+
+    api_url = PREFECT_API_URL.value()
+    if not api_url or not await asyncio.to_thread(api_is_open, api_url):
+        return None
+    return open_api_warning(api_url)
 
 
 async def _run(

@@ -43,6 +43,9 @@ class RunReport(BaseModel):
     """The integration branch the verified phases landed on (None: phases shared the checkout)."""
     unlanded: dict[str, str] = Field(default_factory=dict)
     """Phase id → the branch holding the work of a phase that did not land."""
+    security_warnings: list[str] = Field(default_factory=list)
+    """What exposed the run (e.g. a Prefect API without authentication while agents had the
+    network): at the top of the final report."""
 
     @property
     def complete(self) -> int:
@@ -132,6 +135,8 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
         lines.append(f"**Prefect flow run:** `{report.flow_run_id}`")
     if report.ui_url:
         lines.append(f"**Prefect UI:** {report.ui_url}")
+    for warning in report.security_warnings:
+        lines += ["", f"**SECURITY:** {warning}"]
     if not report.preflight_ok:
         lines += ["", f"**Pre-flight failed:** {report.preflight_message}"]
     unsandboxed = [o.phase_id for o in report.outcomes if o.unsandboxed]

@@ -3,8 +3,9 @@
 Request `prefect_api_url` by name (it is not autouse, so tests that need no Prefect server pay
 nothing). The first test that asks starts a private PostgreSQL cluster and `prefect server start`
 on a free port, each with its own PREFECT_HOME and data dir in a temporary directory (about 7 s);
-every later test reuses them. PREFECT_API_URL is set in Prefect's in-process settings and in
-os.environ (for subprocesses such as `plan-executor run`). At the end of the session the queued
+every later test reuses them. PREFECT_API_URL and PREFECT_API_AUTH_STRING (the server requires
+its home's credential, as every plan-executor server does) are set in Prefect's in-process
+settings and in os.environ (for subprocesses such as `plan-executor run`). At the end of the session the queued
 Prefect logs and events of this process are flushed before the server and PostgreSQL stop:
 otherwise the log worker retries against the dead server and pytest hangs about a minute at exit.
 
@@ -81,18 +82,29 @@ def free_port() -> int:
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[ServerInfo]:
     """The session's Prefect server (pids, log path); most tests want `prefect_api_url`."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        temporary_settings,
+    )
 
     root = private_tmp_dir(f"{TEST_DIR_PREFIX}prefect-")
     config = ServerConfig(home=root / "home", port=free_port())
     client_home = root / "client-prefect-home"
     client_home.mkdir()
     info = start_server(config, timeout_s=120)
-    env = {**offline_env(), "PREFECT_API_URL": info.api_url, "PREFECT_HOME": str(client_home)}
+    client = info.client_env()
+    env = {**offline_env(), **client, "PREFECT_HOME": str(client_home)}
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
+    settings = {
+        PREFECT_API_URL: info.api_url,
+        PREFECT_API_AUTH_STRING: client["PREFECT_API_AUTH_STRING"],
+        PREFECT_HOME: client_home,
+    }
     try:
-        with temporary_settings(updates={PREFECT_API_URL: info.api_url, PREFECT_HOME: client_home}):
+        with temporary_settings(updates=settings):
             try:
                 yield info
             finally:
@@ -111,3 +123,13 @@ def prefect_server() -> Iterator[ServerInfo]:
 def prefect_api_url(prefect_server: ServerInfo) -> str:
     """PREFECT_API_URL of the session's PostgreSQL-backed Prefect server (already applied)."""
     return prefect_server.api_url
+
+
+def api_auth() -> tuple[str, str] | None:
+    """Basic auth for a raw HTTP request to the session's server (httpx `auth=`): the server
+    requires the credential the fixture put in PREFECT_API_AUTH_STRING."""
+    credential = os.environ.get("PREFECT_API_AUTH_STRING")
+    if not credential:
+        return None
+    user, _, password = credential.partition(":")
+    return user, password

@@ -8,7 +8,6 @@ input (`flows.approvals`), so a wrong value is refused and the run keeps waiting
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -48,31 +47,22 @@ def answer_command(
     except ValueError:
         typer.echo(f"error: {flow_run_id!r} is not a flow run id", err=True)
         raise typer.Exit(EXIT_REFUSED) from None
-    api_url = _api_url()
-    if api_url is None:
+    from tasks.backend.select import client_settings, command_client_env
+
+    client = command_client_env()
+    if client is None:
         typer.echo(
             "error: no Prefect API: set PREFECT_API_URL, or start `plan-executor server start`",
             err=True,
         )
         raise typer.Exit(EXIT_REFUSED)
-    os.environ["PREFECT_API_URL"] = api_url
 
     from prefect.flow_runs import resume_flow_run
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+    with client_settings(client):
         try:
             resume_flow_run(run_id, run_input=run_input)
         except Exception as exc:  # the server refuses: not paused, wrong field, wrong value
             typer.echo(f"error: {flow_run_id}: {exc}", err=True)
             raise typer.Exit(EXIT_REFUSED) from None
     typer.echo(f"Answered flow run {flow_run_id} with {json.dumps(run_input)}")
-
-
-def _api_url() -> str | None:
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    from tasks.backend.server import ServerConfig, server_status
-
-    running = server_status(ServerConfig.from_env())
-    return running.api_url if running else None

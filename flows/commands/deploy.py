@@ -7,6 +7,7 @@ concurrency limit, and prints the worker command. Prefect's own commands work wi
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -62,17 +63,19 @@ def register(app: typer.Typer) -> None:
         """Create the work pool, deploy prefect.yaml, create the agent concurrency limit."""
         import asyncio
 
+        from tasks.backend.select import client_settings, command_client_env
         from tasks.concurrency import AGENT_LIMIT_NAME, ensure_agent_limit
         from tasks.shell import run
 
-        if not os.environ.get("PREFECT_API_URL"):
+        client = command_client_env()
+        if client is None:
             typer.echo(
-                "PREFECT_API_URL is not set: deploying to the profile's server "
-                "(see `plan-executor server start`)",
+                "PREFECT_API_URL is not set and no plan-executor server runs: deploying to the "
+                "profile's server (see `plan-executor server start`)",
                 err=True,
             )
         prefect = prefect_executable()
-        env = deploy_env(timezone, nightly_repo)
+        env = {**deploy_env(timezone, nightly_repo), **(client or {})}
         steps = [
             (
                 [prefect, "work-pool", "inspect", POOL_NAME],
@@ -92,7 +95,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(result.tail(40))
             if not result.ok:
                 raise typer.Exit(result.exit_code or 1)
-        created = asyncio.run(ensure_agent_limit(agent_limit))
+        with client_settings(client) if client else contextlib.nullcontext():
+            created = asyncio.run(ensure_agent_limit(agent_limit))
         typer.echo(
             f"global concurrency limit {AGENT_LIMIT_NAME}: "
             + (f"created (limit {agent_limit})" if created else "exists (left as it is)")
@@ -103,4 +107,7 @@ def register(app: typer.Typer) -> None:
                 "until you set its `repo` parameter",
                 err=True,
             )
-        typer.echo(f"\nNow start a worker:  prefect worker start --pool {POOL_NAME}")
+        typer.echo(
+            f"\nNow start a worker:  plan-executor worker   (prefect worker start --pool {POOL_NAME}"
+            " with the server's address and credential: `eval $(plan-executor env)` first)"
+        )

@@ -1,4 +1,5 @@
-"""`plan-executor server start | stop | status`: the local Prefect server with its UI."""
+"""`plan-executor server start | stop | status`: the local Prefect server with its UI; `env` and
+`worker`: its clients, with its address and credential (never copied by hand)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def _print_info(info: ServerInfo, *, as_json: bool, headline: str) -> None:
         return
     typer.echo(headline)
     typer.echo(f"  UI:       {info.url}")
-    typer.echo(f"  API:      {info.api_url}   (export PREFECT_API_URL={info.api_url})")
+    typer.echo(f"  API:      {info.api_url}   (eval $(plan-executor env) for a shell)")
+    typer.echo(f"  login:    the UI asks for the credential in {info.auth_file}")
     typer.echo(f"  pids:     prefect server {info.server_pid}, postgres {info.postgres_pid}")
     typer.echo(f"  log:      {info.log_path}")
 
@@ -87,7 +89,10 @@ def register(app: typer.Typer) -> None:
             import socket
 
             name = socket.gethostname() if config.host in ("0.0.0.0", "::") else config.host
-            typer.echo(f"  other machines: export PREFECT_API_URL=http://{name}:{config.port}/api")
+            typer.echo(
+                f"  other machines: export PREFECT_API_URL=http://{name}:{config.port}/api "
+                f"PREFECT_API_AUTH_STRING=<the content of {info.auth_file}>"
+            )
 
     @server_app.command()
     def stop(home: HomeOption = None) -> None:
@@ -123,3 +128,59 @@ def register(app: typer.Typer) -> None:
         _print_info(info, as_json=as_json, headline="Running.")
 
     app.add_typer(server_app, name="server")
+
+    @app.command("env")
+    def env_command(home: HomeOption = None) -> None:
+        """Print `export` lines for a shell: the server's API address and credential.
+
+        Use: eval "$(plan-executor env)". PREFECT_API_URL set in your environment wins.
+        """
+        import shlex
+
+        client = _client_env(home)
+        for name, value in client.items():
+            typer.echo(f"export {name}={shlex.quote(value)}")
+
+    @app.command(
+        "worker",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )
+    def worker_command(
+        ctx: typer.Context,
+        pool: Annotated[str, typer.Option(help="The work pool to poll.")] = "plan-executor",
+        home: HomeOption = None,
+    ) -> None:
+        """Start `prefect worker start --pool plan-executor` on the server, with its credential.
+
+        Further arguments go to `prefect worker start` (e.g. --name). The worker replaces this
+        process; its environment is the environment of the runs it starts.
+        """
+        import os
+
+        from flows.commands.deploy import prefect_executable
+        from tasks.shell import which
+
+        env = {**os.environ, **_client_env(home)}
+        prefect = which(prefect_executable())
+        if prefect is None:
+            typer.echo("error: the `prefect` command was not found", err=True)
+            raise typer.Exit(1)
+        argv = [prefect, "worker", "start", "--pool", pool, *ctx.args]
+        typer.echo(f"$ prefect worker start --pool {pool} {' '.join(ctx.args)}".rstrip(), err=True)
+        # exec, not a child: signals reach the worker directly and nothing waits on it
+        os.execve(argv[0], argv, env)
+
+
+def _client_env(home: Path | None) -> dict[str, str]:
+    """The API address and credential a client should use, or exit 1 when there is no server."""
+    from tasks.backend.select import command_client_env
+
+    client = command_client_env(_config(home))
+    if client is None:
+        typer.echo(
+            "error: no plan-executor server is running (`plan-executor server start`) and "
+            "PREFECT_API_URL is not set",
+            err=True,
+        )
+        raise typer.Exit(1)
+    return client

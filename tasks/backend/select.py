@@ -6,15 +6,18 @@ plan-executor server; else one started for this run and stopped when it ends.
 `ephemeral`: Prefect's own temporary SQLite server, for a quick sequential run (concurrent
 subflows on SQLite back off for seconds each, see docs/benchmarks.md).
 
-Inside the context PREFECT_API_URL is set both in os.environ (for child processes) and in
-Prefect's in-process settings (which were read once, when Prefect was imported), and both are
-restored afterwards.
+Inside the context PREFECT_API_URL and PREFECT_API_AUTH_STRING are set both in os.environ (for
+child processes) and in Prefect's in-process settings (which were read once, when Prefect was
+imported), and both are restored afterwards. The credential of a plan-executor server comes from
+its home (`tasks.backend.credentials`); a PREFECT_API_URL naming that server gets it too unless
+PREFECT_API_AUTH_STRING is set, so nobody has to copy it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -24,12 +27,16 @@ from tasks.backend.server import (
     ServerConfig,
     acquire_for_run,
     drain_client_workers,
+    recorded_server,
     release_for_run,
     server_status,
 )
 from tasks.backend.settings import offline_env
 
 Mode = Literal["auto", "server", "ephemeral"]
+_EPHEMERAL_AUTH = f"plan-executor:{secrets.token_urlsafe(32)}"
+"""The credential of Prefect's temporary server: one per process, since that server is started
+once per process and kept (a second token would be refused by it)."""
 
 
 class BackendInfo(BaseModel):
@@ -60,22 +67,31 @@ def _environ(updates: dict[str, str | None]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _prefect_api(api_url: str | None) -> Iterator[None]:
-    """Point this process's Prefect client at `api_url` (None: the ephemeral server)."""
+def _prefect_api(api_url: str | None, auth: str | None = None) -> Iterator[None]:
+    """Point this process's Prefect client at `api_url` (None: the ephemeral server), with the
+    credential `auth` (None: whatever PREFECT_API_AUTH_STRING the process has)."""
     from prefect.settings import (
+        PREFECT_API_AUTH_STRING,
         PREFECT_API_URL,
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+        PREFECT_SERVER_API_AUTH_STRING,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
         temporary_settings,
     )
 
     if api_url is not None:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+        updates: dict = {PREFECT_API_URL: api_url}
+        if auth is not None:
+            updates[PREFECT_API_AUTH_STRING] = auth
+        with temporary_settings(updates=updates):
             yield
         return
     ephemeral = {
         PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: True,
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90,
+        # the temporary server listens on 127.0.0.1 too: it takes these from our settings
+        PREFECT_SERVER_API_AUTH_STRING: _EPHEMERAL_AUTH,
+        PREFECT_API_AUTH_STRING: _EPHEMERAL_AUTH,
     }
     with temporary_settings(updates=ephemeral, restore_defaults={PREFECT_API_URL}):
         yield
@@ -87,6 +103,39 @@ def _ui_url_for(api_url: str) -> str | None:
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
         return PREFECT_UI_URL.value()
+
+
+def credential_for(api_url: str, config: ServerConfig | None = None) -> str | None:
+    """The credential a client of `api_url` should send: PREFECT_API_AUTH_STRING when set, else
+    the home's when `api_url` is the plan-executor server recorded there, else None."""
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        return os.environ["PREFECT_API_AUTH_STRING"]
+    recorded = recorded_server(config or ServerConfig.from_env())
+    if recorded is not None and recorded.api_url.rstrip("/") == api_url.rstrip("/"):
+        return recorded.client_env().get("PREFECT_API_AUTH_STRING")
+    return None
+
+
+def command_client_env(config: ServerConfig | None = None) -> dict[str, str] | None:
+    """PREFECT_API_URL (and the credential, when there is one) for a command that talks to the
+    API outside a run (`answer`, `deploy`, `env`, `worker`): PREFECT_API_URL if set, else the
+    running plan-executor server; None when there is neither."""
+    external = os.environ.get("PREFECT_API_URL")
+    if external:
+        auth = credential_for(external, config)
+        return {"PREFECT_API_URL": external, **({"PREFECT_API_AUTH_STRING": auth} if auth else {})}
+    running = server_status(config or ServerConfig.from_env())
+    return running.client_env() if running is not None else None
+
+
+@contextlib.contextmanager
+def client_settings(env: dict[str, str]) -> Iterator[None]:
+    """Apply a `command_client_env` to os.environ and Prefect's in-process settings."""
+    with (
+        _environ({"PREFECT_API_AUTH_STRING": None, **env}),
+        _prefect_api(env["PREFECT_API_URL"], env.get("PREFECT_API_AUTH_STRING")),
+    ):
+        yield
 
 
 @contextlib.contextmanager
@@ -103,12 +152,20 @@ def backend(
     external = os.environ.get("PREFECT_API_URL")
 
     if mode == "ephemeral":
-        with _environ({**quiet, "PREFECT_API_URL": None}), _prefect_api(None):
+        auth = {
+            "PREFECT_SERVER_API_AUTH_STRING": _EPHEMERAL_AUTH,
+            "PREFECT_API_AUTH_STRING": _EPHEMERAL_AUTH,
+        }
+        with _environ({**quiet, "PREFECT_API_URL": None, **auth}), _prefect_api(None):
             yield BackendInfo(kind="ephemeral", api_url=None, ui_url=None, started_here=False)
         return
 
     if mode == "auto" and external:
-        with _environ(quiet), _prefect_api(external):
+        auth = credential_for(external, config)
+        with (
+            _environ({**quiet, "PREFECT_API_AUTH_STRING": auth} if auth else quiet),
+            _prefect_api(external, auth),
+        ):
             yield BackendInfo(
                 kind="external", api_url=external, ui_url=_ui_url_for(external), started_here=False
             )
@@ -128,8 +185,12 @@ def backend(
         console(f"Prefect UI: {info.url} (a server started for runs; it stops after the last one)")
     else:
         console(f"Prefect UI: {info.url} (the running plan-executor server)")
+    client = info.client_env()
     try:
-        with _environ({**quiet, "PREFECT_API_URL": info.api_url}), _prefect_api(info.api_url):
+        with (
+            _environ({**quiet, "PREFECT_API_AUTH_STRING": None, **client}),
+            _prefect_api(info.api_url, client.get("PREFECT_API_AUTH_STRING")),
+        ):
             try:
                 yield BackendInfo(
                     kind="server", api_url=info.api_url, ui_url=info.url, started_here=started_here

@@ -9,6 +9,9 @@ Everything lives under the plan-executor home (`ServerConfig.home`):
     server.pid        the Prefect server's pid, for humans and scripts
     server.lock       serialises start/stop between processes
     leases/<pid>-<n>  runs using a server that was started for a run only
+    api-auth.credential  the API credential (0600): the server requires it on every request
+                      but GET /api/health and /api/ready (`tasks.backend.credentials`)
+    postgres.credential  the PostgreSQL password (0600)
 
 `prefect server start` is spawned with `subprocess.Popen`, not through `tasks.shell`: it is a
 long-lived daemon with a pid file, not a command run to completion. It gets its own session so
@@ -18,11 +21,13 @@ A server started by `plan-executor server start` is persistent. One that `backen
 a run is not: it stops when the last run holding a lease on it ends. If a run is SIGKILLed, the
 next start or run finds its server through server.json: a healthy one is reused, anything else
 (dead pid, pid reused by another program, unhealthy server, dead postgres) is cleaned and
-replaced.
+replaced. So is a running server that answers the API without the credential (one started
+by an older version) or refuses it (the credential file was replaced).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import http.client
@@ -41,6 +46,7 @@ import psutil
 from pydantic import BaseModel
 
 from tasks.backend import postgres
+from tasks.backend.credentials import api_auth_path, ensure_api_auth, read_api_auth
 from tasks.backend.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -62,7 +68,12 @@ _FOREIGN_SETTINGS = (
     "PREFECT_PROFILE",
     "PREFECT_API_DATABASE_CONNECTION_URL",
     "PREFECT_SERVER_DATABASE_CONNECTION_URL",
+    "PREFECT_API_AUTH_STRING",
+    "PREFECT_SERVER_API_AUTH_STRING",
 )
+AUTH_PROBE_PATH = "/api/admin/version"
+"""What the UI itself asks to learn whether its login holds: any API route but the health
+checks answers 401 without the credential."""
 
 
 class ServerConfig(BaseModel):
@@ -91,6 +102,16 @@ class ServerInfo(BaseModel):
     postgres_pid: int
     log_path: Path
     reused: bool
+    auth_file: Path
+    """The 0600 file with the API credential (PREFECT_API_AUTH_STRING); never the value."""
+
+    def client_env(self) -> dict[str, str]:
+        """PREFECT_API_URL and PREFECT_API_AUTH_STRING for a client of this server."""
+        env = {"PREFECT_API_URL": self.api_url}
+        auth = read_api_auth(self.auth_file.parent)
+        if auth:
+            env["PREFECT_API_AUTH_STRING"] = auth
+        return env
 
 
 class ServerError(RuntimeError):
@@ -122,6 +143,7 @@ class _Paths:
         self.pid_file = self.home / "server.pid"
         self.lock = self.home / "server.lock"
         self.leases = self.home / "leases"
+        self.api_auth = api_auth_path(self.home)
 
 
 # Servers this process spawned, so that stopping one also reaps it (no zombie left behind).
@@ -147,6 +169,32 @@ def connect_host(host: str) -> str:
 def _base_url(host: str, port: int) -> str:
     reach = connect_host(host)
     return f"http://[{reach}]:{port}" if ":" in reach else f"http://{reach}:{port}"
+
+
+def api_status(host: str, port: int, auth: str | None, timeout_s: float = 5.0) -> int | None:
+    """The HTTP status of an API request (the UI's login check), with `auth` or without any
+    credential; None when nothing answers."""
+    connection = http.client.HTTPConnection(connect_host(host), port, timeout=timeout_s)
+    headers = {}
+    if auth is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
+    try:
+        connection.request("GET", AUTH_PROBE_PATH, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def _enforces(state: _State, auth: str) -> bool:
+    """The server refuses requests without the credential and accepts `auth`."""
+    return (
+        api_status(state.host, state.port, None) == 401
+        and api_status(state.host, state.port, auth) == 200
+    )
 
 
 def _healthy(host: str, port: int, timeout_s: float = 3.0) -> bool:
@@ -193,7 +241,7 @@ def _server_process(state: _State) -> psutil.Process | None:
         return None
 
 
-def _info(state: _State, *, reused: bool) -> ServerInfo:
+def _info(paths: _Paths, state: _State, *, reused: bool) -> ServerInfo:
     url = _base_url(state.host, state.port)
     return ServerInfo(
         url=url,
@@ -202,6 +250,7 @@ def _info(state: _State, *, reused: bool) -> ServerInfo:
         postgres_pid=state.postgres_pid,
         log_path=state.log_path,
         reused=reused,
+        auth_file=paths.api_auth,
     )
 
 
@@ -277,10 +326,16 @@ def _check_port(host: str, port: int) -> None:
 def _server_env(config: ServerConfig, paths: _Paths, cluster: postgres.PostgresCluster) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
     env.update(offline_env())
+    auth = ensure_api_auth(paths.home)
     env.update(
         {
             "PREFECT_HOME": str(paths.prefect_home),
+            # carries the PostgreSQL password: only this environment holds it
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": cluster.sqlalchemy_url(),
+            # every API request but the health checks needs it (the UI asks for it at login)
+            "PREFECT_SERVER_API_AUTH_STRING": auth,
+            # the server's own clients (its services) talk to it as any client does
+            "PREFECT_API_AUTH_STRING": auth,
             # the UI derives its API address from these, not from the --host/--port flags
             "PREFECT_SERVER_API_HOST": config.host,
             "PREFECT_SERVER_API_PORT": str(config.port),
@@ -353,11 +408,16 @@ def _start_locked(
     config: ServerConfig, paths: _Paths, timeout_s: float, persistent: bool
 ) -> ServerInfo:
     live = _live_state(paths)
+    if live is not None and not _enforces(live, ensure_api_auth(paths.home)):
+        # started by an older version without a credential, or its credential file was
+        # replaced: either way it must not go on serving, so it is replaced like a dead one
+        _terminate_server(live)
+        live = None
     if live is not None:
         if persistent and not live.persistent:
             live.persistent = True  # `server start` keeps a run's server running afterwards
             _write_state(paths, live)
-        return _info(live, reused=True)
+        return _info(paths, live, reused=True)
     stale = _read_state(paths)
     if stale is not None:
         _terminate_server(stale)  # unhealthy, or its database died: replace it
@@ -374,7 +434,7 @@ def _start_locked(
         _forget_state(paths)
         postgres.stop_cluster(paths.pgdata)
         raise
-    return _info(state, reused=False)
+    return _info(paths, state, reused=False)
 
 
 def start_server(
@@ -414,15 +474,16 @@ def server_status(config: ServerConfig) -> ServerInfo | None:
     """The running, healthy server of this home, or None."""
     paths = _Paths(config.home)
     live = _live_state(paths)
-    return _info(live, reused=True) if live is not None else None
+    return _info(paths, live, reused=True) if live is not None else None
 
 
 def recorded_server(config: ServerConfig) -> ServerInfo | None:
     """What server.json records, if its server process is still alive (healthy or not)."""
-    state = _read_state(_Paths(config.home))
+    paths = _Paths(config.home)
+    state = _read_state(paths)
     if state is None or _server_process(state) is None:
         return None
-    return _info(state, reused=True)
+    return _info(paths, state, reused=True)
 
 
 # -- leases: runs sharing a server that was started for a run -------------------------------

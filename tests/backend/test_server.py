@@ -23,7 +23,7 @@ import pytest
 
 from tasks.backend import postgres
 from tasks.backend.select import backend
-from tasks.backend.server import ServerConfig, server_status, stop_server
+from tasks.backend.server import ServerConfig, api_status, server_status, stop_server
 from tasks.shell import CommandResult, run
 from tests.prefect_fixture import free_port, private_tmp_dir
 
@@ -52,22 +52,25 @@ def _flows() -> Any:
     return parent
 
 
-def run_concurrent_subflows(api_url: str, n: int) -> tuple[UUID, list[int]]:
-    """Run a parent flow with `n` gathered async subflows against `api_url`."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+def client_settings(api_url: str, auth: str) -> Any:
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
+    return temporary_settings(updates={PREFECT_API_URL: api_url, PREFECT_API_AUTH_STRING: auth})
+
+
+def run_concurrent_subflows(api_url: str, auth: str, n: int) -> tuple[UUID, list[int]]:
+    """Run a parent flow with `n` gathered async subflows against `api_url`."""
     parent = _flows()
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+    with client_settings(api_url, auth):
         state = asyncio.run(parent(n, return_state=True))
     assert state.is_completed(), state
     return state.state_details.flow_run_id, state.result()
 
 
-def read_children(api_url: str, parent_id: UUID) -> list[tuple[int, UUID, str]]:
+def read_children(api_url: str, auth: str, parent_id: UUID) -> list[tuple[int, UUID, str]]:
     """(parameter i, flow run id of the parent task run's flow, state) for every child run."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     async def read() -> list[tuple[int, UUID, str]]:
         async with get_client() as client:
@@ -85,7 +88,7 @@ def read_children(api_url: str, parent_id: UUID) -> list[tuple[int, UUID, str]]:
                 )
             return linked
 
-    with temporary_settings(updates={PREFECT_API_URL: api_url}):
+    with client_settings(api_url, auth):
         return asyncio.run(read())
 
 
@@ -132,7 +135,11 @@ def home_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, int, dict[
     root = private_tmp_dir("plan-executor-test-home-")
     home = root / "home"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PREFECT_API_URL", "PREFECT_API_AUTH_STRING")
+    }
     env.update(PLAN_EXECUTOR_HOME=str(home), PLAN_EXECUTOR_PORT=str(port))
     yield home, port, env
     stop_server(ServerConfig(home=home, port=port))  # whatever a failed test left running
@@ -177,10 +184,16 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
         assert psutil.Process(first["postgres_pid"]).uids().real != 0
         assert (home / "postgres").stat().st_uid != 0
 
+    # the API needs the home's credential; the health check does not
+    auth = (home / "api-auth.credential").read_text().strip()
+    assert Path(first["auth_file"]) == home / "api-auth.credential"
+    assert api_status("127.0.0.1", port, None) == 401
+    assert api_status("127.0.0.1", port, auth) == 200
+
     # 20 concurrent async subflows, read back with their parent links
-    parent_id, results = run_concurrent_subflows(first["api_url"], 20)
+    parent_id, results = run_concurrent_subflows(first["api_url"], auth, 20)
     assert results == list(range(20))
-    children = read_children(first["api_url"], parent_id)
+    children = read_children(first["api_url"], auth, parent_id)
     assert sorted(i for i, _, _ in children) == list(range(20))
     assert {parent for _, parent, _ in children} == {parent_id}
     assert {state for _, _, state in children} == {"Completed"}
@@ -190,6 +203,7 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
     with backend("auto", config=config, console=messages.append) as chosen:
         assert chosen.kind == "server" and chosen.started_here is False
         assert os.environ["PREFECT_API_URL"] == first["api_url"]
+        assert os.environ["PREFECT_API_AUTH_STRING"] == auth
     assert server_status(config) is not None
     assert any(f"http://127.0.0.1:{port}" in line for line in messages)
 
@@ -206,6 +220,10 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
     replaced = json_of(replaced_run)
     assert replaced["reused"] is False
     assert {replaced["server_pid"], replaced["postgres_pid"]}.isdisjoint(killed)
+    assert (
+        home / "api-auth.credential"
+    ).read_text().strip() == auth  # made once, kept across restarts
+    assert api_status("127.0.0.1", port, auth) == 200
 
     assert cli(env, "status").exit_code == 0
     ours = family(replaced["server_pid"]) | family(replaced["postgres_pid"])
@@ -262,6 +280,31 @@ def test_run_started_server_survives_a_killed_run_and_the_next_run_cleans_it_up(
     assert wait_gone(ours) == set()
 
 
+def test_a_running_server_without_the_credential_is_replaced(home_env, monkeypatch) -> None:
+    """A server started by an older plan-executor (no credential) must not go on serving."""
+    from tasks.backend import server as server_module
+
+    home, port, _ = home_env
+    config = ServerConfig(home=home, port=port)
+    real_env = server_module._server_env
+
+    def old_version_env(*args: Any) -> dict:
+        env = real_env(*args)
+        del env["PREFECT_SERVER_API_AUTH_STRING"]
+        return env
+
+    monkeypatch.setattr(server_module, "_server_env", old_version_env)
+    old = server_module.start_server(config, timeout_s=120)
+    assert api_status("127.0.0.1", port, None) == 200  # open, as before issue 13
+    monkeypatch.setattr(server_module, "_server_env", real_env)
+
+    new = server_module.start_server(config, timeout_s=120)
+    assert new.reused is False and new.server_pid != old.server_pid
+    assert wait_gone({old.server_pid}) == set()
+    assert api_status("127.0.0.1", port, None) == 401
+    assert api_status("127.0.0.1", port, (home / "api-auth.credential").read_text().strip()) == 200
+
+
 def test_port_taken_by_another_program_is_a_clear_error(home_env) -> None:
     home, port, env = home_env
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
@@ -291,6 +334,9 @@ def test_external_and_ephemeral_modes_set_and_restore_the_api_url(tmp_path, monk
     with backend("ephemeral", config=config) as chosen:
         assert chosen.kind == "ephemeral" and chosen.api_url is None
         assert "PREFECT_API_URL" not in os.environ
+        # Prefect's temporary server takes its credential from these (clients send the same)
+        auth = os.environ["PREFECT_SERVER_API_AUTH_STRING"]
+        assert auth.startswith("plan-executor:") and os.environ["PREFECT_API_AUTH_STRING"] == auth
         assert PREFECT_API_URL.value() is None
         assert os.environ["DO_NOT_TRACK"] == "1"
     assert os.environ["PREFECT_API_URL"] == "http://127.0.0.1:9/api"
@@ -306,8 +352,10 @@ def test_session_fixture_serves_concurrent_subflows(prefect_api_url, prefect_ser
     assert PREFECT_API_URL.value() == prefect_api_url
     assert os.environ["PREFECT_API_URL"] == prefect_api_url
     assert postgres.cluster_status(prefect_server.log_path.parents[1] / "postgres") is not None
-    parent_id, results = run_concurrent_subflows(prefect_api_url, 4)
+    auth = os.environ["PREFECT_API_AUTH_STRING"]  # the fixture's server requires it
+    assert auth == (prefect_server.auth_file).read_text().strip()
+    parent_id, results = run_concurrent_subflows(prefect_api_url, auth, 4)
     assert results == [0, 1, 2, 3]
-    children = read_children(prefect_api_url, parent_id)
+    children = read_children(prefect_api_url, auth, parent_id)
     assert sorted(i for i, _, _ in children) == [0, 1, 2, 3]
     assert {parent for _, parent, _ in children} == {parent_id}

@@ -40,6 +40,9 @@ def base_env(home: Path, api_url: str | None = None) -> dict[str, str]:
     )
     if api_url:
         env["PREFECT_API_URL"] = api_url
+        # the session's server requires its credential (tests/prefect_fixture.py set it)
+        if os.environ.get("PREFECT_API_AUTH_STRING"):
+            env["PREFECT_API_AUTH_STRING"] = os.environ["PREFECT_API_AUTH_STRING"]
     return env
 
 

@@ -15,6 +15,7 @@ import pytest
 from prefect import flow
 
 from flows.approvals import DirtyTreeDecision, FailedPhaseDecision, HumanPhaseDone, ask
+from tests.prefect_fixture import api_auth
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -55,7 +56,7 @@ def _paused_runs(api_url: str, flow_name: str) -> list[dict]:
         "flows": {"name": {"any_": [flow_name]}},
         "flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}},
     }
-    response = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10)
+    response = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10, auth=api_auth())
     response.raise_for_status()
     return response.json()
 
@@ -88,7 +89,7 @@ def _in_thread(target) -> tuple[threading.Thread, dict]:
 
 def _flow_run_logs(api_url: str, flow_run_id: str) -> list[str]:
     body = {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200}
-    response = httpx.post(f"{api_url}/logs/filter", json=body, timeout=10)
+    response = httpx.post(f"{api_url}/logs/filter", json=body, timeout=10, auth=api_auth())
     response.raise_for_status()
     return [entry["message"] for entry in response.json()]
 
@@ -114,10 +115,12 @@ def test_local_run_pauses_and_a_person_answers_through_the_api(prefect_client_en
         # The form the UI shows: the typed schema, pre-filled with the fallback, and the text.
         keyset = run["state"]["state_details"]["run_input_keyset"]
         schema = httpx.get(
-            f"{api_url}/flow_runs/{run['id']}/input/{keyset['schema']}", timeout=10
+            f"{api_url}/flow_runs/{run['id']}/input/{keyset['schema']}", timeout=10, auth=api_auth()
         ).json()
         description = httpx.get(
-            f"{api_url}/flow_runs/{run['id']}/input/{keyset['description']}", timeout=10
+            f"{api_url}/flow_runs/{run['id']}/input/{keyset['description']}",
+            timeout=10,
+            auth=api_auth(),
         ).json()
         assert schema["properties"]["action"]["enum"] == ["stash", "commit", "proceed", "stop"]
         assert schema["properties"]["action"]["default"] == "stop"
@@ -127,6 +130,7 @@ def test_local_run_pauses_and_a_person_answers_through_the_api(prefect_client_en
             f"{api_url}/flow_runs/{run['id']}/resume",
             json={"run_input": {"action": "maybe"}},
             timeout=10,
+            auth=api_auth(),
         ).json()
         assert refused["status"] == "REJECT", refused
         assert _paused_runs(api_url, "approvals-dirty-tree-probe")

@@ -24,6 +24,7 @@ from tasks import concurrency, secrets
 from tasks.shell import CommandResult, run
 from tests.deploy._procs import PREFECT, Background, base_env, start_worker
 from tests.flows.conftest import needs_cargo
+from tests.prefect_fixture import api_auth
 
 pytestmark = [needs_cargo, pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -53,12 +54,12 @@ class Deployed:
         return run([PREFECT, *args], cwd=CHECKOUT, env=self.env, timeout_s=timeout_s)
 
     def get(self, path: str) -> object:
-        response = httpx.get(f"{self.api_url}{path}", timeout=15)
+        response = httpx.get(f"{self.api_url}{path}", timeout=15, auth=api_auth())
         response.raise_for_status()
         return response.json()
 
     def post(self, path: str, body: dict) -> object:
-        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=15)
+        response = httpx.post(f"{self.api_url}{path}", json=body, timeout=15, auth=api_auth())
         response.raise_for_status()
         return response.json()
 
@@ -158,7 +159,11 @@ def deployed(prefect_client_env, tmp_path_factory: pytest.TempPathFactory) -> It
                 worker.stop()
             finally:
                 block = Secret.load(secrets.SECRET_BLOCK_NAME, _sync=True)
-                httpx.delete(f"{api_url}/block_documents/{block._block_document_id}", timeout=15)
+                httpx.delete(
+                    f"{api_url}/block_documents/{block._block_document_id}",
+                    timeout=15,
+                    auth=api_auth(),
+                )
 
 
 def _flow_run_id_from(output: str) -> str:
@@ -207,7 +212,9 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
     repo = plan_path.parents[2]
     # Gone before the run: if it exists afterwards, the run's agent calls created it.
     httpx.delete(
-        f"{deployed.api_url}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=15
+        f"{deployed.api_url}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}",
+        timeout=15,
+        auth=api_auth(),
     )
     started = deployed.cli(
         "deployment",
@@ -317,6 +324,7 @@ def test_suspended_run_resumes_with_a_typed_answer_through_the_api(
         f"{deployed.api_url}/flow_runs/{flow_run_id}/resume",
         json={"run_input": {"action": "stash"}},
         timeout=15,
+        auth=api_auth(),
     ).json()
     assert resumed["status"] == "ACCEPT", resumed
 
@@ -375,6 +383,7 @@ def test_interactive_execute_plan_pauses_at_a_dirty_tree(deployed: Deployed, tmp
         f"{deployed.api_url}/flow_runs/{flow_run_id}/resume",
         json={"run_input": {"action": "stash"}},
         timeout=15,
+        auth=api_auth(),
     ).json()
     assert resumed["status"] == "ACCEPT", resumed
     final = deployed.wait_for(

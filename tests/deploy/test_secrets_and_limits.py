@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from tasks import concurrency, secrets
+from tests.prefect_fixture import api_auth
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -29,6 +30,7 @@ def secret_block(prefect_client_env):
         f"{prefect_client_env.api_url}/block_documents/"
         + str(Secret.load(secrets.SECRET_BLOCK_NAME, _sync=True)._block_document_id),
         timeout=10,
+        auth=api_auth(),
     )
 
 
@@ -51,7 +53,7 @@ def test_no_env_and_no_block_is_none(prefect_client_env, monkeypatch):
 
 def test_block_value_is_masked_when_read_back_without_secrets(secret_block, prefect_client_env):
     api = prefect_client_env.api_url
-    docs = httpx.post(f"{api}/block_documents/filter", json={}, timeout=10).json()
+    docs = httpx.post(f"{api}/block_documents/filter", json={}, timeout=10, auth=api_auth()).json()
     ours = [d for d in docs if d["name"] == secrets.SECRET_BLOCK_NAME]
     assert ours and BLOCK_KEY not in str(ours)
 
@@ -82,7 +84,10 @@ def test_key_never_reaches_logs_or_artifacts(secret_block, prefect_client_env, m
     deadline = time.monotonic() + 20
     while True:
         logs = httpx.post(
-            f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [run_id]}}}, timeout=10
+            f"{api}/logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [run_id]}}},
+            timeout=10,
+            auth=api_auth(),
         ).json()
         texts = [entry["message"] for entry in logs]
         if any("[redacted]" in t for t in texts) or time.monotonic() > deadline:
@@ -94,6 +99,7 @@ def test_key_never_reaches_logs_or_artifacts(secret_block, prefect_client_env, m
         f"{api}/artifacts/filter",
         json={"artifacts": {"flow_run_id": {"any_": [run_id]}}},
         timeout=10,
+        auth=api_auth(),
     ).json()
     assert artifacts
     blob = str(logs) + str(artifacts)
@@ -102,14 +108,18 @@ def test_key_never_reaches_logs_or_artifacts(secret_block, prefect_client_env, m
 
 def _read_limit(api_url: str) -> dict | None:
     response = httpx.get(
-        f"{api_url}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=10
+        f"{api_url}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}",
+        timeout=10,
+        auth=api_auth(),
     )
     return None if response.status_code == 404 else response.json()
 
 
 def test_ensure_agent_limit_creates_once_and_keeps_the_operators_size(prefect_client_env):
     api = prefect_client_env.api_url
-    httpx.delete(f"{api}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=10)
+    httpx.delete(
+        f"{api}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=10, auth=api_auth()
+    )
 
     async def twice_concurrently() -> list[bool]:
         return list(
@@ -122,7 +132,10 @@ def test_ensure_agent_limit_creates_once_and_keeps_the_operators_size(prefect_cl
     assert limit is not None and limit["limit"] == 4 and limit["active"] is True
     # An operator resizes it; ensuring again neither fails nor resets it.
     httpx.patch(
-        f"{api}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", json={"limit": 2}, timeout=10
+        f"{api}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}",
+        json={"limit": 2},
+        timeout=10,
+        auth=api_auth(),
     ).raise_for_status()
     assert asyncio.run(concurrency.ensure_agent_limit(limit=9)) is False
     assert _read_limit(api)["limit"] == 2
@@ -130,7 +143,9 @@ def test_ensure_agent_limit_creates_once_and_keeps_the_operators_size(prefect_cl
 
 def test_agent_slots_cap_concurrent_calls(prefect_client_env):
     api = prefect_client_env.api_url
-    httpx.delete(f"{api}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=10)
+    httpx.delete(
+        f"{api}/v2/concurrency_limits/{concurrency.AGENT_LIMIT_NAME}", timeout=10, auth=api_auth()
+    )
     concurrency._ensured_for_api.clear()
     asyncio.run(concurrency.ensure_agent_limit(limit=2))
     concurrency._ensured_for_api.clear()

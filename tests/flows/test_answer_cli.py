@@ -17,6 +17,7 @@ from prefect import flow
 from flows.approvals import DirtyTreeDecision, ask
 from flows.commands.answer import parse_fields
 from tasks.shell import run
+from tests.prefect_fixture import api_auth
 
 CLI = shutil.which("plan-executor") or str(Path(sys.executable).with_name("plan-executor"))
 REPO = Path(__file__).resolve().parents[2]
@@ -41,7 +42,9 @@ def _paused_run_id(api_url: str, timeout_s: float = 60) -> str:
     }
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        runs = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).json()
+        runs = httpx.post(
+            f"{api_url}/flow_runs/filter", json=body, timeout=10, auth=api_auth()
+        ).json()
         if runs:
             return runs[0]["id"]
         time.sleep(0.3)

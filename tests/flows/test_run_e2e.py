@@ -22,6 +22,7 @@ from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_view
 from tasks.shell import run as run_command
 from tests.flows.conftest import needs_cargo, phase_of
+from tests.prefect_fixture import api_auth
 
 pytestmark = [needs_cargo, pytest.mark.slow]
 
@@ -557,7 +558,9 @@ def _answer_when_paused(api_url: str, pause_key: str, run_input: dict, timeout_s
         deadline = time.monotonic() + timeout_s
         body = {"flow_runs": {"state": {"type": {"any_": ["PAUSED"]}}}}
         while time.monotonic() < deadline:
-            runs = httpx.post(f"{api_url}/flow_runs/filter", json=body, timeout=10).json()
+            runs = httpx.post(
+                f"{api_url}/flow_runs/filter", json=body, timeout=10, auth=api_auth()
+            ).json()
             for paused in runs:
                 if paused["state"]["state_details"].get("pause_key") == pause_key:
                     outcome["flow_run"] = paused["name"]
