@@ -20,6 +20,7 @@ from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, mak
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_view
+from tasks.gates.wiring import rustfmt
 from tasks.shell import run as run_command
 from tests.flows.conftest import needs_cargo, phase_of
 from tests.prefect_fixture import api_auth
@@ -667,9 +668,14 @@ GATE_PLAN = """# A phase killed while its gates run
 - [ ] `cargo test --test gate` passes
 """
 
-GATE_TEST = """#[test]
+# The marker is the repository's (an absolute path in the run's shared cargo target directory,
+# which the sandboxed gate sees), not the manifest directory's: the gate runs in the phase's
+# worktree.
+GATE_TEST = """const HANG: &str = "@HANG@";
+
+#[test]
 fn gate_waits_while_hang_exists() {
-    let marker = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("HANG");
+    let marker = std::path::Path::new(HANG);
     while marker.exists() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -686,9 +692,12 @@ def test_run_killed_during_gates_reuses_the_finished_agent_call(
     plan_path = make_crate(tmp_path / "crate", plan_text=GATE_PLAN)
     repo = plan_path.parents[2]
     (repo / ".git" / "info" / "exclude").write_text("HANG\n")
-    hang = repo / "HANG"
+    hang = repo / "target" / "HANG"
+    hang.parent.mkdir()
     hang.write_text("the gate test waits while this file exists\n")
-    agents = ScriptedAgents({"1": PhaseScript(edits=[editor_create("tests/gate.rs", GATE_TEST)])})
+    gate_test = rustfmt(GATE_TEST.replace("@HANG@", str(hang)), repo)  # a long path wraps
+    assert gate_test is not None
+    agents = ScriptedAgents({"1": PhaseScript(edits=[editor_create("tests/gate.rs", gate_test)])})
 
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}

@@ -137,6 +137,7 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
     from flows.demo import PhaseScript, ScriptedAgents, make_crate
     from plan_parser.checkpoints import read_plan_state
     from tasks.agent.standin import StandinMessagesAPI, editor_create
+    from tasks.gates.wiring import rustfmt
     from tasks.run_lock import RUN_ENV
 
     def stuck_tests() -> list[int]:  # the test binary itself running (not rustc building it)
@@ -158,7 +159,10 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
             "1": PhaseScript(
                 edits=[
                     editor_create(
-                        "tests/stuck.rs", STUCK_ONCE_TEST.replace("@MARKER@", str(repo / "FIRST"))
+                        "tests/stuck.rs",
+                        # Formatted for the fmt gate: a long path wraps.
+                        rustfmt(STUCK_ONCE_TEST.replace("@MARKER@", str(repo / "FIRST")), repo)
+                        or "",
                     )
                 ]
             )
