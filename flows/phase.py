@@ -27,7 +27,7 @@ from prefect.states import Completed, Failed, State
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
-from flows.integration import keep_unfinished_work, land_phase, plan_relative, shared_target_dir
+from flows.integration import keep_unfinished_work, land_phase, plan_relative
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks import worktree
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
@@ -174,6 +174,9 @@ async def _workspace(
         )
     how = "taken up again" if workspace.reused else "created"
     outcome.steps.append(f"worktree {how}: {workspace.path} from {workspace.base[:10]}")
+    warm = Path(os.environ.get("CARGO_TARGET_DIR") or context.options.repo / "target")
+    if await asyncio.to_thread(worktree.seed_target, workspace, warm):
+        outcome.steps.append(f"cargo target seeded from {warm}")
     return workspace
 
 
@@ -231,6 +234,8 @@ async def _work_and_judge(
             outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
 
     config = context.gate_config or await _committed_config(options)
+    if workspace is not None:  # the worktree's own cargo target (see worktree.seed_target)
+        config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
     ledger = await gates_step(
         work,
         phase,
@@ -380,7 +385,6 @@ def agent_request(
     return AgentRequest(
         repo=work,
         log_repo=options.repo,
-        target_dir=shared_target_dir(context),
         plan_name=plan_name(context.plan_path),
         phase_id=phase.id,
         owner=owner_raw,

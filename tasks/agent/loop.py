@@ -264,15 +264,6 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
-def _shared_target(target_dir: Path | None) -> dict[str, Any]:
-    if target_dir is None:
-        return {}
-    return {
-        "writable_paths": [Path(target_dir)],
-        "extra_env": {"CARGO_TARGET_DIR": str(target_dir)},
-    }
-
-
 def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Path:
     day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
     name = (
@@ -418,7 +409,6 @@ class AgentCall:
                 read_only=read_only,
                 allow_unsandboxed=request.allow_unsandboxed,
                 read_only_paths=protected,
-                **_shared_target(request.target_dir),
             ),
         )
         self.tools: ToolCollection = tools_for(

@@ -118,9 +118,6 @@ class AgentRequest(BaseModel):
     log_repo: Path | None = None
     """Where `.ai/logs/` is (the user's checkout); None: ``repo``. A phase's worktree is removed
     after the run, its details logs must not go with it."""
-    target_dir: Path | None = None
-    """A cargo target directory shared by the run's worktrees: writable in the sandbox and set
-    as CARGO_TARGET_DIR, so a phase does not rebuild every dependency."""
 
 
 class AgentResult(BaseModel):

@@ -33,7 +33,9 @@ def _execute(argv: Sequence[str], repo: Path, config: GateConfig, cap: int | Non
     if config.sandbox:
         from tasks.agent.sandbox import Sandbox, SandboxSettings
 
-        target_dir = os.environ.get("CARGO_TARGET_DIR")
+        target_dir = config.target_dir or os.environ.get("CARGO_TARGET_DIR")
+        if target_dir:  # bubblewrap cannot bind a directory cargo has not made yet
+            Path(target_dir).mkdir(parents=True, exist_ok=True)
         sandbox = Sandbox(
             repo,
             SandboxSettings(
@@ -45,7 +47,10 @@ def _execute(argv: Sequence[str], repo: Path, config: GateConfig, cap: int | Non
         if sandbox.sandboxed:
             result = sandbox.run(shlex.join(list(argv)), timeout_s=config.timeout_s, output_cap=cap)
             return result.model_copy(update={"argv": list(argv)})
-    return shell.run(list(argv), cwd=repo, timeout_s=config.timeout_s, output_cap=cap)
+    env = None
+    if config.target_dir:
+        env = {**os.environ, "PATH": shell.search_path(), "CARGO_TARGET_DIR": config.target_dir}
+    return shell.run(list(argv), cwd=repo, env=env, timeout_s=config.timeout_s, output_cap=cap)
 
 
 def run_gate(argv: Sequence[str], repo: Path, config: GateConfig) -> CommandResult:
