@@ -596,6 +596,108 @@ def stale_reuse_check() -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _stale_module(name: str, value: int) -> str:
+    return (
+        f"//! {name}\n\n/// Value.\npub fn value() -> u64 {{\n    {value}\n}}\n\n#[cfg(test)]\n"
+        f"mod tests {{\n    use super::*;\n\n    #[test]\n    fn {name}_value() {{\n"
+        f"        assert_eq!(value(), {value});\n    }}\n}}\n"
+    )
+
+
+def _stale_phase(number: int, name: str) -> str:
+    return f"""
+### Phase {number}: Change {name}
+
+**Principal Owner:** Rust Developer
+**Goal:** Change the value of `{name}`.
+**Dependencies:** None
+**Blast Radius:** `cargo test {name}_`
+
+**Files to modify:**
+- `src/{name}.rs`
+
+**Acceptance Criteria:**
+- [ ] `cargo test {name}_` passes
+
+---
+"""
+
+
+def stale_run(mode: str) -> dict[str, Any]:
+    """The stale-binary check as a plan run: two parallel phases that only modify existing
+    files. Phase 1 changes `a::value` but not its test (its blast radius must FAIL) and then
+    reads for a while; phase 2 changes `b` and its test and runs `cargo test` (in the shared
+    target) after phase 1's edit and before phase 1's gates, then reads on (so phase 1 lands
+    first). Timing-dependent by design: 1's edit at ~4 s, 2's build at ~5-7 s, 1's gates ~8 s."""
+    from flows import execute_plan as module
+    from flows.demo import PhaseScript, ScriptedAgents
+    from tasks.agent.standin import (
+        StandinMessagesAPI,
+        bash_command,
+        editor_str_replace,
+        editor_view,
+    )
+    from tasks.backend.select import backend as select_backend
+
+    root = Path(tempfile.mkdtemp(prefix=f"bench-wt-stale-run-{mode}-")) / "crate"
+    plan_file = ".ai/plans/2026-12-07.stale.md"
+    write(root, {
+        ".gitignore": "target/\n",
+        ".claude/agents/rust-developer.md": AGENT,
+        "Cargo.toml": '[package]\nname = "stale"\nversion = "0.1.0"\nedition = "2021"\n',
+        "src/lib.rs": "//! Stale.\n\npub mod a;\npub mod b;\n",
+        "src/a.rs": _stale_module("a", 1),
+        "src/b.rs": _stale_module("b", 1),
+        plan_file: "# Stale target\n\n**Created:** 2026-12-07\n**Status:** Reviewed - Ready for "
+        "Implementation\n\n## Phases\n" + _stale_phase(1, "a") + _stale_phase(2, "b"),
+    })  # fmt: skip
+    for argv in (["git", "init", "-q", "-b", "main"], ["cargo", "generate-lockfile", "--offline"],
+                 ["git", "add", "-A"], ["git", "commit", "-q", "-m", "base"]):  # fmt: skip
+        sh(argv, root)
+    old = "pub fn value() -> u64 {\n    1"
+    scripts = {
+        "1": PhaseScript(
+            edits=[editor_str_replace("src/a.rs", old, old[:-1] + "2")],
+            later=[[editor_view("src/a.rs")]],
+            delay_s=4.0,
+        ),
+        "2": PhaseScript(
+            edits=[
+                editor_str_replace("src/b.rs", old, old[:-1] + "3"),
+                editor_str_replace("src/b.rs", "assert_eq!(value(), 1)", "assert_eq!(value(), 3)"),
+                bash_command("cargo test -q"),
+            ],
+            later=[[editor_view("src/b.rs")]] * 2,
+            delay_s=5.0,
+        ),
+    }
+    os.environ.pop("CARGO_TARGET_DIR", None)
+    with StandinMessagesAPI(responder=ScriptedAgents(scripts), auto_summary=False) as api:  # type: ignore[arg-type]
+        os.environ["ANTHROPIC_BASE_URL"] = api.base_url
+        os.environ["ANTHROPIC_API_KEY"] = "stand-in"
+        with select_backend("server", console=lambda *_: None):
+            state = asyncio.run(
+                module.execute_plan(
+                    root / plan_file, repo=root, worktrees=mode != "shared-tree", return_state=True
+                )
+            )
+    report = state.result(raise_on_failure=False)
+    one = next(o for o in report.outcomes if o.phase_id == "1")
+    verdicts = {e.check: str(e.verdict.value) for e in (one.ledger.entries if one.ledger else [])}
+    final = report.final_ledger.entries if report.final_ledger else []
+    result = {
+        "mode": mode,
+        "phase 1 status": one.status,
+        "phase 1 own blast radius": verdicts.get("blast-radius: cargo test a_", "-"),
+        "phase 1 integration": verdicts.get("integration", "-"),
+        "broken a.rs in the checkout (with worktrees: the plan branch)": "    2\n"
+        in (root / "src/a.rs").read_text(),
+        "final validation failures": [e.check for e in final if str(e.verdict.value) == "fail"],
+    }
+    shutil.rmtree(root.parent, ignore_errors=True)
+    return result
+
+
 # -- report ----------------------------------------------------------------------------------
 
 
@@ -740,9 +842,20 @@ def main() -> None:
     parser.add_argument("--skip-flows", action="store_true")
     parser.add_argument("--skip-micro", action="store_true")
     parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument(
+        "--stale-run",
+        action="store_true",
+        help="only the stale-binary plan run (worktrees, then shared tree), then exit",
+    )
     args = parser.parse_args()
     print(syn.stamp(" ".join(["python", "bench/worktrees.py", *sys.argv[1:]])), flush=True)
     raw: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    if args.stale_run:
+        with syn.private_server() as env:
+            os.environ.update(env)
+            for mode in ("worktrees", "shared-tree"):
+                print(json.dumps(stale_run(mode)), flush=True)
+        return
     if not args.skip_micro:
         print(f"stale reuse check: {stale_reuse_check()}", flush=True)
         raw["git"] = {}
