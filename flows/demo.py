@@ -316,8 +316,9 @@ class ScriptedAgents:
         if is_summary or turns > 0 or script.verdict.lower() == "none":
             return text_turn(prose)
         path, _, line = (script.cite or _first_path(script) or "Cargo.toml:1").rpartition(":")
+        reason = "the code there meets it" if script.verdict == "PASS" else "it does not meet it"
         calls = [
-            record_verdict(cid, script.verdict, path, int(line), "the code there meets it")
+            record_verdict(cid, script.verdict, path, int(line), reason)
             for cid in verdict_ids(body)
         ]
         return tool_turn(*calls, text=prose)

@@ -321,7 +321,7 @@ def test_only_read_only_verifier_calls_get_the_tool(standin, lib: Path) -> None:
     ("verdict", "wanted", "evidence"),
     [
         ("PASS", PhaseStatus.COMPLETE, "src/lib.rs:2 the code there meets it"),
-        ("FAIL", PhaseStatus.BLOCKED, "src/lib.rs:2 the code there meets it"),
+        ("FAIL", PhaseStatus.BLOCKED, "src/lib.rs:2 it does not meet it"),
         ("none", PhaseStatus.BLOCKED, "no verdict recorded"),
     ],
 )
