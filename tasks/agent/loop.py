@@ -504,7 +504,16 @@ class AgentCall:
             retryable=failure.retryable if failure else False,
             requests=self.requests,
             infra=self.infra.model_copy(deep=True),
-            verdicts=self.verdict_tool.verdicts() if self.verdict_tool else [],
+            # The verdicts go into the ledger and the plan's checkpoints, like the summary.
+            verdicts=[
+                v.model_copy(
+                    update={
+                        "path": scrub_known(v.path, self.secrets),
+                        "reason": scrub_known(v.reason, self.secrets),
+                    }
+                )
+                for v in (self.verdict_tool.verdicts() if self.verdict_tool else [])
+            ],
             verdicts_missing=self.verdict_tool.missing() if self.verdict_tool else [],
         )
 

@@ -25,7 +25,7 @@ from tasks.agent.tools import VERDICT_NAME, tools_for
 from tasks.gates.criteria import evaluate_criterion
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.gates.verdict import decide
-from tests.agent.conftest import client_for, make_request
+from tests.agent.conftest import API_KEY, client_for, make_request
 from tests.fakes import (
     StandinMessagesAPI,
     bash_command,
@@ -297,6 +297,21 @@ def test_a_verifier_that_tries_to_write_is_refused(standin, lib: Path) -> None:
     assert (lib / "src" / "lib.rs").read_text() == LIB and result.files_touched == []
     assert not (lib / "src" / "new.rs").exists() and not (lib / "made.txt").exists()
     assert status(ledger) is PhaseStatus.COMPLETE
+
+
+def test_a_known_secret_in_a_verdict_never_reaches_the_ledger(standin, lib: Path) -> None:
+    fake = standin(
+        [
+            tool_turn(
+                record_verdict("3", "PASS", "src/lib.rs", 2, f"the key {API_KEY} works"),
+                record_verdict("5", "PASS", "src/lib.rs", 1, "documented"),
+            ),
+            text_turn("Done."),
+        ]
+    )
+    result, ledger, _ = verify(fake, lib)
+    assert API_KEY not in result.model_dump_json() and API_KEY not in str(ledger)
+    assert "[redacted]" in result.verdicts[0].reason
 
 
 def test_only_read_only_verifier_calls_get_the_tool(standin, lib: Path) -> None:
