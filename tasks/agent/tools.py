@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -375,6 +375,7 @@ def citation_problem(repo: Path, path: str, line: int) -> str:
     return ""
 
 
+_VERDICTS: dict[str, Literal["PASS", "FAIL"]] = {"PASS": "PASS", "FAIL": "FAIL"}
 _CRITERION_ID = re.compile(r"^\s*(?:criterion\s*)?#?\s*(?P<id>\d+)\s*$", re.I)
 
 
@@ -479,11 +480,12 @@ class VerdictTool:
         return value
 
     @staticmethod
-    def _verdict(raw: object) -> str:
-        value = raw.strip().upper() if isinstance(raw, str) else None
-        if value not in ("PASS", "FAIL"):
+    def _verdict(raw: object) -> Literal["PASS", "FAIL"]:
+        # "pass" and "PASS" are the same verdict; "**PASS**" or "Passes" are not verdicts.
+        found = _VERDICTS.get(raw.strip().upper()) if isinstance(raw, str) else None
+        if found is None:
             raise ToolInputError(f"`verdict` must be PASS or FAIL, not {raw!r}")
-        return value
+        return found
 
     @staticmethod
     def _path(raw: object) -> str:
