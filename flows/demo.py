@@ -313,14 +313,13 @@ class ScriptedAgents:
         script = self.scripts.get(pid, PhaseScript())
         prose = script.verifier_prose or f"Phase {pid}: verified."
         turns = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
-        if is_summary or turns > 0 or script.verdict.lower() == "none":
+        verdict = script.verdict.upper()
+        ids = verdict_ids(body)
+        if is_summary or turns > 0 or verdict == "NONE" or not ids:
             return text_turn(prose)
         path, _, line = (script.cite or _first_path(script) or "Cargo.toml:1").rpartition(":")
-        reason = "the code there meets it" if script.verdict == "PASS" else "it does not meet it"
-        calls = [
-            record_verdict(cid, script.verdict, path, int(line), reason)
-            for cid in verdict_ids(body)
-        ]
+        reason = "the code there meets it" if verdict == "PASS" else "it does not meet it"
+        calls = [record_verdict(cid, verdict, path, int(line), reason) for cid in ids]
         return tool_turn(*calls, text=prose)
 
 
