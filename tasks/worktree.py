@@ -420,7 +420,21 @@ def abandon(workspace: PhaseWorkspace, phase_commit: str) -> None:
 
 def land(repo: Path, commit: str) -> None:
     """Fast-forward the checked-out integration branch in ``repo`` to ``commit``."""
+    _drop_untracked_lock_files(repo, commit)
     _ok(repo, "merge", "-q", "--ff-only", commit)
+
+
+def _drop_untracked_lock_files(repo: Path, commit: str) -> None:
+    """Untracked lock files in the checkout that ``commit`` adds: cargo wrote them there (the
+    run's pre-flight builds in the checkout of a repository that does not commit its
+    `Cargo.lock`), and git refuses to fast-forward over untracked files. The commit's copy is
+    what cargo makes of the same manifests after the phase, so it replaces them."""
+    untracked = git(repo, "ls-files", "--others", "--exclude-standard", "-z")
+    for path in (item for item in untracked.output.split("\0") if item):
+        if PurePosixPath(path).name not in LOCKFILES:
+            continue
+        if git(repo, "cat-file", "-e", f"{commit}:{path}").exit_code == 0:
+            (repo / path).unlink(missing_ok=True)
 
 
 def remove_worktrees(repo: Path, plan_name: str) -> list[str]:
