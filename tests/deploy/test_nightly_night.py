@@ -167,3 +167,28 @@ def test_a_night_of_ready_interrupted_and_done_plans(
     assert table["2026-02-01.alpha.md"]["state"] == "Completed"
     report = str(found["nightly-report"])
     assert "`src/greeting.rs`" in report and "`docs/usage.md`" in report
+
+
+def test_a_failed_night_ends_with_a_message_not_a_crash(
+    tmp_path: Path, prefect_api_url: str
+) -> None:
+    """Called as a deployment's worker calls it (the result, not the state): a Failed night
+    raises Prefect's FailedRun carrying the count, never `TypeError: Unexpected result for
+    failed state` (a list as the Failed state's data)."""
+    from prefect.exceptions import FailedRun
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    no_owner = body_status_plan(READY, "1", "No owner", "src/x.rs", "ok").replace(
+        "**Principal Owner:** Rust Developer\n", ""
+    )
+    commit(repo, "plans", {".ai/plans/2026-02-01.no-owner.md": no_owner})
+
+    with pytest.raises(FailedRun) as failed:
+        asyncio.run(execute_ready_plans(repo=str(repo)))
+
+    assert str(failed.value) == (
+        "0 run (0 resumed): 0 completed, 0 failed; "
+        "0 skipped (0 already implemented, 0 not ready, 0 not plans); 1 invalid"
+    )
