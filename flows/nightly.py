@@ -68,6 +68,7 @@ PLANNER_DONE_STATUSES = ("done", "complete", "completed")
 """Frontmatter statuses of a finished planning session: taken only with include_planner_done."""
 IMPLEMENTED_STATUSES = ("implemented", "executed")
 IMPLEMENTED_BODY_WORDS = ("implemented", "done", "complete")
+UNFINISHED_BODY_WORDS = ("not implemented", "partially", "partial", "in progress")
 
 Verdict = Literal["run", "resume", "not ready", "already implemented", "not a plan", "invalid"]
 RUNS: tuple[Verdict, ...] = ("resume", "run")
@@ -164,6 +165,9 @@ def readiness(
         text = body.strip().lower()
         if READY_BODY_MARKER in text:
             return Readiness(verdict="run", reason="status: ready", status=body)
+        if any(word in text for word in UNFINISHED_BODY_WORDS):
+            # A run's own status, but no checkpoints of it to resume from (removed by hand).
+            return Readiness(verdict="not ready", reason="status of an unfinished run", status=body)
         if any(word in text for word in IMPLEMENTED_BODY_WORDS):
             return Readiness(
                 verdict="already implemented", reason="status says it was done", status=body

@@ -243,6 +243,16 @@ def test_frontmatter_statuses_that_mean_ready(tmp_path: Path) -> None:
         path.write_text(compact_plan(status, [compact_phase("1", "X", ["`a/b.rs`"], ["ok"])]))
         assert readiness(parse_plan(path)).verdict == expected, status
     assert readiness(parse_plan(path), include_planner_done=False).verdict == "not ready"
+    # Body statuses a run writes back, without its checkpoints (removed by hand): not ready.
+    for status, expected in [
+        ("Partially Implemented (1/3 phases complete)", "not ready"),
+        ("Not Implemented (0/2 phases complete)", "not ready"),
+        ("In Progress", "not ready"),
+        ("Implemented", "already implemented"),
+        ("Done", "already implemented"),
+    ]:
+        path.write_text(body_status_plan(status, "1", "X", "a/b.rs", "ok"))
+        assert readiness(parse_plan(path)).verdict == expected, status
 
 
 def test_paths_named_in_prose() -> None:
