@@ -296,7 +296,7 @@ def consider_plans(
                 verdict.reason += " (forced: it looks implemented)"
             else:
                 verdict.verdict = "already implemented"
-                verdict.reason = f"looks implemented ({ready.reason} otherwise)"
+                verdict.reason = f"looks implemented (else: {ready.reason})"
                 continue
         try:
             check_plan(path, repo, include_optional=include_optional)
