@@ -5,14 +5,17 @@ is already committed must not be executed again (planner-made plans say `status:
 their *planning*, and most name their files only in prose, so "declared files exist" cannot
 tell). The evidence, gathered against the commit the night starts from:
 
-- decisive: a file the plan says to create exists; a file it names was *added* by a commit
-  after the plan's own first commit; every phase still to do is marked done (✅ heading, all
-  criteria `[x]`); an execution log is about the plan; checkpoints written by another tool say
-  every phase is complete;
+- decisive: a file the plan says to create exists; every phase still to do is marked done (✅
+  heading, all criteria `[x]`); an execution log is about the plan; checkpoints written by
+  another tool say every phase is complete; more files it names were *added* by commits after
+  the plan's own first commit than it names files (with a directory) that do not exist;
 - supporting: files it names that existed already and were *changed* by commits after the plan
   was added (a monorepo's `Cargo.toml` changes for many reasons), phases marked done. They
   decide together: two or more changed files that are at least half of the named files that
-  exist, or changed files and a phase marked done.
+  exist and more than the named files that do not, or changed files and a phase marked done.
+
+Counting the named files that do not exist keeps a ready plan that builds on another plan's
+newer files running: the files it is about to create are still missing.
 
 Phases whose plan-executor checkpoint says `complete` are left out: their work is expected to
 exist (a resumed plan is judged on what it still has to do). Git runs through
@@ -108,6 +111,9 @@ class ImplementationEvidence(BaseModel):
     added_since: list[str] = Field(default_factory=list)
     changed_since: list[str] = Field(default_factory=list)
     named_existing: int = 0
+    named_missing: list[str] = Field(default_factory=list)
+    """Paths with a directory that the plan names and HEAD does not have (work still to do, or
+    a name the implementation did not keep)."""
     marked_done: dict[str, str] = Field(default_factory=dict)
     execution_logs: list[str] = Field(default_factory=list)
     foreign_checkpoints: str | None = None
@@ -120,14 +126,16 @@ class ImplementationEvidence(BaseModel):
     def looks_implemented(self) -> bool:
         if (
             self.created_exist
-            or self.added_since
             or self.all_marked_done
             or self.execution_logs
             or self.foreign_checkpoints
         ):
             return True
+        missing = len(self.named_missing)
+        if len(self.added_since) > missing:
+            return True
         changed = len(self.changed_since)
-        if changed >= 2 and 2 * changed >= self.named_existing:
+        if changed >= 2 and 2 * changed >= self.named_existing and changed > missing:
             return True
         return changed >= 1 and bool(self.marked_done)
 
@@ -154,6 +162,8 @@ class ImplementationEvidence(BaseModel):
             out.append(f"execution log: {_listing(self.execution_logs)}")
         if self.foreign_checkpoints:
             out.append(self.foreign_checkpoints)
+        if out and self.named_missing:
+            out.append(f"files it names that do not exist: {_listing(self.named_missing)}")
         return out
 
 
@@ -202,6 +212,7 @@ def implementation_evidence(
             evidence.marked_done[phase.id] = why
     named: dict[str, str] = {}  # committed path → as the plan wrote it
     created: set[str] = set()
+    missing: list[str] = []
     for phase in phases:
         for path in created_paths(phase):
             if path in repo_files.files:
@@ -210,7 +221,10 @@ def implementation_evidence(
             found = repo_files.resolve(written)
             if found is not None and found != plan_file:
                 named.setdefault(found, written)
+            elif found is None and "/" in written and written not in missing:
+                missing.append(written)
     evidence.created_exist = sorted(created)
+    evidence.named_missing = missing
     evidence.named_existing = len(named)
     added = plan_added_in(repo_files.repo, plan_file) if repo_files.head else None
     evidence.plan_added_in = added

@@ -81,6 +81,15 @@ def plans() -> dict[str, str]:
             "store/src/report.rs",
             "`store/Cargo.toml` is unchanged",
         ),
+        # Ready, building on the inventory plan's module (added after this plan was): its own
+        # new file is still missing, so it runs.
+        "2026-01-28.plan-for-db-cache.md": body_status_plan(
+            "Reviewed - Ready for Implementation",
+            "1",
+            "Cache",
+            "store/src/cache.rs",
+            "`store/src/db/mod.rs` serves the cache",
+        ),
         "2026-02-01.approved.md": compact_plan(
             '"approved"',
             [compact_phase("1", "Export", ["`store/src/export.rs`"], ["exports work"])],
@@ -151,6 +160,7 @@ def test_default_runs_only_ready_and_unfinished_plans(monorepo: Path) -> None:
         "2026-01-20.execution-of-logged.md": "not a plan",
         "2026-01-20.plan-for-logged.md": "already implemented",
         "2026-01-25.plan-for-resumable.md": "resume",
+        "2026-01-28.plan-for-db-cache.md": "run",
         "2026-01-29.plan-for-cli-flags.md": "not ready",
         "2026-01-29.plan-for-inventory-db.md": "not ready",
         "2026-01-30.plan-for-ticked.md": "not ready",
@@ -166,11 +176,15 @@ def test_default_runs_only_ready_and_unfinished_plans(monorepo: Path) -> None:
         "unfinished run: phase 2 running (interrupted)"
     )
     logged = verdicts["2026-01-20.plan-for-logged.md"]
-    assert logged.evidence == ["execution log: `.ai/plans/2026-01-20.execution-of-logged.md`"]
+    assert logged.evidence == [
+        "execution log: `.ai/plans/2026-01-20.execution-of-logged.md`",
+        "files it names that do not exist: `store/src/logged.rs`",
+    ]
     assert verdicts["2026-02-04.shipped.md"].status == "✅ Implemented"
     # Resumed work first, then the ready plans oldest first.
     assert [v.plan for v in run_order(list(verdicts.values()))] == [
         "2026-01-25.plan-for-resumable.md",
+        "2026-01-28.plan-for-db-cache.md",
         "2026-01-31.ready-body.md",
         "2026-02-01.approved.md",
     ]
