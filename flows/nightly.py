@@ -378,7 +378,7 @@ def report_markdown(
             lines.append(f"- `{v.plan}`{' (forced to run)' if v.forced else ''}:")
             lines += [f"  - {line}" for line in v.evidence]
     if problems:
-        lines += ["", "## Problems", ""] + [f"- {p}" for p in problems]
+        lines += ["", "## Problems and warnings", ""] + [f"- {p}" for p in problems]
     return "\n".join(lines) + "\n"
 
 
