@@ -38,6 +38,7 @@ not be brought back; its message counts run / skipped / failed plans.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,7 @@ from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, Dirt
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
 LOGS_DIR = ".ai/logs"
@@ -392,6 +394,95 @@ def _log_verdict(log: Any, verdict: PlanVerdict) -> None:
 # -- the flow ----------------------------------------------------------------------------------
 
 
+class PlanRunOptions(BaseModel):
+    """What every plan of the night is run with (the execute-plan parameters)."""
+
+    dirty_policy: DirtyPolicy = "stop"
+    include_optional: bool = False
+    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
+    model: str | None = None
+    dry_run: bool = False
+    interactive: bool = False
+
+
+def _plan_branch_note(start: StartPoint) -> str | None:
+    if start.branch and start.branch.startswith(BRANCH_PREFIX):
+        return (
+            f"the night began on {start.branch}, a plan branch: tonight's plans build on its "
+            "unreviewed work (check out your own branch before the next night)"
+        )
+    return None
+
+
+async def _run_plans(
+    queue: list[PlanVerdict], repo: Path, start: StartPoint, options: PlanRunOptions
+) -> list[str]:
+    """Each plan in turn from ``start``, its outcome written into its verdict; the checkout is
+    back at ``start`` afterwards. Returns the problems (git refusing to go back)."""
+    from flows.execute_plan import execute_plan
+
+    log = get_run_logger()
+    problems: list[str] = []
+    for index, verdict in enumerate(queue):
+        try:
+            put_back = await asyncio.to_thread(return_to_start, repo, start)
+        except WorktreeError as exc:
+            problems.append(f"could not go back to {start.describe()}: {exc}")
+            log.error("%s; %d plan(s) not run", problems[-1], len(queue) - index)
+            return problems
+        if put_back:
+            log.info("put back lock files the plan before rewrote: %s", ", ".join(put_back))
+        state = await execute_plan(
+            plan_path=Path(verdict.path), repo=repo, **options.model_dump(), return_state=True
+        )
+        verdict.state = str(state.name)
+        verdict.message = str(state.message or "")
+        run_id = state.state_details.flow_run_id
+        verdict.flow_run_id = str(run_id) if run_id else None
+        log.info("%s: %s %s", verdict.plan, verdict.state, verdict.message)
+    try:
+        await asyncio.to_thread(return_to_start, repo, start)
+    except WorktreeError as exc:
+        problems.append(f"could not go back to {start.describe()} at the end: {exc}")
+        log.error("%s", problems[-1])
+    return problems
+
+
+async def _publish(verdicts: list[PlanVerdict], folder: Path, report: str) -> None:
+    """The morning's artifacts: every file's verdict as a table, and the report."""
+    rows = [
+        {
+            "plan": v.plan,
+            "verdict": LABELS[v.verdict],
+            "reason": v.reason,
+            "state": v.state or "",
+            "message": v.message,
+            "flow_run_id": v.flow_run_id,
+        }
+        for v in verdicts
+    ]
+    await acreate_table_artifact(
+        key="nightly-plans",
+        table=rows or [{"plan": "(no plans)", "verdict": "", "reason": "", "state": ""}],
+        description=f"Every file of {folder}: what execute-ready-plans decided",
+    )
+    await acreate_markdown_artifact(
+        key="nightly-report",
+        markdown=report,
+        description="The night's plans: verdicts, reasons, evidence and results",
+    )
+
+
+def night_failed(verdicts: list[PlanVerdict], problems: list[str]) -> bool:
+    """A plan that ran and did not complete, an invalid plan, or a checkout left elsewhere."""
+    return (
+        any(v.runs and not v.completed for v in verdicts)
+        or any(v.verdict == "invalid" for v in verdicts)
+        or bool(problems)
+    )
+
+
 @flow(name="execute-ready-plans", log_prints=True)
 async def execute_ready_plans(
     repo: str,
@@ -413,11 +504,6 @@ async def execute_ready_plans(
     `done` / `complete` / `completed`. ``force``: file names or globs (`2026-01-29.*`, `*`) of
     plans to run even when they look implemented.
     """
-    import asyncio
-
-    from flows.execute_plan import execute_plan
-    from tasks import worktree
-
     log = get_run_logger()
     if not str(repo).strip():
         return Failed(
@@ -444,31 +530,18 @@ async def execute_ready_plans(
         plans_dir,
         ", ".join(v.plan for v in queue) or "none",
     )
-
     problems: list[str] = []
     notes: list[str] = []
-    start = await asyncio.to_thread(worktree.start_point, repo_path) if queue else None
-    if start is not None:
-        log.info("every plan starts from %s (%s)", start.describe(), start.commit[:12])
-        if start.branch and start.branch.startswith(worktree.BRANCH_PREFIX):
-            notes.append(
-                f"the night began on {start.branch}, a plan branch: tonight's plans build on "
-                "its unreviewed work (check out your own branch before the next night)"
-            )
-            log.warning("%s", notes[-1])
-    for index, verdict in enumerate(queue):
-        assert start is not None
-        try:
-            put_back = await asyncio.to_thread(worktree.return_to_start, repo_path, start)
-        except worktree.WorktreeError as exc:
-            problems.append(f"could not go back to {start.describe()}: {exc}")
-            log.error("%s; %d plan(s) not run", problems[-1], len(queue) - index)
-            break
-        if put_back:
-            log.info("put back lock files the plan before rewrote: %s", ", ".join(put_back))
-        state = await execute_plan(
-            plan_path=Path(verdict.path),
-            repo=repo_path,
+    where = "(nothing ran)"
+    if queue:
+        start = await asyncio.to_thread(start_point, repo_path)
+        where = start.describe()
+        log.info("every plan starts from %s (%s)", where, start.commit[:12])
+        note = _plan_branch_note(start)
+        if note:
+            notes.append(note)
+            log.warning("%s", note)
+        options = PlanRunOptions(
             dirty_policy=dirty_policy,
             include_optional=include_optional,
             phase_timeout_s=phase_timeout_s,
@@ -476,49 +549,15 @@ async def execute_ready_plans(
             model=model,
             dry_run=dry_run,
             interactive=interactive,
-            return_state=True,
         )
-        verdict.state = str(state.name)
-        verdict.message = str(state.message or "")
-        run_id = state.state_details.flow_run_id
-        verdict.flow_run_id = str(run_id) if run_id else None
-        log.info("%s: %s %s", verdict.plan, verdict.state, verdict.message)
-    if start is not None:
-        try:
-            await asyncio.to_thread(worktree.return_to_start, repo_path, start)
-        except worktree.WorktreeError as exc:
-            problems.append(f"could not go back to {start.describe()} at the end: {exc}")
-            log.error("%s", problems[-1])
+        problems = await _run_plans(queue, repo_path, start, options)
 
     message = summary_message(verdicts, problems)
-    where = start.describe() if start is not None else "(nothing ran)"
-    await acreate_table_artifact(
-        key="nightly-plans",
-        table=[
-            {
-                "plan": v.plan,
-                "verdict": LABELS[v.verdict],
-                "reason": v.reason,
-                "state": v.state or "",
-                "message": v.message,
-                "flow_run_id": v.flow_run_id,
-            }
-            for v in verdicts
-        ]
-        or [{"plan": "(no plans)", "verdict": "", "reason": "", "state": "", "message": ""}],
-        description=f"Every file of {repo_path / plans_dir}: what execute-ready-plans decided",
-    )
-    await acreate_markdown_artifact(
-        key="nightly-report",
-        markdown=report_markdown(verdicts, repo_path, where, message, problems + notes),
-        description="The night's plans: verdicts, reasons, evidence and results",
-    )
+    report = report_markdown(verdicts, repo_path, where, message, problems + notes)
+    await _publish(verdicts, repo_path / plans_dir, report)
     log.info("%s", message)
-    failed = (
-        any(v.runs and not v.completed for v in verdicts)
-        or any(v.verdict == "invalid" for v in verdicts)
-        or bool(problems)
-    )
     # A message and no data: Prefect turns a Failed state's data into the exception it raises,
     # and a list is none (the table is the artifact).
-    return Failed(message=message) if failed else Completed(message=message)
+    return (
+        Failed(message=message) if night_failed(verdicts, problems) else Completed(message=message)
+    )
