@@ -365,13 +365,14 @@ def report_markdown(
         f"Every plan started from {start}; each plan's work is on its `plan-executor/<plan>` "
         "branch.",
         "",
-        "| Plan | Verdict | Reason | Result |",
-        "|---|---|---|---|",
+        "| Plan | Status | Verdict | Reason | Result |",
+        "|---|---|---|---|---|",
     ]
     for v in verdicts:
         result = f"{v.state}: {v.message}" if v.state else ""
         lines.append(
-            f"| `{_cell(v.plan)}` | {LABELS[v.verdict]} | {_cell(v.reason)} | {_cell(result)} |"
+            f"| `{_cell(v.plan)}` | {_cell(v.status or '')} | {LABELS[v.verdict]} "
+            f"| {_cell(v.reason)} | {_cell(result)} |"
         )
     with_evidence = [v for v in verdicts if v.evidence]
     if with_evidence:
@@ -454,6 +455,7 @@ async def _publish(verdicts: list[PlanVerdict], folder: Path, report: str) -> No
     rows = [
         {
             "plan": v.plan,
+            "status": v.status or "",
             "verdict": LABELS[v.verdict],
             "reason": v.reason,
             "state": v.state or "",
