@@ -28,6 +28,7 @@ from tasks.gates.repo_state import (
     RUN_OWNED_PREFIXES,
     git,
     is_run_owned,
+    mirror_only,
     plan_lock_file,
     plan_run_lock_file,
     porcelain_status,
@@ -68,20 +69,37 @@ def _relative(repo: Path, path: Path) -> str | None:
         return None
 
 
-def _exclusions(plan_file: str | None) -> list[str]:
+def _exclusions(plan_file: str | None, mirrors: list[str] | None = None) -> list[str]:
     pathspecs = ["."]
     if plan_file:
         pathspecs.append(f":(exclude){plan_file}")
         pathspecs.append(f":(exclude){plan_lock_file(plan_file)}")
         pathspecs.append(f":(exclude){plan_run_lock_file(plan_file)}")
     pathspecs += [f":(exclude){prefix.rstrip('/')}" for prefix in RUN_OWNED_PREFIXES]
+    # Other plans' checkpoint mirrors are their resume state: never stashed or committed.
+    pathspecs += [f":(exclude){path}" for path in mirrors or []]
     return pathspecs
 
 
+def _owned_or_mirror(repo: Path, plan_file: str | None) -> tuple[list[str], list[str]]:
+    """(the user's changes, other plans' checkpoint mirrors) in the working tree."""
+    user: set[str] = set()
+    mirrors: set[str] = set()
+    for code, path in porcelain_status(repo):
+        if is_run_owned(path, plan_file):
+            continue
+        if set(code.strip()) == {"M"} and mirror_only(repo, path):
+            mirrors.add(path)
+        else:
+            user.add(path)
+    return sorted(user), sorted(mirrors)
+
+
 def dirty_files(repo: Path, plan_file: str | None) -> list[str]:
-    return sorted(
-        {path for _code, path in porcelain_status(repo) if not is_run_owned(path, plan_file)}
-    )
+    """Uncommitted changes that are the user's: not the run's own files (logs, `target/`, this
+    plan and its locks), and not another plan's checkpoint mirror (an earlier run's resume
+    state, e.g. the plan before this one in a nightly run)."""
+    return _owned_or_mirror(repo, plan_file)[0]
 
 
 def _tree_entries(
@@ -135,7 +153,7 @@ def _tree_entries(
             "-m",
             message,
             "--",
-            *_exclusions(plan_file),
+            *_exclusions(plan_file, _owned_or_mirror(repo, plan_file)[1]),
         )
         ref = (
             git(repo, "rev-parse", "--verify", "--quiet", "stash@{0}").output.strip()
@@ -146,7 +164,9 @@ def _tree_entries(
         entry = command_entry(check, result, summary=action if result.ok else "git stash failed")
         stash_ref, commit = ref, None
     else:
-        add = git(repo, "add", "-A", "--", *_exclusions(plan_file))
+        add = git(
+            repo, "add", "-A", "--", *_exclusions(plan_file, _owned_or_mirror(repo, plan_file)[1])
+        )
         result = (
             git(repo, "commit", "-m", "plan-executor: commit changes present before the run")
             if add.ok
