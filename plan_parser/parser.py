@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markdown_it.token import Token
 
-from plan_parser import blocks, fences, frontmatter, graphs, source, values
+from plan_parser import blocks, fences, frontmatter, graphs, parallel, source, values
 from plan_parser.gate_commands import CommandCheck
 from plan_parser.model import (
     Criterion,
@@ -244,6 +244,8 @@ def _parse(src: source.Source, path: str, name: str, checks: _Checks) -> Plan:
     if plan.kind is DocKind.PLAN:
         plan.phases = _read_phases(plan, candidates, tokens, heads, src.raw_lines)
         plan.groups = _read_groups(tokens, plan)
+        plan.serial_notes, notes = parallel.read_serial_notes(tokens, plan.phases)
+        plan.diagnostics.extend(notes)
         plan.graph_edges = [
             (before, after, graph.line)
             for graph in graphs.read_mermaid(tokens)
@@ -487,6 +489,7 @@ def _apply_fields(plan: Plan, phase: Phase, fields: list[blocks.Field]) -> tuple
             phase.complexity = value or None
         elif key == "parallel":
             phase.parallel_hint = value or None
+            phase.exclusive = parallel.forbids_parallel(value)
         elif key == "type":
             _explicit_type(phase, value)
         else:

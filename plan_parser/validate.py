@@ -85,6 +85,7 @@ def validate(
     out.extend(_check_groups(plan))
     out.extend(_check_graph(plan))
     out.extend(_check_wave_files(plan))
+    out.extend(_check_serialised(plan))
     return out
 
 
@@ -424,3 +425,25 @@ def _check_wave_files(plan: Plan) -> list[Diagnostic]:
                 else:
                     owners[ref.path] = phase_id
     return out
+
+
+def _check_serialised(plan: Plan) -> list[Diagnostic]:
+    """Say where the plan's own words (not its dependency fields) shaped the waves."""
+    from plan_parser.schedule import CycleError, serialised
+
+    try:
+        reasons = serialised(plan, include_optional=True)
+    except CycleError:
+        return []
+    by_id = {phase.id: phase for phase in plan.phases}
+    return [
+        diagnostic(
+            "W-SERIALISED",
+            Severity.WARNING,
+            reason,
+            by_id[phase_id].field_lines.get("parallel", by_id[phase_id].line),
+            phase_id,
+            "parallel",
+        )
+        for phase_id, reason in sorted(reasons.items(), key=lambda item: id_sort_key(item[0]))
+    ]

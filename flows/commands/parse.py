@@ -45,7 +45,13 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
     ("Each phase has acceptance criteria", ("E-AC-MISSING",)),
     (
         "Parallelization groups agree with the dependencies",
-        ("W-GROUP-CONFLICT", "W-GRAPH-CONFLICT", "W-OPTIONAL-DEPENDENCY"),
+        (
+            "W-GROUP-CONFLICT",
+            "W-GRAPH-CONFLICT",
+            "W-OPTIONAL-DEPENDENCY",
+            "W-SERIALISED",
+            "W-SERIAL-NOTE",
+        ),
     ),
     ("No circular dependencies exist", ("E-DEP-CYCLE",)),
     (
@@ -261,6 +267,7 @@ def graph(
             "file": plan.path,
             "source": plan.deps_source,
             "waves": layers,
+            "serialised": schedule.serialised(plan, include_optional=include_optional),
             "skipped": skipped,
             "mermaid": schedule.mermaid(plan),
             "errors": [d.render(plan.path) for d in blocking],
@@ -272,8 +279,12 @@ def graph(
         typer.echo("(no dependency fields: phases run in document order)")
     elif plan.deps_source == "mermaid":
         typer.echo("(no dependency fields: order taken from the plan's mermaid graph)")
+    reasons = schedule.serialised(plan, include_optional=include_optional)
     for number, layer in enumerate(layers, start=1):
         typer.echo(f"Wave {number}: " + ", ".join(f"Phase {phase_id}" for phase_id in layer))
+        for phase_id in layer:
+            if phase_id in reasons:
+                typer.echo(f"  (Phase {phase_id} {reasons[phase_id]})")
     if skipped:
         typer.echo("Skipped (optional): " + ", ".join(f"Phase {s}" for s in skipped))
     typer.echo("")

@@ -1,0 +1,99 @@
+"""Issue #15: what real plans say about order, owners, blast radius prose and finished phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from plan_parser import parse_plan, parse_text
+from plan_parser.schedule import serialised, waves
+from tests.parser.helpers import invoke, phase_block, plan_text
+
+CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "plans"
+corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not beside the repo")
+
+
+def _plan(*phases: str):
+    return parse_text(plan_text(*phases), "2026-02-01.plan-for-test.md")
+
+
+def test_phase_marked_not_parallel_runs_alone() -> None:
+    plan = _plan(
+        phase_block("1", "One"),
+        phase_block("2", "Two", deps="Phase 1", extra="**Parallel:** No\n\n"),
+        phase_block("3", "Three", deps="Phase 1", extra="**Parallel:** Yes (with Phase 4)\n\n"),
+        phase_block("4", "Four", deps="Phase 1"),
+    )
+    assert waves(plan) == [["1"], ["2"], ["3", "4"]]
+    assert "marked not parallel" in serialised(plan)["2"]
+    assert any(d.code == "W-SERIALISED" and d.phase_id == "2" for d in plan.warnings)
+
+
+def test_not_parallel_alone_in_its_layer_changes_nothing() -> None:
+    plan = _plan(phase_block("1", "One", extra="**Parallel:** No (foundation)\n\n"))
+    assert waves(plan) == [["1"]]
+    assert not any(d.code == "W-SERIALISED" for d in plan.diagnostics)
+
+
+def test_prose_note_naming_phases_keeps_them_apart() -> None:
+    text = plan_text(
+        phase_block("1", "One"),
+        phase_block("2", "Two"),
+        phase_block("3", "Three"),
+    ) + ("## Notes\n\nPhase 1 and Phase 3 CANNOT run in parallel: both rewrite the schema.\n")
+    plan = parse_text(text, "2026-02-01.plan-for-test.md")
+    assert [note.phase_ids for note in plan.serial_notes] == [["1", "3"]]
+    assert waves(plan) == [["1", "2"], ["3"]]
+    assert "must not run with Phase 1" in serialised(plan)["3"]
+
+
+def test_prose_note_naming_a_file_keeps_the_phases_touching_it_apart() -> None:
+    text = (
+        plan_text(
+            phase_block("1", "One", files=["src/format.rs"]),
+            phase_block("2", "Two", files=["src/other.rs"]),
+            phase_block("3", "Three", files=["src/format.rs"]),
+        )
+        + "## Notes\n\nPhases touching `format.rs` CANNOT run in parallel.\n"
+    )
+    plan = parse_text(text, "2026-02-01.plan-for-test.md")
+    assert waves(plan) == [["1", "2"], ["3"]]
+
+
+def test_prose_note_that_names_too_little_is_a_warning_with_its_line() -> None:
+    text = (
+        plan_text(phase_block("1", "One"), phase_block("2", "Two"))
+        + "## Notes\n\nChanges to `build.rs` must not run in parallel.\n"
+    )
+    plan = parse_text(text, "2026-02-01.plan-for-test.md")
+    note = next(d for d in plan.warnings if d.code == "W-SERIAL-NOTE")
+    assert (
+        note.line == text.split("\n").index("Changes to `build.rs` must not run in parallel.") + 1
+    )
+    assert waves(plan) == [["1", "2"]]
+
+
+@corpus
+def test_corpus_phases_marked_not_parallel_never_share_a_wave() -> None:
+    checked = 0
+    for path in sorted(CORPUS.glob("*.md")):
+        plan = parse_plan(path)
+        if not plan.phases or plan.errors and any(d.code == "E-DEP-CYCLE" for d in plan.errors):
+            continue
+        for wave in waves(plan, include_optional=True):
+            exclusive = [pid for pid in wave if plan.phase(pid).exclusive]
+            assert not exclusive or len(wave) == 1, (path.name, wave)
+            checked += len(exclusive)
+    assert checked > 100
+
+
+@corpus
+def test_sniff_package_roundout_phases_4_and_6_run_apart() -> None:
+    plan_file = CORPUS / "2026-01-14.plan-for-sniff-package-roundout.md"
+    layers = waves(parse_plan(plan_file))
+    assert ["4"] in layers and ["6"] in layers
+    code, out = invoke("graph", str(plan_file))
+    assert code == 0 and "Phase 4 marked not parallel" in out
+    code, out = invoke("validate", str(plan_file))
+    assert "W-SERIALISED phase 6" in out
