@@ -56,6 +56,8 @@ class RunOptions(BaseModel):
     """Land verified phases on the current branch instead of `plan-executor/<plan>`."""
     keep_worktrees: bool = False
     """Leave the phases' worktrees on disk after the run (their branches always stay)."""
+    unknown_owners: str = "error"
+    """`general-purpose`: owners naming no agent definition run as general-purpose."""
     sandbox_gates: bool = True
     """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
     run turns this off (`--unsandboxed-gates`), never a repository file."""

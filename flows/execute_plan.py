@@ -48,6 +48,7 @@ from flows.report import (
     table_rows,
 )
 from plan_parser.model import Phase, Plan, id_key
+from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
 from tasks.mirror import (
     FAILED_LIKE,
@@ -92,8 +93,12 @@ async def execute_plan(
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
+    unknown_owners: UnknownOwners = "error",
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
+
+    ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
+    general-purpose (a warning) instead of refusing the plan.
 
     One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
     or written, and held until the flow returns. A second run (dry runs included: their
@@ -150,6 +155,7 @@ async def execute_plan(
             on_current_branch=on_current_branch,
             keep_worktrees=keep_worktrees,
             sandbox_gates=sandbox_gates,
+            unknown_owners=unknown_owners,
         )
     finally:
         lock.release()
@@ -173,6 +179,7 @@ async def _execute_plan(
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
+    unknown_owners: UnknownOwners = "error",
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -193,6 +200,7 @@ async def _execute_plan(
         on_current_branch=on_current_branch,
         keep_worktrees=keep_worktrees,
         sandbox_gates=sandbox_gates,
+        unknown_owners=unknown_owners,
     )
     log = get_run_logger()
     exposed = await _open_api_warning(options)
@@ -200,7 +208,9 @@ async def _execute_plan(
         log.warning("SECURITY: %s", exposed)
 
     try:
-        plan, waves = await load_plan(plan_path, repo, include_optional=include_optional)
+        plan, waves = await load_plan(
+            plan_path, repo, include_optional=include_optional, unknown_owners=unknown_owners
+        )
     except PlanInputError as exc:
         report = RunReport(
             plan_path=str(plan_path),
@@ -700,7 +710,8 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
 
 def _would_do(phase: Phase, repo: Path) -> str:
     from plan_parser.model import OwnerKind
-    from tasks.agent.definitions import resolve_agent
+    from plan_parser.validate import phase_writes
+    from tasks.agent.definitions import can_write, resolve_agent
 
     kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
     if kind is OwnerKind.HUMAN:
@@ -712,6 +723,11 @@ def _would_do(phase: Phase, repo: Path) -> str:
         return "gates only"
     if definition.warning:
         return f"agent {definition.name} (no definition for {phase.owner.raw!r}), then gates"
+    if not can_write(definition) and phase_writes(phase):
+        return (
+            f"agent {definition.name} (READ-ONLY: it cannot create or change the files this "
+            "phase needs), then gates"
+        )
     return f"agent {definition.name}, then gates"
 
 
@@ -719,21 +735,35 @@ def _would_do(phase: Phase, repo: Path) -> str:
 
 
 async def load_plan(
-    plan_path: Path, repo: Path, *, include_optional: bool
+    plan_path: Path,
+    repo: Path,
+    *,
+    include_optional: bool,
+    unknown_owners: UnknownOwners = "error",
 ) -> tuple[Plan, list[list[str]]]:
     """Parse, validate and schedule; PlanInputError carries the validation report."""
-    return await asyncio.to_thread(check_plan, plan_path, repo, include_optional=include_optional)
+    return await asyncio.to_thread(
+        check_plan,
+        plan_path,
+        repo,
+        include_optional=include_optional,
+        unknown_owners=unknown_owners,
+    )
 
 
 def check_plan(
-    plan_path: Path, repo: Path, *, include_optional: bool
+    plan_path: Path,
+    repo: Path,
+    *,
+    include_optional: bool,
+    unknown_owners: UnknownOwners = "error",
 ) -> tuple[Plan, list[list[str]]]:
     """:func:`load_plan` without Prefect: `run` calls it before starting a backend, so bad
     input costs no server and no agent call. Owners are checked against the agent definitions
     the runtime will load, blast-radius commands against the repository's gate configuration."""
     from plan_parser import parse_plan
     from plan_parser.schedule import CycleError, waves
-    from tasks.agent.definitions import known_agent_names
+    from tasks.agent.definitions import known_agent_names, load_agents, read_only_agent_names
     from tasks.gates.config import load_gate_config
 
     if not plan_path.is_file():
@@ -742,8 +772,14 @@ def check_plan(
         command_check = load_gate_config(repo).refusal
     except (OSError, ValueError):
         command_check = None  # a broken gate configuration is reported by pre-flight
+    agents = load_agents(repo)
     plan = parse_plan(
-        plan_path, repo=repo, agents=known_agent_names(repo), command_check=command_check
+        plan_path,
+        repo=repo,
+        agents=known_agent_names(repo, agents=agents),
+        command_check=command_check,
+        read_only_agents=read_only_agent_names(repo, agents=agents),
+        unknown_owners=unknown_owners,
     )
     if plan.errors:
         raise PlanInputError("\n".join(d.render(str(plan_path)) for d in plan.errors))

@@ -36,7 +36,14 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "All phases have assigned principal owners",
-        ("E-OWNER-MISSING", "E-OWNER-UNKNOWN", "W-OWNER-HUMAN", "W-AGENTS-MISSING"),
+        (
+            "E-OWNER-MISSING",
+            "E-OWNER-UNKNOWN",
+            "W-OWNER-UNKNOWN",
+            "W-OWNER-HUMAN",
+            "W-AGENTS-MISSING",
+            "W-OWNER-READONLY",
+        ),
     ),
     (
         "Dependencies between phases are explicitly listed",
@@ -217,6 +224,15 @@ def _command_check(repo: Path | None) -> Any:
         return None
 
 
+def _read_only_agents(repo: Path | None) -> set[str] | None:
+    """The repository's agents whose `tools:` cannot write (with --repo), as `run` sees them."""
+    if repo is None:
+        return None
+    from tasks.agent.definitions import read_only_agent_names
+
+    return read_only_agent_names(repo)
+
+
 def validate(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan file.")],
     repo: Annotated[
@@ -225,11 +241,27 @@ def validate(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info notes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the diagnostics as JSON.")] = False,
+    unknown_owners: Annotated[
+        str,
+        typer.Option(
+            help="An owner naming no .claude/agents/<name>.md (with --repo): `error`, or "
+            "`general-purpose` (a warning: `run --unknown-owners general-purpose` runs it so)."
+        ),
+    ] = "error",
 ) -> None:
     """Check a plan against the validation checklist: exit 0 without errors, 2 otherwise."""
     from plan_parser import parse_plan
 
-    plan = parse_plan(plan_file, repo=repo, command_check=_command_check(repo))
+    if unknown_owners not in ("error", "general-purpose"):
+        typer.echo("error: --unknown-owners is `error` or `general-purpose`", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    plan = parse_plan(
+        plan_file,
+        repo=repo,
+        command_check=_command_check(repo),
+        read_only_agents=_read_only_agents(repo),
+        unknown_owners="general-purpose" if unknown_owners == "general-purpose" else "error",
+    )
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=1, ensure_ascii=False))
     else:

@@ -97,3 +97,71 @@ def test_sniff_package_roundout_phases_4_and_6_run_apart() -> None:
     assert code == 0 and "Phase 4 marked not parallel" in out
     code, out = invoke("validate", str(plan_file))
     assert "W-SERIALISED phase 6" in out
+
+
+# -- owners that cannot do the work ---------------------------------------------------------
+
+
+def _owned(owner: str, name: str = "Create db module", files: list[str] | None = None):
+    return plan_text(phase_block("1", name, owner=owner, files=files))
+
+
+def test_read_only_builtin_owner_on_a_writing_phase_is_reported() -> None:
+    plan = parse_text(_owned("`Plan`", files=["src/db.rs"]), "2026-02-01.plan-for-test.md")
+    warning = next(d for d in plan.warnings if d.code == "W-OWNER-READONLY")
+    assert warning.phase_id == "1" and "read-only" in warning.message
+
+
+def test_read_only_agent_definition_is_reported_when_named() -> None:
+    plan = parse_text(
+        _owned("reviewer", files=["src/db.rs"]),
+        "2026-02-01.plan-for-test.md",
+        agents={"reviewer"},
+        read_only_agents={"reviewer"},
+    )
+    assert any(d.code == "W-OWNER-READONLY" for d in plan.warnings)
+
+
+def test_writing_owner_is_not_reported() -> None:
+    plan = parse_text(_owned("rust-developer", files=["src/db.rs"]), "2026-02-01.plan-for-x.md")
+    assert not any(d.code == "W-OWNER-READONLY" for d in plan.diagnostics)
+
+
+def test_unknown_owner_error_offers_the_option_and_a_close_match() -> None:
+    plan = parse_text(
+        _owned("tester"), "2026-02-01.plan-for-test.md", agents={"feature-tester-rust"}
+    )
+    error = next(d for d in plan.errors if d.code == "E-OWNER-UNKNOWN")
+    assert "did you mean 'feature-tester-rust'?" in error.message
+    assert "--unknown-owners general-purpose" in error.message
+
+
+def test_unknown_owners_general_purpose_makes_it_a_warning() -> None:
+    plan = parse_text(
+        _owned("tester"),
+        "2026-02-01.plan-for-test.md",
+        agents={"rust-developer"},
+        unknown_owners="general-purpose",
+    )
+    assert not plan.errors
+    assert any(d.code == "W-OWNER-UNKNOWN" for d in plan.warnings)
+
+
+def test_validate_cli_unknown_owners_option(write_plan, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".claude" / "agents").mkdir(parents=True)
+    (repo / ".claude" / "agents" / "rust-developer.md").write_text("---\nmodel: x\n---\nBody\n")
+    path = write_plan(_owned("tester"))
+    code, out = invoke("validate", str(path), "--repo", str(repo))
+    assert code == 2 and "--unknown-owners general-purpose" in out
+    code, out = invoke(
+        "validate", str(path), "--repo", str(repo), "--unknown-owners", "general-purpose"
+    )
+    assert code == 0 and "W-OWNER-UNKNOWN" in out
+
+
+@corpus
+def test_sqlite_inventory_plan_owners_are_reported_read_only() -> None:
+    plan = parse_plan(CORPUS / "2026-01-29.plan-for-sqlite-inventory-migration.md")
+    flagged = [d.phase_id for d in plan.warnings if d.code == "W-OWNER-READONLY"]
+    assert len(flagged) == 9
