@@ -124,6 +124,9 @@ class Phase(BaseModel):
     blast_commands: list[str] = Field(default_factory=list)
     """Runnable commands extracted from the blast radius; empty for prose."""
     blast_runnable: bool = False
+    blast_prose: str | None = None
+    """What the blast radius asks beyond its commands (`manual testing with -v flag`): the gates
+    record it as not run."""
     files: list[FileRef] = Field(default_factory=list)
     deliverables: list[str] = Field(default_factory=list)
     acceptance_criteria: list[Criterion] = Field(default_factory=list)

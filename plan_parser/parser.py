@@ -495,6 +495,7 @@ def _apply_fields(plan: Plan, phase: Phase, fields: list[blocks.Field]) -> tuple
             phase.blast_radius = blast.text
             phase.blast_commands = blast.commands
             phase.blast_runnable = blast.runnable
+            phase.blast_prose = blast.prose
         elif key == "files":
             phase.files.extend(_files(item))
         elif key == "deliverables":

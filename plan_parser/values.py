@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from plan_parser.gate_commands import DEFAULT_GATE_PROGRAMS
 from plan_parser.ids import ID_PATTERN, id_sort_key
 from plan_parser.model import FileAction, FileRef
 
@@ -250,17 +251,42 @@ class BlastRadius:
     commands: list[str]
     runnable: bool
     full_suite: bool = False
+    prose: str | None = None
+    """What the value says beyond its commands (`manual testing with -v flag`): not run."""
+
+
+_CONNECTORS = re.compile(r"^[\s+&,;:/-]*(?:and|plus|then|also)?[\s+&,;:/-]*|[\s+&,;:/-]+$", re.I)
+
+
+def is_command_span(span: str) -> bool:
+    """Whether a backticked span of a blast radius is a command: not a flag (`-v`), not a lone
+    word, path or test filter (`list`, `src/lib.rs`, `audio::`: a lone filter is appended to
+    the test command by the gates); a lone allowed program (`pytest`) is."""
+    words = span.split()
+    if not words or words[0].startswith("-"):
+        return False
+    return len(words) > 1 or words[0] in DEFAULT_GATE_PROGRAMS
 
 
 def parse_blast_radius(raw: str) -> BlastRadius:
-    """`cargo test -p x` (note) → text `cargo test -p x`, one command; prose stays text."""
+    """`cargo test -p x` (note) → text `cargo test -p x`, one command; prose stays text, and
+    prose beside a command is kept apart as not run."""
     value = " ".join(raw.replace("**", "").split())
     if value in ('""', "''", "``"):
         return BlastRadius("", [], True, full_suite=True)
-    commands = [" ".join(c.split()) for c in _BACKTICKED.findall(value)]
+    spans = [" ".join(c.split()) for c in _BACKTICKED.findall(value)]
+    commands = [span for span in spans if is_command_span(span)]
     without_note = _strip_trailing_note(value)
     text = " ".join(without_note.replace("`", "").split())
-    return BlastRadius(text, commands, bool(commands))
+    prose = None
+    if commands:
+        # A trailing parenthetical is the author's note on the command, not a further check.
+        rest = _BACKTICKED.sub(
+            lambda m: "" if is_command_span(" ".join(m.group(1).split())) else m.group(0),
+            _strip_trailing_note(value),
+        )
+        prose = _CONNECTORS.sub("", " ".join(rest.split())).strip() or None
+    return BlastRadius(text, commands, bool(commands), prose=prose)
 
 
 # --- files ------------------------------------------------------------------------------------

@@ -165,3 +165,30 @@ def test_sqlite_inventory_plan_owners_are_reported_read_only() -> None:
     plan = parse_plan(CORPUS / "2026-01-29.plan-for-sqlite-inventory-migration.md")
     flagged = [d.phase_id for d in plan.warnings if d.code == "W-OWNER-READONLY"]
     assert len(flagged) == 9
+
+
+# -- blast radius prose ---------------------------------------------------------------------
+
+PROSE_BLAST = "`cargo test --lib list` + manual testing with `-v` flag"
+
+
+def test_prose_beside_a_command_validates_with_the_command() -> None:
+    block = phase_block("1", "List").replace("`cargo test -p demo`", PROSE_BLAST)
+    plan = parse_text(plan_text(block), "2026-02-01.plan-for-test.md")
+    assert not plan.errors
+    phase = plan.phases[0]
+    assert phase.blast_commands == ["cargo test --lib list"]
+    assert phase.blast_prose == "manual testing with `-v` flag"
+
+
+def test_flags_words_and_paths_in_backticks_are_not_commands() -> None:
+    from plan_parser.values import is_command_span
+
+    assert not any(map(is_command_span, ["-v", "list", "src/lib.rs", "audio::"]))
+    assert all(map(is_command_span, ["cargo test", "pytest", "just test"]))
+
+
+def test_validate_cli_accepts_the_prose_blast_radius(write_plan) -> None:
+    block = phase_block("1", "List").replace("`cargo test -p demo`", PROSE_BLAST)
+    code, out = invoke("validate", str(write_plan(plan_text(block))))
+    assert code == 0, out
