@@ -271,7 +271,10 @@ async def _execute_plan(
     )
     resumed = resumable_phases(plan, previous, repo, scheduled, branch=landed_on)
     if resumed:
+        marked = sorted(pid for pid in resumed if _resume_reason(resumed[pid]) == MARKED_COMPLETE)
         log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
+        if marked:
+            log.info("phases %s are %s; not running them", marked, MARKED_COMPLETE)
 
     if dry_run:
         return await _dry_run(context, report, resumed, started)
@@ -697,7 +700,9 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
         for pid in wave:
             phase = context.plan.phase(pid)
             what = (
-                "skip (checkpoint complete, unchanged)"
+                f"skip ({_resume_reason(resumed[pid])} complete, unchanged)"
+                if _resume_reason(resumed[pid]) == "checkpoint"
+                else f"skip ({MARKED_COMPLETE})"
                 if pid in resumed
                 else _would_do(phase, context.options.repo)
             )
@@ -841,14 +846,18 @@ def skills_banner(user: list[str], detected: list[str]) -> str:
     return "\n".join(lines)
 
 
+MARKED_COMPLETE = "marked complete in the plan"
+"""Why a phase whose heading says `✅ COMPLETE` was not run (report, dry run, checkpoint)."""
+
+
 def resumable_phases(
     plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
 ) -> dict[str, Any]:
     """Phases the last run finished that still hold: complete, same text, declared files exist
-    (on ``branch`` when it exists, where verified phases landed; else in the checkout)."""
-    if previous is None:
-        return {}
-    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()}
+    (on ``branch`` when it exists, where verified phases landed; else in the checkout). A phase
+    whose heading says a person finished it (`✅ COMPLETE`) counts as a complete checkpoint:
+    not run when its declared files exist."""
+    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()} if previous else {}
     on_branch = branch is not None and worktree.branch_tip(repo, branch) is not None
 
     def exists(path: str) -> bool:
@@ -858,16 +867,31 @@ def resumable_phases(
 
     resumed: dict[str, Any] = {}
     for pid in scheduled:
-        checkpoint = by_key.get(id_key(pid))
-        if checkpoint is None or checkpoint.status != "complete":
-            continue
         phase = plan.phase(pid)
-        if checkpoint.phase_hash != phase.body_hash:
-            continue
         declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
-        if all(exists(ref.path) for ref in declared):
+        if not all(exists(ref.path) for ref in declared):
+            continue
+        checkpoint = by_key.get(id_key(pid))
+        if (
+            checkpoint is not None
+            and checkpoint.status == "complete"
+            and checkpoint.phase_hash == phase.body_hash
+        ):
             resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
+        elif phase.completed_in_plan:
+            resumed[pid] = _marked_complete(phase)
     return resumed
+
+
+def _marked_complete(phase: Phase) -> Any:
+    from plan_parser.checkpoints import PhaseCheckpoint
+
+    return PhaseCheckpoint(
+        phase_id=phase.id,
+        status="complete",
+        phase_hash=phase.body_hash,
+        extra={"source": MARKED_COMPLETE},
+    )
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -890,7 +914,13 @@ def _resumed_outcome(phase: Phase, checkpoint: Any, wave: int) -> PhaseOutcome:
         tokens=dict(checkpoint.tokens or {}),
         flow_run_id=checkpoint.flow_run_id,
         resumed=True,
+        resume_reason=_resume_reason(checkpoint),
     )
+
+
+def _resume_reason(checkpoint: Any) -> str:
+    extra = getattr(checkpoint, "extra", None) or {}
+    return MARKED_COMPLETE if extra.get("source") == MARKED_COMPLETE else "checkpoint"
 
 
 def _owner(phase: Phase) -> str:
@@ -915,6 +945,9 @@ def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str,
         lines.append(f"- Wave {number}: phases {', '.join(wave)}")
     if resumed:
         lines.append(f"- Resumed (complete, unchanged): {', '.join(resumed)}")
+        marked = [pid for pid in resumed if _resume_reason(resumed[pid]) == MARKED_COMPLETE]
+        if marked:
+            lines.append(f"- Not run, {MARKED_COMPLETE}: {', '.join(marked)}")
     return "\n".join(lines)
 
 

@@ -428,6 +428,7 @@ def _read_phases(
             line=head.line,
             end_line=max(end_line, head.line),
             optional=candidate.parsed.optional,
+            completed_in_plan=candidate.parsed.completed,
             heading_level=head.level,
             markers=candidate.parsed.markers,
             body="".join(raw_lines[head.line - 1 : end_line]),

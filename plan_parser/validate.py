@@ -401,6 +401,17 @@ def _check_phases(
                     "depends_on",
                 )
             )
+        if phase.completed_in_plan:
+            out.append(
+                diagnostic(
+                    "I-MARKED-COMPLETE",
+                    Severity.INFO,
+                    f"heading marked '{', '.join(phase.markers)}': not run when its declared "
+                    "files exist (like a complete checkpoint)",
+                    phase.line,
+                    phase.id,
+                )
+            )
         if phase.optional:
             markers = ", ".join(phase.markers) or "optional"
             out.append(

@@ -40,6 +40,15 @@ class PhaseHeading:
     title: str
     markers: list[str]
     optional: bool
+    completed: bool = False
+
+
+_DONE_MARKER = re.compile(r"^\u2705\s*(?:(?:complete|completed|done|finished)\s*)?$", re.IGNORECASE)
+
+
+def marks_complete(markers: list[str]) -> bool:
+    """`✅ COMPLETE` (or a lone ✅) says a person finished the phase; `✅ PARTIAL COMPLETE` not."""
+    return any(_DONE_MARKER.match(marker.strip()) for marker in markers)
 
 
 def parse_phase_heading(text: str) -> PhaseHeading | None:
@@ -62,7 +71,7 @@ def parse_phase_heading(text: str) -> PhaseHeading | None:
     title, found = clean_title(name)
     markers.extend(found)
     optional = any(_SKIP_MARKER.search(marker) for marker in markers)
-    return PhaseHeading(match.group("id"), title, markers, optional)
+    return PhaseHeading(match.group("id"), title, markers, optional, marks_complete(markers))
 
 
 def _paren_groups(text: str) -> list[tuple[int, int]]:
