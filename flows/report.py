@@ -138,7 +138,7 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
     for warning in report.security_warnings:
         lines += ["", f"**SECURITY:** {warning}"]
     if not report.preflight_ok:
-        lines += ["", f"**Pre-flight failed:** {report.preflight_message}"]
+        lines += ["", "**Pre-flight failed:**", "", report.preflight_message]
     unsandboxed = [o.phase_id for o in report.outcomes if o.unsandboxed]
     if unsandboxed:
         lines += [
