@@ -267,14 +267,15 @@ class BlastRadius:
 _CONNECTORS = re.compile(r"^[\s+&,;:/-]*(?:and|plus|then|also)?[\s+&,;:/-]*|[\s+&,;:/-]+$", re.I)
 
 
-def is_command_span(span: str) -> bool:
-    """Whether a backticked span of a blast radius is a command: not a flag (`-v`), not a lone
-    word, path or test filter (`list`, `src/lib.rs`, `audio::`: a lone filter is appended to
-    the test command by the gates); a lone allowed program (`pytest`) is."""
+def is_command_span(span: str, *, alone: bool = True) -> bool:
+    """Whether a backticked span of a blast radius is a command: never a flag (`-v`) or a test
+    filter (`audio::`: the gates append a lone filter to the test command); a single word
+    (`list`, `src/lib.rs`) only when it is an allowed gate program or no longer command stands
+    beside it (`alone`: then the repository's rule decides, e.g. `true`)."""
     words = span.split()
-    if not words or words[0].startswith("-"):
+    if not words or words[0].startswith("-") or (len(words) == 1 and "::" in words[0]):
         return False
-    return len(words) > 1 or words[0] in DEFAULT_GATE_PROGRAMS
+    return len(words) > 1 or words[0] in DEFAULT_GATE_PROGRAMS or alone
 
 
 def parse_blast_radius(raw: str) -> BlastRadius:
@@ -284,14 +285,15 @@ def parse_blast_radius(raw: str) -> BlastRadius:
     if value in ('""', "''", "``"):
         return BlastRadius("", [], True, full_suite=True)
     spans = [" ".join(c.split()) for c in _BACKTICKED.findall(value)]
-    commands = [span for span in spans if is_command_span(span)]
+    alone = not any(len(span.split()) > 1 and is_command_span(span) for span in spans)
+    commands = [span for span in spans if is_command_span(span, alone=alone)]
     without_note = _strip_trailing_note(value)
     text = " ".join(without_note.replace("`", "").split())
     prose = None
     if commands:
         # A trailing parenthetical is the author's note on the command, not a further check.
         rest = _BACKTICKED.sub(
-            lambda m: "" if is_command_span(" ".join(m.group(1).split())) else m.group(0),
+            lambda m: "" if " ".join(m.group(1).split()) in commands else m.group(0),
             _strip_trailing_note(value),
         )
         prose = _CONNECTORS.sub("", " ".join(rest.split())).strip() or None

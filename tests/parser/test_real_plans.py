@@ -184,8 +184,9 @@ def test_prose_beside_a_command_validates_with_the_command() -> None:
 def test_flags_words_and_paths_in_backticks_are_not_commands() -> None:
     from plan_parser.values import is_command_span
 
-    assert not any(map(is_command_span, ["-v", "list", "src/lib.rs", "audio::"]))
-    assert all(map(is_command_span, ["cargo test", "pytest", "just test"]))
+    assert not any(is_command_span(s, alone=False) for s in ["-v", "list", "src/lib.rs"])
+    assert not is_command_span("audio::") and not is_command_span("-v")
+    assert all(map(is_command_span, ["cargo test", "pytest", "just test", "true"]))
 
 
 def test_validate_cli_accepts_the_prose_blast_radius(write_plan) -> None:
