@@ -69,6 +69,7 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
         "Blast radius is defined for each phase",
         ("W-BLAST-MISSING", "W-BLAST-NONRUNNABLE", "E-BLAST-COMMAND", "E-BLAST-NOT-COMMAND"),
     ),
+    ("Required skills have a SKILL.md in the repository (with --repo)", ("W-SKILL-MISSING",)),
 ]
 
 
@@ -176,29 +177,52 @@ def parse(
     raise typer.Exit(EXIT_INVALID if unreadable else 0)
 
 
+COUNTED_NOTES = {"I-FILES-MISSING": "list no files to create/modify"}
+"""Info notes that still mean the checklist item is not met: the row warns with their count."""
+NEEDS_REPO = {"Required skills have a SKILL.md in the repository (with --repo)"}
+
+
 def _mark(diagnostics: list[Diagnostic]) -> str:
     from plan_parser import Severity
 
     if any(d.severity is Severity.ERROR for d in diagnostics):
         return "FAIL"
-    if any(d.severity is Severity.WARNING for d in diagnostics):
+    if any(d.severity is Severity.WARNING or d.code in COUNTED_NOTES for d in diagnostics):
         return "warn"
     return " ok "
 
 
-def render_validation(plan: Plan, *, verbose: bool = False) -> str:
+def _lines_suffix(related: list[Diagnostic]) -> str:
+    where = sorted({d.line for d in related if d.line})
+    if not where:
+        return ""
+    shown = ", ".join(str(line) for line in where[:8])
+    return f"  (line{'s' if len(where) > 1 else ''} {shown}{', ...' if len(where) > 8 else ''})"
+
+
+def _counted(plan: Plan, related: list[Diagnostic]) -> str:
+    """`9 of 10 phases list no files ...` for the info notes that fail a checklist item."""
+    parts = []
+    for code, what in COUNTED_NOTES.items():
+        phases = sorted({d.phase_id for d in related if d.code == code and d.phase_id})
+        if phases:
+            parts.append(f"{len(phases)} of {len(plan.phases)} phases {what}")
+    return f": {'; '.join(parts)}" if parts else ""
+
+
+def render_validation(plan: Plan, *, verbose: bool = False, repo_checked: bool = False) -> str:
     from plan_parser import Severity
 
     lines = [f"{plan.path}: {plan.kind.value} '{plan.title}', {len(plan.phases)} phase(s)"]
     lines.append("Checklist:")
     for title, codes in CHECKLIST:
+        if title in NEEDS_REPO and not repo_checked:
+            lines.append(f"  [ -- ] {title}: not checked")
+            continue
         related = [d for d in plan.diagnostics if d.code in codes]
-        where = sorted({d.line for d in related if d.line})
-        suffix = ""
-        if where:
-            shown = ", ".join(str(line) for line in where[:8])
-            suffix = f"  (line{'s' if len(where) > 1 else ''} {shown}{', ...' if len(where) > 8 else ''})"
-        lines.append(f"  [{_mark(related)}] {title}{suffix}")
+        lines.append(
+            f"  [{_mark(related)}] {title}{_counted(plan, related)}{_lines_suffix(related)}"
+        )
     shown = [d for d in plan.diagnostics if verbose or d.severity is not Severity.INFO]
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     shown.sort(key=lambda d: (order[d.severity], d.line or 0))
@@ -265,7 +289,7 @@ def validate(
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=1, ensure_ascii=False))
     else:
-        typer.echo(render_validation(plan, verbose=verbose))
+        typer.echo(render_validation(plan, verbose=verbose, repo_checked=repo is not None))
     raise typer.Exit(EXIT_INVALID if plan.errors else 0)
 
 

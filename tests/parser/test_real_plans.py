@@ -193,3 +193,15 @@ def test_validate_cli_accepts_the_prose_blast_radius(write_plan) -> None:
     block = phase_block("1", "List").replace("`cargo test -p demo`", PROSE_BLAST)
     code, out = invoke("validate", str(write_plan(plan_text(block))))
     assert code == 0, out
+
+
+# -- the checklist says what the diagnostics say ---------------------------------------------
+
+
+def test_files_row_warns_with_the_count_when_phases_list_no_files(write_plan) -> None:
+    path = write_plan(plan_text(phase_block("1", "One"), phase_block("2", "Two", files=["a.rs"])))
+    code, out = invoke("validate", str(path))
+    row = next(line for line in out.splitlines() if "Files to create/modify" in line)
+    assert row.lstrip().startswith("[warn]") and "1 of 2 phases list no files" in row
+    skills_row = next(line for line in out.splitlines() if "SKILL.md" in line)
+    assert "[ -- ]" in skills_row and "not checked" in skills_row
