@@ -710,7 +710,17 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
             lines.append(
                 f"  - phase {pid}: {phase.title} [{_owner(phase)}; {phase.type.value}]{deps} -> {what}"
             )
+    notes = [d for d in context.plan.warnings if d.code in DRY_RUN_WARNINGS]
+    if notes:
+        lines.append("Warnings:")
+        lines.extend(f"  - {d.render(str(context.plan_path))}" for d in notes)
     return "\n".join(lines) + "\n"
+
+
+DRY_RUN_WARNINGS = frozenset(
+    {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
+)
+"""Plan warnings that change what a run would do: the dry run repeats them under its waves."""
 
 
 def _would_do(phase: Phase, repo: Path) -> str:

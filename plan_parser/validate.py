@@ -67,6 +67,58 @@ def known_agents(repo: Path) -> set[str]:
     return names
 
 
+def known_skills(repo: Path) -> set[str]:
+    """Skill names `repo/.claude/skills/<dir>/SKILL.md` defines: directory names and frontmatter
+    `name`s, lower-cased (as the agent runtime finds them)."""
+    names: set[str] = set()
+    try:
+        paths = sorted((repo / ".claude" / "skills").glob("*/SKILL.md"))
+    except OSError:
+        return names
+    for path in paths:
+        names.add(path.parent.name.lower())
+        try:
+            head = path.read_text(encoding="utf-8", errors="replace").split("\n", 200)[:200]
+        except OSError:
+            continue
+        name = frontmatter.split(head).data.get("name")
+        if isinstance(name, str) and name.strip():
+            names.add(name.strip().lower())
+    return names
+
+
+def _check_skills(plan: Plan, repo: Path) -> list[Diagnostic]:
+    """Skills the plan requires that the repository has no SKILL.md for: one warning per name,
+    at the first place that names it (the agents get the bodies of the skills that exist)."""
+    known = known_skills(repo)
+    first: dict[str, tuple[int, list[str]]] = {}
+    if plan.skills:
+        for name in plan.skills:
+            first.setdefault(name.lower(), (1, []))
+    for phase in plan.phases:
+        for name in phase.skills:
+            line, phases = first.setdefault(
+                name.lower(), (phase.field_lines.get("skills", phase.line), [])
+            )
+            phases.append(phase.id)
+    out = []
+    for key, (line, phases) in first.items():
+        if key in known:
+            continue
+        where = f" (phases {', '.join(phases)})" if phases else " (plan frontmatter)"
+        out.append(
+            diagnostic(
+                "W-SKILL-MISSING",
+                Severity.WARNING,
+                f"skill '{key}'{where} has no .claude/skills/{key}/SKILL.md in the repository: "
+                "agents get only its name",
+                line,
+                field="skills",
+            )
+        )
+    return out
+
+
 def validate(
     plan: Plan,
     *,
@@ -113,6 +165,8 @@ def validate(
     out.extend(_check_graph(plan))
     out.extend(_check_wave_files(plan))
     out.extend(_check_serialised(plan))
+    if repo is not None:
+        out.extend(_check_skills(plan, repo))
     return out
 
 
