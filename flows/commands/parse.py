@@ -115,12 +115,16 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "goal": phase.goal,
                 "complexity": phase.complexity,
                 "parallel_hint": phase.parallel_hint,
+                "exclusive": phase.exclusive,
+                "completed_in_plan": phase.completed_in_plan,
+                "blast_prose": phase.blast_prose,
                 "markers": phase.markers,
                 "end_line": phase.end_line,
                 "field_lines": phase.field_lines,
             }
             for phase in plan.phases
         ],
+        "serial_notes": [note.model_dump() for note in plan.serial_notes],
         "errors": [_diagnostic_json(d, file) for d in plan.errors],
         "warnings": [_diagnostic_json(d, file) for d in plan.warnings],
     }
