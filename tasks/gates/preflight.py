@@ -285,8 +285,8 @@ def _failure_lines(entry: LedgerEntry, hint: str) -> list[str]:
     """One failing check: what ran, how it ended, what to do, and the end of its output (a
     bare `exit 101` tells nobody what broke)."""
     first = entry.evidence.splitlines()[0] if entry.evidence else entry.verdict.value
-    ran = f" `{entry.command}`" if entry.command else ""
-    lines = [f"- {entry.check}:{ran} {first}" + (f" → {hint}" if hint else "")]
+    ran = f" (`{entry.command}`)" if entry.command else ""
+    lines = [f"- {entry.check}: {first}{ran}" + (f" → {hint}" if hint else "")]
     tail = output_tail(entry.evidence)
     if tail:
         lines.append(f"  last {len(tail)} line(s) of its output:")

@@ -31,7 +31,7 @@ def _failed_build() -> Ledger:
 
 def test_message_names_the_command_and_shows_the_output_tail() -> None:
     message = _message(_failed_build())
-    assert "- build: `cargo build` exit 101 → fix the build" in message
+    assert "- build: exit 101 (`cargo build`) → fix the build" in message
     assert "error[E0425]: cannot find value `x` in this scope" in message
     assert len(output_tail(_failed_build().entries[0].evidence)) == 15
 
