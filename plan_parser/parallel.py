@@ -18,11 +18,20 @@ from plan_parser.model import Diagnostic, Phase, SerialNote, Severity, diagnosti
 
 _NO_FLAG = re.compile(r"^\W*(no|false|never|sequential(ly)?|serial)\b", re.IGNORECASE)
 
+_NEGATION = (
+    r"(?:cannot|can\s*not|can't|must\s+not|mustn't|should\s+not|shouldn't|may\s+not"
+    r"|must\s+never|never|do\s+not|don't|not\s+(?:be\s+)?(?:run|executed?|scheduled))"
+)
+# Between the negation and "in parallel" may stand the phases ("Do not run Phase 3 and Phase 4
+# in parallel"), but no clause that turns the sentence around ("Phase 3 cannot start before 2,
+# but 4 and 5 can run in parallel").
+_GAP = r"(?:(?!\b(?:but|while|whereas|however|although|can|may|could|until|then|once|after|before)\b)[^.;:!?]){0,80}?"
 _FORBIDS = re.compile(
-    r"\b(?:cannot|can\s*not|can't|must\s+not|mustn't|should\s+not|shouldn't|may\s+not"
-    r"|must\s+never|never|do\s+not|don't|not)\s+(?:safely\s+)?(?:be\s+)?"
-    r"(?:run\s+|executed?\s+|done\s+|worked\s+on\s+|scheduled\s+)?"
-    r"(?:in\s+parallel|concurrently|simultaneously|at\s+the\s+same\s+time)\b"
+    r"\b"
+    + _NEGATION
+    + r"\b"
+    + _GAP
+    + r"\b(?:in\s+parallel|concurrently|simultaneously|at\s+the\s+same\s+time)\b"
     r"|\bnot\s+parallel(?:izable|isable)?\b",
     re.IGNORECASE,
 )

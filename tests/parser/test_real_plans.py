@@ -205,3 +205,20 @@ def test_files_row_warns_with_the_count_when_phases_list_no_files(write_plan) ->
     assert row.lstrip().startswith("[warn]") and "1 of 2 phases list no files" in row
     skills_row = next(line for line in out.splitlines() if "SKILL.md" in line)
     assert "[ -- ]" in skills_row and "not checked" in skills_row
+
+
+@pytest.mark.parametrize(
+    ("sentence", "forbids"),
+    [
+        ("Do not run Phase 1 and Phase 3 in parallel.", True),
+        ("Phase 1 and Phase 3 must not run concurrently.", True),
+        ("Phase 1 cannot be run at the same time as Phase 3.", True),
+        ("Phase 3 cannot start before Phase 1, but Phases 1 and 2 can run in parallel.", False),
+        ("Phase 3 cannot begin until Phase 1 completes and then 1 and 2 run in parallel.", False),
+        ("Phase 2 is not blocked and can run concurrently with Phase 1.", False),
+    ],
+)
+def test_which_prose_forbids_running_together(sentence: str, forbids: bool) -> None:
+    text = plan_text(phase_block("1", "One"), phase_block("2", "Two"), phase_block("3", "Three"))
+    plan = parse_text(text + f"## Notes\n\n{sentence}\n", "2026-02-01.plan-for-test.md")
+    assert bool(plan.serial_notes) is forbids
