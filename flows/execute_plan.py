@@ -700,9 +700,7 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
         for pid in wave:
             phase = context.plan.phase(pid)
             what = (
-                f"skip ({_resume_reason(resumed[pid])} complete, unchanged)"
-                if _resume_reason(resumed[pid]) == "checkpoint"
-                else f"skip ({MARKED_COMPLETE})"
+                _skip_text(resumed[pid])
                 if pid in resumed
                 else _would_do(phase, context.options.repo)
             )
@@ -721,6 +719,12 @@ DRY_RUN_WARNINGS = frozenset(
     {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
 )
 """Plan warnings that change what a run would do: the dry run repeats them under its waves."""
+
+
+def _skip_text(checkpoint: Any) -> str:
+    if _resume_reason(checkpoint) == MARKED_COMPLETE:
+        return f"skip ({MARKED_COMPLETE})"
+    return "skip (checkpoint complete, unchanged)"
 
 
 def _would_do(phase: Phase, repo: Path) -> str:

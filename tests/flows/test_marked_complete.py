@@ -36,3 +36,24 @@ def test_marked_phase_is_not_run_when_its_files_exist(tmp_path: Path) -> None:
     assert MARKED_COMPLETE in outcome.verdict
     report = RunReport(plan_path="p", repo=str(tmp_path), status="")
     assert _run_link(report, outcome) == MARKED_COMPLETE
+
+
+def test_dry_run_says_marked_complete_and_repeats_the_warnings(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from flows.execute_plan import dry_run_text
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "config.rs").write_text("// done\n")
+    plan = _plan()
+    resumed = resumable_phases(plan, None, tmp_path, ["1", "2", "3"])
+    context = SimpleNamespace(
+        plan=plan,
+        plan_path=tmp_path / "plan.md",
+        options=SimpleNamespace(dirty_policy="stop", repo=tmp_path),
+        waves=[["1"], ["2", "3"]],
+    )
+    report = RunReport(plan_path="p", repo=str(tmp_path), status="", preflight_ok=True)
+    text = dry_run_text(context, report, resumed)  # type: ignore[arg-type]
+    assert f"phase 1: Config [rust-developer; implementation] -> skip ({MARKED_COMPLETE})" in text
+    assert "phase 2: Cache [rust-developer; implementation] after 1 -> agent" in text
