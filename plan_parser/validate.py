@@ -5,10 +5,13 @@ phases, unreadable input), an ambiguous or impossible order (duplicate ids, a cy
 dependency on an undefined phase), and phases missing what the executor needs to start and to
 judge them (an owner, acceptance criteria), and input whose meaning is lost before any money
 is spent: frontmatter that is not YAML, an owner that names no agent (when the repository is
-known: a typo would otherwise run general-purpose), a blast radius that is neither a command the
-gates can run nor an explicit "none". Everything with a safe default is a warning: a missing
-blast radius (the default test scope is used), an explicit no-tests blast radius, a group table
-that contradicts the dependency fields (the fields win).
+known: a typo would otherwise run general-purpose, unless the run asks for exactly that), a
+blast radius that is neither a command the gates can run nor an explicit "none". Everything with
+a safe default is a warning: a missing blast radius (the default test scope is used), an
+explicit no-tests blast radius, a group table that contradicts the dependency fields (the fields
+win), the plan's own words splitting a wave (a phase marked not parallel), a read-only owner on
+a phase that writes files (it will fail its checks, but a person may mean to fix the owner), a
+required skill the repository has no SKILL.md for.
 """
 
 from __future__ import annotations
