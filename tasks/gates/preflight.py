@@ -288,6 +288,32 @@ def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun
     return entry, run
 
 
+MESSAGE_TAIL_LINES = 15
+"""Lines of a failed pre-flight command's output in its message (the ledger keeps more)."""
+
+
+def output_tail(evidence: str, lines: int = MESSAGE_TAIL_LINES) -> list[str]:
+    """The last ``lines`` non-blank lines of the output tail recorded in a ledger entry."""
+    if "--- output tail ---" not in evidence:
+        return []
+    tail = evidence.split("--- output tail ---", 1)[1].split("\n--- sha256", 1)[0]
+    kept = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    return kept[-lines:]
+
+
+def _failure_lines(entry: LedgerEntry, hint: str) -> list[str]:
+    """One failing check: what ran, how it ended, what to do, and the end of its output (a
+    bare `exit 101` tells nobody what broke)."""
+    first = entry.evidence.splitlines()[0] if entry.evidence else entry.verdict.value
+    ran = f" (`{entry.command}`)" if entry.command else ""
+    lines = [f"- {entry.check}: {first}{ran}" + (f" → {hint}" if hint else "")]
+    tail = output_tail(entry.evidence)
+    if tail:
+        lines.append(f"  last {len(tail)} line(s) of its output:")
+        lines += ["  ```", *(f"  {line}" for line in tail), "  ```"]
+    return lines
+
+
 def _message(ledger: Ledger) -> str:
     blocking = [entry for entry in ledger.entries if blocks(entry)]
     warnings = [entry for entry in ledger.entries if entry.verdict is Verdict.WARN]
@@ -304,8 +330,7 @@ def _message(ledger: Ledger) -> str:
         hint = FIX_HINTS.get(
             key, f"add {entry.evidence.split(' ', 1)[0]}" if key == "agent" else ""
         )
-        first = entry.evidence.splitlines()[0] if entry.evidence else entry.verdict.value
-        lines.append(f"- {entry.check}: {first}" + (f" → {hint}" if hint else ""))
+        lines += _failure_lines(entry, hint)
     return "\n".join(lines)
 
 
