@@ -20,7 +20,6 @@ from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, mak
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_create, editor_view
-from tasks.gates.wiring import rustfmt
 from tasks.shell import run as run_command
 from tests.flows.conftest import needs_cargo, phase_of
 from tests.prefect_fixture import api_auth
@@ -490,6 +489,16 @@ fn slow_never_ends() {
 """
 
 
+def _test_binaries(repo: Path, name: str) -> list[str]:
+    """Test binaries `name-<hash>` of ``repo`` running now, wherever cargo put them (the
+    checkout's `target/` or a phase worktree's own, under `.git/plan-executor-worktrees/`)."""
+    return [
+        cmdline
+        for cmdline in _processes_running(str(repo))
+        if f"/deps/{name}-" in cmdline.split(" ", 1)[0]
+    ]
+
+
 def _processes_running(marker: str) -> list[str]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -523,7 +532,7 @@ def test_phase_timeout_kills_the_commands_it_started(
     assert state is not None
     assert state.phases["1"].status == "timeout", state.phases["1"]
     assert "phase exceeded its timeout of 25s" in (state.phases["1"].error or "")
-    assert _processes_running(str(plan_path.parents[2] / "target")) == []
+    assert _test_binaries(plan_path.parents[2], "slow") == []
 
 
 def test_failed_preflight_stops_before_any_agent_call(
@@ -669,14 +678,9 @@ GATE_PLAN = """# A phase killed while its gates run
 - [ ] `cargo test --test gate` passes
 """
 
-# The marker is the repository's (an absolute path in the run's shared cargo target directory,
-# which the sandboxed gate sees), not the manifest directory's: the gate runs in the phase's
-# worktree.
-GATE_TEST = """const HANG: &str = "@HANG@";
-
-#[test]
+GATE_TEST = """#[test]
 fn gate_waits_while_hang_exists() {
-    let marker = std::path::Path::new(HANG);
+    let marker = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("HANG");
     while marker.exists() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -692,13 +696,15 @@ def test_run_killed_during_gates_reuses_the_finished_agent_call(
 
     plan_path = make_crate(tmp_path / "crate", plan_text=GATE_PLAN)
     repo = plan_path.parents[2]
+    # The agent leaves the marker in the phase's worktree (ignored, so outside every diff), where
+    # the gate, which runs there, sees it.
     (repo / ".git" / "info" / "exclude").write_text("HANG\n")
-    hang = repo / "target" / "HANG"
-    hang.parent.mkdir()
-    hang.write_text("the gate test waits while this file exists\n")
-    gate_test = rustfmt(GATE_TEST.replace("@HANG@", str(hang)), repo)  # a long path wraps
-    assert gate_test is not None
-    agents = ScriptedAgents({"1": PhaseScript(edits=[editor_create("tests/gate.rs", gate_test)])})
+    hang = repo / ".git" / "plan-executor-worktrees" / "demo-sums" / "1" / "HANG"
+    edits = [
+        editor_create("tests/gate.rs", GATE_TEST),
+        editor_create("HANG", "the gate test waits while this file exists\n"),
+    ]
+    agents = ScriptedAgents({"1": PhaseScript(edits=edits)})
 
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
@@ -709,7 +715,7 @@ def test_run_killed_during_gates_reuses_the_finished_agent_call(
             )
             try:
                 for _ in range(1800):  # until the gates run the hanging test
-                    if _processes_running(str(repo / "target" / "debug" / "deps" / "gate-")):
+                    if _test_binaries(repo, "gate"):
                         break
                     time.sleep(0.1)
                 else:

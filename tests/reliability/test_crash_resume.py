@@ -147,7 +147,7 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
                 argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
             except (OSError, UnicodeDecodeError):
                 continue
-            if argv0.startswith(stuck):
+            if argv0.startswith(str(repo)) and "/deps/stuck-" in argv0:
                 found.append(int(entry.name))
         return found
 
@@ -168,7 +168,6 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
             )
         }
     )
-    stuck = str(repo / "target" / "debug" / "deps" / "stuck-")
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
         env.pop(RUN_ENV, None)
