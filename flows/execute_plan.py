@@ -406,11 +406,21 @@ async def _run(
 def shared_cargo_target(context: RunContext) -> Iterator[None]:
     """One cargo target directory for every worktree of the run (the checkout's own `target/`
     unless CARGO_TARGET_DIR names one): a phase's gates and agents reuse the builds of the
-    dependencies instead of compiling the world in each new worktree."""
-    if context.branch is None or os.environ.get("CARGO_TARGET_DIR"):
+    dependencies instead of compiling the world in each new worktree. Only for a repository
+    with a Cargo.toml: elsewhere nothing would fill it."""
+    repo = context.options.repo
+    if (
+        context.branch is None
+        or os.environ.get("CARGO_TARGET_DIR")
+        or not (repo / "Cargo.toml").is_file()
+    ):
         yield
         return
-    os.environ["CARGO_TARGET_DIR"] = str(context.options.repo / "target")
+    target = repo / "target"
+    # The sandboxes bind it writable, and a bind needs its source: a run whose pre-flight
+    # built nothing (a justfile's own build) has no `target/` yet.
+    target.mkdir(exist_ok=True)
+    os.environ["CARGO_TARGET_DIR"] = str(target)
     try:
         yield
     finally:

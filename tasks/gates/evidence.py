@@ -43,7 +43,9 @@ def _execute(
     if config.sandbox:
         from tasks.agent.sandbox import Sandbox, SandboxSettings
 
+        # A shared target dir that does not exist cannot be bound (bwrap refuses the command).
         target_dir = os.environ.get("CARGO_TARGET_DIR")
+        target_dir = target_dir if target_dir and Path(target_dir).is_dir() else None
         sandbox = Sandbox(
             repo,
             SandboxSettings(
