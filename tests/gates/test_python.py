@@ -15,6 +15,7 @@ from plan_parser.model import FileAction
 from tasks import shell
 from tasks.gates.cargo_output import FAILED, IGNORED, OK, TestRun
 from tasks.gates.config import load_committed_gate_config, load_gate_config
+from tasks.gates.criteria import evaluate_criterion
 from tasks.gates.final import run_final_validation
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus
 from tasks.gates.phase_gates import run_phase_gates, snapshot
@@ -308,6 +309,12 @@ def test_baseline_counts_the_pytest_suite(
     ]
     repo = make_package(tmp_path / "pkg")
     assert source_inventory(repo).tests == {key: False for key in run.names()}
+    # A criterion counting the tests of a Python file reads them the same way.
+    [entry] = evaluate_criterion(
+        repo, 1, "File `tests/test_ops.py` exists with 3+ tests",
+        count_tests=lambda _argv: (None, "unused"), allowed_programs={"pytest"},
+    )  # fmt: skip
+    assert entry.verdict.value == "pass" and "3 test functions (wanted 3+)" in entry.evidence
 
 
 def test_an_honest_phase_adding_mul_and_two_tests_is_complete(
@@ -350,11 +357,17 @@ def test_a_phase_breaking_add_without_the_tests_it_asks_for_is_blocked(
         add_mul(r, tests=False)
         edit(r, INIT, "    return a + b\n", "    return a + b + 1\n")
 
-    ledger = gates(repo, baseline[1], sloppy, criteria=[], blast="pytest -q", body=BODY + " with its unit tests")  # fmt: skip
+    ledger = gates(
+        repo, baseline[1], sloppy, criteria=["`pytest -q -k nothing_matches` runs 1+ tests"],
+        blast="pytest -q", body=BODY + " with its unit tests",
+    )  # fmt: skip
 
     verdict = decide(ledger)
     blocked_by(verdict, "integrity: new tests", "added no test function")
     blocked_by(verdict, "regressions vs baseline", "failing now: tests/test_ops.py::test_add, ")
+    # pytest's exit 5 (nothing collected) is a scoped run that matched no test, said as such.
+    blocked_by(verdict, "run for criteria: pytest -q -k nothing_matches", "0 tests ran: the blast")
+    blocked_by(verdict, "criterion 1", "0 tests ran (0 passed, 0 failed, 0 skipped)")
 
 
 def test_a_phase_deleting_a_failing_test_to_go_green_is_blocked(
