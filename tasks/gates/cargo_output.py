@@ -41,6 +41,8 @@ _NEXTEST_SUMMARY = re.compile(
 OK = "ok"
 FAILED = "FAILED"
 IGNORED = "ignored"
+PYTEST_NO_TESTS = 5
+"""pytest's exit status when it collected no test (an empty suite, a `-k` matching nothing)."""
 
 
 class TestRun(BaseModel):
@@ -71,6 +73,10 @@ class TestRun(BaseModel):
     def total(self) -> int:
         """Tests that ran (passed + failed); ignored tests did not run."""
         return self.passed + self.failed
+
+    def collected_nothing(self) -> bool:
+        """pytest found no test to run (exit 5): 0 tests, as cargo says with exit 0."""
+        return self.runner == "pytest" and self.exit_code == PYTEST_NO_TESTS and self.total == 0
 
     def counts(self) -> str:
         """The counts in the runner's own words: `2 passed, 0 failed, 1 ignored` for cargo,

@@ -30,8 +30,11 @@ def _test_entry(
     counts = run.counts()
     if check == "doc tests" and not result.ok and NO_LIBRARY in result.output:
         return not_run(check, "no library target: no doc tests to run", command=render(argv)), run
-    if result.ok and run.failed == 0:
-        return command_entry(check, result, summary=counts, log_dir=config.log_dir), run
+    if (result.ok or run.collected_nothing()) and run.failed == 0:
+        entry = command_entry(
+            check, result, verdict=Verdict.PASS, summary=counts, log_dir=config.log_dir
+        )
+        return entry, run
     failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
     return command_entry(
         check,

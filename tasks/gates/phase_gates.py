@@ -83,8 +83,6 @@ _ALLOWS_IGNORE = re.compile(
 )
 _BARE_FILTER = re.compile(r"^[\w:]+$")
 _SUPPRESSED_LINTS = re.compile(r"(?:allow|expect)\s*\(([^)]*)\)|noqa:\s*([\w, ]+)")
-PYTEST_NO_TESTS = 5
-"""pytest's exit status when it collected no test (`-k` matched nothing)."""
 
 
 class PhaseStart(BaseModel):
@@ -408,8 +406,7 @@ class _TestRuns:
                 f"{counts}; all failing tests already failed in the baseline: {', '.join(failing)}",
             )
         # pytest exits 5 when it collected no test: the 0-tests verdict below says it better.
-        nothing_collected = run.runner == "pytest" and run.exit_code == PYTEST_NO_TESTS
-        if not ok and not (nothing_collected and run.total == 0):
+        if not ok and not run.collected_nothing():
             return Verdict.FAIL, f"{counts}; but the command exited non-zero"
         if run.total == 0:
             if scoped:

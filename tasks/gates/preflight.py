@@ -252,8 +252,10 @@ def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun
         return no_command("baseline tests", "test", required=True), None
     result, run = run_test_command(config.test, repo, config)
     counts = f"{run.counts()} ({len(run.results)} tests recorded)"
-    if result.ok and run.failed == 0:
-        entry = command_entry("baseline tests", result, summary=counts, log_dir=config.log_dir)
+    if (result.ok or run.collected_nothing()) and run.failed == 0:
+        entry = command_entry(
+            "baseline tests", result, verdict=Verdict.PASS, summary=counts, log_dir=config.log_dir
+        )
     else:
         failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
         entry = command_entry(

@@ -317,6 +317,15 @@ def test_baseline_counts_the_pytest_suite(
     assert entry.verdict.value == "pass" and "3 test functions (wanted 3+)" in entry.evidence
 
 
+def test_a_package_without_tests_yet_has_a_baseline_of_zero(tmp_path: Path) -> None:
+    repo = make_package(tmp_path / "pkg")
+    (repo / TESTS).unlink()  # pytest exits 5: it collected nothing, which is no failure
+    entry, run = baseline_tests(repo, load_committed_gate_config(repo))
+    assert entry.verdict.value == "pass", entry.evidence
+    assert entry.evidence.startswith("0 passed, 0 failed, 0 skipped (0 tests recorded)")
+    assert run is not None and run.exit_code == 5
+
+
 def test_an_honest_phase_adding_mul_and_two_tests_is_complete(
     tmp_path: Path, baseline: tuple[LedgerEntry, TestRun], commands: list[list[str]]
 ) -> None:
