@@ -43,7 +43,7 @@ FIX_HINTS = {
     "baseline tests": "make the test suite pass first (a plan may start on failing tests only with design work)",
     "build": "fix the build",
     "lint": "fix the lint warnings",
-    "fmt": "format the code (`cargo fmt --all`)",
+    "fmt": "format the code (`cargo fmt --all`, `ruff format .`: the fmt command without --check)",
     "git": "run plan-executor inside a git repository",
     "gate configuration": "fix the committed .ai/plan-executor.toml or [tool.plan-executor]",
 }
