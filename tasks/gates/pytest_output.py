@@ -45,8 +45,9 @@ def report_env(report: Path) -> dict[str, str]:
 def _node_id(classname: str, name: str, root: Path | None) -> str:
     """`tests.test_ops.TestOps` + `test_mul` → `tests/test_ops.py::TestOps::test_mul` when
     `tests/test_ops.py` is in ``root``; `classname::name` otherwise."""
-    if not classname:  # a collection error names the module itself
-        return name
+    if not classname:  # a collection error names the module itself, dotted
+        module = name.replace(".", "/") + ".py"
+        return module if root is not None and (root / module).is_file() else name
     parts = classname.split(".")
     if root is not None:
         for cut in range(len(parts), 0, -1):

@@ -152,6 +152,7 @@ REPORT = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests
 <testcase classname="tests.test_ops" name="test_p[1-2]" time="0" />
 <testcase classname="tests.test_ops.TestOps" name="test_m" time="0" />
 <testcase classname="tests.test_ops.TestOps" name="test_m" time="0"><error message="on teardown"/></testcase>
+<testcase classname="" name="tests.test_ops" time="0"><error message="collection failure"/></testcase>
 </testsuite></testsuites>"""
 
 
@@ -169,9 +170,10 @@ def test_a_junit_report_becomes_a_test_run_keyed_by_node_id(tmp_path: Path) -> N
         "tests/test_ops.py::test_p[1-2]": OK,
         # a teardown error is reported on a second entry for the same test: it failed
         "tests/test_ops.py::TestOps::test_m": FAILED,
+        "tests/test_ops.py": FAILED,  # a collection error, named by its file
     }
-    assert (run.passed, run.failed, run.ignored, run.xfailed, run.errors) == (2, 3, 2, 1, 2)
-    assert run.counts() == "2 passed, 1 failed, 1 skipped, 1 xfailed, 2 errors"
+    assert (run.passed, run.failed, run.ignored, run.xfailed, run.errors) == (2, 4, 2, 1, 3)
+    assert run.counts() == "2 passed, 1 failed, 1 skipped, 1 xfailed, 3 errors"
     assert parse_junit("not xml") is None
     # Without a report, pytest's summary line still gives the counts.
     summary = parse_summary("..\n==== 2 passed, 1 skipped, 1 error in 0.12s ====\n")
