@@ -220,6 +220,12 @@ class PhaseScript:
     """Seconds the first turn takes to arrive (overlap, timeouts, kills)."""
     cite: str | None = None
     """The file:line the verifier cites for this phase (default: the first file created)."""
+    verdict: str = "PASS"
+    """What the verifier records for each criterion of this phase with `record_verdict`:
+    `PASS`, `FAIL`, or `none` (it answers in prose only and records nothing)."""
+    verifier_prose: str = ""
+    """Text the verifier writes beside its tool calls (default: a short line); never read for
+    verdicts, so tests put misleading `VERDICT n: ...` lines here."""
     every_turn: bool = False
     """Repeat the edits (with the delay) on every turn: an agent that never finishes."""
     reply: Any = None
@@ -249,7 +255,7 @@ def demo_scripts() -> dict[str, PhaseScript]:
 PHASE_HEADING = re.compile(r"^#\s*Phase\s+(?P<id>[^\s:]+)\s*:", re.M)
 INTEGRATION_TASK = re.compile(r"^#\s*Phase\s+[^\s:]+\s*:.*: integration$", re.M)
 VERIFIER_FOR = re.compile(r"read-only VERIFIER for phase (?P<id>[^\s(]+)")
-CRITERION_NUMBER = re.compile(r"^(?P<n>\d+)\.\s", re.M)
+CRITERION_ID = re.compile(r"^- criterion (?P<id>\S+?):", re.M)
 
 
 class ScriptedAgents:
@@ -257,8 +263,9 @@ class ScriptedAgents:
 
     Routes each request by the phase id in its first user message (`# Phase 2: ...`), so the
     concurrent conversations of a wave get their own scripts. Turn 1: the phase's edits; then
-    a plain "done"; the summary request gets the phase's claim. Verifier calls answer PASS for
-    every criterion, citing the phase's first created file at line 1.
+    a plain "done"; the summary request gets the phase's claim. Verifier calls: turn 1 records
+    the phase's `verdict` (default PASS) for every criterion the `record_verdict` tool offers,
+    citing ``cite`` (default: the phase's first created file at line 1); then "verified".
     """
 
     def __init__(self, scripts: Mapping[str, PhaseScript]) -> None:
@@ -273,7 +280,7 @@ class ScriptedAgents:
         is_summary = (body.get("tool_choice") or {}).get("type") == "none"
         verifier = VERIFIER_FOR.search(first)
         if verifier:
-            return text_turn(self._verdicts(verifier["id"], first))
+            return self._verifier(verifier["id"], body, is_summary)
         match = PHASE_HEADING.search(first)
         pid = match["id"] if match else "?"
         script = self.scripts.get(pid, PhaseScript())
@@ -300,12 +307,32 @@ class ScriptedAgents:
             return delayed(reply, script.delay_s) if script.delay_s else reply
         return text_turn(f"Phase {pid}: done.")
 
-    def _verdicts(self, pid: str, prompt: str) -> str:
+    def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Any:
+        from tasks.agent.standin import record_verdict, text_turn, tool_turn
+
         script = self.scripts.get(pid, PhaseScript())
-        cite = script.cite or _first_path(script) or "Cargo.toml:1"
-        criteria_block = prompt.split("Criteria:", 1)[-1].split("Answer with", 1)[0]
-        numbers = [int(m["n"]) for m in CRITERION_NUMBER.finditer(criteria_block)] or [1]
-        return "\n".join(f"VERDICT {n}: PASS {cite} the code there meets it" for n in numbers)
+        prose = script.verifier_prose or f"Phase {pid}: verified."
+        turns = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
+        verdict = script.verdict.upper()
+        ids = verdict_ids(body)
+        if is_summary or turns > 0 or verdict == "NONE" or not ids:
+            return text_turn(prose)
+        path, _, line = (script.cite or _first_path(script) or "Cargo.toml:1").rpartition(":")
+        reason = "the code there meets it" if verdict == "PASS" else "it does not meet it"
+        calls = [record_verdict(cid, verdict, path, int(line), reason) for cid in ids]
+        return tool_turn(*calls, text=prose)
+
+
+def verdict_ids(body: dict[str, Any]) -> list[str]:
+    """The criteria a verifier request asks about: the `record_verdict` tool's choices, else
+    the `- criterion N:` lines of its task."""
+    for tool in body.get("tools") or []:
+        if tool.get("name") == "record_verdict":
+            schema = tool.get("input_schema") or {}
+            return list(schema.get("properties", {}).get("criterion", {}).get("enum") or [])
+    messages = body.get("messages") or []
+    first = _text(messages[0]) if messages else ""
+    return [match["id"] for match in CRITERION_ID.finditer(first)]
 
 
 def _first_path(script: PhaseScript) -> str | None:

@@ -13,12 +13,9 @@ parameters, so it resumes the same way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -387,8 +384,7 @@ async def _run(
     mirror.listeners.append(on_transition)
 
     try:
-        with shared_cargo_target(context):
-            await _run_waves(context, phases, resumed)
+        await _run_waves(context, phases, resumed)
     finally:
         await progress.drain()
         if context.branch is not None:
@@ -400,31 +396,6 @@ async def _run(
         )
 
     return await _finish(context, report, scheduled, started)
-
-
-@contextlib.contextmanager
-def shared_cargo_target(context: RunContext) -> Iterator[None]:
-    """One cargo target directory for every worktree of the run (the checkout's own `target/`
-    unless CARGO_TARGET_DIR names one): a phase's gates and agents reuse the builds of the
-    dependencies instead of compiling the world in each new worktree. Only for a repository
-    with a Cargo.toml: elsewhere nothing would fill it."""
-    repo = context.options.repo
-    if (
-        context.branch is None
-        or os.environ.get("CARGO_TARGET_DIR")
-        or not (repo / "Cargo.toml").is_file()
-    ):
-        yield
-        return
-    target = repo / "target"
-    # The sandboxes bind it writable, and a bind needs its source: a run whose pre-flight
-    # built nothing (a justfile's own build) has no `target/` yet.
-    target.mkdir(exist_ok=True)
-    os.environ["CARGO_TARGET_DIR"] = str(target)
-    try:
-        yield
-    finally:
-        os.environ.pop("CARGO_TARGET_DIR", None)
 
 
 async def _tidy_worktrees(context: RunContext, report: RunReport) -> None:

@@ -10,7 +10,6 @@ work kept on its phase branch. Landings are serialised by the run's integration 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -26,14 +25,6 @@ Resolver = Callable[[str], Awaitable[None]]
 """Runs the owner agent once in the phase's worktree with the given task."""
 
 MESSAGE_LINES = 12
-
-
-def shared_target_dir(context: RunContext) -> Path | None:
-    """The cargo target directory the run's worktrees share (set by the run for its duration)."""
-    if context.branch is None:
-        return None
-    value = os.environ.get("CARGO_TARGET_DIR")
-    return Path(value) if value else None
 
 
 def plan_relative(context: RunContext) -> str:

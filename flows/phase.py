@@ -24,14 +24,16 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
+from pydantic import BaseModel
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
-from flows.integration import keep_unfinished_work, land_phase, plan_relative, shared_target_dir
+from flows.integration import keep_unfinished_work, land_phase, plan_relative
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks import worktree
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, RecordedVerdict, Usage
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
+from tasks.agent.tools import VERDICT_NAME, citation_problem
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.run_lock import run_lock_path
@@ -174,6 +176,9 @@ async def _workspace(
         )
     how = "taken up again" if workspace.reused else "created"
     outcome.steps.append(f"worktree {how}: {workspace.path} from {workspace.base[:10]}")
+    warm = Path(os.environ.get("CARGO_TARGET_DIR") or context.options.repo / "target")
+    if await asyncio.to_thread(worktree.seed_target, workspace, warm):
+        outcome.steps.append(f"cargo target seeded from {warm}")
     return workspace
 
 
@@ -231,6 +236,8 @@ async def _work_and_judge(
             outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
 
     config = context.gate_config or await _committed_config(options)
+    if workspace is not None:  # the worktree's own cargo target (see worktree.seed_target)
+        config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
     ledger = await gates_step(
         work,
         phase,
@@ -369,6 +376,7 @@ def agent_request(
     read_only: bool = False,
     max_turns: int | None = None,
     work: Path | None = None,
+    verdict_criteria: list[str] | None = None,
 ) -> AgentRequest:
     """One agent call of this run, in ``work`` (the phase's worktree; default the checkout):
     the run's options, and the plan file (and its copy in the worktree) protected from it."""
@@ -380,7 +388,6 @@ def agent_request(
     return AgentRequest(
         repo=work,
         log_repo=options.repo,
-        target_dir=shared_target_dir(context),
         plan_name=plan_name(context.plan_path),
         phase_id=phase.id,
         owner=owner_raw,
@@ -394,6 +401,7 @@ def agent_request(
         max_turns=max_turns or options.max_turns,
         read_only=read_only,
         role_suffix=role_suffix,
+        verdict_criteria=verdict_criteria or [],
     )
 
 
@@ -482,29 +490,76 @@ def _first_line(text: str, limit: int) -> str:
 
 # -- the verifier ---------------------------------------------------------------------------
 
-VERDICT_LINE = re.compile(
-    r"^\s*(?:[-*]\s*)?(?:VERDICT\s*)?\[?(?P<num>\d+)\]?\s*[:.)\-]\s*\**(?P<verdict>PASS|FAIL)\**\b(?P<rest>.*)$",
-    re.I | re.M,
-)
-CITATION = re.compile(r"(?P<path>[\w./\-]+\.[\w]+):(?P<line>\d+)")
+_CRITERION_CHECK = re.compile(r"^criterion (?P<number>\d+)\b")
 
 
-def verifier_task(plan: Plan, phase: Phase, criteria: list[LedgerEntry]) -> str:
-    numbered = "\n".join(
-        f"{n}. {entry.check}: {entry.evidence}" for n, entry in enumerate(criteria, 1)
+class VerifierCriterion(BaseModel):
+    """One criterion the verifier judges, named as the ledger and the report name it."""
+
+    id: str
+    """The plan's own number (`3` for the ledger's `criterion 3`), or the check itself."""
+    text: str
+    note: str = ""
+    """What the gates found when they tried (e.g. `no test ran in this phase`), if anything."""
+
+
+def criterion_id(entry: LedgerEntry) -> str:
+    """`3` for `criterion 3` and `criterion 3: <text>`: the number the checkpoint shows."""
+    match = _CRITERION_CHECK.match(entry.check)
+    return match["number"] if match else entry.check
+
+
+def verifier_criteria(phase: Phase, pending: list[LedgerEntry]) -> list[VerifierCriterion]:
+    """Each pending criterion once (a criterion may leave several entries undecided), with the
+    plan's own text."""
+    criteria: dict[str, VerifierCriterion] = {}
+    for entry in pending:
+        cid = criterion_id(entry)
+        if cid in criteria:
+            continue
+        text = entry.evidence
+        if cid.isdigit() and 1 <= int(cid) <= len(phase.acceptance_criteria):
+            text = phase.acceptance_criteria[int(cid) - 1].text
+        note = entry.evidence if entry.evidence.strip() != text.strip() else ""
+        criteria[cid] = VerifierCriterion(id=cid, text=text, note=note)
+    return list(criteria.values())
+
+
+def verifier_task(plan: Plan, phase: Phase, criteria: list[VerifierCriterion]) -> str:
+    listed = "\n".join(
+        f"- criterion {c.id}: {c.text}"
+        + (f"\n  (the gates could not decide: {c.note})" if c.note else "")
+        for c in criteria
     )
     return (
         f"You are the read-only VERIFIER for phase {phase.id} ({phase.title}) of the plan "
         f"'{plan.title}'. You cannot change files. Read the code and decide each acceptance "
         "criterion below. The filesystem is the source of truth; ignore anyone's claims.\n\n"
-        f"Criteria:\n{numbered}\n\n"
-        "Answer with exactly one line per criterion, in this form:\n"
-        "VERDICT <number>: PASS|FAIL <path>:<line> <one-sentence reason>\n"
-        "Every verdict must cite the file and line that proves it; a verdict without a "
-        "citation counts as FAIL. When you are asked for your summary, repeat the VERDICT "
-        "lines in it unchanged.\n\n"
-        f"The phase as planned:\n\n{phase.body}"
+        f"Criteria to judge:\n{listed}\n\n"
+        f"Record each verdict by calling the `{VERDICT_NAME}` tool once per criterion: "
+        '`criterion` is its number above ("criterion 3" is "3"), `verdict` PASS or FAIL, '
+        "`path` and `line` the file and line that prove it, `reason` one sentence. Only "
+        "recorded verdicts count: your text is not read for them. A PASS without a citation of "
+        "an existing file and a line inside it counts as FAIL, and so does a criterion without a "
+        "recorded verdict. Recording a criterion again replaces its verdict.\n\n"
+        f"The phase as planned (for context; its criteria to judge are the ones above):\n\n"
+        f"{_context_body(phase, criteria)}"
     )
+
+
+def _context_body(phase: Phase, criteria: list[VerifierCriterion]) -> str:
+    """The phase's text without the lines of the criteria to judge: each is shown once, by
+    its number, so the verifier never sees the same criterion under two names."""
+    lines = phase.body.splitlines()
+    judged = {int(c.id) for c in criteria if c.id.isdigit()}
+    drop: set[int] = set()
+    for number, criterion in enumerate(phase.acceptance_criteria, 1):
+        if number not in judged or criterion.line is None:
+            continue
+        index = criterion.line - phase.line
+        if 0 <= index < len(lines) and criterion.text in lines[index]:
+            drop.add(index)
+    return "\n".join(line for index, line in enumerate(lines) if index not in drop)
 
 
 async def _judge(
@@ -515,58 +570,65 @@ async def _judge(
     outcome: PhaseOutcome,
     work: Path,
 ) -> list[LedgerEntry]:
-    """Ask a read-only verifier agent; its verdicts enter the ledger as judged entries."""
+    """Ask a read-only verifier agent; its recorded verdicts enter the ledger as judged entries."""
     options = context.options
+    criteria = verifier_criteria(phase, pending)
     request = agent_request(
         context,
         phase,
         "general-purpose",
-        verifier_task(context.plan, phase, pending),
+        verifier_task(context.plan, phase, criteria),
         role_suffix="verifier",
         read_only=True,
         max_turns=min(options.max_turns, 20),
         work=work,
+        verdict_criteria=[c.id for c in criteria],
     )
     result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
     outcome.tokens = _add_tokens(outcome.tokens, result.usage)
     _count_call(outcome, result)
     if result.failure is FailureKind.INFRASTRUCTURE:
         raise AgentInfrastructureError(result)  # no verdicts: the API, not the code, failed
-    answer = result.summary + "\n" + _assistant_text(options.repo, result.details_log)
-    return judged_entries(pending, answer, work, phase.id)
+    return judgements(pending, result, work, phase.id)
 
 
-def _assistant_text(repo: Path, details_log: str | None) -> str:
-    """The verifier's own words from its transcript, after the summary (which comes first):
-    a summary that dropped the VERDICT lines must not turn judged passes into fails."""
-    if not details_log:
-        return ""
-    try:
-        text = (repo / details_log).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-    parts = re.findall(r"^### Assistant\n(.*?)(?=^#{2,3} |\Z)", text, re.M | re.S)
-    return "\n".join(parts)
+NO_VERDICT = "no verdict recorded"
+
+
+def judgements(
+    pending: list[LedgerEntry], result: AgentResult, repo: Path, phase_id: str
+) -> list[LedgerEntry]:
+    """The judged entries of a verifier call: what it recorded, and why a criterion has none."""
+    missing = NO_VERDICT + (f" (the verifier call ended: {result.error})" if result.error else "")
+    return judged_entries(pending, result.verdicts, repo, phase_id, missing=missing)
 
 
 def judged_entries(
-    pending: list[LedgerEntry], answer: str, repo: Path, phase_id: str
+    pending: list[LedgerEntry],
+    verdicts: list[RecordedVerdict],
+    repo: Path,
+    phase_id: str,
+    *,
+    missing: str = NO_VERDICT,
 ) -> list[LedgerEntry]:
-    """Turn the verifier's answer into judged ledger entries, one per pending criterion.
+    """The verifier's recorded verdicts as judged ledger entries, one per pending entry.
 
-    A PASS counts only with a citation of an existing file and a line inside it; a missing
-    verdict or a missing or wrong citation is a FAIL.
+    A PASS counts only with a citation of an existing file and a line inside it; a criterion
+    without a recorded verdict, or with a wrong citation, is a FAIL. A criterion recorded twice
+    keeps its last verdict.
     """
-    answers: dict[int, tuple[str, str]] = {}
-    for match in VERDICT_LINE.finditer(answer):
-        answers.setdefault(int(match["num"]), (match["verdict"].upper(), match["rest"].strip()))
+    by_id = {verdict.criterion: verdict for verdict in verdicts}
     judged: list[LedgerEntry] = []
-    for number, entry in enumerate(pending, 1):
-        verdict_text, rest = answers.get(number, ("FAIL", "no verdict given by the verifier"))
-        citation = CITATION.search(rest)
-        problem = _citation_problem(repo, citation) if citation else "no file:line citation"
-        verdict = Verdict.PASS if verdict_text == "PASS" and not problem else Verdict.FAIL
-        evidence = rest if not problem else f"{rest} [{problem}]".strip()
+    for entry in pending:
+        recorded = by_id.get(criterion_id(entry))
+        if recorded is None:
+            verdict, evidence = Verdict.FAIL, missing
+        else:
+            problem = citation_problem(repo, recorded.path, recorded.line)
+            passed = recorded.verdict == "PASS" and not problem
+            verdict = Verdict.PASS if passed else Verdict.FAIL
+            evidence = f"{recorded.path}:{recorded.line} {recorded.reason}"
+            evidence += f" [{problem}]" if problem else ""
         judged.append(
             entry.model_copy(
                 update={
@@ -580,27 +642,19 @@ def judged_entries(
     return judged
 
 
-def _citation_problem(repo: Path, citation: re.Match[str]) -> str:
-    path = (repo / citation["path"]).resolve()
-    if not path.is_file() or not path.is_relative_to(repo.resolve()):
-        return f"cited file {citation['path']} does not exist"
-    line = int(citation["line"])
-    try:
-        count = len(path.read_text(encoding="utf-8", errors="replace").splitlines())
-    except OSError:
-        return f"cited file {citation['path']} cannot be read"
-    if not 1 <= line <= count:
-        return f"cited line {line} is outside {citation['path']} ({count} lines)"
-    return ""
-
-
 def _with_judgements(ledger: Ledger, judged: list[LedgerEntry]) -> Ledger:
-    by_check = {entry.check: entry for entry in judged}
-    entries = [
-        by_check.pop(entry.check, entry) if entry.verdict is Verdict.NEEDS_JUDGEMENT else entry
-        for entry in ledger.entries
-    ]
-    entries.extend(by_check.values())
+    """The ledger with each awaiting entry replaced by its judgement (in order: one criterion
+    may leave several entries with the same check)."""
+    waiting: dict[str, list[LedgerEntry]] = {}
+    for entry in judged:
+        waiting.setdefault(entry.check, []).append(entry)
+    entries = []
+    for entry in ledger.entries:
+        queue = waiting.get(entry.check)
+        if entry.verdict is Verdict.NEEDS_JUDGEMENT and not entry.judged and queue:
+            entry = queue.pop(0)
+        entries.append(entry)
+    entries.extend(entry for queue in waiting.values() for entry in queue)
     return Ledger(entries=entries)
 
 

@@ -212,6 +212,24 @@ def _discard_worktree(repo: Path, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
+def seed_target(workspace: PhaseWorkspace, warm: Path) -> bool:
+    """Give a new worktree its own cargo target directory, copied from the run's warm one.
+
+    Own: parallel worktrees of one crate must not share a target (cargo would call a phase's
+    crate fresh from its sibling's build). Copied with timestamps: dependencies stay fresh, the
+    worktree's own crates (checked out now, newer than their builds) are rebuilt from its files.
+    """
+    own = workspace.path / "target"
+    if own.exists() or not warm.is_dir():
+        return False
+    copied = shell.run(
+        ["cp", "-a", "--reflink=auto", str(warm), str(own)], cwd=workspace.path, timeout_s=600
+    )
+    if not copied.ok:  # a partial copy is only a slower build, never a wrong one
+        shutil.rmtree(own, ignore_errors=True)
+    return copied.ok
+
+
 def mark_landed(repo: Path, workspace: PhaseWorkspace, commit: str) -> None:
     """The phase's work now sits on the integration branch as ``commit``: from here on its base
     is the commit it was replayed onto, so a run killed before the checkpoint said `complete`
@@ -265,8 +283,13 @@ def save_start(workspace: PhaseWorkspace, snapshot: dict[str, object]) -> None:
     temporary.replace(path)
 
 
-def _exclusions(extra: list[str]) -> list[str]:
-    return [f":(exclude){p}" for p in [*EXCLUDED_FROM_COMMITS, *extra]]
+def _stage_all(path: Path, exclude: list[str]) -> None:
+    """Stage every change but the run-owned paths, which keep the committed version.
+
+    Not `git add -A -- . ':(exclude)target'`: git 2.39 exits 1 when an excluded path exists
+    and is ignored (an ignored `target/`), which failed every phase."""
+    _ok(path, "add", "-A", "--", ".")
+    _ok(path, "reset", "-q", "HEAD", "--", *EXCLUDED_FROM_COMMITS, *exclude)
 
 
 def commit_work(workspace: PhaseWorkspace, message: str, *, exclude: list[str]) -> str:
@@ -277,7 +300,7 @@ def commit_work(workspace: PhaseWorkspace, message: str, *, exclude: list[str]) 
     # The index goes back to the base too: a file an earlier commit held but that is excluded
     # now must not ride along.
     _ok(path, "reset", "-q", workspace.base)
-    _ok(path, "add", "-A", "--", ".", *_exclusions(exclude))
+    _stage_all(path, exclude)
     staged = git(path, "diff", "--cached", "--quiet")
     if staged.exit_code == 0:
         return workspace.base
@@ -388,7 +411,7 @@ def replay(
 
 def _commit_replayed(path: Path, phase_commit: str, *, amend: bool = False) -> str:
     """Commit what the worktree holds (the phase's message); the tip when nothing is left."""
-    _ok(path, "add", "-A", "--", ".", *_exclusions([]))
+    _stage_all(path, [])
     if not amend and git(path, "diff", "--cached", "--quiet").exit_code == 0:
         git(path, "cherry-pick", "--quit")  # everything was already on the branch
         return head(path)

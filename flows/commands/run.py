@@ -332,21 +332,6 @@ def demo_command(
         Path | None,
         typer.Option("--dir", help="Where to make the demo crate (default: a new temp dir)."),
     ] = None,
-    worktrees: Annotated[
-        bool,
-        typer.Option(
-            "--worktrees/--shared-tree",
-            help="Each phase in its own git worktree, verified phases landing one commit each "
-            "on the branch plan-executor/<plan> (default); or every phase in the checkout.",
-        ),
-    ] = True,
-    on_current_branch: Annotated[
-        bool,
-        typer.Option(help="Put the verified phases' commits on the current branch instead."),
-    ] = False,
-    keep_worktrees: Annotated[
-        bool, typer.Option(help="Leave the phases' worktrees on disk after the run.")
-    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,

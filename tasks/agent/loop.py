@@ -4,7 +4,9 @@ One call = one agent (role prompt from its definition) working on one task in on
 
 1. turns: stream a request (``messages.stream`` + ``get_final_message``), append the assistant
    turn, run its tool calls, send the results back, until the model stops (``end_turn``), the
-   turn limit or the wall-clock budget is reached, or something fails;
+   turn limit or the wall-clock budget is reached, or something fails; a verifier call (one
+   with ``verdict_criteria``) that stopped with criteria left without a `record_verdict` call
+   is asked for them once more, in the same conversation;
 2. one final request with the same system prompt and tools but ``tool_choice: none`` and
    ``max_tokens=500`` asks for the summary the orchestrator sees;
 3. everything (turns, tool calls, results, usage, request ids; never credentials or headers)
@@ -48,7 +50,15 @@ from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
 from tasks.agent.sandbox import Sandbox, SandboxSettings
-from tasks.agent.tools import BASH_NAME, BashTool, ToolCollection, ToolResult, tools_for
+from tasks.agent.tools import (
+    BASH_NAME,
+    VERDICT_NAME,
+    BashTool,
+    ToolCollection,
+    ToolResult,
+    VerdictTool,
+    tools_for,
+)
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
 MODEL_ALIASES = {
@@ -67,6 +77,9 @@ REQUEST_TIMEOUT_S = 600.0
 API_TIMEOUT_ENV = "PLAN_EXECUTOR_API_TIMEOUT_S"
 MAX_MISUSE_TURNS = 8
 """Consecutive turns whose tool calls were all malformed before the call is ended as misuse."""
+VERDICT_FOLLOW_UP_TURNS = 5
+"""Turns a verifier gets, beyond the ones it used, when asked again for the verdicts it did
+not record (it may look at a file again before it cites it)."""
 RETRYABLE_STREAM_ERRORS = {"overloaded_error", "api_error", "rate_limit_error"}
 FATAL_ERROR_CODES = {
     "enforced_spend_limit_reached",
@@ -264,15 +277,6 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
 
 
-def _shared_target(target_dir: Path | None) -> dict[str, Any]:
-    if target_dir is None:
-        return {}
-    return {
-        "writable_paths": [Path(target_dir)],
-        "extra_env": {"CARGO_TARGET_DIR": str(target_dir)},
-    }
-
-
 def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Path:
     day = (today or dt.datetime.now(dt.UTC).date()).isoformat()
     name = (
@@ -418,7 +422,6 @@ class AgentCall:
                 read_only=read_only,
                 allow_unsandboxed=request.allow_unsandboxed,
                 read_only_paths=protected,
-                **_shared_target(request.target_dir),
             ),
         )
         self.tools: ToolCollection = tools_for(
@@ -428,6 +431,7 @@ class AgentCall:
             read_only=read_only,
             timeout_s=request.command_timeout_s,
             protected=protected,
+            verdict_criteria=request.verdict_criteria,
         )
         self.conversation = Conversation(
             system=[
@@ -457,6 +461,11 @@ class AgentCall:
     def uses_bash(self) -> bool:
         return BASH_NAME in self.tools.by_name
 
+    @property
+    def verdict_tool(self) -> VerdictTool | None:
+        tool = self.tools.by_name.get(VERDICT_NAME)
+        return tool if isinstance(tool, VerdictTool) else None
+
     def remaining_s(self) -> float | None:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
@@ -485,6 +494,17 @@ class AgentCall:
             retryable=failure.retryable if failure else False,
             requests=self.requests,
             infra=self.infra.model_copy(deep=True),
+            # The verdicts go into the ledger and the plan's checkpoints, like the summary.
+            verdicts=[
+                v.model_copy(
+                    update={
+                        "path": scrub_known(v.path, self.secrets),
+                        "reason": scrub_known(v.reason, self.secrets),
+                    }
+                )
+                for v in (self.verdict_tool.verdicts() if self.verdict_tool else [])
+            ],
+            verdicts_missing=self.verdict_tool.missing() if self.verdict_tool else [],
         )
 
     def params(self, **overrides: Any) -> dict[str, Any]:
@@ -629,15 +649,14 @@ class AgentCall:
             _fence(_cap_log(result.output)),
         )
 
-    def work(self) -> tuple[str | None, Failure | None]:
+    def work(self, max_turns: int | None = None) -> tuple[str | None, Failure | None]:
         """The tool loop; returns the last stop reason and the failure, if any."""
         stop_reason: str | None = None
         misuse_turns = 0
+        limit = self.request.max_turns if max_turns is None else max_turns
         while True:
-            if self.turns >= self.request.max_turns:
-                return stop_reason, Failure(
-                    FailureKind.AGENT, f"max turns reached ({self.request.max_turns})"
-                )
+            if self.turns >= limit:
+                return stop_reason, Failure(FailureKind.AGENT, f"max turns reached ({limit})")
             remaining = self.remaining_s()
             if remaining is not None and remaining <= 0:
                 return stop_reason, Failure(FailureKind.AGENT, "wall-clock budget exhausted")
@@ -683,6 +702,26 @@ class AgentCall:
                     FailureKind.AGENT,
                     f"tool misuse: {misuse_turns} consecutive turns of malformed tool calls",
                 )
+
+    def ask_for_missing_verdicts(self) -> tuple[str | None, Failure | None] | None:
+        """Once, after the verifier stopped: ask for the criteria it left without a verdict.
+
+        None when nothing is missing. A model that ends its turn having judged in prose only
+        gets one reminder; whatever it still leaves out counts as FAIL in the flow.
+        """
+        tool = self.verdict_tool
+        missing = tool.missing() if tool else []
+        if not missing:
+            return None
+        names = ", ".join(f"criterion {c}" for c in missing)
+        text = (
+            f"No verdict is recorded for {names}. Your text is not read for verdicts: call "
+            f"`{VERDICT_NAME}` once for each of them now (PASS or FAIL, the file and line that "
+            "prove it, one sentence why). A criterion without a recorded verdict counts as FAIL."
+        )
+        self.conversation.add_user_blocks([{"type": "text", "text": text}])
+        self.log.write("## Verdicts missing: asked again", _fence(text))
+        return self.work(max_turns=self.turns + VERDICT_FOLLOW_UP_TURNS)
 
     def summarise(self, failure: Failure | None) -> tuple[str, Failure | None]:
         """The final request: no tools allowed, at most 500 tokens."""
@@ -743,6 +782,8 @@ class AgentCall:
             return result
         failure: Failure | None
         stop_reason, failure = self.work()
+        if failure is None and (again := self.ask_for_missing_verdicts()) is not None:
+            stop_reason, failure = again
         skip_summary = failure is not None and (
             failure.kind is FailureKind.INFRASTRUCTURE
             or failure.message.startswith("wall-clock budget")

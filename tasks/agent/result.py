@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 
 class Usage(BaseModel):
@@ -90,6 +91,18 @@ class FailureKind(StrEnum):
     """Refusal, max turns, context exhausted, tool misuse: never retried blindly."""
 
 
+class RecordedVerdict(BaseModel):
+    """One verdict a verifier recorded with the `record_verdict` tool (never parsed from text)."""
+
+    criterion: str
+    """The plan's own number of the criterion (`3` for the ledger's `criterion 3`)."""
+    verdict: Literal["PASS", "FAIL"]
+    path: str
+    """The cited file, as the verifier gave it (checked against the repository by the flow)."""
+    line: int
+    reason: str
+
+
 class AgentRequest(BaseModel):
     repo: Path
     plan_name: str
@@ -118,9 +131,17 @@ class AgentRequest(BaseModel):
     log_repo: Path | None = None
     """Where `.ai/logs/` is (the user's checkout); None: ``repo``. A phase's worktree is removed
     after the run, its details logs must not go with it."""
-    target_dir: Path | None = None
-    """A cargo target directory shared by the run's worktrees: writable in the sandbox and set
-    as CARGO_TARGET_DIR, so a phase does not rebuild every dependency."""
+    verdict_criteria: list[str] = Field(default_factory=list)
+    """Verifier calls: the plan's numbers of the criteria to judge. The call gets the
+    `record_verdict` tool with these as its only accepted values, and criteria still without a
+    verdict when the model stops are asked for once more."""
+
+    @model_validator(mode="after")
+    def _verdicts_only_read_only(self) -> AgentRequest:
+        # A call that can change the code must not also be the one that judges it.
+        if self.verdict_criteria and not self.read_only:
+            raise ValueError("verdict_criteria is for read-only (verifier) calls only")
+        return self
 
 
 class AgentResult(BaseModel):
@@ -146,6 +167,11 @@ class AgentResult(BaseModel):
     """Messages API requests this call completed (summary request included)."""
     infra: InfraFaults = Field(default_factory=InfraFaults)
     """API faults this call met and the retries that absorbed them (never agent attempts)."""
+    verdicts: list[RecordedVerdict] = Field(default_factory=list)
+    """Verifier calls: the verdicts recorded with `record_verdict`, one per criterion (the last
+    one given), in the order of ``AgentRequest.verdict_criteria``."""
+    verdicts_missing: list[str] = Field(default_factory=list)
+    """Verifier calls: criteria still without a verdict after the one follow-up request."""
 
     @property
     def ok(self) -> bool:

@@ -46,6 +46,7 @@ from typing import Any
 
 EDITOR = "str_replace_based_edit_tool"
 BASH = "bash"
+VERDICT = "record_verdict"
 REDACTED_HEADERS = {"authorization", "x-api-key"}
 
 _tool_ids = itertools.count(1)
@@ -121,6 +122,16 @@ def editor_insert(path: str, insert_line: int, text: str) -> dict[str, Any]:
 
 def bash_command(command: str) -> dict[str, Any]:
     return tool_call(BASH, {"command": command})
+
+
+def record_verdict(
+    criterion: str | int, verdict: str, path: str, line: int, reason: str = "it is there"
+) -> dict[str, Any]:
+    """A verifier's `record_verdict` call (the flows give it to read-only verifier calls)."""
+    return tool_call(
+        VERDICT,
+        {"criterion": criterion, "verdict": verdict, "path": path, "line": line, "reason": reason},
+    )
 
 
 def max_tokens_turn(text: str = "I was in the middle of") -> Reply:

@@ -1,4 +1,5 @@
-"""The client tools an agent gets: the Anthropic-defined text editor and bash, implemented by us.
+"""The client tools an agent gets: the Anthropic-defined text editor and bash, implemented by us,
+and for verifier calls `record_verdict`, the only way a verifier gives a verdict.
 
 Each tool is a small class with ``params()`` (what the API is told) and ``__call__`` (what runs),
 returning one :class:`ToolResult`. A :class:`ToolCollection` dispatches by tool name and turns
@@ -9,11 +10,13 @@ never an exception: the model reads the error and can correct itself.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from tasks.agent.result import RecordedVerdict
 from tasks.agent.sandbox import Sandbox, SandboxUnavailable
 from tasks.shell import DEFAULT_OUTPUT_CAP
 
@@ -21,6 +24,9 @@ EDITOR_TYPE = "text_editor_20250728"
 EDITOR_NAME = "str_replace_based_edit_tool"
 BASH_TYPE = "bash_20250124"
 BASH_NAME = "bash"
+VERDICT_NAME = "record_verdict"
+REASON_CAP = 500
+"""Characters of a verdict's reason kept (it goes into the ledger and the checkpoint)."""
 VIEW_CAP = DEFAULT_OUTPUT_CAP
 """Characters of a file shown by one `view`; the model pages with `view_range`."""
 DIRECTORY_LISTING_LIMIT = 500
@@ -347,6 +353,161 @@ class BashTool:
         )
 
 
+def citation_problem(repo: Path, path: str, line: int) -> str:
+    """Why ``path``:``line`` proves nothing in ``repo`` (empty when it is a line of a file there).
+
+    Lines are counted as the editor's `view` numbers them, so a line the verifier saw is in range.
+    """
+    root = Path(repo).resolve()
+    target = Path(os.path.realpath(root / path))
+    if not target.is_relative_to(root) or not target.is_file():
+        return f"cited file {path} does not exist"
+    try:
+        if target.stat().st_size > MAX_FILE_BYTES:
+            with target.open("rb") as handle:
+                count = sum(1 for _ in handle)
+        else:
+            count = len(target.read_text(encoding="utf-8", errors="replace").splitlines())
+    except OSError:
+        return f"cited file {path} cannot be read"
+    if not 1 <= line <= count:
+        return f"cited line {line} is outside {path} ({count} lines)"
+    return ""
+
+
+_VERDICTS: dict[str, Literal["PASS", "FAIL"]] = {"PASS": "PASS", "FAIL": "FAIL"}
+_CRITERION_ID = re.compile(r"^\s*(?:criterion\s*)?#?\s*(?P<id>\d+)\s*$", re.I)
+
+
+class VerdictTool:
+    """`record_verdict`: one verdict on one acceptance criterion, by the plan's own number.
+
+    The verifier's prose is never read for verdicts, so its phrasing (either numbering,
+    `**PASS**`, a table) cannot turn a pass into a block. Mistakes come back as error results
+    the model can correct; a criterion recorded twice keeps the last verdict.
+    """
+
+    name = VERDICT_NAME
+
+    def __init__(self, repo: Path, criteria: list[str]) -> None:
+        self.root = Path(repo).resolve()
+        self.criteria = list(dict.fromkeys(str(c) for c in criteria))
+        self.recorded: dict[str, RecordedVerdict] = {}
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "name": VERDICT_NAME,
+            "description": (
+                "Record your verdict on one acceptance criterion. Call it once per criterion "
+                "listed in the task; calling it again for a criterion replaces the earlier "
+                "verdict. Only verdicts recorded here count: your text is not read. A PASS "
+                "counts only with a citation of a file in the repository and a line inside it."
+            ),
+            "input_schema": {
+                "type": "object",
+                "properties": {
+                    "criterion": {
+                        "type": "string",
+                        "enum": self.criteria,
+                        "description": "The criterion's number as the task lists it "
+                        "('criterion 3' is \"3\").",
+                    },
+                    "verdict": {"type": "string", "enum": ["PASS", "FAIL"]},
+                    "path": {
+                        "type": "string",
+                        "description": "The file that proves the verdict, relative to the "
+                        "repository root.",
+                    },
+                    "line": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "The line of that file (1-based, as `view` numbers it).",
+                    },
+                    "reason": {"type": "string", "description": "One sentence: why."},
+                },
+                "required": ["criterion", "verdict", "path", "line", "reason"],
+            },
+        }
+
+    def __call__(self, tool_input: dict[str, Any]) -> ToolResult:
+        verdict = RecordedVerdict(
+            criterion=self._criterion(tool_input.get("criterion")),
+            verdict=self._verdict(tool_input.get("verdict")),
+            path=self._path(tool_input.get("path")),
+            line=self._line(tool_input.get("line")),
+            reason=self._reason(tool_input.get("reason")),
+        )
+        replaced = verdict.criterion in self.recorded
+        self.recorded[verdict.criterion] = verdict
+        details = {"criterion": verdict.criterion, "verdict": verdict.verdict}
+        said = f"Recorded criterion {verdict.criterion}: {verdict.verdict}" + (
+            " (replacing the earlier verdict)" if replaced else ""
+        )
+        missing = self.missing()
+        left = (
+            f" Still to record: {', '.join(f'criterion {c}' for c in missing)}."
+            if missing
+            else " Every criterion has a verdict."
+        )
+        problem = citation_problem(self.root, verdict.path, verdict.line)
+        if problem:
+            # Kept, but flagged: the flow checks the citation again and a PASS without a
+            # valid one counts as FAIL, so the model is told while it can still correct it.
+            return ToolResult(
+                output=f"{said}, but {problem}: a verdict without a valid citation counts as "
+                f"FAIL. Record it again citing a file and line that exist.{left}",
+                is_error=True,
+                details={**details, "citation": problem},
+            )
+        return ToolResult(output=f"{said}.{left}", details=details)
+
+    def verdicts(self) -> list[RecordedVerdict]:
+        """The last verdict of each criterion, in the order the criteria were given."""
+        return [self.recorded[c] for c in self.criteria if c in self.recorded]
+
+    def missing(self) -> list[str]:
+        return [c for c in self.criteria if c not in self.recorded]
+
+    def _criterion(self, raw: object) -> str:
+        # "3", 3 and "criterion 3" name the same criterion: the model's form must not matter.
+        match = _CRITERION_ID.match(str(raw)) if isinstance(raw, str | int) else None
+        value = str(int(match["id"])) if match else str(raw)
+        if value not in self.criteria:
+            raise ToolInputError(
+                f"unknown criterion {raw!r}: judge one of {', '.join(self.criteria)} "
+                '(the numbers the task lists, e.g. "criterion 3" is "3")'
+            )
+        return value
+
+    @staticmethod
+    def _verdict(raw: object) -> Literal["PASS", "FAIL"]:
+        # "pass" and "PASS" are the same verdict; "**PASS**" or "Passes" are not verdicts.
+        found = _VERDICTS.get(raw.strip().upper()) if isinstance(raw, str) else None
+        if found is None:
+            raise ToolInputError(f"`verdict` must be PASS or FAIL, not {raw!r}")
+        return found
+
+    @staticmethod
+    def _path(raw: object) -> str:
+        if not isinstance(raw, str) or not raw.strip() or "\x00" in raw:
+            raise ToolInputError("`path` (the file that proves the verdict) is required")
+        return raw.strip()
+
+    @staticmethod
+    def _line(raw: object) -> int:
+        if isinstance(raw, str) and raw.strip().isdigit():
+            raw = int(raw)
+        if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+            raise ToolInputError(f"`line` must be a line number (1 or more), not {raw!r}")
+        return raw
+
+    @staticmethod
+    def _reason(raw: object) -> str:
+        if not isinstance(raw, str) or not raw.strip():
+            raise ToolInputError("`reason` (one sentence) is required")
+        return " ".join(raw.split())[:REASON_CAP]
+
+
 class ToolCollection:
     """The tools of one call, dispatched by name."""
 
@@ -389,8 +550,10 @@ def tools_for(
     read_only: bool,
     timeout_s: float,
     protected: list[Path] | None = None,
+    verdict_criteria: list[str] | None = None,
 ) -> ToolCollection:
-    """The tools an agent definition's `tools:` list allows (None allows both)."""
+    """The tools an agent definition's `tools:` list allows (None allows both), and
+    `record_verdict` for a read-only call that judges ``verdict_criteria``."""
     names = (
         {name.strip().lower().split("(")[0] for name in allowed} if allowed is not None else None
     )
@@ -399,4 +562,9 @@ def tools_for(
         tools.append(EditorTool(repo, read_only=read_only, protected=protected))
     if names is None or names & BASH_ALIASES:
         tools.append(BashTool(sandbox, timeout_s=timeout_s))
+    if verdict_criteria:
+        # Whatever the definition allows: without it the verifier could not answer at all.
+        if not read_only:
+            raise ValueError("record_verdict is for read-only (verifier) calls only")
+        tools.append(VerdictTool(repo, verdict_criteria))
     return ToolCollection(*tools)

@@ -115,6 +115,10 @@ class GateConfig(BaseModel):
     run allowed unsandboxed commands). Set by the run only (:meth:`for_run`), never by a file."""
     sandbox_network: bool = True
     """Network inside sandboxed gate commands; :meth:`for_run` ANDs it with the run's setting."""
+    target_dir: str | None = None
+    """cargo's target directory for these gates: a phase's worktree has its own (a target shared
+    by parallel worktrees lets cargo call a phase's crate fresh from its sibling's build, whose
+    test binary then runs in its place). None: CARGO_TARGET_DIR, else cargo's default."""
     warnings: list[str] = Field(default_factory=list)
     """What the loader ignored (run-only keys in a repository file); pre-flight reports them."""
 

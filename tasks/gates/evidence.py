@@ -43,9 +43,9 @@ def _execute(
     if config.sandbox:
         from tasks.agent.sandbox import Sandbox, SandboxSettings
 
-        # A shared target dir that does not exist cannot be bound (bwrap refuses the command).
-        target_dir = os.environ.get("CARGO_TARGET_DIR")
-        target_dir = target_dir if target_dir and Path(target_dir).is_dir() else None
+        target_dir = config.target_dir or os.environ.get("CARGO_TARGET_DIR")
+        if target_dir:  # bubblewrap cannot bind a directory cargo has not made yet
+            Path(target_dir).mkdir(parents=True, exist_ok=True)
         sandbox = Sandbox(
             repo,
             SandboxSettings(
@@ -57,7 +57,10 @@ def _execute(
         if sandbox.sandboxed:
             result = sandbox.run(shlex.join(list(argv)), timeout_s=config.timeout_s, output_cap=cap)
             return result.model_copy(update={"argv": list(argv)})
-    env = {**os.environ, "PATH": shell.search_path(), **extra_env} if extra_env else None
+    extra = dict(extra_env)
+    if config.target_dir:
+        extra["CARGO_TARGET_DIR"] = config.target_dir
+    env = {**os.environ, "PATH": shell.search_path(), **extra} if extra else None
     return shell.run(list(argv), cwd=repo, env=env, timeout_s=config.timeout_s, output_cap=cap)
 
 

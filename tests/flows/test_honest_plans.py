@@ -81,7 +81,7 @@ def phase_text(
     extra: str = "",
     modify: list[str] | None = None,
 ) -> str:
-    created = "\n".join(f"- `{f}`" for f in files)
+    created = "\n**Files to create:**\n" + "\n".join(f"- `{f}`" for f in files) if files else ""
     modified = "".join(f"\n**Files to modify:**\n- `{f}`\n" for f in modify or [])
     criteria = "\n".join(f"- [ ] `{f}` exists" for f in files)
     return f"""
@@ -91,8 +91,6 @@ def phase_text(
 **Goal:** {title}.{extra}
 **Dependencies:** {depends}
 **Blast Radius:** `{blast}`
-
-**Files to create:**
 {created}
 {modified}
 **Acceptance Criteria:**
@@ -439,4 +437,61 @@ def test_a_rerun_after_a_blocked_phase_judges_the_work_that_exists(
     assert code == 0
     repo = plan_path.parents[2]
     assert "assert_eq!(one(), 1);" in (repo / "src/alpha.rs").read_text()
+    cargo_ok(repo, "test", "--offline")
+
+
+def value_module(name: str, value: int) -> str:
+    return module(
+        name,
+        f"/// Value.\npub fn value() -> u64 {{\n    {value}\n}}",
+        f"assert_eq!(value(), {value});",
+    )
+
+
+def test_a_phase_never_passes_on_its_siblings_build(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two parallel phases that only modify existing files of one crate. Phase 1 changes `a`'s
+    value but not its test; phase 2 changes `b` and its test, and its gates build the crate
+    after phase 1's edit and before phase 1's gates.
+    With one cargo target shared by the worktrees, cargo called phase 1's crate fresh from
+    phase 2's build and ran its test binary: phase 1 COMPLETE with a failing test (measured by
+    bench/worktrees.py --stale-run). Each worktree has its own target now."""
+    changed = plan(
+        "stale",
+        phase_text(1, "Change a", [], blast="cargo test a_", modify=["src/a.rs"]),
+        phase_text(2, "Change b", [], blast="cargo test b_", modify=["src/b.rs"]),
+    )
+    files = {
+        "Cargo.toml": MANIFEST,
+        "src/lib.rs": "//! The crate of an honest plan.\n\npub mod a;\npub mod b;\n",
+        "src/a.rs": value_module("a", 1),
+        "src/b.rs": value_module("b", 1),
+    }
+    plan_path = make_repo(tmp_path / "repo", changed, files)
+    one = "pub fn value() -> u64 {\n    1"
+    scripts = {
+        # Phase 1 edits early, then takes ~10 s more before its gates run ...
+        "1": PhaseScript(
+            edits=[editor_str_replace("src/a.rs", one, one[:-1] + "2")],
+            later=[[bash_command("true")]] * 5,
+            delay_s=2.0,
+        ),
+        # ... while phase 2 finishes at once, so its gates build the crate (its own `a.rs`,
+        # unchanged) after phase 1's edit and before phase 1's gates.
+        "2": PhaseScript(
+            edits=[
+                editor_str_replace("src/b.rs", one, one[:-1] + "3"),
+                editor_str_replace("src/b.rs", "assert_eq!(value(), 1)", "assert_eq!(value(), 3)"),
+            ],
+            delay_s=2.0,
+        ),
+    }
+
+    code, _requests, echo = run(plan_path, ScriptedAgents(scripts), monkeypatch)
+
+    assert statuses(plan_path) == {"1": "blocked", "2": "complete"}, echo.text
+    assert code == 1
+    repo = plan_path.parents[2]
+    assert "    1\n" in (repo / "src/a.rs").read_text()  # the broken change never landed
     cargo_ok(repo, "test", "--offline")

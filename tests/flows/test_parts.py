@@ -4,15 +4,17 @@ the verifier's judgements, plan status and the reports."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 from flows.context import PhaseOutcome
 from flows.demo import demo_plan
 from flows.execute_plan import detect_skills, resumable_phases
-from flows.phase import judged_entries
+from flows.phase import _with_judgements, judged_entries, verifier_criteria, verifier_task
 from flows.report import RunReport, final_report, implementation_summary, plan_status, table_rows
-from plan_parser import parse_plan
+from plan_parser import parse_plan, parse_text
 from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_state
+from tasks.agent.result import RecordedVerdict
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import PlanMirror
 
@@ -103,29 +105,85 @@ def entry(check: str) -> LedgerEntry:
     return LedgerEntry(check=check, verdict=Verdict.NEEDS_JUDGEMENT, evidence="prose criterion")
 
 
+def recorded(criterion: str, verdict: str, path: str, line: int) -> RecordedVerdict:
+    return RecordedVerdict(
+        criterion=criterion, verdict=verdict, path=path, line=line, reason="looked"
+    )  # type: ignore[arg-type]
+
+
 def test_verifier_verdicts_need_a_real_citation(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "lib.rs").write_text("pub fn a() {}\npub fn b() {}\n")
-    pending = [entry(f"criterion {n}") for n in range(1, 6)]
-    answer = "\n".join(
-        [
-            "VERDICT 1: PASS src/lib.rs:2 b is public",
-            "VERDICT 2: PASS it is clearly fine",
-            "VERDICT 3: PASS src/missing.rs:1 looks right",
-            "VERDICT 4: PASS src/lib.rs:99 beyond the end",
-        ]
-    )
-    judged = judged_entries(pending, answer, tmp_path, "1")
-    assert [e.verdict for e in judged] == [Verdict.PASS] + [Verdict.FAIL] * 4
+    pending = [entry(f"criterion {n}") for n in range(1, 5)]
+    verdicts = [
+        recorded("1", "PASS", "src/lib.rs", 2),
+        recorded("2", "PASS", "src/missing.rs", 1),
+        recorded("3", "PASS", "src/lib.rs", 99),
+    ]
+    judged = judged_entries(pending, verdicts, tmp_path, "1")
+    assert [e.verdict for e in judged] == [Verdict.PASS] + [Verdict.FAIL] * 3
     assert all(e.judged and e.phase_id == "1" for e in judged)
-    assert "no file:line citation" in judged[1].evidence
-    assert "does not exist" in judged[2].evidence
-    assert "outside" in judged[3].evidence
-    assert "no verdict" in judged[4].evidence
+    assert judged[0].evidence == "src/lib.rs:2 looked"
+    assert "does not exist" in judged[1].evidence
+    assert "outside" in judged[2].evidence
+    assert judged[3].evidence == "no verdict recorded"
     failing = judged_entries(
-        [entry("criterion 1")], "VERDICT 1: FAIL src/lib.rs:1 wrong", tmp_path, "1"
+        [entry("criterion 1")], [recorded("1", "FAIL", "src/lib.rs", 1)], tmp_path, "1"
     )
     assert failing[0].verdict is Verdict.FAIL
+
+
+def test_a_criterion_is_judged_by_its_plan_number_whatever_its_place(tmp_path: Path) -> None:
+    """The verifier judges `criterion 3` as "3": the number the ledger and checkpoint show,
+    never its place among the judged criteria; its last verdict counts."""
+    (tmp_path / "lib.rs").write_text("fn mul() {}\n")
+    pending = [entry("criterion 3"), entry("criterion 5: `rg mul` finds it")]
+    verdicts = [
+        recorded("1", "PASS", "lib.rs", 1),  # its place in the list: no such criterion here
+        recorded("3", "FAIL", "lib.rs", 1),
+        recorded("3", "PASS", "lib.rs", 1),
+        recorded("5", "PASS", "lib.rs", 1),
+    ]
+    judged = judged_entries(pending, verdicts, tmp_path, "2")
+    assert [(e.check, e.verdict) for e in judged] == [
+        ("criterion 3", Verdict.PASS),
+        ("criterion 5: `rg mul` finds it", Verdict.PASS),
+    ]
+
+
+def test_the_verifier_task_names_each_criterion_once_by_its_plan_number() -> None:
+    plan = parse_text(demo_plan(created="2026-11-24"), "2026-11-24.demo-sums.md")
+    phase = plan.phase("3")
+    pending = [
+        LedgerEntry(check="criterion 3", verdict=Verdict.NEEDS_JUDGEMENT, evidence=text)
+        for text in [phase.acceptance_criteria[2].text]
+    ]
+    pending.append(pending[0].model_copy())  # two undecided entries of one criterion
+    criteria = verifier_criteria(phase, pending)
+    assert [c.id for c in criteria] == ["3"]
+    task = verifier_task(plan, phase, criteria)
+    text = phase.acceptance_criteria[2].text
+    assert task.count(text) == 1 and f"- criterion 3: {text}" in task
+    assert "record_verdict" in task and "VERDICT <number>" not in task
+    assert phase.acceptance_criteria[0].text in task  # the rest of the phase stays as context
+    assert not re.search(r"^\s*1\.\s", task, re.M)  # no numbering of its own
+
+
+def test_judgements_replace_each_awaiting_entry_once() -> None:
+    first = LedgerEntry(check="criterion 2: x", verdict=Verdict.NEEDS_JUDGEMENT, evidence="a")
+    second = first.model_copy(update={"evidence": "b"})
+    other = LedgerEntry(check="build", verdict=Verdict.PASS)
+    ledger = Ledger(entries=[first, other, second])
+    judged = [
+        first.model_copy(update={"verdict": Verdict.PASS, "judged": True, "evidence": "1"}),
+        second.model_copy(update={"verdict": Verdict.FAIL, "judged": True, "evidence": "2"}),
+    ]
+    merged = _with_judgements(ledger, judged)
+    assert [(e.check, e.verdict, e.evidence) for e in merged.entries] == [
+        ("criterion 2: x", Verdict.PASS, "1"),
+        ("build", Verdict.PASS, ""),
+        ("criterion 2: x", Verdict.FAIL, "2"),
+    ]
 
 
 def outcome(pid: str, status: str, **fields: object) -> PhaseOutcome:

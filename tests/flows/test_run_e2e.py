@@ -19,7 +19,7 @@ from flows.commands.run import run_plan
 from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
-from tasks.agent.standin import StandinMessagesAPI, editor_view
+from tasks.agent.standin import StandinMessagesAPI, editor_create, editor_view
 from tasks.gates.wiring import rustfmt
 from tasks.shell import run as run_command
 from tests.flows.conftest import needs_cargo, phase_of
@@ -110,7 +110,8 @@ def test_parallel_pair_then_dependent_all_complete(
     assert "complete" in str(table.data)
     # Criteria no mechanical check decides went to the read-only verifier and came back judged.
     verifier_calls = [r for r in requests if "read-only VERIFIER" in r.text()]
-    assert [phase_of(r) for r in verifier_calls if not r.is_summary_request] == ["3"]
+    # It recorded its verdicts with its tool in turn 1 and said it was done in turn 2.
+    assert [phase_of(r) for r in verifier_calls if not r.is_summary_request] == ["3", "3"]
     assert "judged" in str(table.data)
     report = next(a for k, a in found.items() if str(k).endswith("-report"))
     assert "### Phase Summary" in str(report.data)
@@ -731,3 +732,78 @@ def test_run_killed_during_gates_reuses_the_finished_agent_call(
     state = read_plan_state(plan_path)
     assert state is not None
     assert state.phases["1"].status == "complete"
+
+
+VERIFIED_PLAN = """# Notes on add
+
+**Created:** 2026-02-01
+**Status:** Reviewed - Ready for Implementation
+
+## Phases
+""" + "".join(
+    f"""
+### Phase {pid}: Note {name}
+
+**Principal Owner:** Rust Developer
+**Goal:** A note on `add`.
+**Dependencies:** None
+**Blast Radius:** Documentation only
+
+**Files to create:**
+- `docs/{name}.md` - what `add` does
+
+**Acceptance Criteria:**
+- [ ] `docs/{name}.md` exists
+- [ ] `grep "add" docs/{name}.md` succeeds
+- [ ] The note explains `add` in plain words
+"""
+    for pid, name in (("1", "pass"), ("2", "fail"), ("3", "none"))
+)
+
+
+def test_verifier_verdicts_come_from_its_tool_whatever_its_prose(
+    tmp_path: Path, prefect_api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23: criterion 3 of each phase is judged. What the verifier records decides (PASS
+    completes, FAIL or nothing blocks with the reason in the ledger); its prose, in either
+    numbering, decides nothing."""
+    plan_path = make_crate(
+        tmp_path / "crate", plan_text=VERIFIED_PLAN, plan_name="2026-02-01.notes.md"
+    )
+    prose = {
+        "PASS": "VERDICT 1: FAIL docs/pass.md:1 renumbered\nVERDICT 3: FAIL docs/pass.md:1 no",
+        "FAIL": "VERDICT 1: PASS docs/fail.md:1 renumbered\nVERDICT 3: PASS docs/fail.md:1 yes",
+        "none": "VERDICT 1: PASS docs/none.md:1 renumbered\n| 3 | **PASS** |",
+    }
+    scripts = {
+        pid: PhaseScript(
+            edits=[editor_create(f"docs/{name}.md", "# add\n\n`add(a, b)` adds two numbers.\n")],
+            verdict=verdict,
+            verifier_prose=prose[verdict],
+        )
+        for pid, name, verdict in (
+            ("1", "pass", "PASS"),
+            ("2", "fail", "FAIL"),
+            ("3", "none", "none"),
+        )
+    }
+
+    code, requests, echo = run(plan_path, ScriptedAgents(scripts), monkeypatch)
+
+    assert code == 1, echo.text
+    state = read_plan_state(plan_path)
+    assert state is not None
+    assert {pid: cp.status for pid, cp in state.phases.items()} == {
+        "1": "complete",
+        "2": "blocked",
+        "3": "blocked",
+    }
+    assert state.phases["2"].ledger == [
+        "[fail] criterion 3 (judged): docs/fail.md:1 it does not meet it"
+    ]
+    assert state.phases["3"].ledger == ["[fail] criterion 3 (judged): no verdict recorded"]
+    verifier = [
+        r for r in requests if "read-only VERIFIER" in r.text() and not r.is_summary_request
+    ]
+    asked_again = {phase_of(r) for r in verifier if "No verdict is recorded" in r.text()}
+    assert asked_again == {"3"}

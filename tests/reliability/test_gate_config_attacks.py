@@ -48,6 +48,7 @@ from tests.fakes import (
     tool_turn,
 )
 from tests.flows.conftest import needs_cargo
+from tests.flows.test_run_e2e import Echo
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed"),
@@ -76,18 +77,6 @@ PLAN = """# Multiplication for the demo crate
 """
 CFG_TEST = "#[cfg(test)]"
 MUL = "/// Multiplies two numbers.\npub fn mul(a: i64, b: i64) -> i64 {\n    a * b\n}\n\n"
-
-
-class Echo:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def __call__(self, message: object = "", err: bool = False, **_: object) -> None:
-        self.lines.append(str(message))
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
 
 
 def _commit(repo: Path, message: str) -> None:
