@@ -280,7 +280,7 @@ def _defaults(
         commands["build"] = ["just", "build"]
     if justfile_name and {"test", "build"} & recipes:
         source = f"detected {justfile_name}"
-    return GateConfig(**commands, source=source)
+    return GateConfig.model_validate({**commands, "source": source})
 
 
 def _as_argv(value: Any, key: str, where: str) -> list[str]:
