@@ -106,11 +106,35 @@ class Worker:
         return text_turn(f"Phase {pid}: done.")
 
 
-def measure(phases: int, turns: int) -> dict[str, Any]:
+MEMORY = "# Project instructions\n\n" + "".join(
+    f"- Rule {n}: keep modules small, document public items, test every branch.\n"
+    for n in range(1, 61)
+)
+SKILL = "---\nname: rust-testing\ndescription: How this repository tests Rust\n---\n" + "".join(
+    f"{n}. Put unit tests beside the code; name them after the behaviour.\n" for n in range(1, 41)
+)
+
+
+def add_memory(crate: Path) -> None:
+    """What Claude Code would show an agent: a root CLAUDE.md (~4 KB), a nested one and a
+    skill the run requires (rust-testing, detected for every Rust crate), committed."""
+    (crate / "CLAUDE.md").write_text(MEMORY, encoding="utf-8")
+    (crate / "notes").mkdir(exist_ok=True)
+    (crate / "notes" / "AGENTS.md").write_text("Notes are Markdown, one per phase.\n")
+    skill = crate / ".claude" / "skills" / "rust-testing"
+    skill.mkdir(parents=True)
+    (skill / "SKILL.md").write_text(SKILL, encoding="utf-8")
+    for argv in (["git", "add", "-A"], ["git", "commit", "-qm", "memory and skills"]):
+        syn.subprocess.run(argv, cwd=crate, check=True, capture_output=True)
+
+
+def measure(phases: int, turns: int, memory: bool = False) -> dict[str, Any]:
     from tasks.agent.standin import StandinMessagesAPI
 
     root = Path(syn.tempfile.mkdtemp(prefix="bench-prefix-"))
     plan = syn.make_repo(root / "crate", "wide", phases)
+    if memory:
+        add_memory(root / "crate")
     import asyncio
 
     from flows import execute_plan as module
@@ -165,6 +189,11 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--phases", type=int, default=2)
     parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="give the crate a CLAUDE.md, a nested AGENTS.md and a required skill",
+    )
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     header = syn.stamp(" ".join(["python", "bench/prefix_share.py", *sys.argv[1:]]))
@@ -172,11 +201,13 @@ def main() -> None:
     with syn.private_server() as env:
         os.environ.update(env)
         for _ in range(args.reps):
-            results.append(measure(args.phases, args.turns))
+            results.append(measure(args.phases, args.turns, args.memory))
     raw = [s for r in results for row in r["rows"] for s in row["raw"]]
     clean = [s for r in results for row in r["rows"] for s in row["clean"]]
     lines = [
-        f"{args.phases} phases x {args.turns} agent turns, {args.reps} run(s); phases: "
+        f"{args.phases} phases x {args.turns} agent turns, {args.reps} run(s)"
+        + (", with CLAUDE.md, AGENTS.md and a skill" if args.memory else "")
+        + "; phases: "
         + ", ".join(sorted({s for r in results for s in r["statuses"]})),
         "",
         "| conversation | requests | last request bytes | raw median | raw min | "

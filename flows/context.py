@@ -56,6 +56,8 @@ class RunOptions(BaseModel):
     """Land verified phases on the current branch instead of `plan-executor/<plan>`."""
     keep_worktrees: bool = False
     """Leave the phases' worktrees on disk after the run (their branches always stay)."""
+    unknown_owners: str = "error"
+    """`general-purpose`: owners naming no agent definition run as general-purpose."""
     sandbox_gates: bool = True
     """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
     run turns this off (`--unsandboxed-gates`), never a repository file."""
@@ -83,6 +85,9 @@ class PhaseOutcome(BaseModel):
     duration_s: float = 0.0
     resumed: bool = False
     """True when the phase was not run because its checkpoint says complete and still holds."""
+    resume_reason: str = "checkpoint"
+    """Why a resumed phase was not run: `checkpoint`, or `marked complete in the plan` (its
+    heading says `✅ COMPLETE`)."""
     unsandboxed: bool = False
     """An agent of this phase ran shell commands without bubblewrap (allow_unsandboxed)."""
     agent_calls: int = 0
@@ -102,7 +107,7 @@ class PhaseOutcome(BaseModel):
     @property
     def verdict(self) -> str:
         if self.resumed:
-            return "complete (checkpoint)"
+            return f"complete ({self.resume_reason})"
         if self.status == "complete":
             judged = sum(1 for e in self.ledger.entries if e.judged)
             return f"complete ({len(self.ledger.entries)} checks{f', {judged} judged' if judged else ''})"

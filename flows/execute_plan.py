@@ -45,6 +45,7 @@ from flows.report import (
     table_rows,
 )
 from plan_parser.model import Phase, Plan, id_key
+from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
 from tasks.mirror import (
     FAILED_LIKE,
@@ -89,8 +90,12 @@ async def execute_plan(
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
+    unknown_owners: UnknownOwners = "error",
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
+
+    ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
+    general-purpose (a warning) instead of refusing the plan.
 
     One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
     or written, and held until the flow returns. A second run (dry runs included: their
@@ -147,6 +152,7 @@ async def execute_plan(
             on_current_branch=on_current_branch,
             keep_worktrees=keep_worktrees,
             sandbox_gates=sandbox_gates,
+            unknown_owners=unknown_owners,
         )
     finally:
         lock.release()
@@ -170,6 +176,7 @@ async def _execute_plan(
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
+    unknown_owners: UnknownOwners = "error",
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -190,6 +197,7 @@ async def _execute_plan(
         on_current_branch=on_current_branch,
         keep_worktrees=keep_worktrees,
         sandbox_gates=sandbox_gates,
+        unknown_owners=unknown_owners,
     )
     log = get_run_logger()
     exposed = await _open_api_warning(options)
@@ -197,7 +205,9 @@ async def _execute_plan(
         log.warning("SECURITY: %s", exposed)
 
     try:
-        plan, waves = await load_plan(plan_path, repo, include_optional=include_optional)
+        plan, waves = await load_plan(
+            plan_path, repo, include_optional=include_optional, unknown_owners=unknown_owners
+        )
     except PlanInputError as exc:
         report = RunReport(
             plan_path=str(plan_path),
@@ -258,7 +268,10 @@ async def _execute_plan(
     )
     resumed = resumable_phases(plan, previous, repo, scheduled, branch=landed_on)
     if resumed:
+        marked = sorted(pid for pid in resumed if _resume_reason(resumed[pid]) == MARKED_COMPLETE)
         log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
+        if marked:
+            log.info("phases %s are %s; not running them", marked, MARKED_COMPLETE)
 
     if dry_run:
         return await _dry_run(context, report, resumed, started)
@@ -668,7 +681,7 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
         for pid in wave:
             phase = context.plan.phase(pid)
             what = (
-                "skip (checkpoint complete, unchanged)"
+                _skip_text(resumed[pid])
                 if pid in resumed
                 else _would_do(phase, context.options.repo)
             )
@@ -676,12 +689,29 @@ def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]
             lines.append(
                 f"  - phase {pid}: {phase.title} [{_owner(phase)}; {phase.type.value}]{deps} -> {what}"
             )
+    notes = [d for d in context.plan.warnings if d.code in DRY_RUN_WARNINGS]
+    if notes:
+        lines.append("Warnings:")
+        lines.extend(f"  - {d.render(str(context.plan_path))}" for d in notes)
     return "\n".join(lines) + "\n"
+
+
+DRY_RUN_WARNINGS = frozenset(
+    {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
+)
+"""Plan warnings that change what a run would do: the dry run repeats them under its waves."""
+
+
+def _skip_text(checkpoint: Any) -> str:
+    if _resume_reason(checkpoint) == MARKED_COMPLETE:
+        return f"skip ({MARKED_COMPLETE})"
+    return "skip (checkpoint complete, unchanged)"
 
 
 def _would_do(phase: Phase, repo: Path) -> str:
     from plan_parser.model import OwnerKind
-    from tasks.agent.definitions import resolve_agent
+    from plan_parser.validate import phase_writes
+    from tasks.agent.definitions import can_write, resolve_agent
 
     kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
     if kind is OwnerKind.HUMAN:
@@ -693,6 +723,11 @@ def _would_do(phase: Phase, repo: Path) -> str:
         return "gates only"
     if definition.warning:
         return f"agent {definition.name} (no definition for {phase.owner.raw!r}), then gates"
+    if not can_write(definition) and phase_writes(phase):
+        return (
+            f"agent {definition.name} (READ-ONLY: it cannot create or change the files this "
+            "phase needs), then gates"
+        )
     return f"agent {definition.name}, then gates"
 
 
@@ -700,21 +735,35 @@ def _would_do(phase: Phase, repo: Path) -> str:
 
 
 async def load_plan(
-    plan_path: Path, repo: Path, *, include_optional: bool
+    plan_path: Path,
+    repo: Path,
+    *,
+    include_optional: bool,
+    unknown_owners: UnknownOwners = "error",
 ) -> tuple[Plan, list[list[str]]]:
     """Parse, validate and schedule; PlanInputError carries the validation report."""
-    return await asyncio.to_thread(check_plan, plan_path, repo, include_optional=include_optional)
+    return await asyncio.to_thread(
+        check_plan,
+        plan_path,
+        repo,
+        include_optional=include_optional,
+        unknown_owners=unknown_owners,
+    )
 
 
 def check_plan(
-    plan_path: Path, repo: Path, *, include_optional: bool
+    plan_path: Path,
+    repo: Path,
+    *,
+    include_optional: bool,
+    unknown_owners: UnknownOwners = "error",
 ) -> tuple[Plan, list[list[str]]]:
     """:func:`load_plan` without Prefect: `run` calls it before starting a backend, so bad
     input costs no server and no agent call. Owners are checked against the agent definitions
     the runtime will load, blast-radius commands against the repository's gate configuration."""
     from plan_parser import parse_plan
     from plan_parser.schedule import CycleError, waves
-    from tasks.agent.definitions import known_agent_names
+    from tasks.agent.definitions import known_agent_names, load_agents, read_only_agent_names
     from tasks.gates.config import load_gate_config
 
     if not plan_path.is_file():
@@ -723,8 +772,14 @@ def check_plan(
         command_check = load_gate_config(repo).refusal
     except (OSError, ValueError):
         command_check = None  # a broken gate configuration is reported by pre-flight
+    agents = load_agents(repo)
     plan = parse_plan(
-        plan_path, repo=repo, agents=known_agent_names(repo), command_check=command_check
+        plan_path,
+        repo=repo,
+        agents=known_agent_names(repo, agents=agents),
+        command_check=command_check,
+        read_only_agents=read_only_agent_names(repo, agents=agents),
+        unknown_owners=unknown_owners,
     )
     if plan.errors:
         raise PlanInputError("\n".join(d.render(str(plan_path)) for d in plan.errors))
@@ -786,14 +841,18 @@ def skills_banner(user: list[str], detected: list[str]) -> str:
     return "\n".join(lines)
 
 
+MARKED_COMPLETE = "marked complete in the plan"
+"""Why a phase whose heading says `✅ COMPLETE` was not run (report, dry run, checkpoint)."""
+
+
 def resumable_phases(
     plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
 ) -> dict[str, Any]:
     """Phases the last run finished that still hold: complete, same text, declared files exist
-    (on ``branch`` when it exists, where verified phases landed; else in the checkout)."""
-    if previous is None:
-        return {}
-    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()}
+    (on ``branch`` when it exists, where verified phases landed; else in the checkout). A phase
+    whose heading says a person finished it (`✅ COMPLETE`) counts as a complete checkpoint:
+    not run when its declared files exist."""
+    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()} if previous else {}
     on_branch = branch is not None and worktree.branch_tip(repo, branch) is not None
 
     def exists(path: str) -> bool:
@@ -803,16 +862,31 @@ def resumable_phases(
 
     resumed: dict[str, Any] = {}
     for pid in scheduled:
-        checkpoint = by_key.get(id_key(pid))
-        if checkpoint is None or checkpoint.status != "complete":
-            continue
         phase = plan.phase(pid)
-        if checkpoint.phase_hash != phase.body_hash:
-            continue
         declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
-        if all(exists(ref.path) for ref in declared):
+        if not all(exists(ref.path) for ref in declared):
+            continue
+        checkpoint = by_key.get(id_key(pid))
+        if (
+            checkpoint is not None
+            and checkpoint.status == "complete"
+            and checkpoint.phase_hash == phase.body_hash
+        ):
             resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
+        elif phase.completed_in_plan:
+            resumed[pid] = _marked_complete(phase)
     return resumed
+
+
+def _marked_complete(phase: Phase) -> Any:
+    from plan_parser.checkpoints import PhaseCheckpoint
+
+    return PhaseCheckpoint(
+        phase_id=phase.id,
+        status="complete",
+        phase_hash=phase.body_hash,
+        extra={"source": MARKED_COMPLETE},
+    )
 
 
 # -- small helpers ---------------------------------------------------------------------------
@@ -835,7 +909,13 @@ def _resumed_outcome(phase: Phase, checkpoint: Any, wave: int) -> PhaseOutcome:
         tokens=dict(checkpoint.tokens or {}),
         flow_run_id=checkpoint.flow_run_id,
         resumed=True,
+        resume_reason=_resume_reason(checkpoint),
     )
+
+
+def _resume_reason(checkpoint: Any) -> str:
+    extra = getattr(checkpoint, "extra", None) or {}
+    return MARKED_COMPLETE if extra.get("source") == MARKED_COMPLETE else "checkpoint"
 
 
 def _owner(phase: Phase) -> str:
@@ -860,6 +940,9 @@ def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str,
         lines.append(f"- Wave {number}: phases {', '.join(wave)}")
     if resumed:
         lines.append(f"- Resumed (complete, unchanged): {', '.join(resumed)}")
+        marked = [pid for pid in resumed if _resume_reason(resumed[pid]) == MARKED_COMPLETE]
+        if marked:
+            lines.append(f"- Not run, {MARKED_COMPLETE}: {', '.join(marked)}")
     return "\n".join(lines)
 
 

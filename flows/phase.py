@@ -354,7 +354,7 @@ async def _agent_work(
     definition = await asyncio.to_thread(resolve_agent, owner_raw, options.repo)
     if definition is None:
         return AgentResult(agent="none", model="", summary="no agent definition: gates only")
-    task_text = phase_task(context.plan, phase, context.skills, role=role)
+    task_text = phase_task(context.plan, phase, context.skills, role=role, repo=work)
     request = agent_request(
         context,
         phase,

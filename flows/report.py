@@ -138,7 +138,7 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
     for warning in report.security_warnings:
         lines += ["", f"**SECURITY:** {warning}"]
     if not report.preflight_ok:
-        lines += ["", f"**Pre-flight failed:** {report.preflight_message}"]
+        lines += ["", "**Pre-flight failed:**", "", report.preflight_message]
     unsandboxed = [o.phase_id for o in report.outcomes if o.unsandboxed]
     if unsandboxed:
         lines += [
@@ -291,7 +291,9 @@ def _next_steps(report: RunReport) -> list[str]:
 
 def _run_link(report: RunReport, outcome: PhaseOutcome) -> str:
     if not outcome.flow_run_id:
-        return "checkpoint" if outcome.resumed else "-"
+        if outcome.resumed:
+            return outcome.resume_reason
+        return "-"
     if report.ui_url and "/runs/flow-run/" in report.ui_url:
         base = report.ui_url.split("/runs/flow-run/")[0]
         return f"[{outcome.flow_run_id[:8]}]({base}/runs/flow-run/{outcome.flow_run_id})"

@@ -124,6 +124,9 @@ class Phase(BaseModel):
     blast_commands: list[str] = Field(default_factory=list)
     """Runnable commands extracted from the blast radius; empty for prose."""
     blast_runnable: bool = False
+    blast_prose: str | None = None
+    """What the blast radius asks beyond its commands (`manual testing with -v flag`): the gates
+    record it as not run."""
     files: list[FileRef] = Field(default_factory=list)
     deliverables: list[str] = Field(default_factory=list)
     acceptance_criteria: list[Criterion] = Field(default_factory=list)
@@ -134,6 +137,12 @@ class Phase(BaseModel):
     """`explicit` (a `**Type:**` field), `heuristic`, or `default`."""
     skills: list[str] = Field(default_factory=list)
     parallel_hint: str | None = None
+    exclusive: bool = False
+    """The author said it must not run alongside other phases (`**Parallel:** No`): it gets a
+    wave of its own even when its dependencies would let it share one."""
+    completed_in_plan: bool = False
+    """The heading says a person already finished it (`✅ COMPLETE`); the flow decides what that
+    means (it treats it like a `complete` checkpoint)."""
     complexity: str | None = None
     field_lines: dict[str, int] = Field(default_factory=dict)
     """Source line of each recognised field, keyed by canonical field name."""
@@ -165,6 +174,14 @@ class ParallelGroup(BaseModel):
     source: str = "group_table"
 
 
+class SerialNote(BaseModel):
+    """Prose saying that some phases must not run at the same time."""
+
+    text: str
+    line: int
+    phase_ids: list[str]
+
+
 class Plan(BaseModel):
     path: str
     kind: DocKind
@@ -180,6 +197,8 @@ class Plan(BaseModel):
     groups: list[ParallelGroup] = Field(default_factory=list)
     skills: list[str] = Field(default_factory=list)
     """Plan-level skills (frontmatter required_skills / important_skills)."""
+    serial_notes: list[SerialNote] = Field(default_factory=list)
+    """Prose notes naming phases that must not share a wave (the schedule honours them)."""
     graph_edges: list[tuple[str, str, int]] = Field(default_factory=list)
     """Edges `(before, after, line)` of mermaid dependency graphs written in the plan (phase ids
     lower-cased); only cross-checked against the dependency fields, never scheduled."""

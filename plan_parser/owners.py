@@ -20,6 +20,9 @@ BUILTIN_TYPES = {
     "plan": "plan",
 }
 
+READ_ONLY_TYPES = frozenset({"plan", "explore"})
+"""Built-in types that only read (Claude Code's Plan and Explore agents)."""
+
 HUMAN_NAMES = {"human", "user", "manual", "the user"}
 ORCHESTRATOR_NAMES = {"self", "orchestrator", "none (orchestrator)", "plan executor", "none"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from markdown_it.token import Token
 
-from plan_parser import blocks, fences, frontmatter, graphs, source, values
+from plan_parser import blocks, fences, frontmatter, graphs, parallel, source, values
 from plan_parser.gate_commands import CommandCheck
 from plan_parser.model import (
     Criterion,
@@ -28,7 +28,7 @@ from plan_parser.model import (
     diagnostic,
 )
 from plan_parser.owners import clean_owner_text, normalise_owner
-from plan_parser.validate import validate
+from plan_parser.validate import UnknownOwners, validate
 
 _REFERENCE_CONTAINER = re.compile(
     r"execution order|implementation order|parallel|dependency graph|execution strategy"
@@ -119,13 +119,17 @@ def parse_plan(
     repo: Path | None = None,
     agents: set[str] | None = None,
     command_check: CommandCheck | None = None,
+    read_only_agents: set[str] | None = None,
+    unknown_owners: UnknownOwners = "error",
 ) -> Plan:
     """Parse the plan file at `path`; unreadable or malformed input becomes diagnostics.
 
     With `repo` (or `agents`, the agent names it defines) owners must name an agent;
-    `command_check` is the repository's rule for blast-radius commands (see validate)."""
+    `command_check` is the repository's rule for blast-radius commands, `read_only_agents` the
+    agents whose definitions cannot write, `unknown_owners` whether an owner that names no agent
+    is an error or runs as general-purpose (see validate)."""
     file_path = Path(path)
-    checks = _Checks(repo, agents, command_check)
+    checks = _Checks(repo, agents, command_check, read_only_agents, unknown_owners)
     return _parse(source.read(file_path), str(path), file_path.name, checks)
 
 
@@ -136,13 +140,20 @@ def parse_text(
     repo: Path | None = None,
     agents: set[str] | None = None,
     command_check: CommandCheck | None = None,
+    read_only_agents: set[str] | None = None,
+    unknown_owners: UnknownOwners = "error",
 ) -> Plan:
     """Parse plan text as if it were the file `path` (the name decides execution logs)."""
     if len(text) > source.MAX_BYTES:
         src = source.too_large(len(text.encode("utf-8", errors="surrogatepass")))
     else:
         src = source.decode(text.encode("utf-8", errors="surrogatepass"))
-    return _parse(src, path, Path(path).name, _Checks(repo, agents, command_check))
+    return _parse(
+        src,
+        path,
+        Path(path).name,
+        _Checks(repo, agents, command_check, read_only_agents, unknown_owners),
+    )
 
 
 def parse_bytes(
@@ -152,9 +163,11 @@ def parse_bytes(
     repo: Path | None = None,
     agents: set[str] | None = None,
     command_check: CommandCheck | None = None,
+    read_only_agents: set[str] | None = None,
+    unknown_owners: UnknownOwners = "error",
 ) -> Plan:
     """Parse file content already in memory (same checks as :func:`parse_plan`)."""
-    checks = _Checks(repo, agents, command_check)
+    checks = _Checks(repo, agents, command_check, read_only_agents, unknown_owners)
     return _parse(source.decode(data), path, Path(path).name, checks)
 
 
@@ -165,6 +178,8 @@ class _Checks:
     repo: Path | None = None
     agents: set[str] | None = None
     command_check: CommandCheck | None = None
+    read_only_agents: set[str] | None = None
+    unknown_owners: UnknownOwners = "error"
 
 
 @dataclass
@@ -244,6 +259,8 @@ def _parse(src: source.Source, path: str, name: str, checks: _Checks) -> Plan:
     if plan.kind is DocKind.PLAN:
         plan.phases = _read_phases(plan, candidates, tokens, heads, src.raw_lines)
         plan.groups = _read_groups(tokens, plan)
+        plan.serial_notes, notes = parallel.read_serial_notes(tokens, plan.phases)
+        plan.diagnostics.extend(notes)
         plan.graph_edges = [
             (before, after, graph.line)
             for graph in graphs.read_mermaid(tokens)
@@ -254,7 +271,14 @@ def _parse(src: source.Source, path: str, name: str, checks: _Checks) -> Plan:
             drawn = any(a in defined and b in defined for a, b, _ in plan.graph_edges)
             plan.deps_source = "mermaid" if drawn else "document_order"
     plan.diagnostics.extend(
-        validate(plan, repo=checks.repo, agents=checks.agents, command_check=checks.command_check)
+        validate(
+            plan,
+            repo=checks.repo,
+            agents=checks.agents,
+            command_check=checks.command_check,
+            read_only_agents=checks.read_only_agents,
+            unknown_owners=checks.unknown_owners,
+        )
     )
     return plan
 
@@ -404,6 +428,7 @@ def _read_phases(
             line=head.line,
             end_line=max(end_line, head.line),
             optional=candidate.parsed.optional,
+            completed_in_plan=candidate.parsed.completed,
             heading_level=head.level,
             markers=candidate.parsed.markers,
             body="".join(raw_lines[head.line - 1 : end_line]),
@@ -471,6 +496,7 @@ def _apply_fields(plan: Plan, phase: Phase, fields: list[blocks.Field]) -> tuple
             phase.blast_radius = blast.text
             phase.blast_commands = blast.commands
             phase.blast_runnable = blast.runnable
+            phase.blast_prose = blast.prose
         elif key == "files":
             phase.files.extend(_files(item))
         elif key == "deliverables":
@@ -487,6 +513,7 @@ def _apply_fields(plan: Plan, phase: Phase, fields: list[blocks.Field]) -> tuple
             phase.complexity = value or None
         elif key == "parallel":
             phase.parallel_hint = value or None
+            phase.exclusive = parallel.forbids_parallel(value)
         elif key == "type":
             _explicit_type(phase, value)
         else:

@@ -115,12 +115,8 @@ def find_cycle(plan: Plan) -> list[str] | None:
     return None
 
 
-def waves(plan: Plan, *, include_optional: bool = False) -> list[list[str]]:
-    """Kahn layers: each wave holds the phases whose dependencies all ran in earlier waves.
-
-    Waves are sorted by :func:`plan_parser.id_sort_key`. Optional (future, do-not-execute)
-    phases are left out unless asked for. Raises :class:`CycleError` naming the cycle.
-    """
+def _layers(plan: Plan, include_optional: bool) -> list[list[str]]:
+    """Kahn layers of the dependency graph alone."""
     graph = dependency_map(plan, include_optional=include_optional)
     remaining = {node: set(deps) for node, deps in graph.items()}
     layers: list[list[str]] = []
@@ -134,6 +130,86 @@ def waves(plan: Plan, *, include_optional: bool = False) -> list[list[str]]:
         for deps in remaining.values():
             deps.difference_update(ready)
     return layers
+
+
+def _apart(plan: Plan) -> dict[str, set[str]]:
+    """Phase id → the phases a prose note says it must not run with."""
+    apart: dict[str, set[str]] = {}
+    for note in plan.serial_notes:
+        for phase_id in note.phase_ids:
+            apart.setdefault(phase_id, set()).update(set(note.phase_ids) - {phase_id})
+    return apart
+
+
+def _split(layer: list[str], exclusive: set[str], apart: dict[str, set[str]]) -> list[list[str]]:
+    """One dependency layer as waves in which no phase marked not parallel has company and no
+    two phases a note keeps apart meet. Sub-waves keep the layer's order, so every dependency
+    still ran in an earlier wave."""
+    if len(layer) < 2:
+        return [layer]
+    shared: list[list[str]] = []
+    alone: list[list[str]] = []
+    for phase_id in layer:
+        if phase_id in exclusive:
+            alone.append([phase_id])
+            continue
+        avoid = apart.get(phase_id, set())
+        target = next((wave for wave in shared if not avoid & set(wave)), None)
+        if target is None:
+            shared.append([phase_id])
+        else:
+            target.append(phase_id)
+    return sorted(shared + alone, key=lambda wave: id_sort_key(wave[0]))
+
+
+def waves(plan: Plan, *, include_optional: bool = False) -> list[list[str]]:
+    """Kahn layers: each wave holds the phases whose dependencies all ran in earlier waves.
+
+    A phase marked not parallel gets a wave of its own, and phases a prose note keeps apart
+    never share one (see :func:`serialised`). Waves are sorted by
+    :func:`plan_parser.id_sort_key`. Optional (future, do-not-execute) phases are left out
+    unless asked for. Raises :class:`CycleError` naming the cycle.
+    """
+    exclusive = {phase.id for phase in plan.phases if phase.exclusive}
+    apart = _apart(plan)
+    return [
+        wave
+        for layer in _layers(plan, include_optional)
+        for wave in _split(layer, exclusive, apart)
+    ]
+
+
+def serialised(plan: Plan, *, include_optional: bool = False) -> dict[str, str]:
+    """Phase id → why it does not run with the phases its dependencies would let it run with,
+    for every phase the plan's own words took out of a shared wave."""
+    by_id = {phase.id: phase for phase in plan.phases}
+    apart = _apart(plan)
+    reasons: dict[str, str] = {}
+    for layer in _layers(plan, include_optional):
+        if len(layer) < 2:
+            continue
+        for phase_id in layer:
+            phase = by_id[phase_id]
+            others = [other for other in layer if other != phase_id]
+            with_ = f"Phase{'s' if len(others) > 1 else ''} {', '.join(others)}"
+            if phase.exclusive:
+                line = phase.field_lines.get("parallel", phase.line)
+                reasons[phase_id] = (
+                    f"marked not parallel ('{phase.parallel_hint}', line {line}): runs alone, "
+                    f"not in one wave with {with_}"
+                )
+                continue
+            met = sorted(apart.get(phase_id, set()) & set(layer), key=id_sort_key)
+            if met:
+                note = next(
+                    n
+                    for n in plan.serial_notes
+                    if phase_id in n.phase_ids and met[0] in n.phase_ids
+                )
+                reasons[phase_id] = (
+                    f"must not run with Phase {', '.join(met)} (note at line {note.line})"
+                )
+    return reasons
 
 
 def transitive_dependents(plan: Plan, phase_id: str) -> set[str]:

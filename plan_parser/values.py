@@ -6,6 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from plan_parser.gate_commands import DEFAULT_GATE_PROGRAMS
 from plan_parser.ids import ID_PATTERN, id_sort_key
 from plan_parser.model import FileAction, FileRef
 
@@ -39,6 +40,15 @@ class PhaseHeading:
     title: str
     markers: list[str]
     optional: bool
+    completed: bool = False
+
+
+_DONE_MARKER = re.compile(r"^\u2705\s*(?:(?:complete|completed|done|finished)\s*)?$", re.IGNORECASE)
+
+
+def marks_complete(markers: list[str]) -> bool:
+    """`✅ COMPLETE` (or a lone ✅) says a person finished the phase; `✅ PARTIAL COMPLETE` not."""
+    return any(_DONE_MARKER.match(marker.strip()) for marker in markers)
 
 
 def parse_phase_heading(text: str) -> PhaseHeading | None:
@@ -61,7 +71,7 @@ def parse_phase_heading(text: str) -> PhaseHeading | None:
     title, found = clean_title(name)
     markers.extend(found)
     optional = any(_SKIP_MARKER.search(marker) for marker in markers)
-    return PhaseHeading(match.group("id"), title, markers, optional)
+    return PhaseHeading(match.group("id"), title, markers, optional, marks_complete(markers))
 
 
 def _paren_groups(text: str) -> list[tuple[int, int]]:
@@ -250,17 +260,44 @@ class BlastRadius:
     commands: list[str]
     runnable: bool
     full_suite: bool = False
+    prose: str | None = None
+    """What the value says beyond its commands (`manual testing with -v flag`): not run."""
+
+
+_CONNECTORS = re.compile(r"^[\s+&,;:/-]*(?:and|plus|then|also)?[\s+&,;:/-]*|[\s+&,;:/-]+$", re.I)
+
+
+def is_command_span(span: str, *, alone: bool = True) -> bool:
+    """Whether a backticked span of a blast radius is a command: never a flag (`-v`) or a test
+    filter (`audio::`: the gates append a lone filter to the test command); a single word
+    (`list`, `src/lib.rs`) only when it is an allowed gate program or no longer command stands
+    beside it (`alone`: then the repository's rule decides, e.g. `true`)."""
+    words = span.split()
+    if not words or words[0].startswith("-") or (len(words) == 1 and "::" in words[0]):
+        return False
+    return len(words) > 1 or words[0] in DEFAULT_GATE_PROGRAMS or alone
 
 
 def parse_blast_radius(raw: str) -> BlastRadius:
-    """`cargo test -p x` (note) → text `cargo test -p x`, one command; prose stays text."""
+    """`cargo test -p x` (note) → text `cargo test -p x`, one command; prose stays text, and
+    prose beside a command is kept apart as not run."""
     value = " ".join(raw.replace("**", "").split())
     if value in ('""', "''", "``"):
         return BlastRadius("", [], True, full_suite=True)
-    commands = [" ".join(c.split()) for c in _BACKTICKED.findall(value)]
+    spans = [" ".join(c.split()) for c in _BACKTICKED.findall(value)]
+    alone = not any(len(span.split()) > 1 and is_command_span(span) for span in spans)
+    commands = [span for span in spans if is_command_span(span, alone=alone)]
     without_note = _strip_trailing_note(value)
     text = " ".join(without_note.replace("`", "").split())
-    return BlastRadius(text, commands, bool(commands))
+    prose = None
+    if commands:
+        # A trailing parenthetical is the author's note on the command, not a further check.
+        rest = _BACKTICKED.sub(
+            lambda m: "" if " ".join(m.group(1).split()) in commands else m.group(0),
+            _strip_trailing_note(value),
+        )
+        prose = _CONNECTORS.sub("", " ".join(rest.split())).strip() or None
+    return BlastRadius(text, commands, bool(commands), prose=prose)
 
 
 # --- files ------------------------------------------------------------------------------------

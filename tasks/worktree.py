@@ -444,7 +444,21 @@ def abandon(workspace: PhaseWorkspace, phase_commit: str) -> None:
 
 def land(repo: Path, commit: str) -> None:
     """Fast-forward the checked-out integration branch in ``repo`` to ``commit``."""
+    _drop_untracked_lock_files(repo, commit)
     _ok(repo, "merge", "-q", "--ff-only", commit)
+
+
+def _drop_untracked_lock_files(repo: Path, commit: str) -> None:
+    """Untracked lock files in the checkout that ``commit`` adds: cargo wrote them there (the
+    run's pre-flight builds in the checkout of a repository that does not commit its
+    `Cargo.lock`), and git refuses to fast-forward over untracked files. The commit's copy is
+    what cargo makes of the same manifests after the phase, so it replaces them."""
+    untracked = git(repo, "ls-files", "--others", "--exclude-standard", "-z")
+    for path in (item for item in untracked.output.split("\0") if item):
+        if PurePosixPath(path).name not in LOCKFILES:
+            continue
+        if git(repo, "cat-file", "-e", f"{commit}:{path}").exit_code == 0:
+            (repo / path).unlink(missing_ok=True)
 
 
 def remove_worktrees(repo: Path, plan_name: str) -> list[str]:
@@ -457,3 +471,69 @@ def remove_worktrees(repo: Path, plan_name: str) -> list[str]:
                 removed.append(str(path))
     git(repo, "worktree", "prune")
     return removed
+
+
+# -- the nightly run's starting point --------------------------------------------------------
+
+
+class StartPoint(BaseModel):
+    """Where a nightly run began: every plan of the night starts from here, and the checkout is
+    brought back here between plans and at the end (plans never stack on each other's
+    unreviewed work; each plan's work stays on its own `plan-executor/<plan>` branch)."""
+
+    branch: str | None
+    """The branch checked out when the night began (None: HEAD was detached)."""
+    commit: str
+    dirty: list[str] = []
+    """Paths already uncommitted when the night began: the user's, never touched here."""
+
+    def describe(self) -> str:
+        return f"branch {self.branch}" if self.branch else f"detached HEAD {self.commit[:12]}"
+
+
+def start_point(repo: Path) -> StartPoint:
+    from tasks.gates.repo_state import porcelain_status
+
+    return StartPoint(
+        branch=current_branch(repo),
+        commit=head(repo),
+        dirty=sorted({path for _code, path in porcelain_status(repo)}),
+    )
+
+
+def _discard_run_lock_files(repo: Path, start: StartPoint) -> list[str]:
+    """Lock files (`Cargo.lock`, …) that changed since the night began: cargo wrote them for
+    the plan before (its gates, its final validation), not the user. Back to the commit's."""
+    from tasks.gates.repo_state import porcelain_status
+
+    discarded: list[str] = []
+    for code, path in porcelain_status(repo):
+        if PurePosixPath(path).name not in LOCKFILES or path in start.dirty:
+            continue
+        if code == "??":
+            (repo / path).unlink(missing_ok=True)
+        else:
+            git(repo, "reset", "-q", "--", path)
+            if git(repo, "cat-file", "-e", f"HEAD:{path}").exit_code == 0:
+                _ok(repo, "checkout", "-q", "HEAD", "--", path)
+            else:
+                (repo / path).unlink(missing_ok=True)
+        discarded.append(path)
+    return discarded
+
+
+def return_to_start(repo: Path, start: StartPoint) -> list[str]:
+    """Check the night's starting point out again; returns the lock files put back.
+
+    Other plans' checkpoint mirrors (uncommitted, identical on every branch since runs never
+    commit plan files) come along unchanged: they are the plans' resume state. Raises
+    WorktreeError when git refuses (someone's uncommitted change in the way).
+    """
+    discarded = _discard_run_lock_files(repo, start)
+    if start.branch is not None:
+        if current_branch(repo) != start.branch:
+            _ok(repo, "checkout", "-q", start.branch)
+    elif head(repo) != start.commit or current_branch(repo) is not None:
+        _ok(repo, "checkout", "-q", "--detach", start.commit)
+    discarded += [p for p in _discard_run_lock_files(repo, start) if p not in discarded]
+    return discarded

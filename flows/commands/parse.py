@@ -36,7 +36,14 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "All phases have assigned principal owners",
-        ("E-OWNER-MISSING", "E-OWNER-UNKNOWN", "W-OWNER-HUMAN", "W-AGENTS-MISSING"),
+        (
+            "E-OWNER-MISSING",
+            "E-OWNER-UNKNOWN",
+            "W-OWNER-UNKNOWN",
+            "W-OWNER-HUMAN",
+            "W-AGENTS-MISSING",
+            "W-OWNER-READONLY",
+        ),
     ),
     (
         "Dependencies between phases are explicitly listed",
@@ -45,7 +52,13 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
     ("Each phase has acceptance criteria", ("E-AC-MISSING",)),
     (
         "Parallelization groups agree with the dependencies",
-        ("W-GROUP-CONFLICT", "W-GRAPH-CONFLICT", "W-OPTIONAL-DEPENDENCY"),
+        (
+            "W-GROUP-CONFLICT",
+            "W-GRAPH-CONFLICT",
+            "W-OPTIONAL-DEPENDENCY",
+            "W-SERIALISED",
+            "W-SERIAL-NOTE",
+        ),
     ),
     ("No circular dependencies exist", ("E-DEP-CYCLE",)),
     (
@@ -56,6 +69,7 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
         "Blast radius is defined for each phase",
         ("W-BLAST-MISSING", "W-BLAST-NONRUNNABLE", "E-BLAST-COMMAND", "E-BLAST-NOT-COMMAND"),
     ),
+    ("Required skills have a SKILL.md in the repository (with --repo)", ("W-SKILL-MISSING",)),
 ]
 
 
@@ -101,12 +115,16 @@ def plan_json(plan: Plan) -> dict[str, Any]:
                 "goal": phase.goal,
                 "complexity": phase.complexity,
                 "parallel_hint": phase.parallel_hint,
+                "exclusive": phase.exclusive,
+                "completed_in_plan": phase.completed_in_plan,
+                "blast_prose": phase.blast_prose,
                 "markers": phase.markers,
                 "end_line": phase.end_line,
                 "field_lines": phase.field_lines,
             }
             for phase in plan.phases
         ],
+        "serial_notes": [note.model_dump() for note in plan.serial_notes],
         "errors": [_diagnostic_json(d, file) for d in plan.errors],
         "warnings": [_diagnostic_json(d, file) for d in plan.warnings],
     }
@@ -163,29 +181,52 @@ def parse(
     raise typer.Exit(EXIT_INVALID if unreadable else 0)
 
 
+COUNTED_NOTES = {"I-FILES-MISSING": "list no files to create/modify"}
+"""Info notes that still mean the checklist item is not met: the row warns with their count."""
+NEEDS_REPO = {"Required skills have a SKILL.md in the repository (with --repo)"}
+
+
 def _mark(diagnostics: list[Diagnostic]) -> str:
     from plan_parser import Severity
 
     if any(d.severity is Severity.ERROR for d in diagnostics):
         return "FAIL"
-    if any(d.severity is Severity.WARNING for d in diagnostics):
+    if any(d.severity is Severity.WARNING or d.code in COUNTED_NOTES for d in diagnostics):
         return "warn"
     return " ok "
 
 
-def render_validation(plan: Plan, *, verbose: bool = False) -> str:
+def _lines_suffix(related: list[Diagnostic]) -> str:
+    where = sorted({d.line for d in related if d.line})
+    if not where:
+        return ""
+    shown = ", ".join(str(line) for line in where[:8])
+    return f"  (line{'s' if len(where) > 1 else ''} {shown}{', ...' if len(where) > 8 else ''})"
+
+
+def _counted(plan: Plan, related: list[Diagnostic]) -> str:
+    """`9 of 10 phases list no files ...` for the info notes that fail a checklist item."""
+    parts = []
+    for code, what in COUNTED_NOTES.items():
+        phases = sorted({d.phase_id for d in related if d.code == code and d.phase_id})
+        if phases:
+            parts.append(f"{len(phases)} of {len(plan.phases)} phases {what}")
+    return f": {'; '.join(parts)}" if parts else ""
+
+
+def render_validation(plan: Plan, *, verbose: bool = False, repo_checked: bool = False) -> str:
     from plan_parser import Severity
 
     lines = [f"{plan.path}: {plan.kind.value} '{plan.title}', {len(plan.phases)} phase(s)"]
     lines.append("Checklist:")
     for title, codes in CHECKLIST:
+        if title in NEEDS_REPO and not repo_checked:
+            lines.append(f"  [ -- ] {title}: not checked")
+            continue
         related = [d for d in plan.diagnostics if d.code in codes]
-        where = sorted({d.line for d in related if d.line})
-        suffix = ""
-        if where:
-            shown = ", ".join(str(line) for line in where[:8])
-            suffix = f"  (line{'s' if len(where) > 1 else ''} {shown}{', ...' if len(where) > 8 else ''})"
-        lines.append(f"  [{_mark(related)}] {title}{suffix}")
+        lines.append(
+            f"  [{_mark(related)}] {title}{_counted(plan, related)}{_lines_suffix(related)}"
+        )
     shown = [d for d in plan.diagnostics if verbose or d.severity is not Severity.INFO]
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     shown.sort(key=lambda d: (order[d.severity], d.line or 0))
@@ -211,6 +252,15 @@ def _command_check(repo: Path | None) -> Any:
         return None
 
 
+def _read_only_agents(repo: Path | None) -> set[str] | None:
+    """The repository's agents whose `tools:` cannot write (with --repo), as `run` sees them."""
+    if repo is None:
+        return None
+    from tasks.agent.definitions import read_only_agent_names
+
+    return read_only_agent_names(repo)
+
+
 def validate(
     plan_file: Annotated[Path, typer.Argument(metavar="PLAN", help="The plan file.")],
     repo: Annotated[
@@ -219,15 +269,31 @@ def validate(
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show info notes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the diagnostics as JSON.")] = False,
+    unknown_owners: Annotated[
+        str,
+        typer.Option(
+            help="An owner naming no .claude/agents/<name>.md (with --repo): `error`, or "
+            "`general-purpose` (a warning: `run --unknown-owners general-purpose` runs it so)."
+        ),
+    ] = "error",
 ) -> None:
     """Check a plan against the validation checklist: exit 0 without errors, 2 otherwise."""
     from plan_parser import parse_plan
 
-    plan = parse_plan(plan_file, repo=repo, command_check=_command_check(repo))
+    if unknown_owners not in ("error", "general-purpose"):
+        typer.echo("error: --unknown-owners is `error` or `general-purpose`", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    plan = parse_plan(
+        plan_file,
+        repo=repo,
+        command_check=_command_check(repo),
+        read_only_agents=_read_only_agents(repo),
+        unknown_owners="general-purpose" if unknown_owners == "general-purpose" else "error",
+    )
     if as_json:
         typer.echo(json.dumps(plan_json(plan), indent=1, ensure_ascii=False))
     else:
-        typer.echo(render_validation(plan, verbose=verbose))
+        typer.echo(render_validation(plan, verbose=verbose, repo_checked=repo is not None))
     raise typer.Exit(EXIT_INVALID if plan.errors else 0)
 
 
@@ -261,6 +327,7 @@ def graph(
             "file": plan.path,
             "source": plan.deps_source,
             "waves": layers,
+            "serialised": schedule.serialised(plan, include_optional=include_optional),
             "skipped": skipped,
             "mermaid": schedule.mermaid(plan),
             "errors": [d.render(plan.path) for d in blocking],
@@ -272,8 +339,12 @@ def graph(
         typer.echo("(no dependency fields: phases run in document order)")
     elif plan.deps_source == "mermaid":
         typer.echo("(no dependency fields: order taken from the plan's mermaid graph)")
+    reasons = schedule.serialised(plan, include_optional=include_optional)
     for number, layer in enumerate(layers, start=1):
         typer.echo(f"Wave {number}: " + ", ".join(f"Phase {phase_id}" for phase_id in layer))
+        for phase_id in layer:
+            if phase_id in reasons:
+                typer.echo(f"  (Phase {phase_id} {reasons[phase_id]})")
     if skipped:
         typer.echo("Skipped (optional): " + ", ".join(f"Phase {s}" for s in skipped))
     typer.echo("")

@@ -26,6 +26,17 @@ class Dirty(StrEnum):
     proceed = "proceed"
 
 
+class UnknownOwners(StrEnum):
+    error = "error"
+    general_purpose = "general-purpose"
+
+
+UNKNOWN_OWNERS_HELP = (
+    "An owner that names no .claude/agents/<name>.md: `error` refuses the plan, "
+    "`general-purpose` runs the phase with the general-purpose agent (a warning)."
+)
+
+
 class Backend(StrEnum):
     auto = "auto"
     server = "server"
@@ -110,6 +121,9 @@ def run_command(
             "outside bubblewrap. A repository's `sandbox = false` is ignored: only this decides.",
         ),
     ] = False,
+    unknown_owners: Annotated[
+        UnknownOwners, typer.Option(help=UNKNOWN_OWNERS_HELP)
+    ] = UnknownOwners.error,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -136,6 +150,7 @@ def run_command(
         on_current_branch=on_current_branch,
         keep_worktrees=keep_worktrees,
         sandbox_gates=not unsandboxed_gates,
+        unknown_owners=unknown_owners.value,
         backend_mode=backend.value,
         live=live,
     )
@@ -160,6 +175,7 @@ def run_plan(
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
+    unknown_owners: str = "error",
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -175,7 +191,7 @@ def run_plan(
     if phase_timeout_s <= 0 or agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
         return EXIT_INVALID
-    invalid = _invalid_plan(plan, repo, include_optional)
+    invalid = _invalid_plan(plan, repo, include_optional, unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent
         echo("error: invalid plan:", err=True)
         echo(invalid, err=True)
@@ -206,6 +222,7 @@ def run_plan(
                 on_current_branch=on_current_branch,
                 keep_worktrees=keep_worktrees,
                 sandbox_gates=sandbox_gates,
+                unknown_owners=unknown_owners,
                 live=live,
             ),
             select_backend=select_backend,
@@ -215,13 +232,20 @@ def run_plan(
         return EXIT_INVALID
 
 
-def _invalid_plan(plan: Path, repo: Path | None, include_optional: bool) -> str | None:
+def _invalid_plan(
+    plan: Path, repo: Path | None, include_optional: bool, unknown_owners: str = "error"
+) -> str | None:
     """The validation report when the plan cannot run (file:line per error), else None."""
     from flows.execute_plan import PlanInputError, check_plan, find_repo
 
     target = repo.expanduser().resolve() if repo else find_repo(plan)
     try:
-        check_plan(plan, target, include_optional=include_optional)
+        check_plan(
+            plan,
+            target,
+            include_optional=include_optional,
+            unknown_owners="general-purpose" if unknown_owners == "general-purpose" else "error",
+        )
     except PlanInputError as exc:
         return str(exc)
     return None

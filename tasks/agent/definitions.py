@@ -147,6 +147,37 @@ def known_agent_names(repo: Path, *, agents: dict[str, AgentDefinition] | None =
     return names
 
 
+WRITE_TOOLS = frozenset(
+    {"write", "edit", "multiedit", "notebookedit", "bash", "str_replace_based_edit_tool"}
+)
+"""Claude Code tool names (and ours) with which an agent can change files."""
+
+
+def can_write(definition: AgentDefinition) -> bool:
+    """Whether the agent can change files: not a read-only role, and its `tools:` (when given)
+    include one that writes."""
+    if definition.read_only:
+        return False
+    if definition.tools is None:
+        return True
+    names = {tool.strip().lower().split("(")[0] for tool in definition.tools}
+    return bool(names & WRITE_TOOLS)
+
+
+def read_only_agent_names(
+    repo: Path, *, agents: dict[str, AgentDefinition] | None = None
+) -> set[str]:
+    """Names (as in :func:`known_agent_names`) of the repository's agents that cannot write."""
+    known = agents if agents is not None else load_agents(repo)
+    names: set[str] = set()
+    for stem, definition in known.items():
+        if not can_write(definition):
+            names.add(stem.lower())
+            if slug(definition.name):
+                names.add(slug(definition.name))
+    return names
+
+
 def _find(
     agent_id: str | None, text: str, agents: dict[str, AgentDefinition]
 ) -> AgentDefinition | None:

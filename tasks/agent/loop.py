@@ -46,6 +46,7 @@ import anthropic
 import httpx2
 from anthropic._middleware import CallNext, Middleware
 
+from tasks.agent.context_files import repository_context
 from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
@@ -439,7 +440,9 @@ class AgentCall:
                     "type": "text",
                     # Skills go to the system prompt unless the task (phase_task) lists them.
                     "text": system_prompt(
-                        definition, [] if SKILLS_HEADING in request.task else request.skills
+                        definition,
+                        [] if SKILLS_HEADING in request.task else request.skills,
+                        repository_context(self.repo),
                     ),
                     "cache_control": EPHEMERAL,
                 }

@@ -6,7 +6,10 @@ system and the first user message stays identical across turns and across retrie
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from plan_parser.model import Phase, PhaseType, Plan
+from tasks.agent.context_files import phase_context
 from tasks.agent.definitions import AgentDefinition
 
 SUMMARY_TOKENS = 500
@@ -52,9 +55,18 @@ TOOL_RULES = """\
 SKILLS_HEADING = "## Required Skills to Activate"
 
 
-def system_prompt(definition: AgentDefinition, skills: list[str] | None = None) -> str:
-    """Role prompt, the run's skills (when given) and the tool rules."""
-    parts = [definition.prompt.strip(), skills_section(skills) if skills else "", TOOL_RULES]
+def system_prompt(
+    definition: AgentDefinition, skills: list[str] | None = None, repository: str = ""
+) -> str:
+    """Role prompt, the run's skills (when given), the repository's memory and skills index
+    (:func:`tasks.agent.context_files.repository_context`) and the tool rules: the same bytes
+    for every turn and every phase of a run, so the prompt cache serves them."""
+    parts = [
+        definition.prompt.strip(),
+        skills_section(skills) if skills else "",
+        repository,
+        TOOL_RULES,
+    ]
     return "\n\n".join(p for p in parts if p)
 
 
@@ -82,8 +94,25 @@ SCOPE_NOTE = (
 )
 
 
-def phase_task(plan: Plan, phase: Phase, skills: list[str], *, role: str = "owner") -> str:
-    """The user message of an agent call for ``phase``: context, task, criteria, skills."""
+def required_skills(plan: Plan, phase: Phase, skills: list[str]) -> list[str]:
+    """The phase's skills, then the plan's, then the run's, each once."""
+    ordered: list[str] = []
+    for name in [*phase.skills, *plan.skills, *skills]:
+        if name.lower() not in {n.lower() for n in ordered}:
+            ordered.append(name)
+    return ordered
+
+
+def phase_task(
+    plan: Plan,
+    phase: Phase,
+    skills: list[str],
+    *,
+    role: str = "owner",
+    repo: Path | None = None,
+) -> str:
+    """The user message of an agent call for ``phase``: context, task, criteria, skills; with
+    ``repo``, the memory files nearer the phase's files and the required skills' SKILL.md."""
     instruction = ROLE_INSTRUCTIONS.get(role, ROLE_INSTRUCTIONS["owner"])
     kind_note = DESIGN_NOTE if phase.type is PhaseType.DESIGN else IMPLEMENTATION_NOTE
     files = [
@@ -108,11 +137,18 @@ def phase_task(plan: Plan, phase: Phase, skills: list[str], *, role: str = "owne
         "## Files to create or modify\n" + _bullets(files) + "\n\n" + SCOPE_NOTE,
         "## Deliverables\n" + _bullets(phase.deliverables),
         "## Acceptance criteria\n" + _bullets(criteria),
+        phase_context(
+            repo,
+            [f.path for f in phase.files if not f.is_glob],
+            required_skills(plan, phase, skills),
+        )
+        if repo is not None
+        else "",
         "## The phase as written in the plan\n\n" + phase.body.strip(),
         "## When you are done\n"
         "Stop calling tools and say you are done. You will then be asked for a short summary.",
     ]
-    return "\n\n".join(sections) + "\n"
+    return "\n\n".join(section for section in sections if section) + "\n"
 
 
 def summary_request(role: str = "owner") -> str:

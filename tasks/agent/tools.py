@@ -36,6 +36,8 @@ MAX_FILE_BYTES = 10_000_000
 # Claude Code tool names in an agent's `tools:` frontmatter, mapped to our two tools.
 EDITOR_ALIASES = {"read", "write", "edit", "multiedit", "glob", "grep", "ls", "notebookedit"}
 BASH_ALIASES = {"bash"}
+EDITOR_WRITE_ALIASES = {"write", "edit", "multiedit", "notebookedit"}
+"""Of the editor aliases, those that change files: `tools: Read, Grep` gets a viewing editor."""
 
 
 class ToolResult(BaseModel):
@@ -559,7 +561,8 @@ def tools_for(
     )
     tools: list[Tool] = []
     if names is None or names & (EDITOR_ALIASES | {EDITOR_NAME}):
-        tools.append(EditorTool(repo, read_only=read_only, protected=protected))
+        views_only = names is not None and not names & (EDITOR_WRITE_ALIASES | {EDITOR_NAME})
+        tools.append(EditorTool(repo, read_only=read_only or views_only, protected=protected))
     if names is None or names & BASH_ALIASES:
         tools.append(BashTool(sandbox, timeout_s=timeout_s))
     if verdict_criteria:

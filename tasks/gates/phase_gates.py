@@ -483,6 +483,13 @@ def blast_radius_entries(
                 entries.append(not_run(check, f"not run: {refusal}", command=text))
             else:
                 tests.run(check, argv, scoped=argv != config.test)
+    if phase.blast_prose and commands:
+        entries.append(
+            not_run(
+                "blast-radius (prose)",
+                f"not run: {phase.blast_prose!r} is not a command (a person's check)",
+            )
+        )
     if not tests.runs:
         if radius and not commands:
             entries.append(

@@ -29,6 +29,7 @@ from tasks.gates.repo_state import (
     RUN_OWNED_PREFIXES,
     git,
     is_run_owned,
+    mirror_only,
     plan_lock_file,
     plan_run_lock_file,
     porcelain_status,
@@ -69,7 +70,7 @@ def _relative(repo: Path, path: Path) -> str | None:
         return None
 
 
-def _exclusions(plan_file: str | None) -> list[str]:
+def _exclusions(plan_file: str | None, mirrors: list[str] | None = None) -> list[str]:
     pathspecs = ["."]
     if plan_file:
         pathspecs.append(f":(exclude){plan_file}")
@@ -78,13 +79,30 @@ def _exclusions(plan_file: str | None) -> list[str]:
     pathspecs += [f":(exclude){prefix.rstrip('/')}" for prefix in RUN_OWNED_PREFIXES]
     for name in RUN_OWNED_DIRS:  # at any depth: pathspec `*` crosses `/`
         pathspecs += [f":(exclude){name}", f":(exclude)*/{name}/*"]
+    # Other plans' checkpoint mirrors are their resume state: never stashed or committed.
+    pathspecs += [f":(exclude){path}" for path in mirrors or []]
     return pathspecs
 
 
+def _owned_or_mirror(repo: Path, plan_file: str | None) -> tuple[list[str], list[str]]:
+    """(the user's changes, other plans' checkpoint mirrors) in the working tree."""
+    user: set[str] = set()
+    mirrors: set[str] = set()
+    for code, path in porcelain_status(repo):
+        if is_run_owned(path, plan_file):
+            continue
+        if set(code.strip()) == {"M"} and mirror_only(repo, path):
+            mirrors.add(path)
+        else:
+            user.add(path)
+    return sorted(user), sorted(mirrors)
+
+
 def dirty_files(repo: Path, plan_file: str | None) -> list[str]:
-    return sorted(
-        {path for _code, path in porcelain_status(repo) if not is_run_owned(path, plan_file)}
-    )
+    """Uncommitted changes that are the user's: not the run's own files (logs, `target/`, this
+    plan and its locks), and not another plan's checkpoint mirror (an earlier run's resume
+    state, e.g. the plan before this one in a nightly run)."""
+    return _owned_or_mirror(repo, plan_file)[0]
 
 
 def _tree_entries(
@@ -138,7 +156,7 @@ def _tree_entries(
             "-m",
             message,
             "--",
-            *_exclusions(plan_file),
+            *_exclusions(plan_file, _owned_or_mirror(repo, plan_file)[1]),
         )
         ref = (
             git(repo, "rev-parse", "--verify", "--quiet", "stash@{0}").output.strip()
@@ -149,7 +167,9 @@ def _tree_entries(
         entry = command_entry(check, result, summary=action if result.ok else "git stash failed")
         stash_ref, commit = ref, None
     else:
-        add = git(repo, "add", "-A", "--", *_exclusions(plan_file))
+        add = git(
+            repo, "add", "-A", "--", *_exclusions(plan_file, _owned_or_mirror(repo, plan_file)[1])
+        )
         result = (
             git(repo, "commit", "-m", "plan-executor: commit changes present before the run")
             if add.ok
@@ -268,6 +288,32 @@ def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun
     return entry, run
 
 
+MESSAGE_TAIL_LINES = 15
+"""Lines of a failed pre-flight command's output in its message (the ledger keeps more)."""
+
+
+def output_tail(evidence: str, lines: int = MESSAGE_TAIL_LINES) -> list[str]:
+    """The last ``lines`` non-blank lines of the output tail recorded in a ledger entry."""
+    if "--- output tail ---" not in evidence:
+        return []
+    tail = evidence.split("--- output tail ---", 1)[1].split("\n--- sha256", 1)[0]
+    kept = [line.rstrip() for line in tail.splitlines() if line.strip()]
+    return kept[-lines:]
+
+
+def _failure_lines(entry: LedgerEntry, hint: str) -> list[str]:
+    """One failing check: what ran, how it ended, what to do, and the end of its output (a
+    bare `exit 101` tells nobody what broke)."""
+    first = entry.evidence.splitlines()[0] if entry.evidence else entry.verdict.value
+    ran = f" (`{entry.command}`)" if entry.command else ""
+    lines = [f"- {entry.check}: {first}{ran}" + (f" → {hint}" if hint else "")]
+    tail = output_tail(entry.evidence)
+    if tail:
+        lines.append(f"  last {len(tail)} line(s) of its output:")
+        lines += ["  ```", *(f"  {line}" for line in tail), "  ```"]
+    return lines
+
+
 def _message(ledger: Ledger) -> str:
     blocking = [entry for entry in ledger.entries if blocks(entry)]
     warnings = [entry for entry in ledger.entries if entry.verdict is Verdict.WARN]
@@ -284,8 +330,7 @@ def _message(ledger: Ledger) -> str:
         hint = FIX_HINTS.get(
             key, f"add {entry.evidence.split(' ', 1)[0]}" if key == "agent" else ""
         )
-        first = entry.evidence.splitlines()[0] if entry.evidence else entry.verdict.value
-        lines.append(f"- {entry.check}: {first}" + (f" → {hint}" if hint else ""))
+        lines += _failure_lines(entry, hint)
     return "\n".join(lines)
 
 

@@ -89,6 +89,9 @@ def plan_run_lock_file(plan_file: str) -> str:
     return f"{folder}/.{name}.run.lock" if folder else f".{name}.run.lock"
 
 
+_PLAN_LOCK_NAME = re.compile(r"^\..+\.md\.(?:run\.)?lock$")
+
+
 def is_run_owned(path: str, plan_file: str | None = None) -> bool:
     if plan_file is not None and path in (
         plan_file,
@@ -96,9 +99,32 @@ def is_run_owned(path: str, plan_file: str | None = None) -> bool:
         plan_run_lock_file(plan_file),
     ):
         return True
+    # Any plan's lock files: a killed run of another plan leaves its own behind.
+    if _PLAN_LOCK_NAME.match(path.rpartition("/")[2]):
+        return True
     return path.startswith(RUN_OWNED_PREFIXES) or any(
         part in RUN_OWNED_DIRS for part in path.split("/")[:-1]
     )
+
+
+def mirror_only(repo: Path, path: str) -> bool:
+    """Whether the tracked Markdown file ``path`` differs from HEAD only by plan-executor's
+    execution state (checkpoint section, status line, Implementation Summary): the mirror of
+    another plan's run, not a change the user made. Committed checkpoints compare the same way.
+    """
+    from plan_parser.writer import remove_execution_state
+
+    if not path.endswith(".md"):
+        return False
+    committed = show(repo, f"HEAD:{path}")
+    target = repo / path
+    if committed is None or not target.is_file():
+        return False
+    try:
+        text = target.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return text != committed and remove_execution_state(text) == remove_execution_state(committed)
 
 
 def file_digest(repo: Path, path: str) -> str:

@@ -442,9 +442,15 @@ def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_pa
         "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
     )
     table = next(a for a in artifacts if a["key"] == "nightly-plans")  # type: ignore[union-attr]
-    assert ready.name in str(table["data"]) and implemented.name not in str(table["data"])
-    messages = deployed.logs(flow_run_id, until="already run")
-    assert any("already run" in m and implemented.name in m for m in messages), messages
+    verdicts = {row["plan"]: row["verdict"] for row in json.loads(table["data"])}
+    assert verdicts == {
+        ready.name: "run",
+        implemented.name: "skipped: already implemented",
+        draft.name: "skipped: not ready",
+    }
+    assert any(a["key"] == "nightly-report" for a in artifacts)  # type: ignore[index]
+    messages = deployed.logs(flow_run_id, until="already implemented")
+    assert any("already implemented" in m and implemented.name in m for m in messages), messages
 
 
 def test_plan_executor_deploy_wraps_the_same_commands(deployed: Deployed, tmp_path: Path):
