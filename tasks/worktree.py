@@ -38,8 +38,9 @@ WORKTREES_DIR = "plan-executor-worktrees"
 BRANCH_PREFIX = "plan-executor/"
 START_FILE = "plan-executor-start.json"
 IDENTITY = {"name": "plan-executor", "email": "plan-executor@localhost"}
-EXCLUDED_FROM_COMMITS = (".ai/logs", "target")
-"""Run-owned paths never committed (the details logs, cargo's output in a worktree)."""
+EXCLUDED_FROM_COMMITS = (".ai/logs", "target", "__pycache__", "*/__pycache__/*")
+"""Run-owned paths never committed (the details logs, cargo's output in a worktree, Python's
+byte-code caches that any test run writes; pathspec `*` crosses `/`)."""
 CONFLICT_MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 

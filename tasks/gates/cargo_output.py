@@ -41,6 +41,8 @@ _NEXTEST_SUMMARY = re.compile(
 OK = "ok"
 FAILED = "FAILED"
 IGNORED = "ignored"
+PYTEST_NO_TESTS = 5
+"""pytest's exit status when it collected no test (an empty suite, a `-k` matching nothing)."""
 
 
 class TestRun(BaseModel):
@@ -60,11 +62,36 @@ class TestRun(BaseModel):
     command: str | None = None
     exit_code: int | None = None
     duration_s: float | None = None
+    runner: str = "cargo"
+    """Whose output this is: `cargo` (libtest, nextest) or `pytest`."""
+    xfailed: int = 0
+    """pytest: expected failures, counted among ``ignored`` (they did not pass)."""
+    errors: int = 0
+    """pytest: errors (setup, teardown, collection), counted among ``failed``."""
 
     @property
     def total(self) -> int:
         """Tests that ran (passed + failed); ignored tests did not run."""
         return self.passed + self.failed
+
+    def collected_nothing(self) -> bool:
+        """pytest found no test to run (exit 5): 0 tests, as cargo says with exit 0."""
+        return self.runner == "pytest" and self.exit_code == PYTEST_NO_TESTS and self.total == 0
+
+    def counts(self) -> str:
+        """The counts in the runner's own words: `2 passed, 0 failed, 1 ignored` for cargo,
+        `2 passed, 0 failed, 1 skipped, 1 xfailed, 1 error` for pytest."""
+        if self.runner != "pytest":
+            return f"{self.passed} passed, {self.failed} failed, {self.ignored} ignored"
+        text = (
+            f"{self.passed} passed, {self.failed - self.errors} failed, "
+            f"{self.ignored - self.xfailed} skipped"
+        )
+        if self.xfailed:
+            text += f", {self.xfailed} xfailed"
+        if self.errors:
+            text += f", {self.errors} error{'s' if self.errors > 1 else ''}"
+        return text
 
     def names(self, status: str | None = None) -> list[str]:
         return sorted(k for k, v in self.results.items() if status is None or v == status)

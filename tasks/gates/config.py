@@ -1,8 +1,12 @@
 """Which commands the gates run in a repository: detected, then overridden by the repository.
 
-Detection: a `justfile` with a `test` (`build`) recipe, as `just --dump` lists them, gives
-`just test` (`just build`); otherwise
-`cargo test` / `cargo build`. Lint, format and doc tests default to cargo's tools.
+Detection: what the repository is decides the defaults. A `Cargo.toml` at the top gets cargo's
+tools (`cargo test`, `cargo build`, clippy, `cargo fmt`, `cargo test --doc`); without one, a
+`pyproject.toml` (or `setup.py` / `setup.cfg`) gets `pytest -q`, `pytest -q -k` for filters,
+`ruff check .`, `ruff format --check .`, `python -m compileall -q src` when there is a `src/`
+and no doc tests; anything else gets no command. A `justfile` with a `test` (`build`) recipe,
+as `just --dump` lists them, gives `just test` (`just build`) in either case. No cargo command
+runs where there is no Cargo.toml.
 
 Overrides (later wins): `[tool.plan-executor]` in the repository's `pyproject.toml`, then the top
 level of `.ai/plan-executor.toml`. Keys: `test`, `build`, `lint`, `fmt`, `doc_test`, `test_filter`
@@ -91,7 +95,8 @@ class GateConfig(BaseModel):
     """The scoped test command; a blast radius given as a bare filter (`audio::`) is appended."""
     timeout_s: float = 900
     source: str
-    """Where the commands came from: `detected justfile`, `cargo default`, `pyproject.toml
+    """Where the commands came from: `detected justfile`, `cargo default`, `python default`,
+    `pyproject.toml
     [tool.plan-executor]`, `.ai/plan-executor.toml` (joined with ` + ` when several applied)."""
     allowed_programs: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_PROGRAMS))
     log_dir: str | None = None
@@ -208,32 +213,74 @@ def _json_object(output: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+RUST_MARKERS = frozenset({"Cargo.toml"})
+PYTHON_MARKERS = frozenset({"pyproject.toml", "setup.py", "setup.cfg"})
+
+
+def repo_kind(top_level: set[str]) -> str:
+    """`rust`, `python` or `other`, from the names at the repository's top level: a
+    `Cargo.toml` makes it Rust (a PyO3 crate with a pyproject too), else a `pyproject.toml`,
+    `setup.py` or `setup.cfg` makes it Python."""
+    if top_level & RUST_MARKERS:
+        return "rust"
+    if top_level & PYTHON_MARKERS:
+        return "python"
+    return "other"
+
+
 def default_config(repo: Path) -> GateConfig:
+    repo = Path(repo)
+    top_level = {path.name for path in repo.iterdir()} if repo.is_dir() else set()
+    has_src = (repo / "src").is_dir()
     justfile = justfile_path(repo)
     if justfile is None:
-        return _defaults(set(), None)
-    return _defaults(justfile_recipes(justfile), justfile.name)
+        return _defaults(set(), None, repo_kind(top_level), has_src=has_src)
+    return _defaults(
+        justfile_recipes(justfile), justfile.name, repo_kind(top_level), has_src=has_src
+    )
 
 
-def _defaults(recipes: set[str], justfile_name: str | None) -> GateConfig:
-    test = ["cargo", "test"]
-    build = ["cargo", "build"]
-    source = "cargo default"
+def _language_defaults(kind: str, *, has_src: bool) -> dict[str, list[str]]:
+    """The commands a repository of this kind gets unless a justfile or its configuration
+    says otherwise. No cargo command where there is no Cargo.toml; an empty list is no
+    command (the gate is recorded as not run)."""
+    if kind == "rust":
+        return {
+            "test": ["cargo", "test"],
+            "build": ["cargo", "build"],
+            "lint": ["cargo", "clippy", "--workspace", "--", "-D", "warnings"],
+            "fmt": ["cargo", "fmt", "--check", "--all"],
+            "doc_test": ["cargo", "test", "--doc"],
+            "test_filter": ["cargo", "test"],
+        }
+    if kind == "python":
+        return {
+            "test": ["pytest", "-q"],
+            # Byte-compiling the package finds syntax errors without running (or installing)
+            # it; a layout without `src/` has no obvious package folder, so no build.
+            "build": ["python", "-m", "compileall", "-q", "src"] if has_src else [],
+            "lint": ["ruff", "check", "."],
+            "fmt": ["ruff", "format", "--check", "."],
+            "doc_test": [],
+            "test_filter": ["pytest", "-q", "-k"],
+        }
+    return {key: [] for key in COMMAND_KEYS}
+
+
+def _defaults(
+    recipes: set[str], justfile_name: str | None, kind: str = "rust", *, has_src: bool = False
+) -> GateConfig:
+    commands = _language_defaults(kind, has_src=has_src)
+    source = {"rust": "cargo default", "python": "python default"}.get(
+        kind, "no default (no Cargo.toml or pyproject.toml)"
+    )
     if "test" in recipes:
-        test = ["just", "test"]
+        commands["test"] = ["just", "test"]
     if "build" in recipes:
-        build = ["just", "build"]
+        commands["build"] = ["just", "build"]
     if justfile_name and {"test", "build"} & recipes:
         source = f"detected {justfile_name}"
-    return GateConfig(
-        test=test,
-        build=build,
-        lint=["cargo", "clippy", "--workspace", "--", "-D", "warnings"],
-        fmt=["cargo", "fmt", "--check", "--all"],
-        doc_test=["cargo", "test", "--doc"],
-        test_filter=["cargo", "test"],
-        source=source,
-    )
+    return GateConfig.model_validate({**commands, "source": source})
 
 
 def _as_argv(value: Any, key: str, where: str) -> list[str]:
@@ -293,7 +340,7 @@ def load_committed_gate_config(repo: Path, ref: str = "HEAD") -> GateConfig:
 
     The justfile is read from the commit too: `just --dump` gets a temporary copy (its recipes
     decide `just test` over `cargo test`). A repository without commits has no files here, so
-    it gets the cargo defaults. An `import` in the justfile is not followed from the copy.
+    it gets no command at all. An `import` in the justfile is not followed from the copy.
     """
     repo = Path(repo)
     recipes: set[str] = set()
@@ -308,12 +355,24 @@ def load_committed_gate_config(repo: Path, ref: str = "HEAD") -> GateConfig:
             copy.write_text(text, encoding="utf-8")
             recipes = justfile_recipes(copy)
         break
+    top_level = committed_top_level(repo, ref)
     config = _overridden(
-        _defaults(recipes, justfile_name),
+        _defaults(recipes, justfile_name, repo_kind(top_level), has_src="src" in top_level),
         committed_file(repo, "pyproject.toml", ref),
         committed_file(repo, OWN_FILE, ref),
     )
     return config.model_copy(update={"source": f"{config.source} (at {ref})"})
+
+
+def committed_top_level(repo: Path, ref: str = "HEAD") -> set[str]:
+    """The names at the top level of commit ``ref`` (empty without such a commit)."""
+    result = shell.run(
+        ["git", "ls-tree", "--name-only", "-z", ref],
+        cwd=repo,
+        timeout_s=JUST_DUMP_TIMEOUT_S,
+        output_cap=None,
+    )
+    return {name for name in result.output.split("\0") if name} if result.ok else set()
 
 
 def committed_file(repo: Path, path: str, ref: str = "HEAD") -> str | None:

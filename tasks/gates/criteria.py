@@ -6,8 +6,8 @@ Recognised forms (everything else becomes a NEEDS_JUDGEMENT entry for a verifier
 * ``File `X` contains `Y` `` (also `has` / `includes`) and `` `Y` in `path/Cargo.toml` ``;
 * `` `grep "X" path` succeeds `` (also `grep -q`, `rg`, `Command `grep …``), negated by
   "returns nothing" / "no matches" / "fails", counted by "finds N+";
-* `` `cargo test x` runs N+ tests `` (any allowed test command; without a command: the phase's
-  blast-radius runs);
+* `` `cargo test x` runs N+ tests `` (any allowed test command, `pytest -q -k x` too; without a
+  command: the phase's blast-radius runs);
 * `` `name` dependency added to `Cargo.toml` `` / ``Cargo.toml includes `name = "1"` ``.
 
 A grep criterion is run as an argument vector through `tasks.shell` (`rg` is translated to
@@ -163,10 +163,10 @@ def file_exists_entry(
         )
     tests_wanted = _at_least(rest) if count_tests and re.search(r"tests?\b", rest) else None
     if tests_wanted is not None:
-        from tasks.gates.repo_state import RustInventory, scan_rust_file
+        from tasks.gates.repo_state import TestInventory, scan_file
 
-        inventory = RustInventory()
-        scan_rust_file(path, target.read_text(encoding="utf-8", errors="replace"), inventory)
+        inventory = TestInventory()
+        scan_file(path, target.read_text(encoding="utf-8", errors="replace"), inventory)
         found = len(inventory.tests)
         verdict = Verdict.PASS if found >= tests_wanted else Verdict.FAIL
         return _entry(
@@ -260,16 +260,16 @@ def absent_entry(repo: Path, check: str, raw_path: str) -> LedgerEntry:
 
 
 def tests_in_file_entry(repo: Path, check: str, raw_path: str, wanted: int) -> LedgerEntry:
-    from tasks.gates.repo_state import RustInventory, scan_rust_file
+    from tasks.gates.repo_state import TestInventory, scan_file
 
     resolved = resolve_path(repo, raw_path)
     if resolved.ambiguous:
         return _entry(check, Verdict.NEEDS_JUDGEMENT, resolved.note)
     if resolved.path is None or not (repo / resolved.path).is_file():
         return _entry(check, Verdict.FAIL, resolved.note or f"{raw_path} is not a file")
-    inventory = RustInventory()
+    inventory = TestInventory()
     text = (repo / resolved.path).read_text(encoding="utf-8", errors="replace")
-    scan_rust_file(resolved.path, text, inventory)
+    scan_file(resolved.path, text, inventory)
     found = len(inventory.tests)
     verdict = Verdict.PASS if found >= wanted else Verdict.FAIL
     return _entry(
@@ -485,10 +485,7 @@ def _test_count_entry(
     if run is None:
         return _entry(check, Verdict.NEEDS_JUDGEMENT, f"{text} — {source}")
     ok = run.total >= wanted and run.failed == 0
-    evidence = (
-        f"{source}: {run.total} tests ran ({run.passed} passed, {run.failed} failed, "
-        f"{run.ignored} ignored); wanted {wanted}+ passing"
-    )
+    evidence = f"{source}: {run.total} tests ran ({run.counts()}); wanted {wanted}+ passing"
     return LedgerEntry(
         check=check,
         command=source,

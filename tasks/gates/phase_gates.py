@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from plan_parser.model import FileAction, FileRef, Phase, PhaseType
-from tasks.gates.cargo_output import FAILED, OK, TestRun, parse_test_output
+from tasks.gates.cargo_output import FAILED, OK, TestRun
 from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
     GREP_PROGRAMS,
@@ -29,18 +29,26 @@ from tasks.gates.criteria import (
     grep_entry,
     resolve_path,
 )
-from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
+from tasks.gates.evidence import (
+    command_entry,
+    no_command,
+    not_run,
+    render,
+    run_test_command,
+    simple_gate,
+)
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.gates.repo_state import (
     DELETED,
-    RustInventory,
+    TestInventory,
+    bare_test_name,
     changed_since,
     file_digest,
     head,
     is_run_owned,
     porcelain_status,
     repo_files,
-    rust_inventory,
+    source_inventory,
 )
 from tasks.gates.wandering import (
     changed_gate_config,
@@ -68,11 +76,13 @@ _ALLOWS_DELETION = re.compile(
     re.I,
 )
 _ALLOWS_IGNORE = re.compile(
-    r"#\[ignore|\bignore\s+(?:\S+\s+){0,3}?tests?\b|\bmark\w*\s+(?:\S+\s+){0,4}?as\s+ignored\b",
+    r"#\[ignore|\b(?:ignore|skip|xfail)\s+(?:\S+\s+){0,3}?tests?\b"
+    r"|\bmark\w*\s+(?:\S+\s+){0,4}?as\s+(?:ignored|skipped|xfail|expected\s+to\s+fail)\b"
+    r"|pytest\.mark\.(?:skip|skipif|xfail)\b",
     re.I,
 )
 _BARE_FILTER = re.compile(r"^[\w:]+$")
-_SUPPRESSED_LINTS = re.compile(r"(?:allow|expect)\s*\(([^)]*)\)")
+_SUPPRESSED_LINTS = re.compile(r"(?:allow|expect)\s*\(([^)]*)\)|noqa:\s*([\w, ]+)")
 
 
 class PhaseStart(BaseModel):
@@ -85,7 +95,7 @@ class PhaseStart(BaseModel):
     `<deleted>`): a sibling phase's or the user's work, not this phase's, unless it changes them."""
     test_names: list[str] = Field(default_factory=list)
     """Test keys of the latest full test run given to :func:`snapshot` (informational)."""
-    inventory: RustInventory = Field(default_factory=RustInventory)
+    inventory: TestInventory = Field(default_factory=TestInventory)
     """Test functions and lint suppressions in the sources at the start."""
     taken_at: str = ""
     gate_config: dict[str, str] | None = None
@@ -104,7 +114,7 @@ def snapshot(repo: Path, *, baseline: TestRun | None = None) -> PhaseStart:
         head=head(repo),
         dirty_files=dirty,
         test_names=baseline.names() if baseline else [],
-        inventory=rust_inventory(repo),
+        inventory=source_inventory(repo),
         gate_config=gate_config_digests(repo),
         taken_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -355,15 +365,11 @@ class _TestRuns:
             self.runs[key] = TestRun(command=render(argv))
             self.entries.append(not_run(check, self.refused, command=render(argv)))
             return self.runs[key]
-        result = run_gate(argv, self.repo, self.config)
-        parsed = parse_test_output(result.output)
-        parsed = parsed.model_copy(
-            update={
-                "command": render(argv),
-                "exit_code": result.exit_code,
-                "duration_s": result.duration_s,
-            }
-        )
+        if not argv:
+            self.runs[key] = TestRun()
+            self.entries.append(no_command(check, "test", required=True))
+            return self.runs[key]
+        result, parsed = run_test_command(argv, self.repo, self.config)
         self.runs[key] = parsed
         verdict, summary = self._judge(argv, parsed, result.ok, result.timed_out, scoped=scoped)
         self.entries.append(
@@ -376,8 +382,8 @@ class _TestRuns:
     def _judge(
         self, argv: list[str], run: TestRun, ok: bool, timed_out: bool, *, scoped: bool
     ) -> tuple[Verdict, str]:
-        is_test = run.summaries > 0 or "test" in argv or "nextest" in argv
-        counts = f"{run.passed} passed, {run.failed} failed, {run.ignored} ignored"
+        is_test = run.summaries > 0 or bool({"test", "nextest", "pytest"} & set(argv))
+        counts = run.counts()
         if run.filtered_out:
             counts += f", {run.filtered_out} filtered out"
         if timed_out:
@@ -399,7 +405,8 @@ class _TestRuns:
                 Verdict.WARN,
                 f"{counts}; all failing tests already failed in the baseline: {', '.join(failing)}",
             )
-        if not ok:
+        # pytest exits 5 when it collected no test: the 0-tests verdict below says it better.
+        if not ok and not run.collected_nothing():
             return Verdict.FAIL, f"{counts}; but the command exited non-zero"
         if run.total == 0:
             if scoped:
@@ -425,6 +432,9 @@ class _TestRuns:
             summaries=sum(r.summaries for r in runs),
             command=" ; ".join(r.command or "" for r in runs),
             exit_code=max((r.exit_code or 0) for r in runs),
+            runner=runs[0].runner if len({r.runner for r in runs}) == 1 else "cargo",
+            xfailed=sum(r.xfailed for r in runs),
+            errors=sum(r.errors for r in runs),
         )
 
 
@@ -453,7 +463,7 @@ def blast_radius_entries(
     entries: list[LedgerEntry] = []
     commands = list(phase.blast_commands)
     radius = (phase.blast_radius or "").strip().strip("`").strip()
-    if not commands and radius and _BARE_FILTER.match(radius):
+    if not commands and radius and _BARE_FILTER.match(radius) and config.test_filter:
         tests.run(f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True)
         return entries
     for command in commands:
@@ -536,7 +546,7 @@ def _integrity_entry(
 
 def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[LedgerEntry]:
     text = phase_text(phase)
-    now = rust_inventory(repo)
+    now = source_inventory(repo)
     before = start.inventory
     deletion_ok = bool(_ALLOWS_DELETION.search(text))
     entries: list[LedgerEntry] = []
@@ -553,10 +563,10 @@ def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[Ledge
     )
 
     names_now = now.test_fn_names()
+    # A test moved to another file, or a parametrised test whose cases changed, is not deleted
+    # (a case fewer shows in the count).
     deleted = sorted(
-        key
-        for key in before.tests
-        if key not in now.tests and key.split("::")[-1].split("#")[0] not in names_now
+        key for key in before.tests if key not in now.tests and bare_test_name(key) not in names_now
     )
     entries.append(
         _integrity_entry(
@@ -574,19 +584,12 @@ def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[Ledge
         for key, is_ignored in now.tests.items()
         if is_ignored and not before.tests.get(key, False)
     )
-    entries.append(
-        _integrity_entry(
-            "integrity: newly ignored tests",
-            ignored,
-            asked=bool(_ALLOWS_IGNORE.search(text)),
-            found="newly #[ignore]d tests",
-            as_asked="newly ignored as the plan asks",
-            none="no newly ignored test",
-        )
-    )
+    entries.append(_ignored_entry(ignored, asked=bool(_ALLOWS_IGNORE.search(text))))
 
-    has_rust = bool(before.tests or now.tests or repo_files(repo, "*.rs"))
-    entries.append(new_tests_entry(phase, text, before, now, has_rust=has_rust))
+    has_tests = bool(
+        before.tests or now.tests or repo_files(repo, "*.rs") or repo_files(repo, "*.py")
+    )
+    entries.append(new_tests_entry(phase, text, before, now, has_tests=has_tests))
 
     added = sorted(
         key for key, count in now.suppressions.items() if count > before.suppressions.get(key, 0)
@@ -604,11 +607,32 @@ def integrity_entries(repo: Path, phase: Phase, start: PhaseStart) -> list[Ledge
     return entries
 
 
+def _ignored_entry(ignored: list[str], *, asked: bool) -> LedgerEntry:
+    """Newly ignored tests in each language's words: `#[ignore]`d in Rust, skipped or
+    xfailed in Python."""
+    check = "integrity: newly ignored tests"
+    if not ignored:
+        return LedgerEntry(check=check, verdict=Verdict.PASS, evidence="no newly ignored test")
+    python = [key for key in ignored if ".py::" in key]
+    rust = [key for key in ignored if key not in python]
+    found = [f"newly #[ignore]d tests: {', '.join(rust)}"] if rust else []
+    if python:
+        found.append(f"newly skipped or xfailed tests: {', '.join(python)}")
+    if asked:
+        return LedgerEntry(
+            check=check,
+            verdict=Verdict.PASS,
+            evidence="newly ignored as the plan asks: " + ", ".join(ignored),
+        )
+    return LedgerEntry(check=check, verdict=Verdict.FAIL, evidence="; ".join(found))
+
+
 def _suppression_asked(key: str, text: str) -> bool:
     """The phase text names the suppressed lint (`clippy::too_many_arguments`) or the attribute."""
     attribute = key.split(": ", 1)[-1]
     match = _SUPPRESSED_LINTS.search(attribute)
-    lints = [lint.strip() for lint in match.group(1).split(",")] if match else []
+    named = (match.group(1) or match.group(2) or "") if match else ""
+    lints = [lint.strip() for lint in named.split(",")]
     if any(lint and (lint in text or lint.split("::")[-1] in text) for lint in lints):
         return True
     return attribute in text
@@ -663,7 +687,7 @@ def criteria_entries(
             )
         run = tests.run(f"run for criteria: {render(argv)}", argv, scoped=False)
         ok = run.exit_code == 0 and run.failed == 0
-        counts = f"; {run.passed} passed, {run.failed} failed" if run.summaries else ""
+        counts = f"; {run.counts()}" if run.summaries else ""
         return LedgerEntry(
             check="criterion command",
             command=render(argv),

@@ -15,16 +15,17 @@ from pydantic import BaseModel
 
 from plan_parser.model import OwnerKind, PhaseType, Plan
 from tasks import shell
-from tasks.gates.cargo_output import FAILED, TestRun, parse_test_output
+from tasks.gates.cargo_output import FAILED, TestRun
 from tasks.gates.config import (
     GateConfig,
     GateRunSettings,
     justfile_path,
     load_committed_gate_config,
 )
-from tasks.gates.evidence import command_entry, not_run, render, run_gate, simple_gate
+from tasks.gates.evidence import command_entry, no_command, not_run, run_test_command, simple_gate
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.gates.repo_state import (
+    RUN_OWNED_DIRS,
     RUN_OWNED_PREFIXES,
     git,
     is_run_owned,
@@ -43,7 +44,7 @@ FIX_HINTS = {
     "baseline tests": "make the test suite pass first (a plan may start on failing tests only with design work)",
     "build": "fix the build",
     "lint": "fix the lint warnings",
-    "fmt": "format the code (`cargo fmt --all`)",
+    "fmt": "format the code (`cargo fmt --all`, `ruff format .`: the fmt command without --check)",
     "git": "run plan-executor inside a git repository",
     "gate configuration": "fix the committed .ai/plan-executor.toml or [tool.plan-executor]",
 }
@@ -76,6 +77,8 @@ def _exclusions(plan_file: str | None, mirrors: list[str] | None = None) -> list
         pathspecs.append(f":(exclude){plan_lock_file(plan_file)}")
         pathspecs.append(f":(exclude){plan_run_lock_file(plan_file)}")
     pathspecs += [f":(exclude){prefix.rstrip('/')}" for prefix in RUN_OWNED_PREFIXES]
+    for name in RUN_OWNED_DIRS:  # at any depth: pathspec `*` crosses `/`
+        pathspecs += [f":(exclude){name}", f":(exclude)*/{name}/*"]
     # Other plans' checkpoint mirrors are their resume state: never stashed or committed.
     pathspecs += [f":(exclude){path}" for path in mirrors or []]
     return pathspecs
@@ -264,18 +267,15 @@ def first_wave_is_design(plan: Plan) -> bool:
     return bool(first) and all(phase.type is PhaseType.DESIGN for phase in first)
 
 
-def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun]:
-    result = run_gate(config.test, repo, config)
-    run = parse_test_output(result.output).model_copy(
-        update={
-            "command": render(config.test),
-            "exit_code": result.exit_code,
-            "duration_s": result.duration_s,
-        }
-    )
-    counts = f"{run.passed} passed, {run.failed} failed, {run.ignored} ignored ({len(run.results)} tests recorded)"
-    if result.ok and run.failed == 0:
-        entry = command_entry("baseline tests", result, summary=counts, log_dir=config.log_dir)
+def baseline_tests(repo: Path, config: GateConfig) -> tuple[LedgerEntry, TestRun | None]:
+    if not config.test:
+        return no_command("baseline tests", "test", required=True), None
+    result, run = run_test_command(config.test, repo, config)
+    counts = f"{run.counts()} ({len(run.results)} tests recorded)"
+    if (result.ok or run.collected_nothing()) and run.failed == 0:
+        entry = command_entry(
+            "baseline tests", result, verdict=Verdict.PASS, summary=counts, log_dir=config.log_dir
+        )
     else:
         failing = ", ".join(run.names(FAILED)) or "no test result (did it build?)"
         entry = command_entry(

@@ -1,7 +1,7 @@
-"""What the working tree holds: git state (through `tasks.shell`) and a static Rust inventory.
+"""What the working tree holds: git state (through `tasks.shell`) and a static test inventory.
 
-The inventory lists test functions (with their `#[ignore]` state) and lint suppressions per file,
-read from the sources themselves. Comparing two inventories tells which tests a phase deleted or
+The inventory lists test functions (with their `#[ignore]` state in Rust, skip / xfail in Python,
+`tasks.gates.python_tests`) and lint suppressions per file, read from the sources themselves. Comparing two inventories tells which tests a phase deleted or
 ignored and which suppressions it added, whatever subset of the tests its blast radius ran.
 """
 
@@ -15,12 +15,16 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from tasks import shell
+from tasks.gates.python_tests import PytestNaming, python_suppressions, python_tests, read_naming
 from tasks.shell import CommandResult
 
 GIT_TIMEOUT_S = 120
 # Files the run itself writes (its logs; cargo's build output when `target/` is not ignored, the
 # gates build too): never the user's changes, never a phase's scope.
 RUN_OWNED_PREFIXES = (".ai/logs/", "target/")
+# Python's byte-code caches: written by any test or build run (the gates' own, an agent's
+# `pytest`), never a change anyone made, wherever they sit.
+RUN_OWNED_DIRS = ("__pycache__",)
 LOCKFILES = {"Cargo.lock", "package-lock.json", "pnpm-lock.yaml", "yarn.lock", "uv.lock"}
 DELETED = "<deleted>"
 
@@ -98,7 +102,9 @@ def is_run_owned(path: str, plan_file: str | None = None) -> bool:
     # Any plan's lock files: a killed run of another plan leaves its own behind.
     if _PLAN_LOCK_NAME.match(path.rpartition("/")[2]):
         return True
-    return path.startswith(RUN_OWNED_PREFIXES)
+    return path.startswith(RUN_OWNED_PREFIXES) or any(
+        part in RUN_OWNED_DIRS for part in path.split("/")[:-1]
+    )
 
 
 def mirror_only(repo: Path, path: str) -> bool:
@@ -154,14 +160,30 @@ def repo_files(repo: Path, pattern: str) -> list[str]:
     return sorted({p for p in _split_z(result.output) if (repo / p).is_file()})
 
 
-class RustInventory(BaseModel):
+class TestInventory(BaseModel):
+    """Test functions and lint suppressions in the sources, Rust and Python alike."""
+
+    __test__ = False  # not a pytest test class
+
     tests: dict[str, bool] = Field(default_factory=dict)
-    """`file::fn` (with `#n` for repeats in one file) → whether it is `#[ignore]`d."""
+    """Rust: `file::fn` (with `#n` for repeats in one file) → whether it is `#[ignore]`d.
+    Python: `file::[Class::]fn[case id]` → whether it is skipped or an expected failure."""
     suppressions: dict[str, int] = Field(default_factory=dict)
-    """`file: #[allow(...)]` → how many times that suppression appears in the file."""
+    """`file: #[allow(...)]` or `file: # noqa: E501` → how many times that suppression
+    appears in the file."""
 
     def test_fn_names(self) -> set[str]:
-        return {key.split("::")[-1].split("#")[0] for key in self.tests}
+        return {bare_test_name(key) for key in self.tests}
+
+
+RustInventory = TestInventory
+"""The name this model had when only Rust was read (snapshots and callers still use it)."""
+
+
+def bare_test_name(key: str) -> str:
+    """The function a test key names: `a.rs::adds#2` → `adds`, `t.py::T::mul[2-3]` → `mul`
+    (a parametrised test whose cases changed is still the same test)."""
+    return key.split("::")[-1].split("#")[0].split("[")[0]
 
 
 def _normalise_attr(line: str) -> str:
@@ -206,9 +228,41 @@ def scan_rust_file(path: str, text: str, inventory: RustInventory) -> None:
         pending = []
 
 
-def rust_inventory(repo: Path) -> RustInventory:
-    inventory = RustInventory()
+def rust_inventory(repo: Path) -> TestInventory:
+    inventory = TestInventory()
     for path in repo_files(repo, "*.rs"):
         text = (repo / path).read_text(encoding="utf-8", errors="replace")
         scan_rust_file(path, text, inventory)
+    return inventory
+
+
+def scan_python_file(
+    path: str, text: str, inventory: TestInventory, naming: PytestNaming | None = None
+) -> None:
+    """Add the pytest tests (when ``path`` is a test file under ``naming``; always when no
+    naming is given) and the suppression comments of one Python file."""
+    if naming is None or naming.is_test_file(path):
+        inventory.tests.update(python_tests(path, text, naming))
+    for key, count in python_suppressions(path, text).items():
+        inventory.suppressions[key] = inventory.suppressions.get(key, 0) + count
+
+
+def scan_file(path: str, text: str, inventory: TestInventory) -> None:
+    """One file named by the plan (`tests/test_ops.py has 3+ tests`), whatever its name."""
+    if path.endswith(".py"):
+        scan_python_file(path, text, inventory)
+    else:
+        scan_rust_file(path, text, inventory)
+
+
+def source_inventory(repo: Path) -> TestInventory:
+    """Rust and Python tests and suppressions of the working tree (tracked and untracked files
+    that are not ignored)."""
+    inventory = rust_inventory(repo)
+    naming = read_naming(repo)
+    for path in repo_files(repo, "*.py"):
+        if is_run_owned(path):
+            continue
+        text = (repo / path).read_text(encoding="utf-8", errors="replace")
+        scan_python_file(path, text, inventory, naming)
     return inventory

@@ -5,6 +5,7 @@ contract and the test-suite integrity entries of `phase_gates`:
   file, or a tester owns it) must leave more test functions than it found;
 - **gate configuration**: the files that decide what the gates and CI check (workflows,
   `justfile`, `clippy.toml`, `rustfmt.toml`, `.cargo/config.toml`, `[lints]` in a Cargo.toml,
+  `pytest.ini`, `ruff.toml`, `[tool.pytest]` / `[tool.ruff]` in a pyproject.toml,
   `.ai/plan-executor.toml`, `[tool.plan-executor]`, the agents' own definitions, ...) must be
   as they were when the phase started, unless the phase declares that file.
 
@@ -24,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from plan_parser.model import Phase, PhaseType
 from tasks.gates.evidence import not_run
 from tasks.gates.ledger import LedgerEntry, Verdict
-from tasks.gates.repo_state import RustInventory, git
+from tasks.gates.repo_state import TestInventory, git
 
 ABSENT = "<absent>"
 
@@ -48,6 +49,10 @@ GATE_CONFIG_FILES = (
     "rust-toolchain.toml",
     "deny.toml",
     ".pre-commit-config.yaml",
+    "pytest.ini",
+    "tox.ini",
+    "**/ruff.toml",
+    "**/.ruff.toml",
     ".ai/plan-executor.toml",
     ".claude/agents/**",
     ".claude/settings.json",
@@ -56,7 +61,7 @@ GATE_CONFIG_FILES = (
 # Sections of shared manifests that configure the gates: `file name → dotted table paths`.
 GATE_CONFIG_SECTIONS: dict[str, tuple[str, ...]] = {
     "Cargo.toml": ("lints", "workspace.lints"),
-    "pyproject.toml": ("tool.plan-executor",),
+    "pyproject.toml": ("tool.plan-executor", "tool.pytest", "tool.ruff"),
 }
 
 _CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -104,7 +109,7 @@ def asks_for_tests(phase: Phase, text: str) -> str | None:
 
 
 def new_tests_entry(
-    phase: Phase, text: str, before: RustInventory, now: RustInventory, *, has_rust: bool
+    phase: Phase, text: str, before: TestInventory, now: TestInventory, *, has_tests: bool
 ) -> LedgerEntry:
     """A phase that asks for tests must show new (not ignored) test functions."""
     check = "integrity: new tests"
@@ -115,9 +120,10 @@ def new_tests_entry(
         return LedgerEntry(
             check=check, verdict=Verdict.PASS, evidence="the phase does not ask for new tests"
         )
-    if not has_rust:
+    if not has_tests:
         return not_run(
-            check, f"the phase asks for tests ({reason}), but only Rust tests are counted"
+            check,
+            f"the phase asks for tests ({reason}), but only Rust and Python tests are counted",
         )
     added = sorted(
         key for key, ignored in now.tests.items() if key not in before.tests and not ignored

@@ -79,3 +79,24 @@ def edit(repo: Path, path: str, old: str, new: str) -> None:
     text = target.read_text()
     assert old in text, f"{old!r} not in {path}"
     target.write_text(text.replace(old, new, 1))
+
+
+PYPKG = FIXTURES / "pypkg"
+
+
+def make_package(dest: Path, extra: dict[str, str] | None = None) -> Path:
+    """A copy of the fixture Python package (src layout, pytest) at ``dest``, with ``extra``
+    files, as a git repository with one commit."""
+    shutil.copytree(
+        PYPKG, dest, ignore=shutil.ignore_patterns("__pycache__", ".*_cache"), dirs_exist_ok=True
+    )
+    for relative, text in (extra or {}).items():
+        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+        (dest / relative).write_text(text)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.email", "gates@example.invalid")
+    git(dest, "config", "user.name", "gate tests")
+    git(dest, "config", "commit.gpgsign", "false")
+    git(dest, "add", "-A")
+    git(dest, "commit", "-q", "-m", "fixture")
+    return dest

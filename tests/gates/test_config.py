@@ -34,6 +34,7 @@ def test_justfile_recipes_are_detected(tmp_path: Path) -> None:
 
 
 def test_justfile_without_test_recipe_keeps_cargo(tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "r"\n')
     (tmp_path / "justfile").write_text(
         "set shell := ['bash', '-c']\nx := 'y'\n\nbuild *args:\n    cargo build {{args}}\n"
     )
@@ -61,6 +62,7 @@ def test_justfile_recipes_come_from_just_itself(tmp_path: Path) -> None:
 
 
 def test_unreadable_justfile_keeps_cargo(tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text('[package]\nname = "r"\n')
     (tmp_path / "justfile").write_text("test:\n    cargo test\nthis is not just syntax (\n")
     assert justfile_recipes(tmp_path / "justfile") == set()
     assert load_gate_config(tmp_path).test == ["cargo", "test"]
@@ -79,9 +81,11 @@ def test_overrides_pyproject_then_ai_toml(tmp_path: Path) -> None:
     assert config.lint == ["ruff", "check", "."]
     assert config.fmt == ["ruff", "format", "--check", "."]
     assert config.timeout_s == 60
+    # A pyproject.toml without a Cargo.toml is a Python repository: its defaults, overridden.
+    assert config.doc_test == []
     assert (
         config.source
-        == "cargo default + pyproject.toml [tool.plan-executor] + .ai/plan-executor.toml"
+        == "python default + pyproject.toml [tool.plan-executor] + .ai/plan-executor.toml"
     )
 
 
@@ -166,4 +170,5 @@ def test_committed_config_without_commits_is_the_default(tmp_path: Path) -> None
     assert shell.run(["git", "init", "-q"], cwd=tmp_path, timeout_s=60).ok
     (tmp_path / ".ai").mkdir()
     (tmp_path / ".ai" / "plan-executor.toml").write_text("build = 'sh -c x'\n")
-    assert load_committed_gate_config(tmp_path).build == ["cargo", "build"]
+    # Nothing committed: no Cargo.toml, so no cargo command, and not the working tree's file.
+    assert load_committed_gate_config(tmp_path).build == []
