@@ -974,6 +974,7 @@ def execute_plan_sync(
     on_current_branch: bool = False,
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
+    unknown_owners: UnknownOwners = "error",
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

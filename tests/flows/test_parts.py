@@ -385,3 +385,17 @@ def test_run_options_reach_the_agent_sandbox(tmp_path: Path) -> None:
         assert request.skills == ["rust"]
     assert (owner.max_turns, owner.read_only) == (30, False)
     assert (verifier.max_turns, verifier.read_only) == (20, True)
+
+
+def test_the_retry_entrypoint_takes_exactly_the_flows_parameters() -> None:
+    # `prefect flow-run retry --entrypoint ...:execute_plan_sync` refuses a run whose stored
+    # parameters do not fit ("Failed to use parameters from previous attempt").
+    import inspect
+
+    from flows import execute_plan as module
+
+    def parameters(flow: object) -> list[tuple[str, object]]:
+        signature = inspect.signature(flow.fn)  # type: ignore[attr-defined]
+        return [(p.name, p.default) for p in signature.parameters.values()]
+
+    assert parameters(module.execute_plan_sync) == parameters(module.execute_plan)
