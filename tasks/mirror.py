@@ -151,8 +151,10 @@ class PlanMirror:
             base.update(started_at=now, completed_at=None, failed_at=None, error=None, ledger=[])
         elif status == "complete":
             base.update(completed_at=now, failed_at=None, error=None)
-        elif status in FAILED_LIKE or status == "skipped":
+        elif status in FAILED_LIKE:
             base.update(failed_at=now, completed_at=None)
+        elif status == "skipped":  # it did not run, so it did not fail: no finish time at all
+            base.update(failed_at=None, completed_at=None)
         elif status == "pending":
             base.update(started_at=None, completed_at=None, failed_at=None)
         base.update(fields)
