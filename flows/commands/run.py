@@ -306,39 +306,13 @@ def status_command(
     plan: Annotated[Path, typer.Argument(help="The plan file.")],
 ) -> None:
     """Print the plan's checkpoint mirror: each phase's state, times, errors, failing checks."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from flows.status_view import print_status
     from plan_parser.checkpoints import read_plan_state
 
     if not plan.is_file():
         typer.echo(f"error: {plan}: no such plan file", err=True)
         raise typer.Exit(EXIT_INVALID)
-    state = read_plan_state(plan)
-    status = _plan_status_line(plan)
-    console = Console()
-    console.print(f"Plan: {plan}\nStatus: {status or '(none)'}", highlight=False)
-    if state is None or not state.phases:
-        console.print("No execution checkpoints: the plan has not been run.")
-        return
-    table = Table()
-    for column in ("phase", "status", "started", "finished", "tokens", "flow run", "error"):
-        table.add_column(column)
-    for pid, cp in state.phases.items():
-        finished = cp.completed_at or cp.failed_at or ""
-        table.add_row(
-            pid,
-            cp.status,
-            str(cp.started_at or ""),
-            str(finished),
-            str(sum((cp.tokens or {}).values()) or ""),
-            (cp.flow_run_id or "")[:8],
-            (cp.error or "")[:80],
-        )
-    console.print(table)
-    for pid, cp in state.phases.items():
-        for line in cp.ledger or []:
-            console.print(f"  phase {pid}: {line}", markup=False, highlight=False)
+    print_status(str(plan), _plan_status_line(plan), read_plan_state(plan))
 
 
 def _plan_status_line(plan: Path) -> str:
