@@ -365,6 +365,7 @@ def run_demo(
     backend_mode: str = "auto",
     live: bool | None = None,
     environ: Mapping[str, str] | None = None,
+    prefect_logs: bool = False,
 ) -> int:
     import typer
 
@@ -400,7 +401,13 @@ def run_demo(
                     f"server uses port {port} ({PORT_ENV}={port})"
                 )
                 os.environ[PORT_ENV] = str(port)
-            code = run_plan(plan_path, repo=root, backend_mode=backend_mode, live=live)
+            code = run_plan(
+                plan_path,
+                repo=root,
+                backend_mode=backend_mode,
+                live=live,
+                prefect_logs=prefect_logs,
+            )
         finally:
             for name, value in saved.items():
                 if value is None:

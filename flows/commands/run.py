@@ -37,6 +37,12 @@ UNKNOWN_OWNERS_HELP = (
 )
 
 
+PREFECT_LOGS_HELP = (
+    "Print Prefect's INFO lines (every flow and task run's start and end) on the console too; "
+    "by default it prints only warnings, errors and the run's link (the UI has them all)."
+)
+
+
 class Backend(StrEnum):
     auto = "auto"
     server = "server"
@@ -131,6 +137,7 @@ def run_command(
         bool | None,
         typer.Option("--live/--no-live", help="Rich live view (default: on a terminal)."),
     ] = None,
+    prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a plan as a Prefect DAG; exit 0 all complete, 1 any not complete, 2 invalid input."""
     code = run_plan(
@@ -153,6 +160,7 @@ def run_command(
         unknown_owners=unknown_owners.value,
         backend_mode=backend.value,
         live=live,
+        prefect_logs=prefect_logs,
     )
     raise typer.Exit(code)
 
@@ -178,6 +186,7 @@ def run_plan(
     unknown_owners: str = "error",
     backend_mode: str = "auto",
     live: bool | None = None,
+    prefect_logs: bool = False,
     echo: Any = typer.echo,
 ) -> int:
     """The `run` command as a function (the demo and tests call it); returns the exit status."""
@@ -224,6 +233,7 @@ def run_plan(
                 sandbox_gates=sandbox_gates,
                 unknown_owners=unknown_owners,
                 live=live,
+                prefect_logs=prefect_logs,
             ),
             select_backend=select_backend,
         )
@@ -282,14 +292,17 @@ def _run_on_backend(
         return report.exit_code
 
 
-def _execute(plan: Path, *, live: bool | None, **parameters: Any) -> Any:
+def _execute(
+    plan: Path, *, live: bool | None, prefect_logs: bool = False, **parameters: Any
+) -> Any:
     from flows import execute_plan as module
+    from flows.console import quiet_prefect_console
     from flows.live import LiveView
 
     view = LiveView(live=live)
     module.OBSERVERS.append(view.observe)
     try:
-        with view:
+        with view, quiet_prefect_console(not prefect_logs):
             state = asyncio.run(module.execute_plan(plan, return_state=True, **parameters))
     finally:
         module.OBSERVERS.remove(view.observe)
@@ -334,8 +347,17 @@ def demo_command(
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
     live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+    prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
     from flows.demo import run_demo
 
-    raise typer.Exit(run_demo(directory, backend_mode=backend.value, live=live, environ=os.environ))
+    raise typer.Exit(
+        run_demo(
+            directory,
+            backend_mode=backend.value,
+            live=live,
+            environ=os.environ,
+            prefect_logs=prefect_logs,
+        )
+    )
