@@ -13,6 +13,7 @@ such run or no API.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -116,7 +117,12 @@ async def _phase_runs(client: Any, run_id: UUID) -> list[FlowRun]:
         ),
         sort=FlowRunSort.EXPECTED_START_TIME_ASC,
     )
-    return list(runs)
+    return sorted(runs, key=lambda run: _natural(run.name))
+
+
+def _natural(name: str) -> list[tuple[int, int | str]]:
+    """`phase-2` before `phase-10`, `phase-2.5` between them."""
+    return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
 
 
 async def _artifacts(client: Any, run_id: UUID) -> list[Artifact]:
