@@ -62,3 +62,21 @@ def quiet_prefect_console(enabled: bool = True) -> Iterator[None]:
     finally:
         for handler in handlers:
             handler.removeFilter(quiet)
+
+
+def cli_command() -> str:
+    """How the person should type `plan-executor` in the hints we print: the bare name when it
+    is on PATH (an activated venv, a pipx install), else the path of this venv's command (the
+    install does not activate the venv), relative to the working directory when inside it."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    beside = Path(sys.executable).with_name("plan-executor")
+    on_path = shutil.which("plan-executor")
+    if not beside.exists() or (on_path and Path(on_path).resolve() == beside.resolve()):
+        return "plan-executor"
+    try:
+        return str(beside.relative_to(Path.cwd()))
+    except ValueError:
+        return str(beside)

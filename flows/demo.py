@@ -444,6 +444,7 @@ def demo_port(backend_mode: str) -> int | None:
 def where_to_look(root: Path, plan_path: Path) -> list[str]:
     """The demo's closing pointers, each only when it exists: a run that stopped early (a
     backend that could not start, an invalid plan) wrote no checkpoints and no logs."""
+    from flows.console import cli_command
     from plan_parser.checkpoints import read_plan_state
 
     lines = ["Where to look:"]
@@ -451,7 +452,7 @@ def where_to_look(root: Path, plan_path: Path) -> list[str]:
     if state is not None and state.phases:
         lines += [
             f"  - the plan file's mirror:   {plan_path}  (## Execution Checkpoints)",
-            f"                              plan-executor status {plan_path}",
+            f"                              {cli_command()} status {plan_path}",
         ]
     log_dir = root / ".ai" / "logs"
     for log in sorted(log_dir.glob("*.plan-execution-log.md")):

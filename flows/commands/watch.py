@@ -180,13 +180,17 @@ def summary_lines(
         lines.append(f"  {phase.name:<{width}}  {phase_state:<9}{detail}".rstrip())
     lines.append("Where the outcome is:")
     lines.append(f"  - the run in the UI:  {ui_url}/runs/flow-run/{run.id}")
+    from flows.console import cli_command
+
     report = _report(artifacts)
     if report is not None:
         lines.append(
             f"  - the final report:  the run's Artifacts tab, `{report.key}` "
-            "(or: plan-executor watch --report " + f"{run.id})"
+            f"(or: {cli_command()} watch --report {run.id})"
         )
     plan = (run.parameters or {}).get("plan_path")
     if plan:
-        lines.append(f"  - the plan's checkpoints and failing checks: plan-executor status {plan}")
+        lines.append(
+            f"  - the plan's checkpoints and failing checks: {cli_command()} status {plan}"
+        )
     return lines

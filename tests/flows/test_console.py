@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
+import pytest
 from rich.console import Console
 
 from flows.console import prefect_console_handlers, quiet_prefect_console
@@ -46,3 +47,21 @@ def test_transition_lines_are_styled_on_a_terminal_and_plain_elsewhere() -> None
     with view:
         view.observe(PhaseCheckpoint(phase_id="3", status="blocked", error="src/shout.rs missing"))
     assert piped.getvalue() == "[phase 3] blocked: src/shout.rs missing\n"
+
+
+def test_hints_name_the_venvs_command_when_it_is_not_on_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+    from pathlib import Path
+
+    from flows.console import cli_command
+
+    venv_bin = Path(sys.executable).parent
+    if not (venv_bin / "plan-executor").exists():
+        pytest.skip("plan-executor is not installed beside this Python")
+    monkeypatch.chdir(venv_bin.parent.parent)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # the install never activates the venv
+    assert cli_command() == f"{venv_bin.parent.name}/bin/plan-executor"
+    monkeypatch.setenv("PATH", f"{venv_bin}:/usr/bin:/bin")  # an activated venv
+    assert cli_command() == "plan-executor"
