@@ -185,7 +185,10 @@ def _clean(checkpoint: PhaseCheckpoint) -> PhaseCheckpoint:
 def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
     """One execution-log entry in the seed's Step 4.3 shape."""
     status = checkpoint.status
-    when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
+    if status == "skipped":  # no finish time of its own; an earlier start is not this entry's
+        when: object = stamp()
+    else:
+        when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
     lines = [f"### {_text(when)} - Phase {checkpoint.phase_id} {status.capitalize()}"]
     if checkpoint.flow_run_id:
         lines.append(f"- Flow run: `{checkpoint.flow_run_id}`")
