@@ -52,9 +52,16 @@ from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, Dirt
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
+NIGHTLY_MAX_COST_USD = 25.0
+"""What one plan may spend in a night nobody watches, by default (docs/budgets.md: about a
+10-phase plan on the default model at ~$2 a phase, with room to spare). None lifts it."""
+NIGHTLY_PHASE_MAX_COST_USD = 5.0
+"""What one phase may spend in a night by default: a runaway phase stops at a few dollars and
+leaves the rest of the plan's budget to the phases that do not depend on it."""
 LOGS_DIR = ".ai/logs"
 READY_BODY_MARKER = "ready for implementation"
 READY_STATUSES = (
@@ -405,6 +412,12 @@ class PlanRunOptions(BaseModel):
     model: str | None = None
     dry_run: bool = False
     interactive: bool = False
+    max_cost_usd: float | None = NIGHTLY_MAX_COST_USD
+    max_tokens: int | None = None
+    phase_max_cost_usd: float | None = NIGHTLY_PHASE_MAX_COST_USD
+    phase_max_tokens: int | None = None
+    max_turns: int = DEFAULT_MAX_TURNS
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS
 
 
 def _plan_branch_note(start: StartPoint) -> str | None:
@@ -499,8 +512,18 @@ async def execute_ready_plans(
     include_planner_done: bool = False,
     ready_statuses: list[str] | None = None,
     force: list[str] | None = None,
+    max_cost_usd: float | None = NIGHTLY_MAX_COST_USD,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = NIGHTLY_PHASE_MAX_COST_USD,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
+
+    Budgets apply to each plan's run (docs/budgets.md): ``max_cost_usd`` (default
+    :data:`NIGHTLY_MAX_COST_USD`) and ``phase_max_cost_usd`` (default
+    :data:`NIGHTLY_PHASE_MAX_COST_USD`) are on by default, because nobody watches a night.
 
     ``include_planner_done``: also take plans whose only status is the planner's frontmatter
     `done` / `complete` / `completed`. ``force``: file names or globs (`2026-01-29.*`, `*`) of
@@ -551,6 +574,12 @@ async def execute_ready_plans(
             model=model,
             dry_run=dry_run,
             interactive=interactive,
+            max_cost_usd=max_cost_usd,
+            max_tokens=max_tokens,
+            phase_max_cost_usd=phase_max_cost_usd,
+            phase_max_tokens=phase_max_tokens,
+            max_turns=max_turns,
+            no_progress_turns=no_progress_turns,
         )
         problems = await _run_plans(queue, repo_path, start, options)
 
