@@ -47,18 +47,18 @@ class RunOptions(BaseModel):
     scope_policy: str = "siblings"
     """Changes outside a phase's declared files: `siblings` fails files no phase declares
     (a wandering agent) and warns for a sibling phase's; `warn` | `fail` for all of them."""
-    max_turns: int = DEFAULT_MAX_TURNS
+    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
     """The turn cap of one agent call: a safety net; budgets are the guard."""
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS
+    no_progress_turns: int = Field(default=DEFAULT_NO_PROGRESS_TURNS, ge=0)
     """Stop an agent call after this many consecutive turns that changed no file and ran no
     new command (0: off); the phase ends `budget`."""
-    max_cost_usd: float | None = None
+    max_cost_usd: float | None = Field(default=None, gt=0)
     """USD all agent calls of the run may spend together (None: no limit)."""
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, gt=0)
     """Tokens (every kind) all agent calls of the run may use together (None: no limit)."""
-    phase_max_cost_usd: float | None = None
+    phase_max_cost_usd: float | None = Field(default=None, gt=0)
     """USD one phase's agent calls may spend (the plan's `phase_max_cost_usd` applies too)."""
-    phase_max_tokens: int | None = None
+    phase_max_tokens: int | None = Field(default=None, gt=0)
     """Tokens one phase's agent calls may use (the plan's `phase_max_tokens` applies too)."""
     network: bool = True
     """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
