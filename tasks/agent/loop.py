@@ -629,6 +629,14 @@ class AgentCall:
                 f"- skills: {', '.join(self.request.skills) or '(none)'}",
             ]
             + ([f"- warning: {self.definition.warning}"] if self.definition.warning else [])
+            + (
+                [
+                    f"- warning: budget account {self.request.budget_account} is not open in "
+                    "this process: no spending limit applies to this call"
+                ]
+                if self.request.budget_account and self.budget is None
+                else []
+            )
         )
         self.log.write(
             header,
