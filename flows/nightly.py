@@ -52,7 +52,7 @@ from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, Dirt
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
-from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, format_cost
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
@@ -100,6 +100,8 @@ class PlanVerdict(BaseModel):
     """The execute-plan run's final state (`Completed`, `Failed`, …); None when not run."""
     message: str = ""
     flow_run_id: str | None = None
+    cost_usd: float | None = None
+    """What the plan's run spent on agent calls (its RunReport); None when not run."""
 
     @property
     def runs(self) -> bool:
@@ -369,6 +371,9 @@ def report_markdown(
         "",
         f"**{message}**",
         "",
+        f"**Cost of the night:** {format_cost(sum(v.cost_usd or 0.0 for v in verdicts))} "
+        "(each plan's run within its own budget: docs/budgets.md)",
+        "",
         f"Every plan started from {start}; each plan's work is on its `plan-executor/<plan>` "
         "branch.",
         "",
@@ -377,6 +382,8 @@ def report_markdown(
     ]
     for v in verdicts:
         result = f"{v.state}: {v.message}" if v.state else ""
+        if v.cost_usd is not None:
+            result += f" ({format_cost(v.cost_usd)})"
         lines.append(
             f"| `{_cell(v.plan)}` | {_cell(v.status or '')} | {LABELS[v.verdict]} "
             f"| {_cell(v.reason)} | {_cell(result)} |"
@@ -452,6 +459,7 @@ async def _run_plans(
         )
         verdict.state = str(state.name)
         verdict.message = str(state.message or "")
+        verdict.cost_usd = await _run_cost(state)
         run_id = state.state_details.flow_run_id
         verdict.flow_run_id = str(run_id) if run_id else None
         log.info("%s: %s %s", verdict.plan, verdict.state, verdict.message)
@@ -461,6 +469,16 @@ async def _run_plans(
         problems.append(f"could not go back to {start.describe()} at the end: {exc}")
         log.error("%s", problems[-1])
     return problems
+
+
+async def _run_cost(state: Any) -> float | None:
+    """The cost of a plan's run, from the RunReport its state holds (None when unreadable)."""
+    try:
+        report = await state.result(raise_on_failure=False)
+    except Exception:
+        return None
+    cost = getattr(report, "cost_usd", None)
+    return float(cost) if isinstance(cost, int | float) else None
 
 
 async def _publish(verdicts: list[PlanVerdict], folder: Path, report: str) -> None:
@@ -474,6 +492,7 @@ async def _publish(verdicts: list[PlanVerdict], folder: Path, report: str) -> No
             "state": v.state or "",
             "message": v.message,
             "flow_run_id": v.flow_run_id,
+            "cost_usd": None if v.cost_usd is None else round(v.cost_usd, 4),
         }
         for v in verdicts
     ]
