@@ -4,7 +4,8 @@ What runs (decided here, from the corpus study in `../shared/notes/plan-format.m
 
 1. Only plan documents: execution logs, notes and templates in `.ai/plans/` are never run.
 2. **Resume**: plan-executor's own checkpoints say a run of the plan is unfinished (a phase
-   left `running` by a killed run, or `failed`, `blocked`, `timeout`, `skipped`, `pending`):
+   left `running` by a killed run, or `failed`, `blocked`, `timeout`, `budget`, `skipped`,
+   `pending`):
    the run goes on where it stopped, whatever the status line says (`In Progress`,
    `Partially Implemented (…)`). Checkpoints that say every phase is complete: implemented.
 3. **Ready**: a body `**Status:**` containing "Ready for Implementation" (the template's
