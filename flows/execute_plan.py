@@ -1,8 +1,8 @@
 """The `execute-plan` flow: a plan file run as a DAG of phase subflows.
 
 load and validate → detect skills → pre-flight → waves of concurrent phase subflows (a phase that
-ends failed, blocked or timeout marks its transitive dependents skipped; independent phases go
-on) → final validation → plan status and Implementation Summary → final report.
+ends failed, blocked, timeout or budget marks its transitive dependents skipped; independent
+phases go on; once the run's budget is spent the phases not started end budget) → final validation → plan status and Implementation Summary → final report.
 
 Resume is the checkpoint mirror: a phase whose checkpoint says complete, whose text is unchanged
 (the stored hash) and whose declared files exist is not run again. Prefect's own retry of a
