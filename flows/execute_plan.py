@@ -1,8 +1,8 @@
 """The `execute-plan` flow: a plan file run as a DAG of phase subflows.
 
 load and validate → detect skills → pre-flight → waves of concurrent phase subflows (a phase that
-ends failed, blocked or timeout marks its transitive dependents skipped; independent phases go
-on) → final validation → plan status and Implementation Summary → final report.
+ends failed, blocked, timeout or budget marks its transitive dependents skipped; independent
+phases go on; once the run's budget is spent the phases not started end budget) → final validation → plan status and Implementation Summary → final report.
 
 Resume is the checkpoint mirror: a phase whose checkpoint says complete, whose text is unchanged
 (the stored hash) and whose declared files exist is not run again. Prefect's own retry of a
@@ -28,6 +28,8 @@ from prefect.states import Completed, Failed, State
 from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
     DEFAULT_AGENT_TIMEOUT_S,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_NO_PROGRESS_TURNS,
     DEFAULT_PHASE_TIMEOUT_S,
     DirtyPolicy,
     PhaseOutcome,
@@ -36,9 +38,10 @@ from flows.context import (
     register_run,
     unregister_run,
 )
-from flows.phase import plan_name, run_phase
+from flows.phase import plan_name, run_budget, run_phase
 from flows.report import (
     RunReport,
+    cost_line,
     final_report,
     implementation_summary,
     plan_status,
@@ -91,11 +94,23 @@ async def execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
     ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
     general-purpose (a warning) instead of refusing the plan.
+
+    Budgets (docs/budgets.md): ``max_cost_usd`` / ``max_tokens`` for the whole run (shared by
+    concurrent phases), ``phase_max_cost_usd`` / ``phase_max_tokens`` per phase (the plan's
+    frontmatter may set tighter ones), ``no_progress_turns`` (0: off) and ``max_turns`` per
+    agent call. A limit reached ends the phase `budget`; once the run's budget is spent no new
+    agent call starts.
 
     One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
     or written, and held until the flow returns. A second run (dry runs included: their
@@ -153,6 +168,12 @@ async def execute_plan(
             keep_worktrees=keep_worktrees,
             sandbox_gates=sandbox_gates,
             unknown_owners=unknown_owners,
+            max_cost_usd=max_cost_usd,
+            max_tokens=max_tokens,
+            phase_max_cost_usd=phase_max_cost_usd,
+            phase_max_tokens=phase_max_tokens,
+            max_turns=max_turns,
+            no_progress_turns=no_progress_turns,
         )
     finally:
         lock.release()
@@ -177,6 +198,12 @@ async def _execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -198,6 +225,12 @@ async def _execute_plan(
         keep_worktrees=keep_worktrees,
         sandbox_gates=sandbox_gates,
         unknown_owners=unknown_owners,
+        max_cost_usd=max_cost_usd,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost_usd,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
     )
     log = get_run_logger()
     exposed = await _open_api_warning(options)
@@ -338,6 +371,14 @@ async def _run(
     context.baseline = getattr(preflight, "baseline", None)
     # Read once, from HEAD, before any agent ran: every gate of the run uses this one.
     context.gate_config = getattr(preflight, "config", None)
+    if preflight.ok:  # the prices too: an agent cannot widen its budget in the working tree
+        try:
+            context.budget = await asyncio.to_thread(run_budget, plan, options)
+            report.budget = context.budget.describe()
+        except (ValueError, OSError) as exc:
+            report.preflight_ok = False
+            report.preflight_message = f"price table: {exc}"
+            preflight = preflight.model_copy(update={"ok": False})
 
     if not preflight.ok:
         log.error("pre-flight failed: %s", report.preflight_message)
@@ -415,7 +456,7 @@ async def _tidy_worktrees(context: RunContext, report: RunReport) -> None:
     """Name the branches of phases that did not land; remove the worktrees unless kept."""
     name = plan_name(context.plan_path)
     for pid, outcome in context.outcomes.items():
-        if outcome.status in ("blocked", "failed", "timeout"):
+        if outcome.status in ("blocked", "failed", "timeout", "budget"):
             report.unlanded[pid] = worktree.phase_branch(name, pid)
     if not context.options.keep_worktrees:
         await asyncio.to_thread(worktree.remove_worktrees, context.options.repo, name)
@@ -445,6 +486,7 @@ async def _run_waves(
             ledger=outcome.failing,
             artifacts=outcome.artifacts,
             tokens=outcome.tokens,
+            cost_usd=outcome.cost_usd if outcome.tokens else None,
             flow_run_id=outcome.flow_run_id,
             last_successful_step=outcome.last_successful_step,
             phase_hash=phases[pid].body_hash,
@@ -492,6 +534,21 @@ async def _run_waves(
                     error=error,
                 )
                 await mirror.transition(pid, "skipped", error=error, note=error)
+                continue
+            spent = context.budget.limit_reached() if context.budget is not None else None
+            if spent is not None:  # the run's budget is spent: no new agent call starts
+                error = f"not run: {spent.message}"
+                context.outcomes[pid] = PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="budget",
+                    error=error,
+                )
+                for dependent in transitive_dependents(context.plan, pid):
+                    skipped_by.setdefault(dependent, pid)
+                await mirror.transition(pid, "budget", error=error, note=error)
                 continue
             to_run.append(pid)
         # Rule 2 of the seed: every phase of the group is marked running before any starts.
@@ -609,6 +666,8 @@ async def _finish(
     if report.final_ledger is not None and report.final_ledger.failing() and report.all_complete:
         report.status = f"Partially Implemented ({report.complete}/{len(report.outcomes)} phases complete; final validation failed)"
     report.duration_s = round(time.monotonic() - started, 1)
+    if context.budget is not None:
+        report.budget_stop = getattr(context.budget.limit_reached(), "message", None)
     # Printed by the CLI and kept as the flow's result: ledger tails quote command output.
     report.markdown = scrub_known(final_report(report, log_path=mirror.log_path))
 
@@ -616,6 +675,8 @@ async def _finish(
         await mirror_plan_status(mirror, report.status, implementation_summary(report))
     await mirror.log(
         f"### {stamp()} - Run finished: {report.status}\n- Flow run: `{report.flow_run_id}`"
+        f"\n- Cost: {cost_line(report.outcomes)}"
+        + (f"\n- Budget: {report.budget_stop}" if report.budget_stop else "")
     )
     await artifacts.publish_table(context.plan_path, table_rows(report.outcomes))
     await artifacts.publish_markdown(
@@ -907,6 +968,7 @@ def _resumed_outcome(phase: Phase, checkpoint: Any, wave: int) -> PhaseOutcome:
         status="complete",
         artifacts=list(checkpoint.artifacts or []),
         tokens=dict(checkpoint.tokens or {}),
+        cost_usd=checkpoint.cost_usd or 0.0,
         flow_run_id=checkpoint.flow_run_id,
         resumed=True,
         resume_reason=_resume_reason(checkpoint),
@@ -936,6 +998,13 @@ def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str,
         f"- Flow run: `{flow_run_id}`",
         f"- Skills: {', '.join(context.skills) or 'none'}",
     ]
+    if context.budget is not None:
+        options = context.options
+        lines.append(
+            f"- Budget: {context.budget.describe()}; no-progress stop after "
+            f"{options.no_progress_turns or 'off'} turns; turn cap {options.max_turns}; "
+            f"prices: {', '.join(context.budget.prices.sources)}"
+        )
     for number, wave in enumerate(context.waves, 1):
         lines.append(f"- Wave {number}: phases {', '.join(wave)}")
     if resumed:
@@ -975,6 +1044,12 @@ def execute_plan_sync(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
+
 EXIT_INVALID = 2
 
 
@@ -124,6 +126,35 @@ def run_command(
     unknown_owners: Annotated[
         UnknownOwners, typer.Option(help=UNKNOWN_OWNERS_HELP)
     ] = UnknownOwners.error,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            help="USD the run's agent calls may spend together (shared by concurrent phases); "
+            "once spent no new agent call starts and running ones stop after their turn.",
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(help="Tokens (input, output, cache writes and reads) the run may use."),
+    ] = None,
+    phase_max_cost: Annotated[
+        float | None,
+        typer.Option(help="USD one phase may spend (the plan's `phase_max_cost_usd` too)."),
+    ] = None,
+    phase_max_tokens: Annotated[
+        int | None,
+        typer.Option(help="Tokens one phase may use (the plan's `phase_max_tokens` too)."),
+    ] = None,
+    max_turns: Annotated[
+        int, typer.Option(help="Turn cap of one agent call: a safety net above real phases.")
+    ] = DEFAULT_MAX_TURNS,
+    no_progress_turns: Annotated[
+        int,
+        typer.Option(
+            help="Stop an agent after this many consecutive turns that change no file and run "
+            "no new command (0: off); the phase ends `budget`.",
+        ),
+    ] = DEFAULT_NO_PROGRESS_TURNS,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -151,6 +182,12 @@ def run_command(
         keep_worktrees=keep_worktrees,
         sandbox_gates=not unsandboxed_gates,
         unknown_owners=unknown_owners.value,
+        max_cost_usd=max_cost,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
         backend_mode=backend.value,
         live=live,
     )
@@ -176,6 +213,12 @@ def run_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: str = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -190,6 +233,17 @@ def run_plan(
         return EXIT_INVALID
     if phase_timeout_s <= 0 or agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
+        return EXIT_INVALID
+    problem = budget_problem(
+        max_cost_usd=max_cost_usd,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost_usd,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
+    )
+    if problem is not None:
+        echo(f"error: {problem}", err=True)
         return EXIT_INVALID
     invalid = _invalid_plan(plan, repo, include_optional, unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent
@@ -223,6 +277,12 @@ def run_plan(
                 keep_worktrees=keep_worktrees,
                 sandbox_gates=sandbox_gates,
                 unknown_owners=unknown_owners,
+                max_cost_usd=max_cost_usd,
+                max_tokens=max_tokens,
+                phase_max_cost_usd=phase_max_cost_usd,
+                phase_max_tokens=phase_max_tokens,
+                max_turns=max_turns,
+                no_progress_turns=no_progress_turns,
                 live=live,
             ),
             select_backend=select_backend,
@@ -230,6 +290,19 @@ def run_plan(
     except (ServerError, PostgresError) as exc:  # PortInUseError says which port and what to do
         echo(f"error: the Prefect backend could not start: {exc}", err=True)
         return EXIT_INVALID
+
+
+def budget_problem(**limits: float | int | None) -> str | None:
+    """What is wrong with the budget options (option names as the CLI spells them), if anything."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        floor = 0 if name == "no_progress_turns" else 1e-9
+        if value < floor:
+            option = "--" + name.removesuffix("_usd").replace("_", "-")
+            need = "0 (off) or more" if name == "no_progress_turns" else "positive"
+            return f"{option} must be {need} (got {value})"
+    return None
 
 
 def _invalid_plan(
@@ -322,7 +395,8 @@ def status_command(
         console.print("No execution checkpoints: the plan has not been run.")
         return
     table = Table()
-    for column in ("phase", "status", "started", "finished", "tokens", "flow run", "error"):
+    columns = ("phase", "status", "started", "finished", "tokens", "cost", "flow run", "error")
+    for column in columns:
         table.add_column(column)
     for pid, cp in state.phases.items():
         finished = cp.completed_at or cp.failed_at or ""
@@ -332,13 +406,34 @@ def status_command(
             str(cp.started_at or ""),
             str(finished),
             str(sum((cp.tokens or {}).values()) or ""),
+            "" if cp.cost_usd is None else f"${cp.cost_usd:.4f}",
             (cp.flow_run_id or "")[:8],
             (cp.error or "")[:80],
         )
     console.print(table)
+    console.print(checkpoint_cost_line(state), highlight=False)
     for pid, cp in state.phases.items():
         for line in cp.ledger or []:
             console.print(f"  phase {pid}: {line}", markup=False, highlight=False)
+
+
+def checkpoint_cost_line(state: Any) -> str:
+    """`Cost: $0.1234 (1,234 input, 56 output, ... tokens) over 3 phases` from the checkpoints."""
+    from flows.report import tokens_by_kind
+
+    tokens: dict[str, int] = {}
+    cost = 0.0
+    priced = 0
+    for cp in state.phases.values():
+        for kind, count in (cp.tokens or {}).items():
+            tokens[kind] = tokens.get(kind, 0) + count
+        if cp.cost_usd is not None:
+            cost += cp.cost_usd
+            priced += 1
+    return (
+        f"Cost: ${cost:.4f} ({tokens_by_kind(tokens)} tokens) over {priced} "
+        f"phase{'s' if priced != 1 else ''} with agent calls"
+    )
 
 
 def _plan_status_line(plan: Path) -> str:
