@@ -43,6 +43,7 @@ from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_f
 from tasks.agent.tools import citation_problem
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
+from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
 from tasks.worktree import PhaseWorkspace
@@ -463,11 +464,6 @@ def _add_tokens(tokens: dict[str, int], usage: Usage) -> dict[str, int]:
         short = name.removesuffix("_tokens")
         merged[short] = merged.get(short, 0) + int(value)
     return merged
-
-
-def plan_name(plan_path: Path) -> str:
-    name = Path(plan_path).name.removesuffix(".md")
-    return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
 
 
 def _first_line(text: str, limit: int) -> str:

@@ -14,6 +14,12 @@ from plan_parser.validate import UnknownOwners
 from tasks import worktree
 
 
+def plan_name(plan_path: Path) -> str:
+    """`2026-01-02.my-plan.md` → `my-plan`: names the run's branches, logs and worktrees."""
+    name = Path(plan_path).name.removesuffix(".md")
+    return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
+
+
 class PlanInputError(Exception):
     """The plan cannot be run as given (invalid, a dependency cycle, not found)."""
 
