@@ -46,6 +46,8 @@ from flows.report import (
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
+from tasks.dry_run import DRY_RUN_WARNINGS, DryRunOptions, render_text  # noqa: F401
+from tasks.dry_run import would_do as _would_do  # noqa: F401 - re-exported (tests)
 from tasks.mirror import (
     FAILED_LIKE,
     TERMINAL,
@@ -282,6 +284,7 @@ async def _execute_plan(
 
     if dry_run:
         return await _dry_run(context, report, resumed, started)
+    report.forecast = await asyncio.to_thread(_forecast, context, resumed)
 
     register_run(context)
     try:
@@ -665,7 +668,12 @@ async def _dry_run(
     ]
     report.status = "dry run"
     report.duration_s = round(time.monotonic() - started, 1)
-    report.markdown = dry_run_text(context, report, resumed)
+    detail = await asyncio.to_thread(_describe, context, resumed)
+    detail.preflight_ok = report.preflight_ok
+    detail.preflight_status = _preflight_line(report)
+    report.dry_run_detail = detail
+    report.forecast = detail.forecast
+    report.markdown = render_text(detail, dirty_policy=context.options.dirty_policy)
     await artifacts.publish_markdown(
         context.plan_path, "dry-run", report.markdown, "What would run"
     )
@@ -677,65 +685,61 @@ async def _dry_run(
 
 
 def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]) -> str:
-    lines = [f"Dry run of {context.plan.title} ({context.plan_path})", ""]
-    if context.options.dirty_policy in ("stash", "commit"):
-        lines.append(f"(a real run would {context.options.dirty_policy} uncommitted changes first)")
-    lines.append(
-        f"Pre-flight: {'ok' if report.preflight_ok else 'FAILED'} {report.preflight_message}".rstrip()
+    """The dry run's text (:func:`tasks.dry_run.render_text`) with the pre-flight's result."""
+    detail = _describe(context, resumed)
+    detail.preflight_ok = report.preflight_ok
+    detail.preflight_status = _preflight_line(report)
+    return render_text(detail, dirty_policy=context.options.dirty_policy)
+
+
+def _preflight_line(report: RunReport) -> str:
+    return f"{'ok' if report.preflight_ok else 'FAILED'} {report.preflight_message}".rstrip()
+
+
+def _dry_run_options(options: Any) -> DryRunOptions:
+    defaults = DryRunOptions()
+    return DryRunOptions(
+        skills=list(getattr(options, "skills", []) or []),
+        dirty_policy=getattr(options, "dirty_policy", defaults.dirty_policy),
+        include_optional=getattr(options, "include_optional", defaults.include_optional),
+        phase_timeout_s=getattr(options, "phase_timeout_s", defaults.phase_timeout_s),
+        agent_timeout_s=getattr(options, "agent_timeout_s", defaults.agent_timeout_s),
+        model=getattr(options, "model", None),
+        max_turns=getattr(options, "max_turns", defaults.max_turns),
+        unknown_owners=getattr(options, "unknown_owners", defaults.unknown_owners),
+        interactive=getattr(options, "interactive", False),
     )
-    for number, wave in enumerate(context.waves, 1):
-        lines.append(f"Wave {number}:")
-        for pid in wave:
-            phase = context.plan.phase(pid)
-            what = (
-                _skip_text(resumed[pid])
-                if pid in resumed
-                else _would_do(phase, context.options.repo)
-            )
-            deps = f" after {', '.join(phase.depends_on)}" if phase.depends_on else ""
-            lines.append(
-                f"  - phase {pid}: {phase.title} [{_owner(phase)}; {phase.type.value}]{deps} -> {what}"
-            )
-    notes = [d for d in context.plan.warnings if d.code in DRY_RUN_WARNINGS]
-    if notes:
-        lines.append("Warnings:")
-        lines.extend(f"  - {d.render(str(context.plan_path))}" for d in notes)
-    return "\n".join(lines) + "\n"
 
 
-DRY_RUN_WARNINGS = frozenset(
-    {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
-)
-"""Plan warnings that change what a run would do: the dry run repeats them under its waves."""
+def _describe(context: Any, resumed: dict[str, Any]) -> Any:
+    """The dry-run report of this run's plan (the CLI's free dry run renders the same)."""
+    from tasks.agent.pricing import load_committed_price_table
+    from tasks.dry_run import describe_run, dry_gate_config, load_committed_forecast_settings
+
+    repo = context.options.repo
+    return describe_run(
+        plan=context.plan,
+        plan_path=context.plan_path,
+        waves=context.waves,
+        repo=repo,
+        skills=list(getattr(context, "skills", []) or []),
+        resumed=resumed,
+        options=_dry_run_options(context.options),
+        gate_config=getattr(context, "gate_config", None) or dry_gate_config(repo),
+        prices=load_committed_price_table(repo),
+        settings=load_committed_forecast_settings(repo),
+    )
 
 
-def _skip_text(checkpoint: Any) -> str:
-    if _resume_reason(checkpoint) == MARKED_COMPLETE:
-        return f"skip ({MARKED_COMPLETE})"
-    return "skip (checkpoint complete, unchanged)"
-
-
-def _would_do(phase: Phase, repo: Path) -> str:
-    from plan_parser.model import OwnerKind
-    from plan_parser.validate import phase_writes
-    from tasks.agent.definitions import can_write, resolve_agent
-
-    kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
-    if kind is OwnerKind.HUMAN:
-        return "human work (blocked unless --interactive), then gates"
-    if kind is OwnerKind.ORCHESTRATOR or phase.owner is None:
-        return "gates only"
-    definition = resolve_agent(phase.owner.raw, repo)
-    if definition is None:
-        return "gates only"
-    if definition.warning:
-        return f"agent {definition.name} (no definition for {phase.owner.raw!r}), then gates"
-    if not can_write(definition) and phase_writes(phase):
-        return (
-            f"agent {definition.name} (READ-ONLY: it cannot create or change the files this "
-            "phase needs), then gates"
-        )
-    return f"agent {definition.name}, then gates"
+def _forecast(context: RunContext, resumed: dict[str, Any]) -> Any:
+    """The run's cost forecast, for the final report's forecast-against-actual section. A
+    forecast that cannot be made (a broken `[forecast]` table) costs the run nothing but a
+    warning."""
+    try:
+        return _describe(context, resumed).forecast
+    except (OSError, ValueError) as exc:
+        get_run_logger().warning("no cost forecast: %s", exc)
+        return None
 
 
 # -- loading, skills, resume -----------------------------------------------------------------

@@ -267,7 +267,9 @@ def test_dry_run_walks_the_dag_and_preflight_without_agents_or_changes(
     plan_path = make_crate(tmp_path / "crate")
     original = plan_path.read_bytes()
 
-    code, requests, echo = run(plan_path, ScriptedAgents(demo_scripts()), monkeypatch, dry_run=True)
+    code, requests, echo = run(
+        plan_path, ScriptedAgents(demo_scripts()), monkeypatch, dry_run=True, with_preflight=True
+    )
 
     assert code == 0, echo.text
     assert requests == []
