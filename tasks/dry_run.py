@@ -217,7 +217,7 @@ def _working_tree(repo: Path, policy: str) -> str:
     """`clean`, or how many uncommitted changes and what a real run would do with them."""
     try:
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=normal"],
+            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"],
             cwd=repo, capture_output=True, text=True, timeout=30, check=False,
         )  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
