@@ -218,8 +218,12 @@ def _working_tree(repo: Path, policy: str) -> str:
     try:
         status = subprocess.run(
             ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"],
-            cwd=repo, capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"unknown ({exc})"
     if status.returncode != 0:
@@ -276,7 +280,7 @@ def describe_run(
                     settings,
                     agents,
                     repository,
-                )  # fmt: skip
+                )
             )
     forecast = RunForecast.of([p.forecast for p in phases], settings, prices)
     return DryRunReport(
@@ -323,10 +327,17 @@ def forecast_run(
 ) -> RunForecast:
     """Only the forecast (the flow computes it at the start of a real run)."""
     report = describe_run(
-        plan=plan, plan_path=plan.path if plan.path else Path("plan.md"), waves=waves, repo=repo,
-        skills=skills, resumed=resumed, options=options, gate_config=gate_config, prices=prices,
+        plan=plan,
+        plan_path=plan.path if plan.path else Path("plan.md"),
+        waves=waves,
+        repo=repo,
+        skills=skills,
+        resumed=resumed,
+        options=options,
+        gate_config=gate_config,
+        prices=prices,
         settings=settings,
-    )  # fmt: skip
+    )
     return report.forecast
 
 
@@ -390,8 +401,9 @@ def _phase_plan(
         base.forecast = PhaseForecast.of(phase.id, [], note="not run: " + base.action)
         return base
     base.action = would_do(phase, repo, interactive=options.interactive)
-    calls, plans = _agent_calls(plan, phase, repo, skills, options, prices, settings, agents,
-                                repository, criteria)  # fmt: skip
+    calls, plans = _agent_calls(
+        plan, phase, repo, skills, options, prices, settings, agents, repository, criteria
+    )
     base.agents = plans
     note = "" if calls else base.action
     base.forecast = PhaseForecast.of(phase.id, calls, note=note)
@@ -456,7 +468,9 @@ def _agent_calls(
     calls: list[CallForecast] = []
     plans: list[AgentPlan] = []
 
-    def add(role: str, model_role: str, owner_raw: str, task: str, verdicts: list[str]) -> None:
+    def add(
+        role: str, model_role: str, owner_raw: str, task: str, verdicts: list[str], cap: int
+    ) -> None:
         definition = resolve_agent(owner_raw, repo, agents=agents)
         if definition is None:
             return
@@ -473,7 +487,8 @@ def _agent_calls(
                 tools=tools,
                 settings=settings,
                 prices=prices,
-            )  # fmt: skip
+                max_turns=cap,
+            )
         )
         plans.append(
             AgentPlan(
@@ -491,7 +506,8 @@ def _agent_calls(
     design = phase.type is PhaseType.DESIGN
     for role, owner_raw in agent_roles(phase, repo):
         task = phase_task(plan, phase, skills, role=role, repo=repo)
-        add(role, "design" if design and role == "owner" else role, owner_raw, task, [])
+        model_role = "design" if design and role == "owner" else role
+        add(role, model_role, owner_raw, task, [], options.max_turns)
     judged = [
         VerifierCriterion(id=str(c.number), text=c.text)
         for c in criteria
@@ -499,7 +515,9 @@ def _agent_calls(
     ]
     if judged:
         task = verifier_task(plan, phase, judged)
-        add("verifier", "verifier", "general-purpose", task, [c.id for c in judged])
+        # The phase caps its verifier at 20 turns (flows/phase.py `_judge`).
+        ids = [c.id for c in judged]
+        add("verifier", "verifier", "general-purpose", task, ids, min(options.max_turns, 20))
     return calls, plans
 
 

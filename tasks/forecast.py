@@ -78,28 +78,29 @@ class RoleModel(BaseModel):
 
 
 DEFAULT_ROLES: dict[str, RoleModel] = {
-    # An implementation owner reads, writes, builds and tests until its tests pass.
+    # An implementation owner reads, writes, builds and tests until its tests pass; in a large
+    # repository a phase takes more than the run's turn cap, which then bounds the high end.
     "owner": RoleModel(
-        turns=Span(low=10, high=35),
-        output_per_turn=Span(low=200, high=700),
-        results_per_turn=Span(low=400, high=1500),
+        turns=Span(low=15, high=60),
+        output_per_turn=Span(low=150, high=400),
+        results_per_turn=Span(low=400, high=1200),
     ),
     # A design phase writes documents and stubs: fewer turns, longer writes.
     "design": RoleModel(
-        turns=Span(low=5, high=20),
-        output_per_turn=Span(low=300, high=1000),
+        turns=Span(low=8, high=30),
+        output_per_turn=Span(low=300, high=800),
         results_per_turn=Span(low=300, high=1000),
     ),
     "tester": RoleModel(
-        turns=Span(low=8, high=25),
-        output_per_turn=Span(low=200, high=700),
-        results_per_turn=Span(low=400, high=1500),
+        turns=Span(low=10, high=40),
+        output_per_turn=Span(low=150, high=400),
+        results_per_turn=Span(low=400, high=1200),
     ),
     # The read-only verifier views files and records a verdict per criterion.
     "verifier": RoleModel(
         turns=Span(low=3, high=12),
-        output_per_turn=Span(low=100, high=400),
-        results_per_turn=Span(low=500, high=2000),
+        output_per_turn=Span(low=100, high=300),
+        results_per_turn=Span(low=500, high=1500),
     ),
 }
 
@@ -109,7 +110,7 @@ class ForecastSettings(BaseModel):
 
     chars_per_token: Span = Field(default_factory=lambda: Span(low=3.0, high=4.0))
     """Characters per token: the HIGH token estimate divides by ``low``, the low one by ``high``."""
-    cache_hit: Span = Field(default_factory=lambda: Span(low=0.85, high=0.98))
+    cache_hit: Span = Field(default_factory=lambda: Span(low=0.90, high=0.98))
     """Share of the previous request's prefix read from the cache; the rest is written again
     (a turn that ran longer than the cache's 5 minutes, a broken prefix). The high estimate uses
     ``low``."""
@@ -213,9 +214,13 @@ def prompt_tokens(
 
 
 def conversation_usage(
-    prompt: float, turns: float, output_per_turn: float, results_per_turn: float,
-    summary_output: float, cache_hit: float,
-) -> Usage:  # fmt: skip
+    prompt: float,
+    turns: float,
+    output_per_turn: float,
+    results_per_turn: float,
+    summary_output: float,
+    cache_hit: float,
+) -> Usage:
     """The usage of one call of ``turns`` tool turns and the summary request.
 
     Request k (1 … turns+1) sends the prompt and everything the earlier turns appended
@@ -249,17 +254,35 @@ def forecast_call(
     tools: list[dict[str, Any]],
     settings: ForecastSettings,
     prices: PriceTable,
+    max_turns: int | None = None,
 ) -> CallForecast:
+    """One call's forecast; ``max_turns`` (the run's cap for the call) bounds its turns."""
     chars, prompt = prompt_tokens(prompt_chars, tools, settings)
     shape = settings.role(role)
+    if max_turns is not None:
+        shape = shape.model_copy(
+            update={
+                "turns": Span(
+                    low=min(shape.turns.low, max_turns), high=min(shape.turns.high, max_turns)
+                )
+            }
+        )
     low = conversation_usage(
-        prompt.low, shape.turns.low, shape.output_per_turn.low, shape.results_per_turn.low,
-        settings.summary_output.low, settings.cache_hit.high,
-    )  # fmt: skip
+        prompt.low,
+        shape.turns.low,
+        shape.output_per_turn.low,
+        shape.results_per_turn.low,
+        settings.summary_output.low,
+        settings.cache_hit.high,
+    )
     high = conversation_usage(
-        prompt.high, shape.turns.high, shape.output_per_turn.high, shape.results_per_turn.high,
-        settings.summary_output.high, settings.cache_hit.low,
-    )  # fmt: skip
+        prompt.high,
+        shape.turns.high,
+        shape.output_per_turn.high,
+        shape.results_per_turn.high,
+        settings.summary_output.high,
+        settings.cache_hit.low,
+    )
     return CallForecast(
         role=role,
         agent=agent,
