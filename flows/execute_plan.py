@@ -737,8 +737,8 @@ def _forecast(context: RunContext, resumed: dict[str, Any]) -> Any:
     warning."""
     try:
         return _describe(context, resumed).forecast
-    except (OSError, ValueError) as exc:
-        get_run_logger().warning("no cost forecast: %s", exc)
+    except Exception as exc:  # noqa: BLE001 - a forecast must never stop the run it forecasts
+        get_run_logger().warning("no cost forecast: %s: %s", type(exc).__name__, exc)
         return None
 
 

@@ -313,34 +313,6 @@ def describe_run(
     )
 
 
-def forecast_run(
-    *,
-    plan: Plan,
-    waves: list[list[str]],
-    repo: Path,
-    skills: list[str],
-    resumed: dict[str, Any],
-    options: DryRunOptions,
-    gate_config: GateConfig,
-    prices: Any,
-    settings: ForecastSettings,
-) -> RunForecast:
-    """Only the forecast (the flow computes it at the start of a real run)."""
-    report = describe_run(
-        plan=plan,
-        plan_path=plan.path if plan.path else Path("plan.md"),
-        waves=waves,
-        repo=repo,
-        skills=skills,
-        resumed=resumed,
-        options=options,
-        gate_config=gate_config,
-        prices=prices,
-        settings=settings,
-    )
-    return report.forecast
-
-
 def _planned(check: str, argv: list[str]) -> PlannedCommand:
     from tasks.gates.evidence import render
 
@@ -713,10 +685,11 @@ def _commands(commands: list[PlannedCommand]) -> str:
 
 
 def _command(planned: PlannedCommand) -> str:
-    if planned.command and not planned.note:
+    if planned.command and not planned.note.startswith("not run"):
         # `blast-radius: cargo test x` names its command already: show it once.
         label = "" if planned.check.endswith(planned.command) else f"{planned.check} "
-        return f"{label}`{planned.command}`"
+        condition = f" ({planned.note})" if planned.note else ""
+        return f"{label}`{planned.command}`{condition}"
     return f"{planned.check} ({planned.note or planned.command})"
 
 

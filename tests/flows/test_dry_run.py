@@ -185,3 +185,79 @@ def test_dry_run_flags_need_dry_run(tmp_path: Path, flag: str) -> None:
     options = {"as_json": True} if flag == "--json" else {"with_preflight": True}
     assert run_plan(plan, echo=lambda m="", **_: said.append(str(m)), **options) == 2
     assert "go with --dry-run" in "\n".join(said)
+
+
+HUMAN_SELF_AND_DESIGN = """# Owners that are not agents
+
+**Created:** 2026-11-24
+**Status:** Reviewed - Ready for Implementation
+
+## Phases
+
+### Phase 1: Manual review
+
+**Principal Owner:** human
+**Dependencies:** None
+**Blast Radius:** `cargo test adds`
+
+**Acceptance Criteria:**
+- [ ] `cargo test adds` passes
+
+---
+
+### Phase 2: Check the crate
+
+**Principal Owner:** self
+**Dependencies:** None
+**Blast Radius:** `cargo test adds`
+
+**Acceptance Criteria:**
+- [ ] `cargo test adds` passes
+
+---
+
+### Phase 3: Design the report (Design)
+
+**Principal Owner:** Rust Developer
+**Type:** Design
+**Dependencies:** Phase 2
+
+**Files to Create:**
+- `docs/report.md` - the design
+
+**Acceptance Criteria:**
+- [ ] `docs/report.md` exists
+- [ ] The design explains how sums are shown to a person
+"""
+
+
+def test_human_self_and_design_phases(tmp_path: Path) -> None:
+    from tasks.dry_run import DryRunOptions, dry_run, render_text
+
+    plan = make_repo(tmp_path / "crate", plan_text=HUMAN_SELF_AND_DESIGN)
+    report = dry_run(plan, None, DryRunOptions())
+    human, orchestrator, design = report.phases
+    assert human.action.startswith("human work (blocked unless --interactive)")
+    assert orchestrator.action == "gates only"
+    for phase in (human, orchestrator):
+        assert phase.agents == [] and phase.forecast.cost_usd.high == 0
+    assert design.type == "design"
+    assert [c.decided_by for c in design.criteria] == ["gates", "verifier"]
+    assert design.blast_radius[0].note.startswith("not run: design phase")
+    assert [a.role for a in design.agents] == ["owner", "verifier"]
+    assert design.forecast.calls[0].role == "design"
+    assert report.forecast.cost_usd.low == design.forecast.cost_usd.low
+    text = render_text(report)
+    assert "forecast: no agent call, $0 (human work" in text
+    assert "then: build `cargo build` (only when the phase changed code); lint (not run" in text
+
+
+def test_justfile_recipe_names_read_as_text() -> None:
+    from tasks.gates.config import justfile_recipe_names
+
+    text = (
+        'set shell := ["bash", "-c"]\nexport RUST_LOG := "info"\nflags := "-q"\n'
+        "alias t := test\n\ntest *args='': build\n    cargo test {{args}}\n\n@build:\n"
+        "    cargo build\n[private]\nlint-all arg:\n    cargo clippy\n"
+    )
+    assert justfile_recipe_names(text) == {"test", "build", "lint-all"}
