@@ -37,6 +37,7 @@ from tasks.forecast import (
 )
 from tasks.gates.config import GateConfig, committed_file, load_committed_gate_config
 from tasks.gates.ledger import LedgerEntry, Verdict
+from tasks.gates.phase_gates import _TestRuns  # the runner the dry run's planner stands in for
 
 DRY_RUN_WARNINGS = frozenset(
     {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
@@ -596,16 +597,13 @@ def _how(entry: LedgerEntry) -> str:
     return "reads the files it names"
 
 
-class _PlannedRuns:
-    """Stands in for the gates' test runner (`tasks.gates.phase_gates._TestRuns`): records each
-    command once, as the run would start it, and runs nothing. A recorded command counts as
-    having run tests, as the run's would (so criteria counting tests stay with the gates)."""
+class _PlannedRuns(_TestRuns):
+    """The gates' test runner that runs nothing: records each command once, as the run would
+    start it. A recorded command counts as having run tests, as the run's would (so criteria
+    counting tests stay with the gates)."""
 
     def __init__(self, repo: Path, config: GateConfig) -> None:
-        self.repo = repo
-        self.config = config
-        self.runs: dict[tuple[str, ...], Any] = {}
-        self.entries: list[LedgerEntry] = []
+        super().__init__(repo, config, None)
 
     def run(self, check: str, argv: list[str], *, scoped: bool) -> Any:
         from tasks.gates.cargo_output import TestRun
