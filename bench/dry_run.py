@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -65,8 +66,13 @@ print(f"{t1 - t0:.3f} {t2 - t1:.3f} {int(prefect)} {len(report.phases)}")
 
 
 def git(repo: Path, *args: str) -> None:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@localhost",
-           "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@localhost"}  # fmt: skip
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "b",
+        "GIT_AUTHOR_EMAIL": "b@localhost",
+        "GIT_COMMITTER_NAME": "b",
+        "GIT_COMMITTER_EMAIL": "b@localhost",
+    }
     subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
 
 
@@ -99,13 +105,25 @@ def phases_of(plan: Path) -> int:
     return len(re.findall(r"^### Phase ", plan.read_text(encoding="utf-8"), re.M))
 
 
+CPU_S: list[float] = []
+"""CPU seconds (user + system) of each text run: what the wall time would be on an idle
+machine, short of waiting on the disk; the wall time depends on what else the 2 cores run."""
+
+
 def one_cli(plan: Path, *extra: str) -> tuple[float, int, str]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.monotonic()
     done = subprocess.run(
         [str(CLI), "run", str(plan), "--dry-run", "--unknown-owners", "general-purpose", *extra],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    return time.monotonic() - started, done.returncode, done.stdout + done.stderr
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if not extra:
+        CPU_S.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return wall, done.returncode, done.stdout + done.stderr
 
 
 def main() -> None:
@@ -120,13 +138,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pe-bench-dry-") as scratch:
         for number, source in enumerate(plans):
             plan = fixture(Path(scratch) / f"repo{number}", source)
+            CPU_S.clear()
             text = [one_cli(plan) for _ in range(args.reps)]
+            cpu = syn.median(CPU_S)
             as_json = [one_cli(plan, "--json") for _ in range(args.reps)]
             code, output = text[0][1], text[0][2]
             split = subprocess.run(
-                [str(PYTHON), "-c", SPLIT, str(plan)], capture_output=True, text=True,
-                cwd=syn.ROOT, timeout=120,
-            ).stdout.split()  # fmt: skip
+                [str(PYTHON), "-c", SPLIT, str(plan)],
+                capture_output=True,
+                text=True,
+                cwd=syn.ROOT,
+                timeout=120,
+            ).stdout.split()
             forecast = re.search(r"Forecast for the run: (\S+ tokens, \S+)", output)
             rows.append(
                 {
@@ -135,6 +158,7 @@ def main() -> None:
                     "exit": code,
                     "median": syn.median([t for t, _, _ in text]),
                     "max": max(t for t, _, _ in text),
+                    "cpu": cpu,
                     "json median": syn.median([t for t, _, _ in as_json]),
                     "imports": float(split[0]) if len(split) == 4 else float("nan"),
                     "dry run": float(split[1]) if len(split) == 4 else float("nan"),
@@ -150,14 +174,18 @@ def main() -> None:
         f"`plan-executor run PLAN --dry-run --unknown-owners general-purpose` in a fresh process, "
         f"{args.reps} runs per plan (corpus plans of {args.min_phases}+ phases in a committed "
         "fixture crate with a justfile, CLAUDE.md, agents and skills). *imports*: Python start-up "
-        "excluded, `import tasks.dry_run`; *dry run*: the `dry_run()` call and the text.",
+        "excluded, `import tasks.dry_run`; *dry run*: the `dry_run()` call and the text. *CPU s*: "
+        "user + system CPU of the process (git's included), the wall time an idle machine would "
+        "show short of disk waits; the wall times depend on the load (other engineers' test "
+        "runs share the 2 cores: see the load average above).",
         "",
-        "| plan | phases | exit | median s | max s | --json median s | imports s | dry run s | Prefect imported | forecast |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| plan | phases | exit | median s | max s | CPU s (median) | --json median s | imports s | dry run s | Prefect imported | forecast |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['plan']} | {r['phases']} | {r['exit']} | {r['median']:.2f} | {r['max']:.2f} | "
+            f"{r['cpu']:.2f} | "
             f"{r['json median']:.2f} | {r['imports']:.2f} | {r['dry run']:.2f} | {r['prefect']} | "
             f"{r['forecast']} |"
         )
