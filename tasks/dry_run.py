@@ -723,7 +723,7 @@ def _phase_details(phase: PhasePlan) -> list[str]:
     forecast = phase.forecast
     if forecast.calls:
         per_call = ", ".join(
-            f"{c.role} {c.turns.low:g}–{c.turns.high:g} turns from a {c.prompt_tokens.tokens()}-token prompt"
+            f"{c.role} {_turns(c.turns)} turns from a {c.prompt_tokens.tokens()}-token prompt"
             for c in forecast.calls
         )
         share = forecast.calls[0].cache_read_share
@@ -734,6 +734,10 @@ def _phase_details(phase: PhasePlan) -> list[str]:
     else:
         lines.append(f"forecast: no agent call, $0 ({forecast.note})")
     return lines
+
+
+def _turns(turns: Any) -> str:
+    return f"{turns.low:g}" if turns.low == turns.high else f"{turns.low:g}–{turns.high:g}"
 
 
 def _relative(source: str, repo: Path) -> str:
