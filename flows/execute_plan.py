@@ -652,6 +652,8 @@ async def _dry_run(
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
+    # The configuration the pre-flight read (with `just --dump`): the report shows its commands.
+    context.gate_config = getattr(preflight, "config", None)
     report.would_run = [[pid for pid in wave if pid not in resumed] for wave in context.waves]
     report.outcomes = [
         _resumed_outcome(context.plan.phase(pid), resumed[pid], context.wave_of(pid))
