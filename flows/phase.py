@@ -26,7 +26,6 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
-from pydantic import BaseModel
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
@@ -35,15 +34,23 @@ from plan_parser.model import OwnerKind, Phase, Plan
 from tasks import worktree
 from tasks.agent.budget import Limits, RunBudget, close_account
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, RecordedVerdict, Usage
+from tasks.agent.roles import (  # noqa: F401 - re-exported: callers import them from here
+    TESTER_AGENT,
+    VerifierCriterion,
+    _context_body,
+    verifier_task,
+)
+from tasks.agent.roles import agent_roles as _agent_roles
+from tasks.agent.roles import assigns_tester as _assigns_tester  # noqa: F401
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
-from tasks.agent.tools import VERDICT_NAME, citation_problem
+from tasks.agent.tools import citation_problem
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
+from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
 from tasks.worktree import PhaseWorkspace
 
-TESTER_AGENT = "feature-tester-rust"
 AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
 """Comma-separated seconds between Prefect's restarts of an agent call that failed on
 infrastructure (default: the task's own 30, 120); one restart per value."""
@@ -365,25 +372,6 @@ def scope_policy(plan: Plan, default: str) -> str:
 # -- agents ---------------------------------------------------------------------------------
 
 
-def _agent_roles(phase: Phase, repo: Path) -> list[tuple[str, str]]:
-    """The owner, then the feature tester when the plan assigns one besides the owner."""
-    owner_raw = phase.owner.raw if phase.owner else "general-purpose"
-    roles = [("owner", owner_raw)]
-    owner_agent = phase.owner.agent if phase.owner else None
-    if owner_agent != TESTER_AGENT and _assigns_tester(phase):
-        roles.append(("tester", TESTER_AGENT))
-    return roles
-
-
-def _assigns_tester(phase: Phase) -> bool:
-    for key, value in phase.extra_fields.items():
-        if re.search(r"test|support|secondary|also", key, re.I) and re.search(
-            r"feature[- ]tester", value, re.I
-        ):
-            return True
-    return False
-
-
 async def _agent_work(
     context: RunContext, phase: Phase, owner_raw: str, *, role: str, work: Path
 ) -> AgentResult:
@@ -533,11 +521,6 @@ def _add_tokens(tokens: dict[str, int], usage: Usage) -> dict[str, int]:
     return merged
 
 
-def plan_name(plan_path: Path) -> str:
-    name = Path(plan_path).name.removesuffix(".md")
-    return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
-
-
 def _first_line(text: str, limit: int) -> str:
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line[:limit]
@@ -546,16 +529,6 @@ def _first_line(text: str, limit: int) -> str:
 # -- the verifier ---------------------------------------------------------------------------
 
 _CRITERION_CHECK = re.compile(r"^criterion (?P<number>\d+)\b")
-
-
-class VerifierCriterion(BaseModel):
-    """One criterion the verifier judges, named as the ledger and the report name it."""
-
-    id: str
-    """The plan's own number (`3` for the ledger's `criterion 3`), or the check itself."""
-    text: str
-    note: str = ""
-    """What the gates found when they tried (e.g. `no test ran in this phase`), if anything."""
 
 
 def criterion_id(entry: LedgerEntry) -> str:
@@ -578,43 +551,6 @@ def verifier_criteria(phase: Phase, pending: list[LedgerEntry]) -> list[Verifier
         note = entry.evidence if entry.evidence.strip() != text.strip() else ""
         criteria[cid] = VerifierCriterion(id=cid, text=text, note=note)
     return list(criteria.values())
-
-
-def verifier_task(plan: Plan, phase: Phase, criteria: list[VerifierCriterion]) -> str:
-    listed = "\n".join(
-        f"- criterion {c.id}: {c.text}"
-        + (f"\n  (the gates could not decide: {c.note})" if c.note else "")
-        for c in criteria
-    )
-    return (
-        f"You are the read-only VERIFIER for phase {phase.id} ({phase.title}) of the plan "
-        f"'{plan.title}'. You cannot change files. Read the code and decide each acceptance "
-        "criterion below. The filesystem is the source of truth; ignore anyone's claims.\n\n"
-        f"Criteria to judge:\n{listed}\n\n"
-        f"Record each verdict by calling the `{VERDICT_NAME}` tool once per criterion: "
-        '`criterion` is its number above ("criterion 3" is "3"), `verdict` PASS or FAIL, '
-        "`path` and `line` the file and line that prove it, `reason` one sentence. Only "
-        "recorded verdicts count: your text is not read for them. A PASS without a citation of "
-        "an existing file and a line inside it counts as FAIL, and so does a criterion without a "
-        "recorded verdict. Recording a criterion again replaces its verdict.\n\n"
-        f"The phase as planned (for context; its criteria to judge are the ones above):\n\n"
-        f"{_context_body(phase, criteria)}"
-    )
-
-
-def _context_body(phase: Phase, criteria: list[VerifierCriterion]) -> str:
-    """The phase's text without the lines of the criteria to judge: each is shown once, by
-    its number, so the verifier never sees the same criterion under two names."""
-    lines = phase.body.splitlines()
-    judged = {int(c.id) for c in criteria if c.id.isdigit()}
-    drop: set[int] = set()
-    for number, criterion in enumerate(phase.acceptance_criteria, 1):
-        if number not in judged or criterion.line is None:
-            continue
-        index = criterion.line - phase.line
-        if 0 <= index < len(lines) and criterion.text in lines[index]:
-            drop.add(index)
-    return "\n".join(line for index, line in enumerate(lines) if index not in drop)
 
 
 async def _judge(

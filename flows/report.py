@@ -15,6 +15,8 @@ from pydantic import BaseModel, Field
 from flows.context import PhaseOutcome
 from tasks.agent.budget import format_cost
 from tasks.agent.result import InfraFaults
+from tasks.dry_run import DryRunReport
+from tasks.forecast import RunForecast
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import format_duration
 
@@ -60,6 +62,12 @@ class RunReport(BaseModel):
     def tokens(self) -> dict[str, int]:
         """Tokens of the whole run by kind (input, output, cache_creation_input, ...)."""
         return total_tokens(self.outcomes)
+
+    forecast: RunForecast | None = None
+    """The cost forecast made at the start (the dry run's): the report sets it against the
+    actual usage."""
+    dry_run_detail: DryRunReport | None = None
+    """Dry runs: what each phase would do (`run --dry-run --with-preflight --json` prints it)."""
 
     @property
     def complete(self) -> int:
@@ -198,6 +206,8 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
             f"{format_cost(o.cost_usd) if o.tokens else '-'} | {_faults_cell(o)} | {run_link} |"
         )
 
+    lines += forecast_section(report)
+
     lines += ["", "### Files Changed", ""]
     artifacts = [(o.phase_id, a) for o in report.outcomes for a in o.artifacts]
     if artifacts:
@@ -266,6 +276,53 @@ def cost_line(outcomes: list[PhaseOutcome]) -> str:
     if earlier:
         line += f"; {format_cost(earlier)} of it spent by earlier runs on resumed phases"
     return line
+
+
+def forecast_section(report: RunReport) -> list[str]:
+    """`### Cost: forecast against actual`: per phase and for the run, the forecast's range and
+    the cost the run recorded (each response's usage priced with its call's model).
+    Empty without a forecast (dry runs, a forecast that could not be made)."""
+    forecast = report.forecast
+    if forecast is None or report.dry_run or not report.outcomes:
+        return []
+    lines = [
+        "",
+        "### Cost: forecast against actual",
+        "",
+        "| Phase | Model | Forecast tokens | Actual tokens | Forecast USD | Actual USD | In range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    total_tokens, total_usd = 0, 0.0
+    for outcome in report.outcomes:
+        predicted = forecast.phase(outcome.phase_id)
+        if predicted is None:
+            continue
+        tokens = sum(outcome.tokens.values())
+        usd = outcome.cost_usd
+        total_tokens, total_usd = total_tokens + tokens, total_usd + usd
+        note = " (resumed: not run)" if outcome.resumed else ""
+        lines.append(
+            f"| {outcome.phase_id} | {predicted.model or '-'} | {predicted.tokens.tokens()} | "
+            f"{tokens} | {predicted.cost_usd.usd()} | ${usd:.2f}{note} | "
+            f"{_in_range(predicted.cost_usd, usd)} |"
+        )
+    lines.append(
+        f"| **run** | | {forecast.tokens.tokens()} | {total_tokens} | {forecast.cost_usd.usd()} | "
+        f"${total_usd:.2f} | {_in_range(forecast.cost_usd, total_usd)} |"
+    )
+    lines += [
+        "",
+        f"Prices of {forecast.price_table_date} ({'; '.join(forecast.price_sources)}); "
+        "actual usage as the API reported it, each call priced with its own model. The "
+        "forecast is a range from a stated model (docs/cost.md), not a quote.",
+    ]
+    return lines
+
+
+def _in_range(span: Any, value: float) -> str:
+    if span.contains(round(value, 2)) or span.contains(value):
+        return "yes"
+    return "below" if value < span.low else "ABOVE"
 
 
 def infrastructure_line(outcomes: list[PhaseOutcome]) -> str:

@@ -75,7 +75,24 @@ def run_command(
         str | None, typer.Option(help="Model for every agent, overriding the definitions.")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Walk the DAG and the pre-flight; no agent calls, no changes.")
+        bool,
+        typer.Option(
+            help="Show what the run would do and may cost: waves, agents, models, skills, "
+            "timeouts, gate commands, criteria (gates or verifier), a cost range. Free and fast: "
+            "no Prefect server, no agent call, no command of the repository, nothing written."
+        ),
+    ] = False,
+    with_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--with-preflight",
+            help="With --dry-run: run the pre-flight too (baseline tests, build, lint, fmt) as "
+            "a Prefect flow run on the backend, as a real run would.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="With --dry-run: print the dry run as JSON."),
     ] = False,
     interactive: Annotated[
         bool,
@@ -190,6 +207,8 @@ def run_command(
         no_progress_turns=no_progress_turns,
         backend_mode=backend.value,
         live=live,
+        with_preflight=with_preflight,
+        as_json=as_json,
     )
     raise typer.Exit(code)
 
@@ -222,6 +241,8 @@ def run_plan(
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
+    with_preflight: bool = False,
+    as_json: bool = False,
 ) -> int:
     """The `run` command as a function (the demo and tests call it); returns the exit status."""
     plan = plan.expanduser().resolve()
@@ -245,6 +266,24 @@ def run_plan(
     if problem is not None:
         echo(f"error: {problem}", err=True)
         return EXIT_INVALID
+    if (with_preflight or as_json) and not dry_run:
+        echo("error: --with-preflight and --json go with --dry-run", err=True)
+        return EXIT_INVALID
+    if dry_run and not with_preflight:  # free: no backend, no flow, nothing of the repo runs
+        return _free_dry_run(
+            plan,
+            repo,
+            echo,
+            as_json=as_json,
+            skills=skills or [],
+            dirty_policy=dirty_policy,
+            include_optional=include_optional,
+            phase_timeout_s=phase_timeout_s,
+            agent_timeout_s=agent_timeout_s,
+            model=model,
+            unknown_owners=unknown_owners,
+            interactive=interactive,
+        )
     invalid = _invalid_plan(plan, repo, include_optional, unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent
         echo("error: invalid plan:", err=True)
@@ -286,6 +325,7 @@ def run_plan(
                 live=live,
             ),
             select_backend=select_backend,
+            as_json=as_json,
         )
     except (ServerError, PostgresError) as exc:  # PortInUseError says which port and what to do
         echo(f"error: the Prefect backend could not start: {exc}", err=True)
@@ -309,7 +349,7 @@ def _invalid_plan(
     plan: Path, repo: Path | None, include_optional: bool, unknown_owners: str = "error"
 ) -> str | None:
     """The validation report when the plan cannot run (file:line per error), else None."""
-    from flows.execute_plan import PlanInputError, check_plan, find_repo
+    from tasks.plan_input import PlanInputError, check_plan, find_repo
 
     target = repo.expanduser().resolve() if repo else find_repo(plan)
     try:
@@ -332,11 +372,14 @@ def _run_on_backend(
     repo: Path | None,
     parameters: dict[str, Any],
     select_backend: Any,
+    as_json: bool = False,
 ) -> int:
     with select_backend(
         backend_mode, console=lambda *a, **k: echo(" ".join(map(str, a)), err=True)
     ) as info:
         report = _execute(plan, repo=repo.expanduser().resolve() if repo else None, **parameters)
+        if as_json and report is not None and not report.invalid:
+            return _print_json(report, echo)
         if report is None:
             echo("error: the run ended without a report (see the Prefect logs)", err=True)
             return 1
@@ -353,6 +396,42 @@ def _run_on_backend(
         if getattr(info, "ui_url", None) and report.flow_run_id:
             echo(f"Prefect UI: {info.ui_url.rstrip('/')}/runs/flow-run/{report.flow_run_id}")
         return report.exit_code
+
+
+def _free_dry_run(
+    plan: Path, repo: Path | None, echo: Any, *, as_json: bool, **options: Any
+) -> int:
+    """`run --dry-run` without `--with-preflight`: :func:`tasks.dry_run.dry_run`, printed."""
+    from tasks.dry_run import DryRunOptions, dry_run, render_text
+    from tasks.plan_input import PlanInputError
+    from tasks.run_lock import RunLockError, RunLockHeld
+
+    try:
+        report = dry_run(plan, repo.expanduser() if repo else None, DryRunOptions(**options))
+    except (RunLockHeld, RunLockError) as exc:
+        echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    except PlanInputError as exc:
+        echo("error: invalid plan:", err=True)
+        echo(str(exc), err=True)
+        return EXIT_INVALID
+    except ValueError as exc:  # a broken configuration file (gate commands, prices, forecast)
+        echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    if as_json:
+        echo(report.model_dump_json(indent=2))
+    else:
+        echo(render_text(report, dirty_policy=options.get("dirty_policy", "stop")), nl=False)
+    return 0
+
+
+def _print_json(report: Any, echo: Any) -> int:
+    """`--dry-run --with-preflight --json`: the flow's dry run as data."""
+    detail = getattr(report, "dry_run_detail", None)
+    echo(
+        detail.model_dump_json(indent=2) if detail is not None else report.model_dump_json(indent=2)
+    )
+    return report.exit_code
 
 
 def _execute(plan: Path, *, live: bool | None, **parameters: Any) -> Any:

@@ -60,6 +60,7 @@ from tasks.agent.budget import (
 )
 from tasks.agent.context_files import repository_context
 from tasks.agent.definitions import AgentDefinition, resolve_agent
+from tasks.agent.models import DEFAULT_MODEL, MODEL_ALIASES, model_id  # noqa: F401 - re-exported
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
 from tasks.agent.sandbox import Sandbox, SandboxSettings
@@ -74,13 +75,6 @@ from tasks.agent.tools import (
     tools_for,
 )
 
-DEFAULT_MODEL = "claude-sonnet-5-5"
-MODEL_ALIASES = {
-    "sonnet": "claude-sonnet-5-5",
-    "opus": "claude-opus-5-5",
-    "haiku": "claude-haiku-5-5",
-    "inherit": DEFAULT_MODEL,
-}
 TURN_MAX_TOKENS = 32_000
 SDK_MAX_RETRIES = 4
 STREAM_RETRIES = 3
@@ -378,8 +372,7 @@ class Conversation:
 
 
 def pick_model(request: AgentRequest, definition: AgentDefinition) -> str:
-    chosen = request.model or definition.model or DEFAULT_MODEL
-    return MODEL_ALIASES.get(chosen.strip().lower(), chosen.strip())
+    return model_id(request.model, definition)
 
 
 def _usage_of(message: Any) -> Usage:
