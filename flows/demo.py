@@ -14,7 +14,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -237,6 +237,24 @@ class PhaseScript:
     e.g. a module registered in turn 1 and written in turn 2."""
     resolution: list[dict[str, Any]] = field(default_factory=list)
     """Tool calls the owner makes when asked to resolve an integration problem."""
+    forever: Callable[[int], list[dict[str, Any]]] | None = None
+    """Tool calls of work turn n (0, 1, 2, ...), for ever: an agent that never stops on its
+    own, for the budgets and the no-progress rule to stop (see :func:`reading_forever`)."""
+
+
+def reading_forever(path: str) -> Callable[[int], list[dict[str, Any]]]:
+    """An agent that views the same file every turn: no change, no command (no progress)."""
+    from tasks.agent.standin import editor_view
+
+    return lambda turn: [editor_view(path)]
+
+
+def new_commands_forever() -> Callable[[int], list[dict[str, Any]]]:
+    """An agent that runs a command never run before every turn and writes nothing: progress
+    by the rule's letter, so only a budget stops it."""
+    from tasks.agent.standin import bash_command
+
+    return lambda turn: [bash_command(f"echo looking around, turn {turn}")]
 
 
 def demo_scripts() -> dict[str, PhaseScript]:
@@ -295,6 +313,10 @@ class ScriptedAgents:
             return text_turn(f"Phase {pid}: integration done.")
         if script.reply is not None:
             return script.reply
+        if script.forever is not None:
+            if turns == 0:
+                self.phases_seen.append(pid)
+            return tool_turn(*script.forever(turns), text=f"Still looking at phase {pid}.")
         if 1 <= turns <= len(script.later):
             reply = tool_turn(*script.later[turns - 1], text=f"Still on phase {pid}.")
             return delayed(reply, script.delay_s) if script.delay_s else reply

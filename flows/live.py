@@ -23,6 +23,7 @@ STYLE = {
     "failed": "bold red",
     "blocked": "bold red",
     "timeout": "bold magenta",
+    "budget": "bold yellow",
     "skipped": "dim red",
 }
 
@@ -61,6 +62,7 @@ class LiveView(AbstractContextManager["LiveView"]):
             "status": checkpoint.status,
             "error": checkpoint.error or "",
             "tokens": sum((checkpoint.tokens or {}).values()),
+            "cost": _cost(getattr(checkpoint, "cost_usd", None)),
         }
         if checkpoint.status == "running" and previous != "running":
             self._started[pid] = time.monotonic()
@@ -71,7 +73,7 @@ class LiveView(AbstractContextManager["LiveView"]):
 
     def render(self) -> Table:
         table = Table(title="plan-executor", expand=False)
-        for column in ("wave", "phase", "status", "time", "tokens", "note"):
+        for column in ("wave", "phase", "status", "time", "tokens", "cost", "note"):
             table.add_column(column)
         ordered = sorted(self.rows, key=lambda pid: (self.waves.get(pid, 0), pid))
         for pid in ordered:
@@ -86,6 +88,7 @@ class LiveView(AbstractContextManager["LiveView"]):
                 f"[{STYLE.get(status, '')}]{status}[/]",
                 elapsed,
                 str(row["tokens"] or ""),
+                row["cost"],
                 row["error"][:80],
             )
         return table
@@ -106,3 +109,7 @@ class LiveView(AbstractContextManager["LiveView"]):
             self._live.refresh()
             self._live.__exit__(None, None, None)
             self._live = None
+
+
+def _cost(usd: float | None) -> str:
+    return "" if usd is None else f"${usd:.4f}"

@@ -24,6 +24,7 @@ STATUS_STYLE = {
     "failed": "red",
     "blocked": "red",
     "timeout": "magenta",
+    "budget": "yellow",
     "skipped": "dim",
 }
 
@@ -60,14 +61,19 @@ def phase_table(state: ExecutionState) -> Table:
     table.add_column("started (UTC)", no_wrap=True)
     table.add_column("took", no_wrap=True, justify="right")
     table.add_column("tokens", no_wrap=True, justify="right")
+    priced = any(checkpoint.cost_usd is not None for checkpoint in state.phases.values())
+    if priced:
+        table.add_column("cost", no_wrap=True, justify="right")
     table.add_column("flow run", no_wrap=True)
     for pid, checkpoint in state.phases.items():
+        cost = "" if checkpoint.cost_usd is None else f"${checkpoint.cost_usd:.4f}"
         table.add_row(
             pid,
             Text(checkpoint.status, style=STATUS_STYLE.get(checkpoint.status, "")),
             _started(checkpoint),
             _took(checkpoint),
             str(sum((checkpoint.tokens or {}).values()) or ""),
+            *([cost] if priced else []),
             (checkpoint.flow_run_id or "")[:8],
         )
     return table
@@ -115,8 +121,15 @@ def phase_details(state: ExecutionState, width: int) -> list[Text]:
 
 
 def print_status(
-    plan: str, status: str, state: ExecutionState | None, console: Console | None = None
+    plan: str,
+    status: str,
+    state: ExecutionState | None,
+    console: Console | None = None,
+    *,
+    footer: str = "",
 ) -> None:
+    """The plan, its status, the phase table, ``footer`` (e.g. the cost line), then each
+    unfinished phase's reason and failing checks."""
     console = console or Console()
     say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
     say(Text(f"Plan: {plan}"))
@@ -126,6 +139,8 @@ def print_status(
         return
     console.print()
     console.print(phase_table(state))
+    for line in _hanging(footer, console.width, "", "    ") if footer else []:
+        say(Text(line))
     details = phase_details(state, console.width)
     if details:
         console.print()

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 PhaseStatusName = Literal[
-    "pending", "running", "complete", "failed", "blocked", "timeout", "skipped"
+    "pending", "running", "complete", "failed", "blocked", "timeout", "budget", "skipped"
 ]
 PHASE_STATUSES: tuple[str, ...] = get_args(PhaseStatusName)
 
@@ -70,7 +70,7 @@ _SCALAR_FIELDS = (
 )
 _LIST_FIELDS = ("artifacts", "ledger")
 KNOWN_FIELDS: frozenset[str] = frozenset(
-    {"phase_id", "status", "tokens", "extra", *_SCALAR_FIELDS, *_LIST_FIELDS}
+    {"phase_id", "status", "tokens", "cost_usd", "extra", *_SCALAR_FIELDS, *_LIST_FIELDS}
 )
 
 # Status words seen in hand-written checkpoints and orchestrator reports, mapped to ours.
@@ -90,6 +90,8 @@ _STATUS_SYNONYMS: dict[str, str] = {
     "timed_out": "timeout",
     "timed-out": "timeout",
     "skip": "skipped",
+    "over_budget": "budget",
+    "over-budget": "budget",
     "todo": "pending",
     "not_started": "pending",
 }
@@ -114,6 +116,10 @@ class PhaseCheckpoint(BaseModel):
     phase_hash: str | None = None
     flow_run_id: str | None = None
     tokens: dict[str, int] | None = None
+    """Tokens the phase's agent calls used, by kind (input, output, cache_creation_input,
+    cache_read_input), from the API's own usage fields."""
+    cost_usd: float | None = None
+    """What those tokens cost in USD (the run's price table; cache reads and writes apart)."""
     ledger: list[str] = Field(default_factory=list)
     """The failing ledger lines (gate verdicts) that explain the status."""
     extra: dict[str, str] = Field(default_factory=dict)
@@ -704,6 +710,8 @@ def _checkpoint_from(
             fields[name] = _as_list(item)
         elif name == "tokens":
             fields["tokens"] = _tokens_from(phase_id, item, line, problems)
+        elif name == "cost_usd":
+            fields["cost_usd"] = _cost_from(phase_id, item, line, problems)
         elif name in KNOWN_FIELDS:  # phase_id / extra written as keys: keep as extra text
             extra[f"{name}_"] = _as_text(item)
         else:
@@ -713,6 +721,14 @@ def _checkpoint_from(
         return PhaseCheckpoint.model_validate(fields)
     except ValueError as error:
         problems.append(f"line {line}: phase {phase_id} unreadable ({error}); skipped")
+        return None
+
+
+def _cost_from(phase_id: str, value: object, line: int, problems: list[str]) -> float | None:
+    try:
+        return float(_as_text(value).strip().removeprefix("$"))
+    except ValueError:
+        problems.append(f"line {line}: phase {phase_id} cost_usd is not a number; ignored")
         return None
 
 

@@ -192,6 +192,8 @@ def _checkpoint_fields(checkpoint: PhaseCheckpoint) -> list[tuple[str, _Node]]:
             fields.append((name, value))
     if checkpoint.tokens is not None:
         fields.append(("tokens", {key: str(count) for key, count in checkpoint.tokens.items()}))
+    if checkpoint.cost_usd is not None:
+        fields.append(("cost_usd", f"{checkpoint.cost_usd:.4f}"))
     if checkpoint.ledger:
         fields.append(("ledger", list(checkpoint.ledger)))
     fields.extend(checkpoint.extra.items())

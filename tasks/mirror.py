@@ -25,8 +25,8 @@ from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_s
 from plan_parser.writer import PlanFileWriter
 from tasks.secrets import scrub_known, scrub_value
 
-TERMINAL = {"complete", "failed", "blocked", "timeout", "skipped"}
-FAILED_LIKE = {"failed", "blocked", "timeout"}
+TERMINAL = {"complete", "failed", "blocked", "timeout", "budget", "skipped"}
+FAILED_LIKE = {"failed", "blocked", "timeout", "budget"}
 
 Listener = Callable[[PhaseCheckpoint], Awaitable[None] | None]
 
@@ -199,7 +199,10 @@ def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
     if checkpoint.error:
         lines.append(f"- Error: {checkpoint.error}")
     if checkpoint.tokens:
-        lines.append(f"- Tokens: {sum(checkpoint.tokens.values())}")
+        kinds = ", ".join(f"{kind} {count}" for kind, count in checkpoint.tokens.items())
+        lines.append(f"- Tokens: {sum(checkpoint.tokens.values())} ({kinds})")
+    if checkpoint.cost_usd is not None:
+        lines.append(f"- Cost: ${checkpoint.cost_usd:.4f}")
     if checkpoint.artifacts:
         lines.append("- Artifacts: " + ", ".join(f"`{a}`" for a in checkpoint.artifacts))
     for line in checkpoint.ledger:

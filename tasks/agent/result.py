@@ -88,7 +88,11 @@ class FailureKind(StrEnum):
     INFRASTRUCTURE = "infrastructure"
     """API unreachable, overloaded, rate limited, spend limit: the flows may retry these."""
     AGENT = "agent"
-    """Refusal, max turns, context exhausted, tool misuse: never retried blindly."""
+    """Refusal, context exhausted, tool misuse: never retried blindly."""
+    BUDGET = "budget"
+    """A limit of the run stopped the call: its cost or token budget (the call's phase or the
+    whole run), the no-progress rule or the turn cap (`error_code` says which; see
+    `tasks.agent.budget`). Neither the agent's failure nor the infrastructure's."""
 
 
 class RecordedVerdict(BaseModel):
@@ -115,7 +119,14 @@ class AgentRequest(BaseModel):
     skills: list[str] = Field(default_factory=list)
     model: str | None = None
     """Overrides the agent definition's model."""
-    max_turns: int = 40
+    max_turns: int = 200
+    """A safety net well above real phases; budgets and the no-progress rule are the guard."""
+    no_progress_turns: int = 30
+    """Consecutive turns that change no file and run no new command before the call is stopped
+    (outcome `budget`); 0 turns the rule off (see `tasks.agent.budget.NoProgress`)."""
+    budget_account: str | None = None
+    """The key of the process-local budget account the call charges (its phase's, which
+    charges the run's): `tasks.agent.budget.account_for`. None: no spending limit."""
     command_timeout_s: float = 120.0
     network: bool = True
     allow_unsandboxed: bool = False

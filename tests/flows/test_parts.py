@@ -252,6 +252,7 @@ def test_reports_hold_the_evidence_and_label_claims() -> None:
         "status": "complete",
         "duration": "",
         "tokens": 3,
+        "cost_usd": 0.0,
         "verdict": "complete (2 checks)",
     }
     summary = implementation_summary(report)
