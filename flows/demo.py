@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tasks.backend.settings import PORT_ENV, configured_port
+
 CRATE_FILES = {
     "Cargo.toml": """[package]
 name = "demo"
@@ -385,6 +387,7 @@ def run_demo(
     backend_mode: str = "auto",
     live: bool | None = None,
     environ: Mapping[str, str] | None = None,
+    prefect_logs: bool = False,
 ) -> int:
     import typer
 
@@ -407,12 +410,26 @@ def run_demo(
     typer.echo(banner)
     typer.echo(f"crate: {root}\nplan:  {plan_path}")
     agents = ScriptedAgents(demo_scripts())
-    saved = {name: os.environ.get(name) for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+    names = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", PORT_ENV)
+    saved = {name: os.environ.get(name) for name in names}
     with StandinMessagesAPI(responder=agents, auto_summary=False) as standin:
         os.environ["ANTHROPIC_BASE_URL"] = standin.base_url
         os.environ["ANTHROPIC_API_KEY"] = "stand-in-no-key"
         try:
-            code = run_plan(plan_path, repo=root, backend_mode=backend_mode, live=live)
+            port = demo_port(backend_mode)
+            if port is not None:
+                typer.echo(
+                    f"port {configured_port()} is taken by another program: the demo's Prefect "
+                    f"server uses port {port} ({PORT_ENV}={port})"
+                )
+                os.environ[PORT_ENV] = str(port)
+            code = run_plan(
+                plan_path,
+                repo=root,
+                backend_mode=backend_mode,
+                live=live,
+                prefect_logs=prefect_logs,
+            )
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -420,18 +437,71 @@ def run_demo(
                 else:
                     os.environ[name] = value
         requests = len(standin.message_requests)
-    log_dir = root / ".ai" / "logs"
     typer.echo(banner.splitlines()[0])
-    typer.echo(
-        f"Stand-in answered {requests} Messages API requests.\n"
-        f"Where to look:\n"
-        f"  - the plan file's mirror:   {plan_path}  (## Execution Checkpoints)\n"
-        f"                              plan-executor status {plan_path}\n"
-        f"  - the execution log:        {log_dir}/*.plan-execution-log.md\n"
-        f"  - the agents' details logs: {log_dir}/\n"
-        f"  - the Prefect UI:           the flow-run URL above (subflows, artifacts); if the server\n"
-        f"                              was started for this run it has stopped: `plan-executor\n"
-        f"                              server start` brings it back with the run's history\n"
-        f"  - the changed crate:        git -C {root} status"
-    )
+    typer.echo(f"Stand-in answered {requests} Messages API requests.")
+    typer.echo("\n".join(where_to_look(root, plan_path)))
     return code
+
+
+def demo_port(backend_mode: str) -> int | None:
+    """The port the demo's server should use instead of the configured one, or None.
+
+    `run` stops with exit 2 when another program holds the port (a person's choice of port is
+    not overridden silently there); the demo, meant to work at the first try, takes a free
+    port instead. None when nothing needs changing: another backend is used (`ephemeral`, or
+    PREFECT_API_URL), a server of this home is running (it is reused, on its own port), or the
+    configured port is free."""
+    from tasks.backend.server import ServerConfig, free_port, port_in_use, server_status
+
+    if backend_mode == "ephemeral" or (
+        backend_mode == "auto" and os.environ.get("PREFECT_API_URL")
+    ):
+        return None
+    config = ServerConfig.from_env()
+    if server_status(config) is not None or not port_in_use(config.host, config.port):
+        return None
+    return free_port(config.host)
+
+
+def where_to_look(root: Path, plan_path: Path) -> list[str]:
+    """The demo's closing pointers, each only when it exists: a run that stopped early (a
+    backend that could not start, an invalid plan) wrote no checkpoints and no logs."""
+    from flows.console import cli_command
+    from plan_parser.checkpoints import read_plan_state
+
+    lines = ["Where to look:"]
+    state = read_plan_state(plan_path) if plan_path.is_file() else None
+    if state is not None and state.phases:
+        lines += [
+            f"  - the plan file's mirror:   {plan_path}  (## Execution Checkpoints)",
+            f"                              {cli_command()} status {plan_path}",
+        ]
+    log_dir = root / ".ai" / "logs"
+    for log in sorted(log_dir.glob("*.plan-execution-log.md")):
+        lines.append(f"  - the execution log:        {log}")
+    transcripts = sorted(log_dir.glob("*-phase-*.md"))
+    if transcripts:
+        lines.append(f"  - the agents' transcripts:  {log_dir}/ ({len(transcripts)} files)")
+    if state is not None and any(cp.flow_run_id for cp in state.phases.values()):
+        lines += [
+            "  - the Prefect UI:           the flow-run URL above (subflows, artifacts); if the server",
+            "                              was started for this run it has stopped: `plan-executor",
+            "                              server start` brings it back with the run's history",
+        ]
+    branch = _run_branch(root, plan_path)
+    if branch is not None:
+        lines.append(f"  - the phases' commits:      git -C {root} log --oneline main..{branch}")
+    if len(lines) == 1:
+        return ["Nothing was written: the run stopped before any phase started (see above)."]
+    return lines
+
+
+def _run_branch(root: Path, plan_path: Path) -> str | None:
+    """The run's branch `plan-executor/<plan>` when the run made it."""
+    from flows.phase import plan_name
+    from tasks.worktree import branch_tip, integration_branch
+
+    if not (root / ".git").exists():
+        return None
+    branch = integration_branch(plan_name(plan_path))
+    return branch if branch_tip(root, branch) else None

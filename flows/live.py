@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 STYLE = {
     "pending": "dim",
@@ -25,6 +26,17 @@ STYLE = {
     "budget": "bold yellow",
     "skipped": "dim red",
 }
+
+
+def transition_line(phase_id: str, status: str, error: str | None = None) -> Text:
+    """`[phase N] status: reason`, the tag bold and the status in its colour (plain text when
+    the output is not a terminal), so it stands out from log lines."""
+    line = Text(f"[phase {phase_id}]", style="bold")
+    line.append(" ")
+    line.append(status, style=STYLE.get(status, ""))
+    if error:
+        line.append(f": {error}")
+    return line
 
 
 class LiveView(AbstractContextManager["LiveView"]):
@@ -57,10 +69,7 @@ class LiveView(AbstractContextManager["LiveView"]):
         if self._live is not None:
             self._live.refresh()
         elif previous != checkpoint.status:
-            detail = f": {checkpoint.error}" if checkpoint.error else ""
-            self.console.print(
-                f"[phase {pid}] {checkpoint.status}{detail}", markup=False, highlight=False
-            )
+            self.console.print(transition_line(pid, checkpoint.status, checkpoint.error))
 
     def render(self) -> Table:
         table = Table(title="plan-executor", expand=False)

@@ -151,8 +151,10 @@ class PlanMirror:
             base.update(started_at=now, completed_at=None, failed_at=None, error=None, ledger=[])
         elif status == "complete":
             base.update(completed_at=now, failed_at=None, error=None)
-        elif status in FAILED_LIKE or status == "skipped":
+        elif status in FAILED_LIKE:
             base.update(failed_at=now, completed_at=None)
+        elif status == "skipped":  # it did not run, so it did not fail: no finish time at all
+            base.update(failed_at=None, completed_at=None)
         elif status == "pending":
             base.update(started_at=None, completed_at=None, failed_at=None)
         base.update(fields)
@@ -183,7 +185,10 @@ def _clean(checkpoint: PhaseCheckpoint) -> PhaseCheckpoint:
 def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
     """One execution-log entry in the seed's Step 4.3 shape."""
     status = checkpoint.status
-    when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
+    if status == "skipped":  # no finish time of its own; an earlier start is not this entry's
+        when: object = stamp()
+    else:
+        when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
     lines = [f"### {_text(when)} - Phase {checkpoint.phase_id} {status.capitalize()}"]
     if checkpoint.flow_run_id:
         lines.append(f"- Flow run: `{checkpoint.flow_run_id}`")

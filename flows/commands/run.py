@@ -39,6 +39,12 @@ UNKNOWN_OWNERS_HELP = (
 )
 
 
+PREFECT_LOGS_HELP = (
+    "Print Prefect's INFO lines (every flow and task run's start and end) on the console too; "
+    "by default it prints only warnings, errors and the run's link (the UI has them all)."
+)
+
+
 class Backend(StrEnum):
     auto = "auto"
     server = "server"
@@ -179,6 +185,7 @@ def run_command(
         bool | None,
         typer.Option("--live/--no-live", help="Rich live view (default: on a terminal)."),
     ] = None,
+    prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a plan as a Prefect DAG; exit 0 all complete, 1 any not complete, 2 invalid input."""
     code = run_plan(
@@ -209,6 +216,7 @@ def run_command(
         live=live,
         with_preflight=with_preflight,
         as_json=as_json,
+        prefect_logs=prefect_logs,
     )
     raise typer.Exit(code)
 
@@ -240,6 +248,7 @@ def run_plan(
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     backend_mode: str = "auto",
     live: bool | None = None,
+    prefect_logs: bool = False,
     echo: Any = typer.echo,
     with_preflight: bool = False,
     as_json: bool = False,
@@ -323,6 +332,7 @@ def run_plan(
                 max_turns=max_turns,
                 no_progress_turns=no_progress_turns,
                 live=live,
+                prefect_logs=prefect_logs,
             ),
             select_backend=select_backend,
             as_json=as_json,
@@ -434,14 +444,17 @@ def _print_json(report: Any, echo: Any) -> int:
     return report.exit_code
 
 
-def _execute(plan: Path, *, live: bool | None, **parameters: Any) -> Any:
+def _execute(
+    plan: Path, *, live: bool | None, prefect_logs: bool = False, **parameters: Any
+) -> Any:
     from flows import execute_plan as module
+    from flows.console import quiet_prefect_console
     from flows.live import LiveView
 
     view = LiveView(live=live)
     module.OBSERVERS.append(view.observe)
     try:
-        with view:
+        with view, quiet_prefect_console(not prefect_logs):
             state = asyncio.run(module.execute_plan(plan, return_state=True, **parameters))
     finally:
         module.OBSERVERS.remove(view.observe)
@@ -458,42 +471,15 @@ def status_command(
     plan: Annotated[Path, typer.Argument(help="The plan file.")],
 ) -> None:
     """Print the plan's checkpoint mirror: each phase's state, times, errors, failing checks."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from flows.status_view import print_status
     from plan_parser.checkpoints import read_plan_state
 
     if not plan.is_file():
         typer.echo(f"error: {plan}: no such plan file", err=True)
         raise typer.Exit(EXIT_INVALID)
     state = read_plan_state(plan)
-    status = _plan_status_line(plan)
-    console = Console()
-    console.print(f"Plan: {plan}\nStatus: {status or '(none)'}", highlight=False)
-    if state is None or not state.phases:
-        console.print("No execution checkpoints: the plan has not been run.")
-        return
-    table = Table()
-    columns = ("phase", "status", "started", "finished", "tokens", "cost", "flow run", "error")
-    for column in columns:
-        table.add_column(column)
-    for pid, cp in state.phases.items():
-        finished = cp.completed_at or cp.failed_at or ""
-        table.add_row(
-            pid,
-            cp.status,
-            str(cp.started_at or ""),
-            str(finished),
-            str(sum((cp.tokens or {}).values()) or ""),
-            "" if cp.cost_usd is None else f"${cp.cost_usd:.4f}",
-            (cp.flow_run_id or "")[:8],
-            (cp.error or "")[:80],
-        )
-    console.print(table)
-    console.print(checkpoint_cost_line(state), highlight=False)
-    for pid, cp in state.phases.items():
-        for line in cp.ledger or []:
-            console.print(f"  phase {pid}: {line}", markup=False, highlight=False)
+    footer = checkpoint_cost_line(state) if state is not None and state.phases else ""
+    print_status(str(plan), _plan_status_line(plan), state, footer=footer)
 
 
 def checkpoint_cost_line(state: Any) -> str:
@@ -534,8 +520,17 @@ def demo_command(
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
     live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+    prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
     from flows.demo import run_demo
 
-    raise typer.Exit(run_demo(directory, backend_mode=backend.value, live=live, environ=os.environ))
+    raise typer.Exit(
+        run_demo(
+            directory,
+            backend_mode=backend.value,
+            live=live,
+            environ=os.environ,
+            prefect_logs=prefect_logs,
+        )
+    )

@@ -388,7 +388,8 @@ def test_status_prints_the_mirror(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Status: Partially Implemented (0/3 phases complete)" in result.output
     assert "blocked" in result.output
-    assert "phase 1: [fail] file tests/alpha.rs" in result.output
+    assert "phase 1 blocked: tests/alpha.rs is missing" in result.output
+    assert "  [fail] file tests/alpha.rs (verified): tests/alpha.rs is missing" in result.output
     missing = CliRunner().invoke(app, ["status", str(tmp_path / "nope.md")])
     assert missing.exit_code == 2
 
