@@ -1,0 +1,714 @@
+"""The `claude-code` agent runtime: one agent call run by Claude Code (claude-agent-sdk).
+
+Same contract as :func:`tasks.agent.loop.run_agent`: an :class:`AgentRequest` in, an
+:class:`AgentResult` out (summary, files touched and commands run from the ``tool_use`` blocks
+of the message stream, usage and cost from the result message, failures classified), the
+transcript in ``.ai/logs``. What differs is who runs the tools: Claude Code's own (Read, Write,
+Edit, Bash, Grep/Glob, Skill ...), inside ONE bubblewrap sandbox around the whole CLI process:
+
+- the SDK starts ``cli_path``, which is a wrapper script of ours (in a private temporary
+  directory) that execs ``bwrap <the rules of tasks.agent.sandbox> -- claude ARGS``: the
+  repository writable (read-only for read-only roles), the plan file and run lock read-only,
+  the rest of the filesystem read-only, private `/tmp` and `$HOME` (no user-level Claude Code
+  settings, keys or sessions of the machine), secrets hidden, own pid namespace, capabilities
+  dropped, dying with its parent;
+- as uid/gid 1000 in a user namespace where the machine allows it (probed once), so bypass
+  mode needs no ``IS_SANDBOX=1``; where it does not, ``IS_SANDBOX=1`` is set and said so in
+  the log;
+- the environment is cleared (``--clearenv``) and rebuilt from an allow-list: PATH, locale,
+  toolchains, the private HOME, what reaches the API (``ANTHROPIC_BASE_URL``, the key, which
+  travels by name from the SDK's environment, never through a file),
+  ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``, ``DISABLE_TELEMETRY=1``,
+  ``DISABLE_AUTOUPDATER=1``. The key is in the CLI's environment, so the commands it runs
+  can read it (``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1`` would strip it but makes Claude Code
+  demand its own Bash sandbox, which cannot start here; and a process of the same user could
+  still read the CLI's `/proc/PID/environ`): weaker than the anthropic runtime, whose bash
+  never sees the key;
+- network off (``--no-network``): ``--unshare-net``, and the API is reached through a Unix
+  socket bound into the sandbox: a relay inside listens on the sandbox's own loopback and
+  forwards to the socket, a relay outside forwards the socket to ``ANTHROPIC_BASE_URL``'s host
+  and port. That works for a plain-HTTP base URL (a loopback proxy or gateway, the stand-in);
+  an ``https`` base URL with the network off is refused with a clear message.
+
+Subagents (``Agent``/``Task``) and web tools (``WebFetch``, ``WebSearch``) are off unless the
+agent definition's ``tools:`` lists them. ``setting_sources=["project"]`` loads the repository's
+`.claude/` settings, agents, skills and `CLAUDE.md`; the owner's definition is the system
+prompt (appended to Claude Code's own), so it is the role that runs, whatever else is there.
+
+The agent's summary is a claim; nothing here decides that a phase is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import json
+import os
+import shlex
+import socket
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from tasks.agent.definitions import AgentDefinition
+from tasks.agent.loop import (
+    DetailsLog,
+    Failure,
+    _cap_log,
+    _fence,
+    _words,
+    details_log_path,
+    pick_model,
+)
+from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, skills_section, summary_request
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.agent.runtimes import CLAUDE_CODE, RuntimeUnavailable, claude_code_missing
+from tasks.agent.sandbox import SANDBOX_HOME, Sandbox, SandboxSettings, command_env
+
+SANDBOX_UID = 1000
+DEFAULT_TOOLS = ("Bash", "Read", "Write", "Edit", "Glob", "Grep", "Skill", "TodoWrite")
+"""Claude Code tools an agent gets when its definition lists none."""
+WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
+OPT_IN_TOOLS = ("Agent", "Task", "WebFetch", "WebSearch")
+"""Off unless the agent definition's `tools:` names them: subagents, the web."""
+FILE_TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
+API_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+"""Credentials handed to the sandbox by name (the wrapper reads them from its environment)."""
+FIXED_ENV = {
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "DISABLE_TELEMETRY": "1",
+    "DISABLE_AUTOUPDATER": "1",
+    "DISABLE_ERROR_REPORTING": "1",
+    # 1 (strip the credentials from its commands' environment) makes Claude Code 2.1.337
+    # require its own Bash sandbox, which needs socat (not here) and litters the repository
+    # with mount-point files (.env, .npmrc, node_modules ...): measured. Off; see the docs.
+    "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "0",
+}
+RELAY_SOURCE = r"""
+import socket, sys, threading
+host, port = sys.argv[1].rsplit(":", 1)
+target = sys.argv[2]
+listener = socket.socket()
+listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind((host, int(port)))
+listener.listen(64)
+def pump(a, b):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+while True:
+    inside, _ = listener.accept()
+    outside = socket.socket(socket.AF_UNIX)
+    try:
+        outside.connect(target)
+    except OSError:
+        inside.close()
+        continue
+    threading.Thread(target=pump, args=(inside, outside), daemon=True).start()
+    threading.Thread(target=pump, args=(outside, inside), daemon=True).start()
+"""
+"""The relay inside a network-less sandbox: its loopback port → the Unix socket bound in."""
+
+
+def _sdk() -> Any:
+    """The claude_agent_sdk module, or RuntimeUnavailable saying which extra to install."""
+    problem = claude_code_missing()
+    if problem:
+        raise RuntimeUnavailable(problem)
+    import claude_agent_sdk
+
+    return claude_agent_sdk
+
+
+def bundled_cli() -> Path:
+    """The Claude Code CLI the SDK wheel ships (`claude_agent_sdk/_bundled/claude`)."""
+    return Path(_sdk().__file__).parent / "_bundled" / "claude"
+
+
+@functools.cache
+def user_namespace_works(bwrap: str) -> bool:
+    """Whether bubblewrap can run a process as uid 1000 in a user namespace here."""
+    from tasks.shell import run
+
+    argv = [
+        bwrap,
+        "--ro-bind", "/", "/",
+        "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
+        "--die-with-parent",
+        "--", "id", "-u",
+    ]  # fmt: skip
+    result = run(argv, cwd="/", env={"PATH": "/usr/bin:/bin"}, timeout_s=30)
+    return result.ok and result.output.strip() == str(SANDBOX_UID)
+
+
+# --- tools -------------------------------------------------------------------------------------
+
+
+def _tool_name(entry: str) -> str:
+    """`Bash(git:*)` → `Bash`."""
+    return entry.strip().split("(")[0].strip()
+
+
+def tool_choice(definition: AgentDefinition, *, read_only: bool) -> tuple[list[str], list[str]]:
+    """(the tools Claude Code offers, the tools it refuses) for this agent.
+
+    The definition's `tools:` when it has one, else :data:`DEFAULT_TOOLS`; writing tools off
+    for read-only roles; subagents and web tools off unless the definition names them."""
+    listed = [_tool_name(t) for t in definition.tools] if definition.tools is not None else []
+    offered = listed if definition.tools is not None else list(DEFAULT_TOOLS)
+    # Our own tool names in a definition mean the same to Claude Code.
+    aliases = {"str_replace_based_edit_tool": ["Read", "Write", "Edit"], "bash": ["Bash"]}
+    expanded: list[str] = []
+    for name in offered:
+        for real in aliases.get(name, [name]):
+            if real not in expanded:
+                expanded.append(real)
+    if read_only:
+        expanded = [name for name in expanded if name not in WRITING_TOOLS]
+    refused = [name for name in OPT_IN_TOOLS if name not in listed]
+    if read_only:
+        refused += sorted(WRITING_TOOLS)
+    return [name for name in expanded if name not in refused], refused
+
+
+# --- the sandbox around the CLI ------------------------------------------------------------------
+
+
+@dataclass
+class SandboxPlan:
+    """How the CLI process is confined: the wrapper script and what the log says about it."""
+
+    wrapper: Path
+    sandboxed: bool
+    description: str
+    as_root: bool
+    relay: ApiRelay | None = None
+
+
+def _inner_base_url(base_url: str, port: int) -> str:
+    parts = urlsplit(base_url)
+    return parts._replace(netloc=f"127.0.0.1:{port}").geturl()
+
+
+def sandbox_env(base_url: str | None, *, as_root: bool) -> dict[str, str]:
+    """The CLI's environment inside the sandbox, without the credentials (passed by name)."""
+    env = command_env(SANDBOX_HOME)
+    env.update(FIXED_ENV)
+    if base_url:
+        env["ANTHROPIC_BASE_URL"] = base_url
+    if as_root:
+        # bypassPermissions refuses to start as root unless told it is sandboxed (it is).
+        env["IS_SANDBOX"] = "1"
+    return env
+
+
+def cli_argv(
+    request: AgentRequest,
+    repo: Path,
+    sandbox: Sandbox,
+    cli: Path,
+    *,
+    env: dict[str, str],
+    credentials: list[str],
+    user_namespace: bool,
+    relay: ApiRelay | None,
+) -> list[str]:
+    """bwrap … -- claude: the sandbox of :mod:`tasks.agent.sandbox` plus a user namespace,
+    a cleared environment and, with the network off, the API relay."""
+    from tasks.agent.sandbox import bwrap_argv
+
+    settings = sandbox.settings
+    if relay is not None:
+        settings = settings.model_copy(update={"writable_paths": [relay.directory]})
+    command = 'exec "$0" "$@"'
+    if relay is not None:
+        inner = f"127.0.0.1:{relay.inner_port}"
+        command = (
+            f"{shlex.quote(sys.executable)} -I -c {shlex.quote(RELAY_SOURCE)} {inner} "
+            f'{shlex.quote(str(relay.socket_path))} & exec "$0" "$@"'
+        )
+    assert sandbox.bwrap is not None
+    argv = bwrap_argv(sandbox.bwrap, repo, command, settings)
+    split = argv.index("--")
+    extra: list[str] = []
+    if user_namespace:
+        extra += ["--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    extra.append("--clearenv")
+    for name, value in env.items():
+        extra += ["--setenv", name, value]
+    for name in credentials:
+        extra += ["--setenv", name, f"${{{name}}}"]
+    return [*argv[:split], *extra, *argv[split:], str(cli)]
+
+
+def wrapper_script(argv: list[str], credentials: list[str]) -> str:
+    """A shell script that execs ``argv`` with the caller's arguments appended; credential
+    values are expanded from its own environment (``"${NAME}"``), never written into it."""
+    words = []
+    expanded = {f"${{{name}}}" for name in credentials} | {f"{n}=${{{n}}}" for n in credentials}
+    for word in argv:
+        if word in expanded:
+            words.append(f'"{word}"')
+        else:
+            words.append(shlex.quote(word))
+    return "#!/bin/sh\nexec " + " ".join(words) + ' "$@"\n'
+
+
+class ApiRelay:
+    """The outside half of the API path of a network-less sandbox: a Unix socket whose
+    connections are forwarded to the base URL's host and port (threads of this process)."""
+
+    def __init__(self, directory: Path, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.directory = directory
+        self.socket_path = directory / "api.sock"
+        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self.inner_port = parts.port or 80
+        self.listener = socket.socket(socket.AF_UNIX)
+        self.listener.bind(str(self.socket_path))
+        os.chmod(self.socket_path, 0o777)  # the sandbox's uid 1000 connects to it
+        self.listener.listen(64)
+        self.closed = False
+        threading.Thread(target=self._serve, daemon=True, name="api-relay").start()
+
+    def _serve(self) -> None:
+        while not self.closed:
+            try:
+                inside, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                outside = socket.create_connection(self.target, timeout=30)
+                outside.settimeout(None)
+            except OSError:
+                inside.close()
+                continue
+            for a, b in ((inside, outside), (outside, inside)):
+                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self.listener.close()
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def confined_cli(
+    request: AgentRequest, repo: Path, sandbox: Sandbox, cli: Path, base_url: str | None
+) -> Iterator[SandboxPlan]:
+    """The wrapper the SDK starts as ``cli_path``, in a private directory removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="plan-executor-claude-") as tmp:
+        directory = Path(tmp)
+        os.chmod(directory, 0o755)
+        if not sandbox.sandboxed:
+            # allow_unsandboxed: the CLI runs directly, still with the allow-listed env and a
+            # private HOME (the SDK merges its env over ours: see run_claude_code).
+            env = sandbox_env(base_url, as_root=os.geteuid() == 0)
+            env["HOME"] = str(directory / "home")
+            (directory / "home").mkdir()
+            credentials = [name for name in API_ENV if _credential(name)]
+            argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
+            argv += [f"{name}=${{{name}}}" for name in credentials]
+            script = directory / "claude"
+            script.write_text(wrapper_script([*argv, str(cli)], credentials))
+            script.chmod(0o700)
+            yield SandboxPlan(
+                script,
+                False,
+                f"NONE: bubblewrap unusable ({sandbox.problem}) (allow_unsandboxed was given)",
+                as_root=os.geteuid() == 0,
+            )
+            return
+        relay = None
+        if not request.network:
+            if not base_url or urlsplit(base_url).scheme != "http":
+                raise _Refused(
+                    "the network is off (--no-network) and the claude-code runtime reaches the "
+                    "API only through a relay to a plain-HTTP ANTHROPIC_BASE_URL (a loopback "
+                    f"proxy or gateway); it is {base_url or 'unset (https://api.anthropic.com)'}"
+                )
+            relay = ApiRelay(directory, base_url)
+        try:
+            user_ns = user_namespace_works(sandbox.bwrap or "bwrap")
+            inner_url = _inner_base_url(base_url, relay.inner_port) if relay and base_url else None
+            env = sandbox_env(inner_url or base_url, as_root=not user_ns and os.geteuid() == 0)
+            credentials = [name for name in API_ENV if _credential(name)]
+            argv = cli_argv(
+                request,
+                repo,
+                sandbox,
+                cli,
+                env=env,
+                credentials=credentials,
+                user_namespace=user_ns,
+                relay=relay,
+            )
+            script = directory / "claude"
+            script.write_text(wrapper_script(argv, credentials))
+            script.chmod(0o700)
+            who = (
+                f"uid {SANDBOX_UID} in a user namespace"
+                if user_ns
+                else "root with IS_SANDBOX=1 (no user namespaces here)"
+            )
+            network = (
+                "on"
+                if request.network
+                else "off (API through a Unix-socket relay to " + (base_url or "") + ")"
+            )
+            description = (
+                f"the whole CLI in bubblewrap ({sandbox.bwrap}) as {who}; network {network}; "
+                f"repository {'read-only' if sandbox.settings.read_only else 'read-write'}; "
+                f"environment cleared, allow-listed: {', '.join(sorted([*env, *credentials]))}"
+            )
+            yield SandboxPlan(script, True, description, as_root=not user_ns, relay=relay)
+        finally:
+            if relay is not None:
+                relay.close()
+
+
+class _Refused(Exception):
+    """The call cannot start under the run's rules (an infrastructure failure, not retried)."""
+
+
+def _credential(name: str) -> str | None:
+    if name == "ANTHROPIC_API_KEY":
+        from tasks.secrets import anthropic_api_key
+
+        return anthropic_api_key()
+    return os.environ.get(name) or None
+
+
+# --- the call ----------------------------------------------------------------------------------
+
+
+def system_append(definition: AgentDefinition, request: AgentRequest) -> str:
+    """The owner's role prompt (and the run's skills), appended to Claude Code's own."""
+    parts = [
+        f"# Your role: {definition.name}",
+        definition.prompt.strip(),
+        skills_section(request.skills)
+        if request.skills and SKILLS_HEADING not in request.task
+        else "",
+        "## Working rules\n- You work in the repository at the working directory only: the "
+        "rest of the filesystem is read-only, `$HOME` and `/tmp` are private and empty.\n"
+        "- No interactive programs (editors, pagers, prompts).",
+    ]
+    return "\n\n".join(p for p in parts if p)
+
+
+def task_prompt(request: AgentRequest) -> str:
+    """The phase task, then the report the orchestrator reads (Claude Code has no separate
+    summary request: its final message is the summary)."""
+    report = summary_request().replace("Stop working now. Write", "When you are done, end with")
+    report = report.replace("Do not call tools. ", "")
+    return f"{request.task}\n\n---\n\n{report}"
+
+
+@dataclass
+class StreamRecord:
+    """What the message stream showed: tool calls, text, usage, the result message."""
+
+    repo: Path
+    files_touched: list[str] = field(default_factory=list)
+    commands_run: list[str] = field(default_factory=list)
+    message_ids: set[str] = field(default_factory=set)
+    last_text: str = ""
+    result: Any = None
+    tool_calls: int = 0
+    pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Tool calls waiting for their result (recorded once it came back without an error)."""
+
+    def note_call(self, tool_id: str, name: str, tool_input: dict[str, Any]) -> None:
+        self.tool_calls += 1
+        self.pending[tool_id] = (name, tool_input)
+
+    def note_result(self, tool_id: str, is_error: bool) -> None:
+        call = self.pending.pop(tool_id, None)
+        if call is not None and not is_error:
+            self.note_tool(*call)
+
+    def note_tool(self, name: str, tool_input: dict[str, Any]) -> None:
+        if name in FILE_TOOLS:
+            raw = tool_input.get("file_path") or tool_input.get("notebook_path")
+            if isinstance(raw, str) and raw:
+                path = Path(raw)
+                shown = raw
+                if path.is_absolute():
+                    with contextlib.suppress(ValueError):
+                        shown = str(path.resolve().relative_to(self.repo))
+                if shown not in self.files_touched:
+                    self.files_touched.append(shown)
+        elif name == "Bash" and isinstance(tool_input.get("command"), str):
+            self.commands_run.append(tool_input["command"])
+
+
+def _usage(raw: dict[str, Any] | None) -> Usage:
+    raw = raw or {}
+    return Usage(
+        input_tokens=int(raw.get("input_tokens") or 0),
+        output_tokens=int(raw.get("output_tokens") or 0),
+        cache_creation_input_tokens=int(raw.get("cache_creation_input_tokens") or 0),
+        cache_read_input_tokens=int(raw.get("cache_read_input_tokens") or 0),
+    )
+
+
+def classify_result(result: Any) -> Failure | None:
+    """None for a successful result message; else AGENT or INFRASTRUCTURE."""
+    if result is None:
+        return Failure(FailureKind.INFRASTRUCTURE, "Claude Code ended without a result message")
+    subtype = getattr(result, "subtype", "")
+    if subtype == "success" and not getattr(result, "is_error", False):
+        return None
+    status = getattr(result, "api_error_status", None)
+    errors = "; ".join(getattr(result, "errors", None) or []) or (result.result or "")
+    text = f"Claude Code {subtype}" + (f" (API status {status})" if status else "")
+    text += f": {errors}" if errors else ""
+    if subtype == "error_max_turns":
+        return Failure(FailureKind.AGENT, f"max turns reached ({text})")
+    if subtype == "error_max_budget_usd":
+        return Failure(FailureKind.AGENT, f"budget exhausted ({text})")
+    if status is not None:
+        retryable = status in (408, 409, 429) or status >= 500
+        return Failure(FailureKind.INFRASTRUCTURE, text, retryable=retryable)
+    return Failure(FailureKind.AGENT, text)
+
+
+async def _converse(options: Any, prompt: str, record: StreamRecord, log: DetailsLog) -> None:
+    sdk = _sdk()
+    async for message in sdk.query(prompt=prompt, options=options):
+        if isinstance(message, sdk.AssistantMessage):
+            if message.message_id:
+                record.message_ids.add(message.message_id)
+            for block in message.content:
+                if isinstance(block, sdk.TextBlock) and block.text.strip():
+                    record.last_text = block.text.strip()
+                    log.write("### Assistant", block.text)
+                elif isinstance(block, sdk.ToolUseBlock):
+                    record.note_call(block.id, block.name, dict(block.input or {}))
+                    log.write(
+                        f"### Tool call `{block.name}` ({block.id})",
+                        _fence(
+                            _cap_log(json.dumps(block.input, indent=2, ensure_ascii=False)), "json"
+                        ),
+                    )
+        elif isinstance(message, sdk.UserMessage) and isinstance(message.content, list):
+            for block in message.content:
+                if isinstance(block, sdk.ToolResultBlock):
+                    record.note_result(block.tool_use_id, bool(block.is_error))
+                    content = block.content
+                    text = content if isinstance(content, str) else json.dumps(content)
+                    status = "error" if block.is_error else "ok"
+                    log.write(
+                        f"**Result of {block.tool_use_id} ({status}):**",
+                        _fence(_cap_log(text or "")),
+                    )
+        elif isinstance(message, sdk.ResultMessage):
+            record.result = message
+        elif isinstance(message, sdk.SystemMessage) and message.subtype == "init":
+            data = message.data
+            log.write(
+                "## Claude Code session",
+                f"- version: {data.get('claude_code_version')}; permission mode: "
+                f"{data.get('permissionMode')}; model: {data.get('model')}\n"
+                f"- tools offered: {', '.join(data.get('tools') or [])}\n"
+                f"- agents: {', '.join(data.get('agents') or [])}\n"
+                f"- skills: {', '.join(str(s) for s in data.get('skills') or [])}",
+            )
+
+
+def run_claude_code(
+    request: AgentRequest, definition: AgentDefinition, *, deadline_s: float | None = None
+) -> AgentResult:
+    """One agent call by Claude Code; never raises for API or agent failures."""
+    from tasks.secrets import known_secrets, scrub_known
+
+    started = time.monotonic()
+    repo = Path(request.repo).resolve()
+    model = pick_model(request, definition)
+    secrets = known_secrets()
+    log = DetailsLog(details_log_path(request), secrets)
+    read_only = request.read_only or definition.read_only
+    protected = [(p if p.is_absolute() else repo / p).resolve() for p in request.protected_paths]
+    sandbox = Sandbox(
+        repo,
+        SandboxSettings(
+            bwrap=request.bwrap,
+            network=request.network,
+            read_only=read_only,
+            allow_unsandboxed=request.allow_unsandboxed,
+            read_only_paths=protected,
+        ),
+    )
+    offered, refused = tool_choice(definition, read_only=read_only)
+    record = StreamRecord(repo)
+    log_rel = str(log.path.resolve().relative_to(Path(request.log_repo or repo).resolve()))
+
+    def result(summary: str, failure: Failure | None, sandboxed: bool) -> AgentResult:
+        message = record.result
+        return AgentResult(
+            agent=definition.name,
+            model=model,
+            summary=scrub_known(summary, secrets),
+            stop_reason=getattr(message, "stop_reason", None),
+            turns=int(getattr(message, "num_turns", 0) or 0),
+            usage=_usage(getattr(message, "usage", None)),
+            files_touched=record.files_touched,
+            commands_run=record.commands_run,
+            details_log=log_rel,
+            failure=failure.kind if failure else FailureKind.NONE,
+            error=scrub_known(failure.message, secrets) if failure else None,
+            sandboxed=sandboxed,
+            retryable=failure.retryable if failure else False,
+            requests=len(record.message_ids),
+            runtime=CLAUDE_CODE,
+            cost_usd=getattr(message, "total_cost_usd", None),
+        )
+
+    header = [
+        f"# Agent call: {definition.name} on phase {request.phase_id} ({request.role_suffix})",
+        "",
+        "- runtime: claude-code (claude-agent-sdk)",
+        f"- started: {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}",
+        f"- plan: {request.plan_name}",
+        f"- owner: {request.owner} → {definition.source}",
+        f"- model: {model}",
+        f"- tools: {', '.join(offered) or '(none)'}; refused: {', '.join(refused)}",
+        f"- max turns: {request.max_turns}",
+        f"- skills: {', '.join(request.skills) or '(none)'}",
+    ]
+    if definition.warning:
+        header.append(f"- warning: {definition.warning}")
+    try:
+        sdk = _sdk()
+        cli = bundled_cli()
+    except RuntimeUnavailable as exc:
+        failure = Failure(FailureKind.INFRASTRUCTURE, str(exc), retryable=False)
+        log.write("\n".join(header), f"Not started: {exc}")
+        return result(f"Not started: {exc}", failure, sandbox.sandboxed)
+    if not sandbox.usable:
+        failure = Failure(FailureKind.INFRASTRUCTURE, sandbox.refusal(), retryable=False)
+        log.write("\n".join(header), f"Not started: {failure.message}")
+        return result(f"Not started: {failure.message}", failure, False)
+    base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
+    failure: Failure | None = None
+    try:
+        with confined_cli(request, repo, sandbox, cli, base_url) as plan:
+            header.append(f"- sandbox: {plan.description}")
+            log.write(
+                "\n".join(header),
+                "## System prompt (appended to Claude Code's own)",
+                _fence(system_append(definition, request)),
+                "## Task",
+                _fence(request.task, "markdown"),
+            )
+            env = {name: value for name in API_ENV if (value := _credential(name))}
+            options = sdk.ClaudeAgentOptions(
+                tools=offered,
+                # Listed explicitly: with CLAUDE_CODE_SUBPROCESS_ENV_SCRUB set, Claude Code
+                # otherwise forces the permission mode back to `default` (measured, 2.1.337).
+                allowed_tools=offered,
+                disallowed_tools=refused,
+                system_prompt={
+                    "type": "preset",
+                    "preset": "claude_code",
+                    "append": system_append(definition, request),
+                },
+                permission_mode="bypassPermissions",
+                setting_sources=["project"],
+                max_turns=request.max_turns,
+                model=model,
+                cwd=str(repo),
+                cli_path=str(plan.wrapper),
+                env=env,
+                stderr=lambda line: stderr.append(line),
+            )
+            stderr: list[str] = []
+            try:
+                asyncio.run(_bounded(options, task_prompt(request), record, log, deadline_s))
+            except TimeoutError:
+                failure = Failure(FailureKind.AGENT, "wall-clock budget exhausted (deadline)")
+            except Exception as exc:
+                log.write("## Claude Code failed", _fence(_cap_log(traceback.format_exc())))
+                failure = _classify_exception(exc)
+            sandboxed = plan.sandboxed
+            if stderr:
+                log.write("## Claude Code stderr", _fence(_cap_log("\n".join(stderr))))
+    except _Refused as exc:
+        failure = Failure(FailureKind.INFRASTRUCTURE, str(exc), retryable=False)
+        log.write("\n".join(header), f"Not started: {exc}")
+        return result(f"Not started: {exc}", failure, sandbox.sandboxed)
+    if failure is None:
+        failure = classify_result(record.result)
+    final = (getattr(record.result, "result", None) or record.last_text or "").strip()
+    if failure is not None and not final:
+        summary = f"Agent call failed ({failure.kind.value}): {failure.message}."
+    else:
+        summary = _words(final, SUMMARY_TOKENS) if final else "(no final message)"
+    outcome = result(summary, failure, sandboxed)
+    log.write(
+        "## Result",
+        f"- failure: {outcome.failure.value}"
+        + (f" ({outcome.error})" if outcome.error else "")
+        + f"\n- stop reason: {outcome.stop_reason}\n- turns: {outcome.turns}; "
+        f"requests: {outcome.requests}; tool calls: {record.tool_calls}"
+        f"\n- usage: {outcome.usage.model_dump()}"
+        f"\n- cost (Claude Code's estimate): {outcome.cost_usd}"
+        f"\n- files touched (Write/Edit): {', '.join(outcome.files_touched) or '(none)'}"
+        f"\n- commands run: {len(outcome.commands_run)}"
+        f"\n- duration: {time.monotonic() - started:.1f} s",
+        "## Summary",
+        outcome.summary,
+    )
+    return outcome
+
+
+async def _bounded(
+    options: Any, prompt: str, record: StreamRecord, log: DetailsLog, deadline_s: float | None
+) -> None:
+    if deadline_s is None:
+        await _converse(options, prompt, record, log)
+        return
+    async with asyncio.timeout(deadline_s):
+        await _converse(options, prompt, record, log)
+
+
+def _classify_exception(exc: BaseException) -> Failure:
+    """The CLI could not start or died: infrastructure (retried when it may be transient)."""
+    sdk = _sdk()
+    if isinstance(exc, sdk.CLINotFoundError):
+        return Failure(FailureKind.INFRASTRUCTURE, f"Claude Code CLI not found: {exc}")
+    if isinstance(exc, sdk.ProcessError):
+        return Failure(
+            FailureKind.INFRASTRUCTURE, f"Claude Code exited with an error: {exc}", retryable=True
+        )
+    return Failure(FailureKind.INFRASTRUCTURE, f"Claude Code failed: {exc!r}", retryable=False)
