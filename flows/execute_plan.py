@@ -47,6 +47,7 @@ from flows.report import (
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
+from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.mirror import (
     FAILED_LIKE,
     TERMINAL,
@@ -91,6 +92,7 @@ async def execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -153,6 +155,7 @@ async def execute_plan(
             keep_worktrees=keep_worktrees,
             sandbox_gates=sandbox_gates,
             unknown_owners=unknown_owners,
+            agent_runtime=agent_runtime,
         )
     finally:
         lock.release()
@@ -177,6 +180,7 @@ async def _execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -198,6 +202,7 @@ async def _execute_plan(
         keep_worktrees=keep_worktrees,
         sandbox_gates=sandbox_gates,
         unknown_owners=unknown_owners,
+        agent_runtime=agent_runtime,
     )
     log = get_run_logger()
     exposed = await _open_api_warning(options)
@@ -205,6 +210,7 @@ async def _execute_plan(
         log.warning("SECURITY: %s", exposed)
 
     try:
+        check_agent_runtime(agent_runtime)
         plan, waves = await load_plan(
             plan_path, repo, include_optional=include_optional, unknown_owners=unknown_owners
         )
@@ -792,6 +798,17 @@ def check_plan(
     return plan, schedule
 
 
+def check_agent_runtime(agent_runtime: str) -> None:
+    """PlanInputError when the run's agent runtime cannot run here (claude-code without its
+    optional dependency): said before any agent is called."""
+    from tasks.agent.runtimes import RuntimeUnavailable, require_runtime
+
+    try:
+        require_runtime(agent_runtime)
+    except (RuntimeUnavailable, ValueError) as exc:
+        raise PlanInputError(f"--agent-runtime {agent_runtime}: {exc}") from exc
+
+
 def find_repo(plan_path: Path) -> Path:
     """The git repository holding the plan, else the current directory."""
     for candidate in [plan_path.parent, *plan_path.parents]:
@@ -975,6 +992,7 @@ def execute_plan_sync(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

@@ -52,6 +52,7 @@ from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, Dirt
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
@@ -405,6 +406,8 @@ class PlanRunOptions(BaseModel):
     model: str | None = None
     dry_run: bool = False
     interactive: bool = False
+    agent_runtime: str = "anthropic"
+    """`anthropic` or `claude-code` (tasks.agent.runtimes)."""
 
 
 def _plan_branch_note(start: StartPoint) -> str | None:
@@ -499,6 +502,7 @@ async def execute_ready_plans(
     include_planner_done: bool = False,
     ready_statuses: list[str] | None = None,
     force: list[str] | None = None,
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
 
@@ -551,6 +555,7 @@ async def execute_ready_plans(
             model=model,
             dry_run=dry_run,
             interactive=interactive,
+            agent_runtime=agent_runtime,
         )
         problems = await _run_plans(queue, repo_path, start, options)
 

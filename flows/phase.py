@@ -399,6 +399,7 @@ def agent_request(
         network=options.network,
         allow_unsandboxed=options.allow_unsandboxed,
         max_turns=max_turns or options.max_turns,
+        runtime=options.agent_runtime,
         read_only=read_only,
         role_suffix=role_suffix,
         verdict_criteria=verdict_criteria or [],

@@ -37,6 +37,18 @@ UNKNOWN_OWNERS_HELP = (
 )
 
 
+class AgentRuntimeChoice(StrEnum):
+    anthropic = "anthropic"
+    claude_code = "claude-code"
+
+
+AGENT_RUNTIME_HELP = (
+    "Who runs the agents: `anthropic` (plan-executor's own tool loop) or `claude-code` "
+    "(Claude Code in bubblewrap; needs `pip install 'plan-executor[claude-code]'`). An agent "
+    "definition's own `runtime:` wins; verifiers always use `anthropic`."
+)
+
+
 class Backend(StrEnum):
     auto = "auto"
     server = "server"
@@ -124,6 +136,9 @@ def run_command(
     unknown_owners: Annotated[
         UnknownOwners, typer.Option(help=UNKNOWN_OWNERS_HELP)
     ] = UnknownOwners.error,
+    agent_runtime: Annotated[
+        AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
+    ] = AgentRuntimeChoice.anthropic,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -151,6 +166,7 @@ def run_command(
         keep_worktrees=keep_worktrees,
         sandbox_gates=not unsandboxed_gates,
         unknown_owners=unknown_owners.value,
+        agent_runtime=agent_runtime.value,
         backend_mode=backend.value,
         live=live,
     )
@@ -176,6 +192,7 @@ def run_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: str = "error",
+    agent_runtime: str = "anthropic",
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -190,6 +207,13 @@ def run_plan(
         return EXIT_INVALID
     if phase_timeout_s <= 0 or agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
+        return EXIT_INVALID
+    from tasks.agent.runtimes import RuntimeUnavailable, require_runtime
+
+    try:
+        require_runtime(agent_runtime)
+    except (RuntimeUnavailable, ValueError) as exc:
+        echo(f"error: --agent-runtime {agent_runtime}: {exc}", err=True)
         return EXIT_INVALID
     invalid = _invalid_plan(plan, repo, include_optional, unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent
@@ -223,6 +247,7 @@ def run_plan(
                 keep_worktrees=keep_worktrees,
                 sandbox_gates=sandbox_gates,
                 unknown_owners=unknown_owners,
+                agent_runtime=agent_runtime,
                 live=live,
             ),
             select_backend=select_backend,
@@ -360,8 +385,19 @@ def demo_command(
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
     live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+    agent_runtime: Annotated[
+        AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
+    ] = AgentRuntimeChoice.anthropic,
 ) -> None:
     """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
     from flows.demo import run_demo
 
-    raise typer.Exit(run_demo(directory, backend_mode=backend.value, live=live, environ=os.environ))
+    raise typer.Exit(
+        run_demo(
+            directory,
+            backend_mode=backend.value,
+            live=live,
+            environ=os.environ,
+            agent_runtime=agent_runtime.value,
+        )
+    )
