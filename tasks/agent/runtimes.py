@@ -38,9 +38,9 @@ def check_runtime_name(name: str, *, where: str = "agent runtime") -> str:
 
 def claude_code_missing() -> str | None:
     """None when the claude-code runtime's dependency is importable; else what to install."""
-    import importlib.util
-
-    if importlib.util.find_spec("claude_agent_sdk") is None:
+    try:
+        import claude_agent_sdk  # noqa: F401 - only whether it imports
+    except ImportError:
         return (
             "the claude-code agent runtime needs the optional dependency claude-agent-sdk, "
             f"which is not installed: {EXTRA_HINT}"

@@ -1,0 +1,201 @@
+"""The claude-code runtime (issue 17): Claude Code (the CLI bundled in claude-agent-sdk) run in
+bubblewrap against the stand-in Messages API, through the same `run_agent` entry point.
+
+Real parts only: the real CLI, the real bwrap, the stand-in on 127.0.0.1. Each call starts
+Claude Code (~2-4 s), so the calls here are few; the pure parts are unit tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.demo import PhaseScript, ScriptedAgents
+from tasks.agent.claude_code import tool_choice, wrapper_script
+from tasks.agent.definitions import AgentDefinition, load_agent_file, resolve_agent
+from tasks.agent.loop import run_agent
+from tasks.agent.result import FailureKind
+from tasks.agent.runtimes import (
+    ANTHROPIC,
+    CLAUDE_CODE,
+    RuntimeUnavailable,
+    check_runtime_name,
+    pick_runtime,
+    require_runtime,
+)
+from tasks.agent.standin import (
+    as_claude_code,
+    cc_bash,
+    cc_write,
+    claude_code_turn,
+    editor_create,
+    tool_turn,
+    turns_taken,
+)
+from tests.agent.conftest import API_KEY, make_request
+
+needs_claude_code = pytest.mark.skipif(
+    importlib.util.find_spec("claude_agent_sdk") is None or shutil.which("bwrap") is None,
+    reason="needs the claude-code extra (claude-agent-sdk) and bubblewrap",
+)
+
+
+def definition(tools: list[str] | None = None, read_only: bool = False) -> AgentDefinition:
+    return AgentDefinition(
+        name="dev",
+        description="",
+        model=None,
+        tools=tools,
+        prompt="You are dev.",
+        source="test",
+        read_only=read_only,
+    )
+
+
+# --- pure parts ------------------------------------------------------------------------------
+
+
+def test_subagents_and_web_tools_are_off_unless_the_definition_lists_them() -> None:
+    offered, refused = tool_choice(definition(), read_only=False)
+    assert {"Bash", "Read", "Write", "Edit"} <= set(offered)
+    assert set(refused) == {"Agent", "Task", "WebFetch", "WebSearch"}
+    assert not set(offered) & set(refused)
+
+    offered, refused = tool_choice(definition(["Read", "WebFetch", "Bash(git:*)"]), read_only=False)
+    assert offered == ["Read", "WebFetch", "Bash"]
+    assert "WebFetch" not in refused and "Agent" in refused
+
+    offered, refused = tool_choice(definition(["Read", "Write", "Edit", "Bash"]), read_only=True)
+    assert offered == ["Read", "Bash"] and {"Write", "Edit"} <= set(refused)
+
+
+def test_runtime_choice_per_run_per_definition_and_never_for_verifiers(tmp_path: Path) -> None:
+    assert pick_runtime(CLAUDE_CODE, None) == CLAUDE_CODE
+    assert pick_runtime(ANTHROPIC, "claude-code") == CLAUDE_CODE  # the definition wins
+    assert pick_runtime(CLAUDE_CODE, "anthropic") == ANTHROPIC
+    assert pick_runtime(CLAUDE_CODE, None, verifier=True) == ANTHROPIC  # record_verdict
+    assert check_runtime_name("Claude_Code") == CLAUDE_CODE
+    with pytest.raises(ValueError, match="choose one of anthropic, claude-code"):
+        check_runtime_name("cursor")
+
+    agents = tmp_path / ".claude" / "agents"
+    agents.mkdir(parents=True)
+    (agents / "cc-dev.md").write_text("---\nruntime: claude-code\n---\nYou are cc-dev.\n")
+    (agents / "bad.md").write_text("---\nruntime: vim\n---\nYou are bad.\n")
+    assert load_agent_file(agents / "cc-dev.md").runtime == CLAUDE_CODE
+    with pytest.raises(ValueError, match=r"bad.md: frontmatter field 'runtime'.*'vim'"):
+        load_agent_file(agents / "bad.md")
+    found = resolve_agent("cc-dev", tmp_path)
+    assert found is not None and found.runtime == CLAUDE_CODE
+
+
+def test_the_wrapper_names_the_key_and_never_holds_it() -> None:
+    script = wrapper_script(
+        ["bwrap", "--setenv", "ANTHROPIC_API_KEY", "${ANTHROPIC_API_KEY}", "--", "it's"],
+        ["ANTHROPIC_API_KEY"],
+    )
+    assert '"${ANTHROPIC_API_KEY}"' in script and "'it'\"'\"'s'" in script
+    assert script.endswith('"$@"\n')
+
+
+def test_scripted_turns_in_claude_codes_tools_and_merged_history() -> None:
+    create = editor_create("tests/a.rs", "fn a() {}\n")
+    assert as_claude_code(create, "/w/tree")["input"] == {
+        "file_path": "/w/tree/tests/a.rs",
+        "content": "fn a() {}\n",
+    }
+    first = claude_code_turn(tool_turn(create, cc_bash("ls")), "/w")
+    second = claude_code_turn(tool_turn(cc_write("/w/b", "b")), "/w")
+    # Claude Code's history: one assistant message whose tool_use blocks accumulate.
+    merged = [
+        {"role": "user", "content": "task"},
+        {"role": "assistant", "content": first.content + second.content},
+    ]
+    assert turns_taken(merged) == 2
+    assert turns_taken([{"role": "user", "content": "task"}]) == 0
+
+
+def test_missing_extra_is_a_clear_error_before_the_run_and_in_a_call(
+    monkeypatch: pytest.MonkeyPatch, repo: Path, tmp_path: Path
+) -> None:
+    from flows.commands.run import EXIT_INVALID, run_plan
+
+    monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # import fails: not installed
+    with pytest.raises(RuntimeUnavailable, match=r"pip install 'plan-executor\[claude-code\]'"):
+        require_runtime(CLAUDE_CODE)
+    require_runtime(ANTHROPIC)
+
+    plan = tmp_path / "plan.md"
+    plan.write_text("# plan\n")
+    errors: list[str] = []
+    code = run_plan(
+        plan,
+        repo=repo,
+        agent_runtime=CLAUDE_CODE,
+        echo=lambda message="", err=False, **_: errors.append(str(message)),
+    )
+    assert code == EXIT_INVALID
+    assert errors and "--agent-runtime claude-code" in errors[0]
+    assert "plan-executor[claude-code]" in errors[0]
+
+    # An agent definition asking for claude-code: the call fails on infrastructure, not retried.
+    result = run_agent(make_request(repo, runtime=CLAUDE_CODE))
+    assert result.failure is FailureKind.INFRASTRUCTURE and not result.retryable
+    assert "plan-executor[claude-code]" in (result.error or "")
+
+
+# --- Claude Code itself ----------------------------------------------------------------------
+
+
+@needs_claude_code
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("network", [True, False], ids=["network", "no-network"])
+def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
+    standin, repo: Path, monkeypatch: pytest.MonkeyPatch, network: bool
+) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    script = {
+        "1": PhaseScript(
+            edits=[editor_create("src/lib.rs", "pub fn one() -> u32 { 1 }\n")],
+            later=[[cc_bash("echo built > build.txt")]],
+            claim="Status: COMPLETE. src/lib.rs written.",
+        )
+    }
+    fake = standin(responder=ScriptedAgents(script), auto_summary=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    result = run_agent(
+        make_request(
+            repo, task="# Phase 1: One\n\nWrite src/lib.rs.", network=network, runtime=CLAUDE_CODE
+        ),
+        deadline_s=90,
+    )
+
+    assert result.ok, result.error
+    assert result.runtime == CLAUDE_CODE and result.sandboxed
+    assert (repo / "src" / "lib.rs").read_text() == "pub fn one() -> u32 { 1 }\n"
+    assert (repo / "build.txt").read_text() == "built\n"
+    assert result.files_touched == ["src/lib.rs"]
+    assert result.commands_run == ["echo built > build.txt"]
+    # Three scripted turns (Write, Bash, the final report): three requests, no summary request.
+    assert len(fake.message_requests) == 3 and result.requests == 3 and result.turns == 3
+    assert result.summary == "Status: COMPLETE. src/lib.rs written."
+    assert result.usage.total > 0 and (result.cost_usd or 0) > 0
+    log = (repo / result.details_log).read_text() if result.details_log else ""
+    assert "runtime: claude-code" in log and "Tool call `Write`" in log
+    assert "as uid 1000" in log or "IS_SANDBOX=1" in log
+    assert ("network off" in log) is (not network)
+    assert API_KEY not in log
+    # Nothing of Claude Code's own is left in the tree (no mount-point files, no .claude/).
+    assert sorted(p.name for p in repo.iterdir()) == [
+        ".ai",
+        ".git",
+        "README.md",
+        "build.txt",
+        "src",
+    ]
