@@ -461,11 +461,13 @@ class StreamRecord:
         if name in FILE_TOOLS:
             raw = tool_input.get("file_path") or tool_input.get("notebook_path")
             if isinstance(raw, str) and raw:
-                path = Path(raw)
-                shown = raw
-                if path.is_absolute():
-                    with contextlib.suppress(ValueError):
-                        shown = str(path.resolve().relative_to(self.repo))
+                path = Path(raw) if Path(raw).is_absolute() else self.repo / raw
+                try:
+                    shown = str(path.resolve().relative_to(self.repo))
+                except ValueError:
+                    # Outside the tree: a private tmpfs of the sandbox (/tmp, the hidden home),
+                    # gone with it; not a file of the repository.
+                    return
                 if shown not in self.files_touched:
                     self.files_touched.append(shown)
         elif name == "Bash" and isinstance(tool_input.get("command"), str):
