@@ -47,18 +47,16 @@ import functools
 import json
 import os
 import shlex
-import socket
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
+from tasks.agent.api_proxy import INNER_PORT, INNER_RELAY, PLACEHOLDER_KEY, ApiProxy
 from tasks.agent.definitions import AgentDefinition
 from tasks.agent.loop import (
     DetailsLog,
@@ -81,8 +79,6 @@ WRITING_TOOLS = frozenset({"Write", "Edit", "MultiEdit", "NotebookEdit"})
 OPT_IN_TOOLS = ("Agent", "Task", "WebFetch", "WebSearch")
 """Off unless the agent definition's `tools:` names them: subagents, the web."""
 FILE_TOOLS = {"Write", "Edit", "MultiEdit", "NotebookEdit"}
-API_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
-"""Credentials handed to the sandbox by name (the wrapper reads them from its environment)."""
 FIXED_ENV = {
     "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
     "DISABLE_TELEMETRY": "1",
@@ -93,38 +89,6 @@ FIXED_ENV = {
     # with mount-point files (.env, .npmrc, node_modules ...): measured. Off; see the docs.
     "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "0",
 }
-RELAY_SOURCE = r"""
-import socket, sys, threading
-host, port = sys.argv[1].rsplit(":", 1)
-target = sys.argv[2]
-listener = socket.socket()
-listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind((host, int(port)))
-listener.listen(64)
-def pump(a, b):
-    try:
-        while data := a.recv(65536):
-            b.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (a, b):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-while True:
-    inside, _ = listener.accept()
-    outside = socket.socket(socket.AF_UNIX)
-    try:
-        outside.connect(target)
-    except OSError:
-        inside.close()
-        continue
-    threading.Thread(target=pump, args=(inside, outside), daemon=True).start()
-    threading.Thread(target=pump, args=(outside, inside), daemon=True).start()
-"""
-"""The relay inside a network-less sandbox: its loopback port → the Unix socket bound in."""
 
 
 def _sdk() -> Any:
@@ -199,20 +163,14 @@ class SandboxPlan:
     sandboxed: bool
     description: str
     as_root: bool
-    relay: ApiRelay | None = None
 
 
-def _inner_base_url(base_url: str, port: int) -> str:
-    parts = urlsplit(base_url)
-    return parts._replace(netloc=f"127.0.0.1:{port}").geturl()
-
-
-def sandbox_env(base_url: str | None, *, as_root: bool) -> dict[str, str]:
-    """The CLI's environment inside the sandbox, without the credentials (passed by name)."""
+def sandbox_env(base_url: str, *, as_root: bool) -> dict[str, str]:
+    """The CLI's whole environment: allow-listed, the API through our proxy, no real key."""
     env = command_env(SANDBOX_HOME)
     env.update(FIXED_ENV)
-    if base_url:
-        env["ANTHROPIC_BASE_URL"] = base_url
+    env["ANTHROPIC_BASE_URL"] = base_url
+    env["ANTHROPIC_API_KEY"] = PLACEHOLDER_KEY
     if as_root:
         # bypassPermissions refuses to start as root unless told it is sandboxed (it is).
         env["IS_SANDBOX"] = "1"
@@ -220,29 +178,25 @@ def sandbox_env(base_url: str | None, *, as_root: bool) -> dict[str, str]:
 
 
 def cli_argv(
-    request: AgentRequest,
     repo: Path,
     sandbox: Sandbox,
     cli: Path,
     *,
     env: dict[str, str],
-    credentials: list[str],
     user_namespace: bool,
-    relay: ApiRelay | None,
+    proxy_socket: Path | None,
 ) -> list[str]:
-    """bwrap … -- claude: the sandbox of :mod:`tasks.agent.sandbox` plus a user namespace,
-    a cleared environment and, with the network off, the API relay."""
+    """bwrap … -- claude: the sandbox of :mod:`tasks.agent.sandbox` plus a user namespace and a
+    cleared environment; with the network off, the relay to the proxy's socket beside it."""
     from tasks.agent.sandbox import bwrap_argv
 
     settings = sandbox.settings
-    if relay is not None:
-        settings = settings.model_copy(update={"writable_paths": [relay.directory]})
     command = 'exec "$0" "$@"'
-    if relay is not None:
-        inner = f"127.0.0.1:{relay.inner_port}"
+    if proxy_socket is not None:
+        settings = settings.model_copy(update={"writable_paths": [proxy_socket.parent]})
         command = (
-            f"{shlex.quote(sys.executable)} -I -c {shlex.quote(RELAY_SOURCE)} {inner} "
-            f'{shlex.quote(str(relay.socket_path))} & exec "$0" "$@"'
+            f"{shlex.quote(sys.executable)} -I -c {shlex.quote(INNER_RELAY)} "
+            f"127.0.0.1:{INNER_PORT} {shlex.quote(str(proxy_socket))} & " + command
         )
     assert sandbox.bwrap is not None
     argv = bwrap_argv(sandbox.bwrap, repo, command, settings)
@@ -253,151 +207,76 @@ def cli_argv(
     extra.append("--clearenv")
     for name, value in env.items():
         extra += ["--setenv", name, value]
-    for name in credentials:
-        extra += ["--setenv", name, f"${{{name}}}"]
     return [*argv[:split], *extra, *argv[split:], str(cli)]
 
 
-def wrapper_script(argv: list[str], credentials: list[str]) -> str:
-    """A shell script that execs ``argv`` with the caller's arguments appended; credential
-    values are expanded from its own environment (``"${NAME}"``), never written into it."""
-    words = []
-    expanded = {f"${{{name}}}" for name in credentials} | {f"{n}=${{{n}}}" for n in credentials}
-    for word in argv:
-        if word in expanded:
-            words.append(f'"{word}"')
-        else:
-            words.append(shlex.quote(word))
-    return "#!/bin/sh\nexec " + " ".join(words) + ' "$@"\n'
-
-
-class ApiRelay:
-    """The outside half of the API path of a network-less sandbox: a Unix socket whose
-    connections are forwarded to the base URL's host and port (threads of this process)."""
-
-    def __init__(self, directory: Path, base_url: str) -> None:
-        parts = urlsplit(base_url)
-        self.directory = directory
-        self.socket_path = directory / "api.sock"
-        self.target = (parts.hostname or "127.0.0.1", parts.port or 80)
-        self.inner_port = parts.port or 80
-        self.listener = socket.socket(socket.AF_UNIX)
-        self.listener.bind(str(self.socket_path))
-        os.chmod(self.socket_path, 0o777)  # the sandbox's uid 1000 connects to it
-        self.listener.listen(64)
-        self.closed = False
-        threading.Thread(target=self._serve, daemon=True, name="api-relay").start()
-
-    def _serve(self) -> None:
-        while not self.closed:
-            try:
-                inside, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                outside = socket.create_connection(self.target, timeout=30)
-                outside.settimeout(None)
-            except OSError:
-                inside.close()
-                continue
-            for a, b in ((inside, outside), (outside, inside)):
-                threading.Thread(target=_pump, args=(a, b), daemon=True).start()
-
-    def close(self) -> None:
-        self.closed = True
-        with contextlib.suppress(OSError):
-            self.listener.close()
-
-
-def _pump(source: socket.socket, sink: socket.socket) -> None:
-    try:
-        while data := source.recv(65536):
-            sink.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for sock in (source, sink):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+def wrapper_script(argv: list[str]) -> str:
+    """A shell script that execs ``argv`` with the caller's arguments appended. It holds no
+    secret: the key stays in our process (:mod:`tasks.agent.api_proxy`)."""
+    return "#!/bin/sh\nexec " + " ".join(shlex.quote(word) for word in argv) + ' "$@"\n'
 
 
 @contextlib.contextmanager
 def confined_cli(
-    request: AgentRequest, repo: Path, sandbox: Sandbox, cli: Path, base_url: str | None
+    request: AgentRequest, repo: Path, sandbox: Sandbox, cli: Path
 ) -> Iterator[SandboxPlan]:
-    """The wrapper the SDK starts as ``cli_path``, in a private directory removed afterwards."""
+    """The wrapper the SDK starts as ``cli_path`` and the API proxy it talks to, in a private
+    directory removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="plan-executor-claude-") as tmp:
         directory = Path(tmp)
         os.chmod(directory, 0o755)
-        if not sandbox.sandboxed:
-            # allow_unsandboxed: the CLI runs directly, still with the allow-listed env and a
-            # private HOME (the SDK merges its env over ours: see run_claude_code).
-            env = sandbox_env(base_url, as_root=os.geteuid() == 0)
-            env["HOME"] = str(directory / "home")
-            (directory / "home").mkdir()
-            credentials = [name for name in API_ENV if _credential(name)]
-            argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items())]
-            argv += [f"{name}=${{{name}}}" for name in credentials]
+        isolated = sandbox.sandboxed and not request.network
+        socket_dir = directory / "api"
+        socket_dir.mkdir(mode=0o755)
+        upstream = os.environ.get("ANTHROPIC_BASE_URL") or None
+        with ApiProxy(
+            upstream,
+            api_key=_credential("ANTHROPIC_API_KEY"),
+            auth_token=_credential("ANTHROPIC_AUTH_TOKEN"),
+            unix_socket=socket_dir / "api.sock" if isolated else None,
+        ) as proxy:
             script = directory / "claude"
-            script.write_text(wrapper_script([*argv, str(cli)], credentials))
-            script.chmod(0o700)
-            yield SandboxPlan(
-                script,
-                False,
-                f"NONE: bubblewrap unusable ({sandbox.problem}) (allow_unsandboxed was given)",
-                as_root=os.geteuid() == 0,
-            )
-            return
-        relay = None
-        if not request.network:
-            if not base_url or urlsplit(base_url).scheme != "http":
-                raise _Refused(
-                    "the network is off (--no-network) and the claude-code runtime reaches the "
-                    "API only through a relay to a plain-HTTP ANTHROPIC_BASE_URL (a loopback "
-                    f"proxy or gateway); it is {base_url or 'unset (https://api.anthropic.com)'}"
+            if not sandbox.sandboxed:
+                # allow_unsandboxed: the CLI runs directly, still with the allow-listed env,
+                # a private HOME and no key (`env -i`: the SDK merges os.environ into its env).
+                env = sandbox_env(proxy.base_url, as_root=os.geteuid() == 0)
+                env["HOME"] = str(directory / "home")
+                (directory / "home").mkdir()
+                argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), str(cli)]
+                script.write_text(wrapper_script(argv))
+                script.chmod(0o700)
+                yield SandboxPlan(
+                    script,
+                    False,
+                    f"NONE: bubblewrap unusable ({sandbox.problem}) (allow_unsandboxed was given)",
+                    as_root=os.geteuid() == 0,
                 )
-            relay = ApiRelay(directory, base_url)
-        try:
+                return
             user_ns = user_namespace_works(sandbox.bwrap or "bwrap")
-            inner_url = _inner_base_url(base_url, relay.inner_port) if relay and base_url else None
-            env = sandbox_env(inner_url or base_url, as_root=not user_ns and os.geteuid() == 0)
-            credentials = [name for name in API_ENV if _credential(name)]
+            env = sandbox_env(proxy.base_url, as_root=not user_ns and os.geteuid() == 0)
             argv = cli_argv(
-                request,
                 repo,
                 sandbox,
                 cli,
                 env=env,
-                credentials=credentials,
                 user_namespace=user_ns,
-                relay=relay,
+                proxy_socket=proxy.unix_socket,
             )
-            script = directory / "claude"
-            script.write_text(wrapper_script(argv, credentials))
+            script.write_text(wrapper_script(argv))
             script.chmod(0o700)
             who = (
                 f"uid {SANDBOX_UID} in a user namespace"
                 if user_ns
                 else "root with IS_SANDBOX=1 (no user namespaces here)"
             )
-            network = (
-                "on"
-                if request.network
-                else "off (API through a Unix-socket relay to " + (base_url or "") + ")"
-            )
+            network = "on" if request.network else "off (the API through a Unix socket)"
             description = (
                 f"the whole CLI in bubblewrap ({sandbox.bwrap}) as {who}; network {network}; "
                 f"repository {'read-only' if sandbox.settings.read_only else 'read-write'}; "
-                f"environment cleared, allow-listed: {', '.join(sorted([*env, *credentials]))}"
+                f"environment cleared, allow-listed: {', '.join(sorted(env))}; the API key "
+                f"stays outside: a proxy of ours adds it on the way to {proxy.upstream}"
             )
-            yield SandboxPlan(script, True, description, as_root=not user_ns, relay=relay)
-        finally:
-            if relay is not None:
-                relay.close()
-
-
-class _Refused(Exception):
-    """The call cannot start under the run's rules (an infrastructure failure, not retried)."""
+            yield SandboxPlan(script, True, description, as_root=not user_ns)
 
 
 def _credential(name: str) -> str | None:
@@ -621,10 +500,9 @@ def run_claude_code(
         failure = Failure(FailureKind.INFRASTRUCTURE, sandbox.refusal(), retryable=False)
         log.write("\n".join(header), f"Not started: {failure.message}")
         return result(f"Not started: {failure.message}", failure, False)
-    base_url = os.environ.get("ANTHROPIC_BASE_URL") or None
     failure: Failure | None = None
     try:
-        with confined_cli(request, repo, sandbox, cli, base_url) as plan:
+        with confined_cli(request, repo, sandbox, cli) as plan:
             header.append(f"- sandbox: {plan.description}")
             log.write(
                 "\n".join(header),
@@ -633,7 +511,6 @@ def run_claude_code(
                 "## Task",
                 _fence(request.task, "markdown"),
             )
-            env = {name: value for name in API_ENV if (value := _credential(name))}
             options = sdk.ClaudeAgentOptions(
                 tools=offered,
                 # Listed explicitly: with CLAUDE_CODE_SUBPROCESS_ENV_SCRUB set, Claude Code
@@ -651,7 +528,6 @@ def run_claude_code(
                 model=model,
                 cwd=str(repo),
                 cli_path=str(plan.wrapper),
-                env=env,
                 stderr=lambda line: stderr.append(line),
             )
             stderr: list[str] = []
@@ -665,10 +541,10 @@ def run_claude_code(
             sandboxed = plan.sandboxed
             if stderr:
                 log.write("## Claude Code stderr", _fence(_cap_log("\n".join(stderr))))
-    except _Refused as exc:
-        failure = Failure(FailureKind.INFRASTRUCTURE, str(exc), retryable=False)
-        log.write("\n".join(header), f"Not started: {exc}")
-        return result(f"Not started: {exc}", failure, sandbox.sandboxed)
+    except OSError as exc:  # the proxy's socket or the wrapper could not be made
+        failure = Failure(FailureKind.INFRASTRUCTURE, f"not started: {exc!r}", retryable=True)
+        log.write("\n".join(header), f"Not started: {exc!r}")
+        return result(f"Not started: {exc!r}", failure, sandbox.sandboxed)
     if failure is None:
         failure = classify_result(record.result)
     final = (getattr(record.result, "result", None) or record.last_text or "").strip()

@@ -94,13 +94,10 @@ def test_runtime_choice_per_run_per_definition_and_never_for_verifiers(tmp_path:
     assert found is not None and found.runtime == CLAUDE_CODE
 
 
-def test_the_wrapper_names_the_key_and_never_holds_it() -> None:
-    script = wrapper_script(
-        ["bwrap", "--setenv", "ANTHROPIC_API_KEY", "${ANTHROPIC_API_KEY}", "--", "it's"],
-        ["ANTHROPIC_API_KEY"],
-    )
-    assert '"${ANTHROPIC_API_KEY}"' in script and "'it'\"'\"'s'" in script
-    assert script.endswith('"$@"\n')
+def test_the_wrapper_quotes_its_words_and_passes_the_clis_arguments_on() -> None:
+    script = wrapper_script(["bwrap", "--setenv", "X", "it's $HOME", "--", "claude"])
+    assert "'it'\"'\"'s $HOME'" in script
+    assert script.startswith("#!/bin/sh\nexec bwrap ") and script.endswith(' claude "$@"\n')
 
 
 def test_scripted_turns_in_claude_codes_tools_and_merged_history() -> None:

@@ -100,8 +100,11 @@ def test_hostile_claude_code_changes_nothing_outside_its_tree(
     assert not any(path.startswith("/") for path in result.files_touched), result.files_touched
 
     env = (repo / "env.txt").read_text()
+    # The API key too: it never enters the sandbox (our proxy adds it on the way out).
+    for name in ("ANTHROPIC_API_KEY", "AWS_SECRET_ACCESS_KEY", "PREFECT_API_KEY"):
+        assert SECRETS[name] not in env
     for name in ("AWS_SECRET_ACCESS_KEY", "PREFECT_API_KEY"):
-        assert SECRETS[name] not in env and f"{name}=" not in env
+        assert f"{name}=" not in env
     assert HOME_SECRET not in (repo / "home.txt").read_text()
     uid = (repo / "uid.txt").read_text().strip()
     log = (repo / str(result.details_log)).read_text()
