@@ -196,3 +196,48 @@ def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
         "build.txt",
         "src",
     ]
+
+
+def test_the_api_proxy_swaps_the_placeholder_for_the_real_key(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import httpx
+
+    from tasks.agent.api_proxy import PLACEHOLDER_KEY, ApiProxy
+
+    seen: list[dict[str, str]] = []
+
+    class Upstream(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            seen.append({k.lower(): v for k, v in self.headers.items()} | {"body": body.decode()})
+            payload = b"event: ping\ndata: {}\n\n"
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    headers = {"x-api-key": PLACEHOLDER_KEY, "authorization": "Bearer stolen"}
+    try:
+        with ApiProxy(base, api_key=API_KEY, auth_token=None) as proxy:
+            answer = httpx.post(f"{proxy.base_url}/v1/messages?beta=true", headers=headers, json={})
+        sock = tmp_path / "api.sock"
+        with ApiProxy(base, api_key=API_KEY, auth_token=None, unix_socket=sock) as proxy:
+            transport = httpx.HTTPTransport(uds=str(sock))
+            with httpx.Client(transport=transport) as client:
+                over_socket = client.post("http://sandbox/v1/messages", headers=headers, json={})
+    finally:
+        upstream.shutdown()
+    assert answer.status_code == 200 and answer.text == "event: ping\ndata: {}\n\n"
+    assert over_socket.status_code == 200 and over_socket.text == answer.text
+    assert [s["x-api-key"] for s in seen] == [API_KEY, API_KEY]
+    assert not any("authorization" in s for s in seen)
+    assert seen[0]["body"] == "{}"
