@@ -16,19 +16,13 @@ Edit, Bash, Grep/Glob, Skill ...), inside ONE bubblewrap sandbox around the whol
   mode needs no ``IS_SANDBOX=1``; where it does not, ``IS_SANDBOX=1`` is set and said so in
   the log;
 - the environment is cleared (``--clearenv``) and rebuilt from an allow-list: PATH, locale,
-  toolchains, the private HOME, what reaches the API (``ANTHROPIC_BASE_URL``, the key, which
-  travels by name from the SDK's environment, never through a file),
-  ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``, ``DISABLE_TELEMETRY=1``,
-  ``DISABLE_AUTOUPDATER=1``. The key is in the CLI's environment, so the commands it runs
-  can read it (``CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1`` would strip it but makes Claude Code
-  demand its own Bash sandbox, which cannot start here; and a process of the same user could
-  still read the CLI's `/proc/PID/environ`): weaker than the anthropic runtime, whose bash
-  never sees the key;
-- network off (``--no-network``): ``--unshare-net``, and the API is reached through a Unix
-  socket bound into the sandbox: a relay inside listens on the sandbox's own loopback and
-  forwards to the socket, a relay outside forwards the socket to ``ANTHROPIC_BASE_URL``'s host
-  and port. That works for a plain-HTTP base URL (a loopback proxy or gateway, the stand-in);
-  an ``https`` base URL with the network off is refused with a clear message.
+  toolchains, the private HOME, ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1``,
+  ``DISABLE_TELEMETRY=1``, ``DISABLE_AUTOUPDATER=1``, and ``ANTHROPIC_BASE_URL`` pointing at
+  our API proxy (:mod:`tasks.agent.api_proxy`) with a placeholder key: the real key never
+  enters the sandbox, the proxy adds it on the way out;
+- network off (``--no-network``): ``--unshare-net``; the proxy listens on a Unix socket bound
+  into the sandbox and a relay inside (our Python) serves it on the sandbox's own loopback, so
+  the API (https included) is the only thing reachable.
 
 Subagents (``Agent``/``Task``) and web tools (``WebFetch``, ``WebSearch``) are off unless the
 agent definition's ``tools:`` lists them. ``setting_sources=["project"]`` loads the repository's
@@ -84,9 +78,9 @@ FIXED_ENV = {
     "DISABLE_TELEMETRY": "1",
     "DISABLE_AUTOUPDATER": "1",
     "DISABLE_ERROR_REPORTING": "1",
-    # 1 (strip the credentials from its commands' environment) makes Claude Code 2.1.337
-    # require its own Bash sandbox, which needs socat (not here) and litters the repository
-    # with mount-point files (.env, .npmrc, node_modules ...): measured. Off; see the docs.
+    # 1 makes Claude Code 2.1.337 force the permission mode back to `default` and require its
+    # own Bash sandbox, which needs socat (not here) and litters the repository with mount-point
+    # files (.env, .npmrc, node_modules ...): measured. Not needed: there is no key to scrub.
     "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB": "0",
 }
 
