@@ -380,45 +380,51 @@ def classify_result(result: Any) -> Failure | None:
 
 async def _converse(options: Any, prompt: str, record: StreamRecord, log: DetailsLog) -> None:
     sdk = _sdk()
-    async for message in sdk.query(prompt=prompt, options=options):
-        if isinstance(message, sdk.AssistantMessage):
-            if message.message_id:
-                record.message_ids.add(message.message_id)
-            for block in message.content:
-                if isinstance(block, sdk.TextBlock) and block.text.strip():
-                    record.last_text = block.text.strip()
-                    log.write("### Assistant", block.text)
-                elif isinstance(block, sdk.ToolUseBlock):
-                    record.note_call(block.id, block.name, dict(block.input or {}))
-                    log.write(
-                        f"### Tool call `{block.name}` ({block.id})",
-                        _fence(
-                            _cap_log(json.dumps(block.input, indent=2, ensure_ascii=False)), "json"
-                        ),
-                    )
-        elif isinstance(message, sdk.UserMessage) and isinstance(message.content, list):
-            for block in message.content:
-                if isinstance(block, sdk.ToolResultBlock):
-                    record.note_result(block.tool_use_id, bool(block.is_error))
-                    content = block.content
-                    text = content if isinstance(content, str) else json.dumps(content)
-                    status = "error" if block.is_error else "ok"
-                    log.write(
-                        f"**Result of {block.tool_use_id} ({status}):**",
-                        _fence(_cap_log(text or "")),
-                    )
-        elif isinstance(message, sdk.ResultMessage):
-            record.result = message
-        elif isinstance(message, sdk.SystemMessage) and message.subtype == "init":
-            data = message.data
-            log.write(
-                "## Claude Code session",
-                f"- version: {data.get('claude_code_version')}; permission mode: "
-                f"{data.get('permissionMode')}; model: {data.get('model')}\n"
-                f"- tools offered: {', '.join(data.get('tools') or [])}\n"
-                f"- agents: {', '.join(data.get('agents') or [])}\n"
-                f"- skills: {', '.join(str(s) for s in data.get('skills') or [])}",
-            )
+    # Closed here, inside the loop, also when the deadline cancels us: the SDK then ends the
+    # CLI's process (bwrap, and with it the sandbox's whole pid namespace).
+    async with contextlib.aclosing(sdk.query(prompt=prompt, options=options)) as messages:
+        async for message in messages:
+            _record(sdk, message, record, log)
+
+
+def _record(sdk: Any, message: Any, record: StreamRecord, log: DetailsLog) -> None:
+    """Note one message of the stream and append it to the transcript."""
+    if isinstance(message, sdk.AssistantMessage):
+        if message.message_id:
+            record.message_ids.add(message.message_id)
+        for block in message.content:
+            if isinstance(block, sdk.TextBlock) and block.text.strip():
+                record.last_text = block.text.strip()
+                log.write("### Assistant", block.text)
+            elif isinstance(block, sdk.ToolUseBlock):
+                record.note_call(block.id, block.name, dict(block.input or {}))
+                log.write(
+                    f"### Tool call `{block.name}` ({block.id})",
+                    _fence(_cap_log(json.dumps(block.input, indent=2, ensure_ascii=False)), "json"),
+                )
+    elif isinstance(message, sdk.UserMessage) and isinstance(message.content, list):
+        for block in message.content:
+            if isinstance(block, sdk.ToolResultBlock):
+                record.note_result(block.tool_use_id, bool(block.is_error))
+                content = block.content
+                text = content if isinstance(content, str) else json.dumps(content)
+                status = "error" if block.is_error else "ok"
+                log.write(
+                    f"**Result of {block.tool_use_id} ({status}):**",
+                    _fence(_cap_log(text or "")),
+                )
+    elif isinstance(message, sdk.ResultMessage):
+        record.result = message
+    elif isinstance(message, sdk.SystemMessage) and message.subtype == "init":
+        data = message.data
+        log.write(
+            "## Claude Code session",
+            f"- version: {data.get('claude_code_version')}; permission mode: "
+            f"{data.get('permissionMode')}; model: {data.get('model')}\n"
+            f"- tools offered: {', '.join(data.get('tools') or [])}\n"
+            f"- agents: {', '.join(data.get('agents') or [])}\n"
+            f"- skills: {', '.join(str(s) for s in data.get('skills') or [])}",
+        )
 
 
 def run_claude_code(

@@ -241,3 +241,26 @@ def test_the_api_proxy_swaps_the_placeholder_for_the_real_key(tmp_path: Path) ->
     assert [s["x-api-key"] for s in seen] == [API_KEY, API_KEY]
     assert not any("authorization" in s for s in seen)
     assert seen[0]["body"] == "{}"
+
+
+def test_result_messages_are_classified_like_the_loops_failures() -> None:
+    from types import SimpleNamespace
+
+    from tasks.agent.claude_code import classify_result
+
+    def message(subtype: str, status: int | None = None, is_error: bool = True) -> object:
+        return SimpleNamespace(
+            subtype=subtype, is_error=is_error, api_error_status=status, errors=[], result=""
+        )
+
+    assert classify_result(message("success", is_error=False)) is None
+    turns = classify_result(message("error_max_turns"))
+    assert turns is not None and turns.kind is FailureKind.AGENT and "max turns" in turns.message
+    overloaded = classify_result(message("error_during_execution", 529))
+    assert overloaded is not None and overloaded.kind is FailureKind.INFRASTRUCTURE
+    assert overloaded.retryable
+    refused = classify_result(message("error_during_execution", 401))
+    assert refused is not None and refused.kind is FailureKind.INFRASTRUCTURE
+    assert not refused.retryable
+    silent = classify_result(None)
+    assert silent is not None and silent.kind is FailureKind.INFRASTRUCTURE
