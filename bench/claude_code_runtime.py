@@ -17,15 +17,20 @@ import argparse
 import os
 import re
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from flows.commands.run import run_plan
-from flows.demo import ScriptedAgents, demo_scripts, make_crate
-from plan_parser.checkpoints import read_plan_state
-from tasks.agent.runtimes import RUNTIMES
-from tasks.agent.standin import StandinMessagesAPI
+# `python bench/…` puts bench/ first on sys.path, where bench/flows.py hides the flows package.
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+
+from flows.commands.run import run_plan  # noqa: E402
+from flows.demo import ScriptedAgents, demo_scripts, make_crate  # noqa: E402
+from plan_parser.checkpoints import read_plan_state  # noqa: E402
+from tasks.agent.runtimes import RUNTIMES  # noqa: E402
+from tasks.agent.standin import StandinMessagesAPI  # noqa: E402
 
 DURATION = re.compile(r"^- duration: ([0-9.]+) s$", re.M)
 
