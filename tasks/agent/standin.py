@@ -241,7 +241,9 @@ def turns_taken(messages: list[dict[str, Any]]) -> int:
         content = message.get("content")
         for block in content if isinstance(content, list) else []:
             if isinstance(block, dict) and block.get("type") == "tool_use":
-                turns.add(_turn_of_tool.get(str(block.get("id")), -1))
+                turn = _turn_of_tool.get(str(block.get("id")))
+                if turn is not None:
+                    turns.add(turn)
     return max(len(assistant), len(turns))
 
 

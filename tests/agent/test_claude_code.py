@@ -156,6 +156,17 @@ def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
 ) -> None:
     network = True  # the network-off path: tests/reliability/test_sandbox_claude_code.py
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    # The owner's definition, the repository's CLAUDE.md (project settings load) and a
+    # user-level CLAUDE.md of the machine (must not load: the sandbox's HOME is private).
+    (repo / ".claude" / "agents").mkdir(parents=True)
+    (repo / ".claude" / "agents" / "one-dev.md").write_text(
+        "---\ndescription: d\n---\nYou are one-dev, ROLE-MARKER-7f3.\n"
+    )
+    (repo / "CLAUDE.md").write_text("Project memory: PROJECT-MARKER-2c9.\n")
+    home = repo.parent / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "CLAUDE.md").write_text("User memory: USER-MARKER-b41.\n")
+    monkeypatch.setenv("HOME", str(home))
     script = {
         "1": PhaseScript(
             edits=[editor_create("src/lib.rs", "pub fn one() -> u32 { 1 }\n")],
@@ -168,7 +179,11 @@ def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     result = run_agent(
         make_request(
-            repo, task="# Phase 1: One\n\nWrite src/lib.rs.", network=network, runtime=CLAUDE_CODE
+            repo,
+            owner="one-dev",
+            task="# Phase 1: One\n\nWrite src/lib.rs.",
+            network=network,
+            runtime=CLAUDE_CODE,
         ),
         deadline_s=90,
     )
@@ -182,20 +197,27 @@ def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
     # Three scripted turns (Write, Bash, the final report): three requests, no summary request.
     assert len(fake.message_requests) == 3 and result.requests == 3 and result.turns == 3
     assert result.summary == "Status: COMPLETE. src/lib.rs written."
+    assert result.agent == "one-dev"
+    sent = "\n".join(r.text() for r in fake.message_requests)
+    assert "ROLE-MARKER-7f3" in sent and "PROJECT-MARKER-2c9" in sent
+    assert "USER-MARKER-b41" not in sent
     assert result.usage.total > 0 and (result.cost_usd or 0) > 0
     log = (repo / result.details_log).read_text() if result.details_log else ""
     assert "runtime: claude-code" in log and "Tool call `Write`" in log
     assert "as uid 1000" in log or "IS_SANDBOX=1" in log
     assert ("network off" in log) is (not network)
     assert API_KEY not in log
-    # Nothing of Claude Code's own is left in the tree (no mount-point files, no .claude/).
+    # Nothing of Claude Code's own is left in the tree (no mount-point files, no settings).
     assert sorted(p.name for p in repo.iterdir()) == [
         ".ai",
+        ".claude",
         ".git",
+        "CLAUDE.md",
         "README.md",
         "build.txt",
         "src",
     ]
+    assert [p.name for p in (repo / ".claude").iterdir()] == ["agents"]
 
 
 def test_the_api_proxy_swaps_the_placeholder_for_the_real_key(tmp_path: Path) -> None:
