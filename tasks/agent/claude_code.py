@@ -64,7 +64,14 @@ from tasks.agent.loop import (
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, skills_section, summary_request
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
 from tasks.agent.runtimes import CLAUDE_CODE, RuntimeUnavailable, claude_code_missing
-from tasks.agent.sandbox import SANDBOX_HOME, Sandbox, SandboxSettings, command_env
+from tasks.agent.sandbox import (
+    DEFAULT_MAX_PROCESSES,
+    SANDBOX_HOME,
+    ProcessLimit,
+    Sandbox,
+    SandboxSettings,
+    command_env,
+)
 
 SANDBOX_UID = 1000
 DEFAULT_TOOLS = ("Bash", "Read", "Write", "Edit", "Glob", "Grep", "Skill", "TodoWrite")
@@ -216,7 +223,10 @@ def confined_cli(
 ) -> Iterator[SandboxPlan]:
     """The wrapper the SDK starts as ``cli_path`` and the API proxy it talks to, in a private
     directory removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="plan-executor-claude-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="plan-executor-claude-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         directory = Path(tmp)
         os.chmod(directory, 0o755)
         isolated = sandbox.sandboxed and not request.network
@@ -256,6 +266,14 @@ def confined_cli(
                 user_namespace=user_ns,
                 proxy_socket=proxy.unix_socket,
             )
+            # The whole CLI, its commands included, in one pids cgroup (a fork bomb is bounded;
+            # whatever is left when the call ends is killed with it).
+            limit = sandbox.settings.max_processes
+            pids = stack.enter_context(
+                ProcessLimit.scope(DEFAULT_MAX_PROCESSES if limit is None else limit)
+            )
+            if pids is not None:
+                argv = pids.wrap(argv)
             script.write_text(wrapper_script(argv))
             script.chmod(0o700)
             who = (
@@ -264,8 +282,10 @@ def confined_cli(
                 else "root with IS_SANDBOX=1 (no user namespaces here)"
             )
             network = "on" if request.network else "off (the API through a Unix socket)"
+            processes = f"at most {pids.limit} processes and threads" if pids else "no pids cgroup"
             description = (
-                f"the whole CLI in bubblewrap ({sandbox.bwrap}) as {who}; network {network}; "
+                f"the whole CLI in bubblewrap ({sandbox.bwrap}) as {who}; {processes}; "
+                f"network {network}; "
                 f"repository {'read-only' if sandbox.settings.read_only else 'read-write'}; "
                 f"environment cleared, allow-listed: {', '.join(sorted(env))}; the API key "
                 f"stays outside: a proxy of ours adds it on the way to {proxy.upstream}"
