@@ -166,10 +166,16 @@ class SandboxPlan:
     as_root: bool
 
 
-def sandbox_env(base_url: str, *, as_root: bool) -> dict[str, str]:
+def sandbox_env(
+    base_url: str, *, as_root: bool, command_timeout_s: float | None = None
+) -> dict[str, str]:
     """The CLI's whole environment: allow-listed, the API through our proxy, no real key."""
     env = command_env(SANDBOX_HOME)
     env.update(FIXED_ENV)
+    if command_timeout_s:
+        # The run's per-command limit for Claude Code's Bash too (default and ceiling).
+        millis = str(int(command_timeout_s * 1000))
+        env["BASH_DEFAULT_TIMEOUT_MS"] = env["BASH_MAX_TIMEOUT_MS"] = millis
     env["ANTHROPIC_BASE_URL"] = base_url
     env["ANTHROPIC_API_KEY"] = PLACEHOLDER_KEY
     if as_root:
@@ -243,7 +249,11 @@ def confined_cli(
             if not sandbox.sandboxed:
                 # allow_unsandboxed: the CLI runs directly, still with the allow-listed env,
                 # a private HOME and no key (`env -i`: the SDK merges os.environ into its env).
-                env = sandbox_env(proxy.base_url, as_root=os.geteuid() == 0)
+                env = sandbox_env(
+                    proxy.base_url,
+                    as_root=os.geteuid() == 0,
+                    command_timeout_s=request.command_timeout_s,
+                )
                 env["HOME"] = str(directory / "home")
                 (directory / "home").mkdir()
                 argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), str(cli)]
@@ -257,7 +267,11 @@ def confined_cli(
                 )
                 return
             user_ns = user_namespace_works(sandbox.bwrap or "bwrap")
-            env = sandbox_env(proxy.base_url, as_root=not user_ns and os.geteuid() == 0)
+            env = sandbox_env(
+                proxy.base_url,
+                as_root=not user_ns and os.geteuid() == 0,
+                command_timeout_s=request.command_timeout_s,
+            )
             argv = cli_argv(
                 repo,
                 sandbox,
