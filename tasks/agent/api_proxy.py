@@ -19,6 +19,7 @@ While a call runs, any local process that finds the proxy's port can use the API
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socketserver
 import threading
@@ -110,6 +111,11 @@ class ApiProxy:
         self.auth_token = auth_token
         self.unix_socket = unix_socket
         self.requests = 0
+        self.faults: dict[str, int] = {}
+        """Fault kind (`429`, `529`, `500`, `dropped`, `timeout`) → count, as the loop's."""
+        self.fatal: str | None = None
+        """Set by the first answer no retry can fix (401/403/402, a spend limit)."""
+        self.lock = threading.Lock()
         self.client = httpx.Client(timeout=httpx.Timeout(30.0, read=None), follow_redirects=False)
         handler = _handler(self)
         self.server: socketserver.BaseServer
@@ -133,6 +139,33 @@ class ApiProxy:
             return f"http://127.0.0.1:{INNER_PORT}"
         host, port = self.server.server_address[:2]  # type: ignore[misc]
         return f"http://{host}:{port}"
+
+    def note_fault(self, kind: str) -> None:
+        with self.lock:
+            self.faults[kind] = self.faults.get(kind, 0) + 1
+
+    def note_error(self, status: int, body: bytes) -> None:
+        """Count an error answer; remember it as fatal when no retry can fix it (the key is
+        refused, a spend limit or billing problem), like the anthropic runtime's guard."""
+        from tasks.agent.loop import FATAL_ERROR_CODES
+
+        if status in (408, 409, 429) or status >= 500:
+            self.note_fault(str(status))
+        try:
+            error = json.loads(body).get("error") or {}
+        except (ValueError, AttributeError):
+            error = {}
+        code = (error.get("details") or {}).get("error_code") if isinstance(error, dict) else None
+        if status in (401, 402, 403) or code in FATAL_ERROR_CODES:
+            message = error.get("message") if isinstance(error, dict) else None
+            with self.lock:
+                self.fatal = (
+                    self.fatal
+                    or (
+                        f"the API answered {status} {error.get('type', '')}: {message or ''}"
+                        + (f" ({code})" if code else "")
+                    ).strip()
+                )
 
     def credentials(self) -> dict[str, str]:
         if self.api_key:
@@ -180,9 +213,17 @@ def _handler(proxy: ApiProxy) -> type[BaseHTTPRequestHandler]:
             try:
                 response = proxy.client.send(request, stream=True)
             except httpx.HTTPError as exc:
+                proxy.note_fault(
+                    "timeout" if isinstance(exc, httpx.TimeoutException) else "dropped"
+                )
                 self._fail(502, f"the API proxy could not reach {proxy.upstream}: {exc!r}")
                 return
             proxy.requests += 1
+            if response.status_code >= 400:
+                # Small error bodies are read whole: the proxy notes what failed and why, so the
+                # call can end at once where no retry can help (Claude Code would retry).
+                response.read()
+                proxy.note_error(response.status_code, response.content)
             try:
                 self.send_response(response.status_code)
                 for name, value in response.headers.multi_items():
@@ -233,6 +274,4 @@ def _handler(proxy: ApiProxy) -> type[BaseHTTPRequestHandler]:
 
 
 def _json_string(text: str) -> str:
-    import json
-
     return json.dumps(text)

@@ -41,6 +41,7 @@ import functools
 import json
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
@@ -62,7 +63,7 @@ from tasks.agent.loop import (
     pick_model,
 )
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, skills_section, summary_request
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind, Usage
+from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
 from tasks.agent.runtimes import CLAUDE_CODE, RuntimeUnavailable, claude_code_missing
 from tasks.agent.sandbox import (
     DEFAULT_MAX_PROCESSES,
@@ -85,6 +86,8 @@ FIXED_ENV = {
     "DISABLE_TELEMETRY": "1",
     "DISABLE_AUTOUPDATER": "1",
     "DISABLE_ERROR_REPORTING": "1",
+    # As many retries of a failed request as the anthropic runtime's SDK makes (default 10).
+    "CLAUDE_CODE_MAX_RETRIES": "4",
     # 1 makes Claude Code 2.1.337 force the permission mode back to `default` and require its
     # own Bash sandbox, which needs socat (not here) and litters the repository with mount-point
     # files (.env, .npmrc, node_modules ...): measured. Not needed: there is no key to scrub.
@@ -164,6 +167,20 @@ class SandboxPlan:
     sandboxed: bool
     description: str
     as_root: bool
+    proxy: ApiProxy
+    processes: ProcessLimit | None = None
+    """The CLI's pids cgroup: :meth:`stop` kills everything in it."""
+
+    def stop(self) -> None:
+        """Kill the CLI and everything it started; the SDK then sees its process end and
+        cleans up inside the event loop (cancelling the SDK mid-read leaves its subprocess
+        transport to the garbage collector after the loop closed)."""
+        if self.processes is None:
+            return
+        with contextlib.suppress(OSError):
+            for pid in (self.processes.directory / "cgroup.procs").read_text().split():
+                with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
 
 
 def sandbox_env(
@@ -264,6 +281,7 @@ def confined_cli(
                     False,
                     f"NONE: bubblewrap unusable ({sandbox.problem}) (allow_unsandboxed was given)",
                     as_root=os.geteuid() == 0,
+                    proxy=proxy,
                 )
                 return
             user_ns = user_namespace_works(sandbox.bwrap or "bwrap")
@@ -304,7 +322,9 @@ def confined_cli(
                 f"environment cleared, allow-listed: {', '.join(sorted(env))}; the API key "
                 f"stays outside: a proxy of ours adds it on the way to {proxy.upstream}"
             )
-            yield SandboxPlan(script, True, description, as_root=not user_ns)
+            yield SandboxPlan(
+                script, True, description, as_root=not user_ns, proxy=proxy, processes=pids
+            )
 
 
 def _credential(name: str) -> str | None:
@@ -488,8 +508,16 @@ def run_claude_code(
     record = StreamRecord(repo)
     log_rel = str(log.path.resolve().relative_to(Path(request.log_repo or repo).resolve()))
 
-    def result(summary: str, failure: Failure | None, sandboxed: bool) -> AgentResult:
+    def result(
+        summary: str, failure: Failure | None, sandboxed: bool, faults: dict[str, int] | None = None
+    ) -> AgentResult:
         message = record.result
+        counted = sum((faults or {}).values())
+        # Every fault but a last one that ended the call was retried (by Claude Code).
+        ended_on_fault = failure is not None and failure.kind is FailureKind.INFRASTRUCTURE
+        infra = InfraFaults(
+            faults=dict(faults or {}), retries=max(0, counted - int(ended_on_fault and counted))
+        )
         return AgentResult(
             agent=definition.name,
             model=model,
@@ -507,6 +535,7 @@ def run_claude_code(
             requests=len(record.message_ids),
             runtime=CLAUDE_CODE,
             cost_usd=getattr(message, "total_cost_usd", None),
+            infra=infra,
         )
 
     header = [
@@ -566,13 +595,16 @@ def run_claude_code(
             )
             stderr: list[str] = []
             try:
-                asyncio.run(_bounded(options, task_prompt(request), record, log, deadline_s))
+                asyncio.run(_bounded(options, task_prompt(request), record, log, deadline_s, plan))
+            except _FatalApi as exc:
+                failure = Failure(FailureKind.INFRASTRUCTURE, str(exc), retryable=False)
             except TimeoutError:
                 failure = Failure(FailureKind.AGENT, "wall-clock budget exhausted (deadline)")
             except Exception as exc:
                 log.write("## Claude Code failed", _fence(_cap_log(traceback.format_exc())))
                 failure = _classify_exception(exc)
             sandboxed = plan.sandboxed
+            faults = dict(plan.proxy.faults)
             if stderr:
                 log.write("## Claude Code stderr", _fence(_cap_log("\n".join(stderr))))
     except OSError as exc:  # the proxy's socket or the wrapper could not be made
@@ -586,13 +618,14 @@ def run_claude_code(
         summary = f"Agent call failed ({failure.kind.value}): {failure.message}."
     else:
         summary = _words(final, SUMMARY_TOKENS) if final else "(no final message)"
-    outcome = result(summary, failure, sandboxed)
+    outcome = result(summary, failure, sandboxed, faults)
     log.write(
         "## Result",
         f"- failure: {outcome.failure.value}"
         + (f" ({outcome.error})" if outcome.error else "")
         + f"\n- stop reason: {outcome.stop_reason}\n- turns: {outcome.turns}; "
         f"requests: {outcome.requests}; tool calls: {record.tool_calls}"
+        f"\n- infrastructure (seen by the API proxy): {outcome.infra.describe()}"
         f"\n- usage: {outcome.usage.model_dump()}"
         f"\n- cost (Claude Code's estimate): {outcome.cost_usd}"
         f"\n- files touched (Write/Edit): {', '.join(outcome.files_touched) or '(none)'}"
@@ -604,14 +637,51 @@ def run_claude_code(
     return outcome
 
 
+class _FatalApi(Exception):
+    """The API gave an answer no retry can fix; the call ends now (Claude Code would retry)."""
+
+
+STOP_GRACE_S = 10.0
+"""How long the SDK may take to notice the killed CLI before it is cancelled."""
+
+
 async def _bounded(
-    options: Any, prompt: str, record: StreamRecord, log: DetailsLog, deadline_s: float | None
+    options: Any,
+    prompt: str,
+    record: StreamRecord,
+    log: DetailsLog,
+    deadline_s: float | None,
+    plan: SandboxPlan,
 ) -> None:
-    if deadline_s is None:
-        await _converse(options, prompt, record, log)
-        return
-    async with asyncio.timeout(deadline_s):
-        await _converse(options, prompt, record, log)
+    """The session, ended early by the deadline (TimeoutError) or a fatal API answer
+    (_FatalApi): the CLI is killed and the SDK's stream allowed to end by itself."""
+    started = time.monotonic()
+
+    async def watch() -> None:
+        while True:
+            if plan.proxy.fatal is not None:
+                plan.stop()
+                raise _FatalApi(plan.proxy.fatal)
+            if deadline_s is not None and time.monotonic() - started >= deadline_s:
+                plan.stop()
+                raise TimeoutError
+            await asyncio.sleep(0.2)
+
+    converse = asyncio.ensure_future(_converse(options, prompt, record, log))
+    watcher = asyncio.ensure_future(watch())
+    backstop = None if deadline_s is None else deadline_s + STOP_GRACE_S
+    try:
+        async with asyncio.timeout(backstop):
+            await asyncio.wait({converse, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done() and not converse.done():
+                await asyncio.wait({converse}, timeout=STOP_GRACE_S)
+    finally:
+        for running in (converse, watcher):
+            running.cancel()
+        await asyncio.gather(converse, watcher, return_exceptions=True)
+    if watcher.done() and not watcher.cancelled() and watcher.exception() is not None:
+        raise watcher.exception()  # type: ignore[misc]
+    converse.result()
 
 
 def _classify_exception(exc: BaseException) -> Failure:

@@ -286,3 +286,22 @@ def test_result_messages_are_classified_like_the_loops_failures() -> None:
     assert not refused.retryable
     silent = classify_result(None)
     assert silent is not None and silent.kind is FailureKind.INFRASTRUCTURE
+
+
+@needs_claude_code
+@pytest.mark.timeout(120)
+def test_a_spend_limit_ends_the_call_at_once_as_infrastructure_not_retried(
+    standin, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.agent.standin import spend_limit_reached
+
+    # Claude Code retries even this; the API proxy sees the answer and ends the call.
+    fake = standin(responder=lambda body: spend_limit_reached(), auto_summary=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    result = run_agent(make_request(repo, runtime=CLAUDE_CODE), deadline_s=90)
+
+    assert result.failure is FailureKind.INFRASTRUCTURE and not result.retryable
+    assert "enforced_spend_limit_reached" in (result.error or "")
+    assert result.infra.faults.get("429", 0) >= 1
+    assert len(fake.message_requests) <= 1 + 4  # never more than Claude Code's 4 retries
