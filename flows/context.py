@@ -73,6 +73,9 @@ class RunOptions(BaseModel):
     """Leave the phases' worktrees on disk after the run (their branches always stay)."""
     unknown_owners: str = "error"
     """`general-purpose`: owners naming no agent definition run as general-purpose."""
+    agent_runtime: str = "anthropic"
+    """`anthropic` (our tool loop) or `claude-code` (Claude Code in bubblewrap); an agent
+    definition's own `runtime:` wins for that agent (tasks.agent.runtimes)."""
     sandbox_gates: bool = True
     """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
     run turns this off (`--unsandboxed-gates`), never a repository file."""

@@ -293,7 +293,23 @@ class ScriptedAgents:
         self.phases_seen: list[str] = []
 
     def __call__(self, body: dict[str, Any]) -> Any:
-        from tasks.agent.standin import delayed, text_turn, tool_turn
+        from tasks.agent.standin import claude_code_turn, is_claude_code, working_directory
+
+        reply = self._reply(body)
+        # Claude Code (the claude-code runtime): the same actions in its own tools, with
+        # absolute paths in the working directory it announces.
+        if is_claude_code(body) and (cwd := working_directory(body)):
+            return claude_code_turn(reply, cwd)
+        return reply
+
+    def _reply(self, body: dict[str, Any]) -> Any:
+        from tasks.agent.standin import (
+            delayed,
+            is_claude_code,
+            text_turn,
+            tool_turn,
+            turns_taken,
+        )
 
         messages = body.get("messages") or []
         first = _text(messages[0]) if messages else ""
@@ -306,7 +322,9 @@ class ScriptedAgents:
         script = self.scripts.get(pid, PhaseScript())
         if is_summary:
             return text_turn(script.claim)
-        turns = sum(1 for m in messages if m.get("role") == "assistant")
+        turns = turns_taken(messages)
+        # Claude Code makes no separate summary request: its last message is the report.
+        done = script.claim if is_claude_code(body) else f"Phase {pid}: done."
         if INTEGRATION_TASK.search(first):
             if turns == 0 and script.resolution:
                 return tool_turn(*script.resolution, text=f"Resolving phase {pid}'s integration.")
@@ -326,17 +344,17 @@ class ScriptedAgents:
             reply = (
                 tool_turn(*script.edits, text=f"Working on phase {pid}.")
                 if script.edits
-                else text_turn(f"Phase {pid}: done.")
+                else text_turn(done)
             )
             return delayed(reply, script.delay_s) if script.delay_s else reply
-        return text_turn(f"Phase {pid}: done.")
+        return text_turn(done)
 
     def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Any:
-        from tasks.agent.standin import record_verdict, text_turn, tool_turn
+        from tasks.agent.standin import record_verdict, text_turn, tool_turn, turns_taken
 
         script = self.scripts.get(pid, PhaseScript())
         prose = script.verifier_prose or f"Phase {pid}: verified."
-        turns = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
+        turns = turns_taken(body.get("messages") or [])
         verdict = script.verdict.upper()
         ids = verdict_ids(body)
         if is_summary or turns > 0 or verdict == "NONE" or not ids:
@@ -388,6 +406,7 @@ def run_demo(
     live: bool | None = None,
     environ: Mapping[str, str] | None = None,
     prefect_logs: bool = False,
+    agent_runtime: str = "anthropic",
 ) -> int:
     import typer
 
@@ -429,6 +448,7 @@ def run_demo(
                 backend_mode=backend_mode,
                 live=live,
                 prefect_logs=prefect_logs,
+                agent_runtime=agent_runtime,
             )
         finally:
             for name, value in saved.items():

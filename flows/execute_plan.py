@@ -49,6 +49,7 @@ from flows.report import (
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
+from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.dry_run import DRY_RUN_WARNINGS, DryRunOptions, render_text  # noqa: F401
 from tasks.dry_run import would_do as _would_do  # noqa: F401 - re-exported (tests)
 from tasks.mirror import (
@@ -64,6 +65,7 @@ from tasks.plan_input import (  # noqa: F401 - re-exported: callers import them 
     RUST_SKILLS,
     SKILL_HINTS,
     PlanInputError,
+    check_agent_runtime,
     check_plan,
     detect_skills,
     find_repo,
@@ -109,6 +111,7 @@ async def execute_plan(
     phase_max_tokens: int | None = None,
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -183,6 +186,7 @@ async def execute_plan(
             phase_max_tokens=phase_max_tokens,
             max_turns=max_turns,
             no_progress_turns=no_progress_turns,
+            agent_runtime=agent_runtime,
         )
     finally:
         lock.release()
@@ -213,6 +217,7 @@ async def _execute_plan(
     phase_max_tokens: int | None = None,
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -240,6 +245,7 @@ async def _execute_plan(
         phase_max_tokens=phase_max_tokens,
         max_turns=max_turns,
         no_progress_turns=no_progress_turns,
+        agent_runtime=agent_runtime,
     )
     log = get_run_logger()
     exposed = await _open_api_warning(options)
@@ -247,6 +253,7 @@ async def _execute_plan(
         log.warning("SECURITY: %s", exposed)
 
     try:
+        check_agent_runtime(agent_runtime)
         plan, waves = await load_plan(
             plan_path, repo, include_optional=include_optional, unknown_owners=unknown_owners
         )
@@ -923,6 +930,7 @@ def execute_plan_sync(
     phase_max_tokens: int | None = None,
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

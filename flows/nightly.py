@@ -54,6 +54,7 @@ from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, format_cost
+from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
@@ -426,6 +427,8 @@ class PlanRunOptions(BaseModel):
     phase_max_tokens: int | None = None
     max_turns: int = DEFAULT_MAX_TURNS
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS
+    agent_runtime: str = "anthropic"
+    """`anthropic` or `claude-code` (tasks.agent.runtimes)."""
 
 
 def _plan_branch_note(start: StartPoint) -> str | None:
@@ -538,6 +541,7 @@ async def execute_ready_plans(
     phase_max_tokens: int | None = None,
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
 
@@ -600,6 +604,7 @@ async def execute_ready_plans(
             phase_max_tokens=phase_max_tokens,
             max_turns=max_turns,
             no_progress_turns=no_progress_turns,
+            agent_runtime=agent_runtime,
         )
         problems = await _run_plans(queue, repo_path, start, options)
 

@@ -429,6 +429,7 @@ def agent_request(
         max_turns=max_turns or options.max_turns,
         no_progress_turns=options.no_progress_turns,
         budget_account=context.phase_accounts.get(phase.id),
+        runtime=options.agent_runtime,
         read_only=read_only,
         role_suffix=role_suffix,
         verdict_criteria=verdict_criteria or [],

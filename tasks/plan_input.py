@@ -67,6 +67,17 @@ def check_plan(
     return plan, schedule
 
 
+def check_agent_runtime(agent_runtime: str) -> None:
+    """PlanInputError when the run's agent runtime cannot run here (claude-code without its
+    optional dependency): said before any agent is called."""
+    from tasks.agent.runtimes import RuntimeUnavailable, require_runtime
+
+    try:
+        require_runtime(agent_runtime)
+    except (RuntimeUnavailable, ValueError) as exc:
+        raise PlanInputError(f"--agent-runtime {agent_runtime}: {exc}") from exc
+
+
 def find_repo(plan_path: Path) -> Path:
     """The git repository holding the plan, else the current directory."""
     for candidate in [plan_path.parent, *plan_path.parents]:

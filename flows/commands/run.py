@@ -45,6 +45,18 @@ PREFECT_LOGS_HELP = (
 )
 
 
+class AgentRuntimeChoice(StrEnum):
+    anthropic = "anthropic"
+    claude_code = "claude-code"
+
+
+AGENT_RUNTIME_HELP = (
+    "Who runs the agents: `anthropic` (plan-executor's own tool loop) or `claude-code` "
+    "(Claude Code in bubblewrap; needs `pip install 'plan-executor[claude-code]'`). An agent "
+    "definition's own `runtime:` wins; verifiers always use `anthropic`."
+)
+
+
 class Backend(StrEnum):
     auto = "auto"
     server = "server"
@@ -178,6 +190,9 @@ def run_command(
             "no new command (0: off); the phase ends `budget`.",
         ),
     ] = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: Annotated[
+        AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
+    ] = AgentRuntimeChoice.anthropic,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -212,6 +227,7 @@ def run_command(
         phase_max_tokens=phase_max_tokens,
         max_turns=max_turns,
         no_progress_turns=no_progress_turns,
+        agent_runtime=agent_runtime.value,
         backend_mode=backend.value,
         live=live,
         with_preflight=with_preflight,
@@ -246,6 +262,7 @@ def run_plan(
     phase_max_tokens: int | None = None,
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: str = "anthropic",
     backend_mode: str = "auto",
     live: bool | None = None,
     prefect_logs: bool = False,
@@ -274,6 +291,13 @@ def run_plan(
     )
     if problem is not None:
         echo(f"error: {problem}", err=True)
+        return EXIT_INVALID
+    from tasks.agent.runtimes import RuntimeUnavailable, require_runtime
+
+    try:
+        require_runtime(agent_runtime)
+    except (RuntimeUnavailable, ValueError) as exc:
+        echo(f"error: --agent-runtime {agent_runtime}: {exc}", err=True)
         return EXIT_INVALID
     if (with_preflight or as_json) and not dry_run:
         echo("error: --with-preflight and --json go with --dry-run", err=True)
@@ -331,6 +355,7 @@ def run_plan(
                 phase_max_tokens=phase_max_tokens,
                 max_turns=max_turns,
                 no_progress_turns=no_progress_turns,
+                agent_runtime=agent_runtime,
                 live=live,
                 prefect_logs=prefect_logs,
             ),
@@ -521,6 +546,9 @@ def demo_command(
     ] = Backend.auto,
     live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
     prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
+    agent_runtime: Annotated[
+        AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
+    ] = AgentRuntimeChoice.anthropic,
 ) -> None:
     """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
     from flows.demo import run_demo
@@ -532,5 +560,6 @@ def demo_command(
             live=live,
             environ=os.environ,
             prefect_logs=prefect_logs,
+            agent_runtime=agent_runtime.value,
         )
     )

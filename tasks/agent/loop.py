@@ -902,6 +902,16 @@ def run_agent(
     definition = resolve_agent(request.owner, Path(request.repo))
     if definition is None:
         raise ValueError(f"owner {request.owner!r} is not an agent call (human or orchestrator)")
+    from tasks.agent.runtimes import CLAUDE_CODE, pick_runtime
+
+    runtime = pick_runtime(
+        request.runtime, definition.runtime, verifier=bool(request.verdict_criteria)
+    )
+    if runtime == CLAUDE_CODE and client is None:
+        # The second runtime: Claude Code in bubblewrap; same request, same AgentResult.
+        from tasks.agent.claude_code import run_claude_code
+
+        return run_claude_code(request, definition, deadline_s=deadline_s)
     try:
         api = _guarded(client if client is not None else build_client())
     except Exception as exc:  # e.g. no credentials at all

@@ -142,6 +142,9 @@ class AgentRequest(BaseModel):
     log_repo: Path | None = None
     """Where `.ai/logs/` is (the user's checkout); None: ``repo``. A phase's worktree is removed
     after the run, its details logs must not go with it."""
+    runtime: Literal["anthropic", "claude-code"] = "anthropic"
+    """The run's agent runtime (:mod:`tasks.agent.runtimes`); an agent definition's own
+    ``runtime:`` wins, verifier calls always use ``anthropic``."""
     verdict_criteria: list[str] = Field(default_factory=list)
     """Verifier calls: the plan's numbers of the criteria to judge. The call gets the
     `record_verdict` tool with these as its only accepted values, and criteria still without a
@@ -183,6 +186,11 @@ class AgentResult(BaseModel):
     one given), in the order of ``AgentRequest.verdict_criteria``."""
     verdicts_missing: list[str] = Field(default_factory=list)
     """Verifier calls: criteria still without a verdict after the one follow-up request."""
+    runtime: str = "anthropic"
+    """The runtime that ran the call (`anthropic` or `claude-code`)."""
+    cost_usd: float | None = None
+    """The runtime's own cost estimate when it gives one (Claude Code's `total_cost_usd`); the
+    flows price calls from ``usage`` with :mod:`tasks.agent.pricing` either way."""
 
     @property
     def ok(self) -> bool:
