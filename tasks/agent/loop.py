@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -375,6 +376,34 @@ def pick_model(request: AgentRequest, definition: AgentDefinition) -> str:
     return model_id(request.model, definition)
 
 
+DIGEST_MAX_BYTES = 8 * 1024 * 1024
+"""Files larger than this are compared by size and modification time, not read."""
+
+
+def tree_file_digest(repo: Path, path: Path) -> str:
+    """What a file of the working tree holds, for telling a write that changed it apart.
+
+    This runs in our own process, outside the sandbox, on a path an agent chose: only a regular
+    file inside the tree is read (never a symlink, a FIFO that would block, a device such as
+    /dev/zero, or a path that resolves outside the tree); anything else is `-`.
+    """
+    try:
+        inside = path.resolve().is_relative_to(repo.resolve())
+        info = path.lstat()
+    except (OSError, RuntimeError):
+        return "-"
+    if not inside or not stat.S_ISREG(info.st_mode):
+        return "-"
+    if info.st_size > DIGEST_MAX_BYTES:
+        return f"{info.st_size}:{info.st_mtime_ns}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return "-"
+    with os.fdopen(fd, "rb") as handle:
+        return hashlib.sha256(handle.read(DIGEST_MAX_BYTES + 1)).hexdigest()
+
+
 def _usage_of(message: Any) -> Usage:
     usage = message.usage
     return Usage(
@@ -677,11 +706,9 @@ class AgentCall:
         raw = tool_input.get("path")
         if not isinstance(raw, str) or not raw:
             return None
-        path = Path(raw) if Path(raw).is_absolute() else self.repo / raw
-        try:
-            return hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError:
-            return "-"
+        return tree_file_digest(
+            self.repo, Path(raw) if Path(raw).is_absolute() else self.repo / raw
+        )
 
     def scrubbed(self, result: ToolResult) -> ToolResult:
         """The tool result without known secrets: it goes back to the model (another company's

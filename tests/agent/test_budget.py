@@ -279,3 +279,25 @@ def test_a_running_call_finishes_its_turn_when_another_phase_spends_the_run_budg
     # Turn 3 (the one in flight when the budget went) was finished: its tool ran.
     assert result.turns == 3 and (repo / "turn2.txt").read_text() == "2\n"
     assert not (repo / "turn3.txt").exists() and len(fake.message_requests) == 3
+
+
+def test_the_no_progress_digest_reads_only_regular_files_inside_the_tree(tmp_path: Path) -> None:
+    """It runs in our process, outside the sandbox, on a path an agent chose: a FIFO must not
+    block it, a device must not be read, a symlink or a path outside the tree is not followed."""
+    import os
+
+    from tasks.agent.loop import tree_file_digest
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("secret")
+    (repo / "a.txt").write_text("one")
+    os.mkfifo(repo / "pipe")
+    (repo / "link.txt").symlink_to(outside)
+    first = tree_file_digest(repo, repo / "a.txt")
+    assert first not in {"-", ""}
+    (repo / "a.txt").write_text("two")
+    assert tree_file_digest(repo, repo / "a.txt") != first
+    for path in [repo / "pipe", repo / "link.txt", outside, Path("/dev/zero"), repo / "none"]:
+        assert tree_file_digest(repo, path) == "-", path
