@@ -80,6 +80,8 @@ class PhaseOutcome(BaseModel):
     tokens: dict[str, int] = Field(default_factory=dict)
     claims: dict[str, str] = Field(default_factory=dict)
     """Each agent's own summary by role: recorded, never trusted."""
+    transcripts: dict[str, str] = Field(default_factory=dict)
+    """Each agent call's transcript file (`.ai/logs/...`) by role: the phase page links them."""
     steps: list[str] = Field(default_factory=list)
     flow_run_id: str | None = None
     duration_s: float = 0.0
