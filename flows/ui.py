@@ -85,7 +85,7 @@ def failing_entries(outcome: PhaseOutcome) -> list[LedgerEntry]:
 
 def check_reason(entry: LedgerEntry) -> str:
     """`file src/shout.rs: missing`: the check and the first line of its evidence."""
-    evidence = next((part.strip() for part in entry.evidence.splitlines() if part.strip()), "")
+    evidence = next(iter(_evidence_lines(entry)), "")
     code = f" (exit {entry.exit_code})" if entry.exit_code not in (None, 0) else ""
     text = f"{entry.check}{code}: {evidence}" if evidence else f"{entry.check}{code}"
     return one_line(text)
@@ -225,13 +225,18 @@ def _exit(entry: LedgerEntry) -> str:
 
 
 def _evidence(entry: LedgerEntry) -> str:
-    # The output tail's marker line says nothing on a page that shows the tail's lines.
-    lines = [line.strip() for line in entry.evidence.splitlines() if line.strip()]
-    lines = [line for line in lines if not re.fullmatch(r"-{2,}[^-]*-{2,}", line)]
+    lines = _evidence_lines(entry)
     head = " / ".join(lines[:3])
     if len(lines) > 3:
         head += f" … ({len(lines) - 3} more lines)"
     return one_line(head, 400) if head else "-"
+
+
+def _evidence_lines(entry: LedgerEntry) -> list[str]:
+    """The evidence's lines, without the output tail's marker (`--- output tail ---`): it says
+    nothing where the tail's own lines are shown."""
+    lines = [line.strip() for line in entry.evidence.splitlines() if line.strip()]
+    return [line for line in lines if not re.fullmatch(r"-{2,}[^-]*-{2,}", line)]
 
 
 def _cell(text: str) -> str:
