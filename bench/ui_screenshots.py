@@ -193,6 +193,7 @@ class Chromium:
         )
         self._ws: Any = None
         self._next = 0
+        self.text_dir: Path | None = None
 
     async def __aenter__(self) -> Chromium:
         import websockets
@@ -266,27 +267,40 @@ class Chromium:
         shot = await self.call("Page.captureScreenshot", {"format": "png"})
         out.write_bytes(base64.b64decode(shot["data"]))
         print(f"{out} ({out.stat().st_size // 1024} KB): {url}")
+        if self.text_dir is not None:  # what the page says, for a reader without the image
+            body = await self.evaluate("document.body.innerText")
+            (self.text_dir / out.with_suffix(".txt").name).write_text(str(body))
 
 
-async def capture_all(seen: RunSeen, auth: str, out: Path, profile: Path) -> None:
+async def capture_all(
+    seen: RunSeen, auth: str, out: Path, profile: Path, text_dir: Path | None
+) -> None:
     ui = seen.ui_url
     one, three = seen.phases["1"], seen.phases["3"]
     page_key = next(k for k in seen.artifacts if k.endswith("-phase-1"))
     report_key = next(k for k in seen.artifacts if k.endswith("-report"))
     run_name = seen.run["name"]
     async with Chromium(profile) as browser:
+        browser.text_dir = text_dir
         await browser.login(ui, auth)
-        await browser.capture(f"{ui}/runs", out / "runs.png", [run_name, "1/3 complete"])
+        await browser.capture(f"{ui}/runs", out / "runs.png", [run_name, "phase-1: Alpha tests"])
         await browser.capture(
-            f"{ui}/runs/flow-run/{seen.flow_run_id}",
-            out / "flow-run.png",
-            [run_name, "phase 1 blocked"],
-            settle_s=5,
+            f"{ui}/runs/flow-run/{seen.flow_run_id}", out / "flow-run.png", [run_name], settle_s=6
+        )
+        await browser.capture(
+            f"{ui}/runs/flow-run/{seen.flow_run_id}?tab=Subflow%20Runs",
+            out / "subflows.png",
+            [run_name, "phase-3: Report module", "Skipped"],
         )
         await browser.capture(
             f"{ui}/runs/flow-run/{one['id']}?tab=Task%20Runs",
             out / "phase-run.png",
             [one["name"], "phase-gates"],
+        )
+        await browser.capture(
+            f"{ui}/runs/flow-run/{one['id']}?tab=Artifacts",
+            out / "phase-artifacts.png",
+            [one["name"], "phase-1"],
         )
         await browser.capture(
             f"{ui}/artifacts/artifact/{seen.artifacts[page_key]['id']}",
@@ -313,6 +327,7 @@ async def capture_all(seen: RunSeen, auth: str, out: Path, profile: Path) -> Non
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=CHECKOUT / "docs" / "ui")
+    parser.add_argument("--text", type=Path, help="also keep each page's text in this folder")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -329,7 +344,9 @@ def main() -> int:
         )
         for _, child in sorted(seen.phases.items()):
             print(f"  {child['name']}: {child['state']['name']}: {child['state']['message']}")
-        asyncio.run(capture_all(seen, auth, args.out, root / "chromium"))
+        if args.text:
+            args.text.mkdir(parents=True, exist_ok=True)
+        asyncio.run(capture_all(seen, auth, args.out, root / "chromium", args.text))
     finally:
         stop_server(config)
         shutil.rmtree(root, ignore_errors=True)

@@ -128,7 +128,7 @@ async def execute_plan(
             errors=[str(exc)],
             flow_run_id=flow_run_id,
         )
-        return Failed(message=str(exc), data=report)  # type: ignore[return-value]
+        return Failed(message=str(exc), data=report, name=ui.run_state_name(report))  # type: ignore[return-value]
     leftovers = run_lock.reap_leftovers(lock.previous)
     if leftovers and lock.previous is not None:
         get_run_logger().warning(
@@ -230,7 +230,9 @@ async def _execute_plan(
             f"# Plan validation failed\n\n```\n{exc}\n```\n",
             "Why the plan cannot run",
         )
-        return Failed(message=f"invalid plan: {exc}", data=report)  # type: ignore[return-value]
+        return Failed(  # type: ignore[return-value]
+            message=f"invalid plan: {exc}", data=report, name=ui.run_state_name(report)
+        )
 
     for warning in plan.warnings:
         log.warning("%s", warning.render(str(plan_path)))
@@ -646,9 +648,10 @@ async def _finish(
         context.plan_path, "report", report.markdown, "Final report (seed Step 5.3)"
     )
     # The runs list shows this message: the outcome and, for a phase that did not complete, why.
+    # The badge in the runs list: Partial, not Failed, for a run that completed some phases.
     if report.exit_code == 0:
         return Completed(message=ui.run_message(report), data=report)
-    return Failed(message=ui.run_message(report), data=report)
+    return Failed(message=ui.run_message(report), data=report, name=ui.run_state_name(report))
 
 
 async def _dry_run(

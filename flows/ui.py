@@ -110,6 +110,18 @@ def phase_message(outcome: PhaseOutcome) -> str:
     return f"{outcome.status}: {phase_reason(outcome)}"
 
 
+def run_state_name(report: RunReport) -> str:
+    """The name of the plan run's final state: the runs list shows it as the run's badge (and
+    not the message), so a run that got part of the way does not look like an invalid plan.
+    `Completed` (every phase), `Partial` (some), `Invalid` (the plan cannot run), else `Failed`.
+    """
+    if report.invalid:
+        return "Locked" if report.status == "locked" else "Invalid"
+    if report.exit_code == 0:
+        return "Completed"
+    return "Partial" if report.complete else "Failed"
+
+
 def run_message(report: RunReport) -> str:
     """The plan run's final state message: the outcome in one line, e.g.
     `2/3 complete; phase 3 blocked: file src/shout.rs: missing`."""

@@ -15,6 +15,7 @@ from flows.ui import (
     plan_run_name,
     progress_text,
     run_message,
+    run_state_name,
     transcripts_of,
 )
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
@@ -69,6 +70,9 @@ def test_the_run_message_says_the_outcome_and_why() -> None:
         "1/3 complete; phase 2 timeout: phase exceeded its timeout of 60s; "
         "phase 3 skipped (depends on phase 2)"
     )
+    assert run_state_name(report) == "Partial"  # the badge in the runs list
+    report.outcomes[0] = outcome("1", "blocked", MISSING)
+    assert run_state_name(report) == "Failed"
 
 
 def test_a_complete_run_and_an_invalid_plan_say_so_and_differ() -> None:
@@ -78,6 +82,7 @@ def test_a_complete_run_and_an_invalid_plan_say_so_and_differ() -> None:
     assert run_message(done) == "1/1 complete"
     invalid = RunReport(plan_path="p.md", status="invalid", invalid=True, errors=["E-DEP x"])
     assert run_message(invalid) == "invalid plan: E-DEP x"
+    assert (run_state_name(done), run_state_name(invalid)) == ("Completed", "Invalid")
     preflight = RunReport(
         plan_path="p.md",
         status="Not Implemented (0/1 phases complete)",
