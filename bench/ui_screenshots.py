@@ -251,16 +251,39 @@ class Chromium:
         await self.evaluate(f"localStorage.setItem('prefect-password', '{token}')")
 
     async def capture(
-        self, url: str, out: Path, must_show: list[str], settle_s: float = 2.5
+        self,
+        url: str,
+        out: Path,
+        must_show: list[str],
+        settle_s: float = 2.5,
+        tab: str | None = None,
     ) -> None:
         await self.call("Page.navigate", {"url": url})
         deadline = time.monotonic() + 45
+        loaded = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        first = f"document.body.innerText.includes({json.dumps(must_show[0])})"
+        while not await self.evaluate(f"{loaded} && !!document.body && {first}"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not load or never showed {must_show[0]!r}")
+            await asyncio.sleep(0.5)
+        if tab is not None:  # the page's tabs do not follow `?tab=` on a fresh load: click it
+            click = (
+                "(() => { const b = [...document.querySelectorAll('body *')].find(e => "
+                f"e.children.length === 0 && (e.innerText || '').trim() === {json.dumps(tab)}); "
+                "if (b) { b.click(); return true; } return false; })()"
+            )
+            while not await self.evaluate(click):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} has no tab {tab!r}")
+                await asyncio.sleep(0.5)
         checks = " && ".join(
             f"document.body.innerText.includes({json.dumps(text)})" for text in must_show
         )
         while not await self.evaluate(f"!!document.body && ({checks})"):
             if time.monotonic() > deadline:
                 body = await self.evaluate("document.body ? document.body.innerText : ''")
+                if self.text_dir is not None:
+                    (self.text_dir / out.with_suffix(".txt").name).write_text(str(body))
                 raise RuntimeError(f"{url} never showed {must_show}; it shows:\n{body[:2000]}")
             await asyncio.sleep(0.5)
         await asyncio.sleep(settle_s)  # the graph and the markdown render after the text
@@ -288,19 +311,22 @@ async def capture_all(
             f"{ui}/runs/flow-run/{seen.flow_run_id}", out / "flow-run.png", [run_name], settle_s=6
         )
         await browser.capture(
-            f"{ui}/runs/flow-run/{seen.flow_run_id}?tab=Subflow%20Runs",
+            f"{ui}/runs/flow-run/{seen.flow_run_id}",
             out / "subflows.png",
             [run_name, "phase-3: Report module", "Skipped"],
+            tab="Subflow Runs",
         )
         await browser.capture(
-            f"{ui}/runs/flow-run/{one['id']}?tab=Task%20Runs",
+            f"{ui}/runs/flow-run/{one['id']}",
             out / "phase-run.png",
             [one["name"], "phase-gates"],
+            tab="Task Runs",
         )
         await browser.capture(
-            f"{ui}/runs/flow-run/{one['id']}?tab=Artifacts",
+            f"{ui}/runs/flow-run/{one['id']}",
             out / "phase-artifacts.png",
             [one["name"], "phase-1"],
+            tab="Artifacts",
         )
         await browser.capture(
             f"{ui}/artifacts/artifact/{seen.artifacts[page_key]['id']}",
@@ -320,7 +346,7 @@ async def capture_all(
         await browser.capture(
             f"{ui}/deployments/deployment/{seen.nightly_id}",
             out / "nightly.png",
-            ["02:00 every night", TIMEZONE],
+            ["nightly", f"02:00 {TIMEZONE}", "02:00 every night"],
         )
 
 

@@ -31,12 +31,13 @@ REASON_LIMIT = 160
 """A reason in a state message: one line, short enough for the runs list."""
 
 VERDICT_MARKS = {
-    Verdict.PASS: "✅ pass",
-    Verdict.FAIL: "❌ fail",
-    Verdict.WARN: "⚠️ warn",
-    Verdict.NOT_RUN: "⏸ not run",
-    Verdict.NEEDS_JUDGEMENT: "❔ needs judgement",
+    Verdict.PASS: "pass",
+    Verdict.FAIL: "**FAIL**",
+    Verdict.WARN: "warn",
+    Verdict.NOT_RUN: "*not run*",
+    Verdict.NEEDS_JUDGEMENT: "*needs judgement*",
 }
+"""Words, not emoji: a browser without an emoji font (headless Chromium on a server) shows boxes."""
 
 
 # -- names -----------------------------------------------------------------------------------
@@ -154,7 +155,9 @@ def _skip_cause(outcome: PhaseOutcome) -> str:
 # -- a phase's page --------------------------------------------------------------------------
 
 
-def phase_page(outcome: PhaseOutcome, *, transcripts: dict[str, str] | None = None) -> str:
+def phase_page(
+    outcome: PhaseOutcome, *, transcripts: dict[str, str] | None = None, repo: str = ""
+) -> str:
     """The phase subflow's markdown artifact: verdict, the ledger of checks, each agent's claim
     beside what the checks found, and where the transcripts are."""
     heading = f"# Phase {outcome.phase_id}: {outcome.title}" if outcome.title else "# Phase"
@@ -177,6 +180,24 @@ def phase_page(outcome: PhaseOutcome, *, transcripts: dict[str, str] | None = No
     if outcome.status not in ("complete", "blocked") and outcome.error:
         lines += ["", "**Error:**", "", "```", outcome.error.strip(), "```"]
 
+    failing = failing_entries(outcome)
+    if outcome.claims:
+        found = "; ".join(check_reason(e) for e in failing[:3]) if failing else _all_passed(outcome)
+        lines += [
+            "",
+            "## What the agents claimed, beside the evidence",
+            "",
+            "| Agent | Claimed (recorded, never trusted) | The checks found |",
+            "|---|---|---|",
+        ]
+        for role, claim in outcome.claims.items():
+            lines.append(f"| {role} | {_cell(one_line(claim, 400))} | {_cell(found)} |")
+
+    lines += ["", f"## Transcripts (in `{repo}`)" if repo else "## Transcripts", ""]
+    if transcripts:
+        lines += [f"- {role}: `{path}`" for role, path in transcripts.items()]
+    else:
+        lines.append("- none (no agent was called)")
     lines += ["", "## Checks (the evidence)", ""]
     entries = [
         e
@@ -194,24 +215,6 @@ def phase_page(outcome: PhaseOutcome, *, transcripts: dict[str, str] | None = No
     else:
         lines.append("- no check ran (see the verdict above)")
 
-    failing = failing_entries(outcome)
-    if outcome.claims:
-        found = "; ".join(check_reason(e) for e in failing[:3]) if failing else _all_passed(outcome)
-        lines += [
-            "",
-            "## What the agents claimed, beside the evidence",
-            "",
-            "| Agent | Claimed (recorded, never trusted) | The checks found |",
-            "|---|---|---|",
-        ]
-        for role, claim in outcome.claims.items():
-            lines.append(f"| {role} | {_cell(one_line(claim, 400))} | {_cell(found)} |")
-
-    lines += ["", "## Transcripts", ""]
-    if transcripts:
-        lines += [f"- {role}: `{path}`" for role, path in transcripts.items()]
-    else:
-        lines.append("- none (no agent was called)")
     if outcome.steps:
         lines += ["", "## Steps", ""]
         lines += [f"- {step}" for step in outcome.steps]
@@ -272,7 +275,7 @@ async def publish_phase_page(plan_path: Path, outcome: PhaseOutcome, repo: Path)
     await artifacts.publish_markdown(
         plan_path,
         phase_artifact_suffix(outcome.phase_id),
-        phase_page(outcome, transcripts=transcripts_of(outcome, repo)),
+        phase_page(outcome, transcripts=transcripts_of(outcome, repo), repo=str(repo)),
         f"Phase {outcome.phase_id}: {phase_message(outcome)}",
     )
 

@@ -239,10 +239,14 @@ def test_agent_claiming_success_without_work_is_blocked(
     assert seen.task_states(three, "phase-gates") == []
     # Each phase run has its page: the ledger, the claim beside the evidence, the transcripts.
     page = seen.page(one)
-    assert "## Checks (the evidence)" in page and "❌ fail" in page and "tests/alpha.rs" in page
+    assert (
+        "## Checks (the evidence)" in page
+        and "| **FAIL** | file tests/alpha.rs |" in page
+        and "tests/alpha.rs" in page
+    )
     assert "Status: COMPLETE. Created tests/alpha.rs" in page  # the claim, beside what was found
     assert ".ai/logs/" in page and "phase-1-details.md" in page
-    assert "✅ pass" in seen.page(two) and "no required check failed" in seen.page(two)
+    assert "| pass |" in seen.page(two) and "no required check failed" in seen.page(two)
     assert "SKIPPED" in seen.page(three) and "depends on phase 1" in seen.page(three)
 
 

@@ -120,13 +120,15 @@ def test_a_phase_page_shows_the_ledger_the_claim_beside_the_evidence_and_the_tra
     )
     page = phase_page(blocked, transcripts=transcripts_of(blocked, tmp_path))
     assert page.startswith("# Phase 3: Phase 3 title\n\n**Verdict:** BLOCKED: file src/shout.rs")
-    assert "| ✅ pass | build (exit 0) | yes | verified | exit 0 |" in page
-    assert "| ❌ fail | file src/shout.rs | yes | verified | src/shout.rs is missing |" in page
-    assert "| ❌ fail | lint (exit 101) | yes | verified | error: x |" in page  # no tail marker
+    assert "| pass | build (exit 0) | yes | verified | exit 0 |" in page
+    assert "| **FAIL** | file src/shout.rs | yes | verified | src/shout.rs is missing |" in page
+    assert "| **FAIL** | lint (exit 101) | yes | verified | error: x |" in page  # no tail marker
     claim_row = next(line for line in page.splitlines() if line.startswith("| owner |"))
     assert "Status: COMPLETE. Created src/shout.rs." in claim_row
     assert "src/shout.rs is missing" in claim_row  # what the checks found, in the same row
     assert "- owner: `.ai/logs/2026-12-07.x-phase-3-details.md`" in page
+    # The story first: the claim and what was found come before the full ledger.
+    assert page.index("| owner |") < page.index("## Checks (the evidence)")
     quiet = phase_page(outcome("1", "complete", BUILD))
     assert "- none (no agent was called)" in quiet and "Agents claimed" not in quiet
 
