@@ -257,10 +257,13 @@ class Chromium:
         must_show: list[str],
         settle_s: float = 2.5,
         tab: str | None = None,
+        scroll_to: str | None = None,
     ) -> None:
         await self.call("Page.navigate", {"url": url})
         deadline = time.monotonic() + 45
-        loaded = f"location.href === {json.dumps(url)} && document.readyState === 'complete'"
+        loaded = (
+            f"location.href.startsWith({json.dumps(url)}) && document.readyState === 'complete'"
+        )
         first = f"document.body.innerText.includes({json.dumps(must_show[0])})"
         while not await self.evaluate(f"{loaded} && !!document.body && {first}"):
             if time.monotonic() > deadline:
@@ -286,6 +289,12 @@ class Chromium:
                     (self.text_dir / out.with_suffix(".txt").name).write_text(str(body))
                 raise RuntimeError(f"{url} never showed {must_show}; it shows:\n{body[:2000]}")
             await asyncio.sleep(0.5)
+        if scroll_to is not None:  # bring this text to the bottom of the window
+            await self.evaluate(
+                "(() => { const e = [...document.querySelectorAll('body *')].find(x => "
+                f"x.children.length === 0 && (x.innerText || '').trim() === {json.dumps(scroll_to)});"
+                " if (e) e.scrollIntoView({block: 'end'}); })()"
+            )
         await asyncio.sleep(settle_s)  # the graph and the markdown render after the text
         shot = await self.call("Page.captureScreenshot", {"format": "png"})
         out.write_bytes(base64.b64decode(shot["data"]))
@@ -306,7 +315,12 @@ async def capture_all(
     async with Chromium(profile) as browser:
         browser.text_dir = text_dir
         await browser.login(ui, auth)
-        await browser.capture(f"{ui}/runs", out / "runs.png", [run_name, "phase-1: Alpha tests"])
+        await browser.capture(
+            f"{ui}/runs",
+            out / "runs.png",
+            [run_name, "phase-1: Alpha tests"],
+            scroll_to="Work Queue",
+        )
         await browser.capture(
             f"{ui}/runs/flow-run/{seen.flow_run_id}", out / "flow-run.png", [run_name], settle_s=6
         )
@@ -346,7 +360,7 @@ async def capture_all(
         await browser.capture(
             f"{ui}/deployments/deployment/{seen.nightly_id}",
             out / "nightly.png",
-            ["nightly", f"02:00 {TIMEZONE}", "02:00 every night"],
+            ["nightly", "02:00 every night (timezone: in the tags)", f"02:00 {TIMEZONE}"],
         )
 
 

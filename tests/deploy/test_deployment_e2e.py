@@ -192,7 +192,8 @@ def test_deploy_records_the_checkout_schedule_and_pull_step(deployed: Deployed):
     assert schedule["schedule"]["cron"] == "0 2 * * *"
     assert schedule["schedule"]["timezone"] == TIMEZONE
     # What the UI shows of it: the card shows the slug, the description names the timezone.
-    assert schedule["slug"] == "02:00 every night (timezone: see the description)"
+    assert schedule["slug"] == "02:00 every night (timezone: in the tags)"
+    assert f"02:00 {TIMEZONE}" in nightly["tags"]
     assert nightly["description"].startswith(f"Every night at 02:00 {TIMEZONE} time")
     assert nightly["parameters"]["repo"] == str(deployed.nightly_repo)
     # The scheduler turned it into runs at 02:00 Berlin time.
