@@ -14,7 +14,8 @@ server requires its credential (the UI keeps it in localStorage, which the comma
 set), captures the pages a person opens: the runs list, the plan run's graph, phase 1's run (its
 task runs), phase 1's page (artifact), the final report and the nightly deployment (schedule).
 Every page is waited for until the text it must show is there; the script fails otherwise.
-Everything started is stopped at the end. No internet; about a minute on 2 cores.
+Everything started is stopped at the end. No internet; 4-6 minutes on 2 cores (most of it
+`prefect deploy` and the worker's start).
 """
 
 from __future__ import annotations
