@@ -146,7 +146,7 @@ async def breakdown(flow_run_id: str) -> dict[str, Any]:
     def kind(name: str) -> str:
         if name.startswith("agent "):
             return "agent call (SDK, tool loop, stand-in)"
-        if re.fullmatch(r"phase-\d+", name):
+        if re.fullmatch(r"phase-\d+(: .*)?", name):  # `phase-3: Shouting Module`
             return "phase subflows (their task runs in the parent)"
         name = name.split(" phase ")[0] if name.startswith("mirror") else name
         return name.rsplit("-", 1)[0] if name[-3:].isalnum() and "-" in name else name

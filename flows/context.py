@@ -100,6 +100,8 @@ class PhaseOutcome(BaseModel):
     """What the phase's agent calls cost (the run's price table, from the API's usage)."""
     claims: dict[str, str] = Field(default_factory=dict)
     """Each agent's own summary by role: recorded, never trusted."""
+    transcripts: dict[str, str] = Field(default_factory=dict)
+    """Each agent call's transcript file (`.ai/logs/...`) by role: the phase page links them."""
     steps: list[str] = Field(default_factory=list)
     flow_run_id: str | None = None
     duration_s: float = 0.0

@@ -24,6 +24,7 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
+from flows import ui
 from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
     DEFAULT_AGENT_TIMEOUT_S,
@@ -82,8 +83,15 @@ OBSERVERS: list[Observer] = []
 
 
 def _run_name() -> str:
-    plan = Path(str(runtime_flow_run.parameters.get("plan_path", "plan")))
-    return f"execute-plan: {plan.name.removesuffix('.md')}"
+    """`<repository dir>: <plan>` in the runs list, e.g. `tiny-crate: 2026-11-24.tiny-features`."""
+    parameters = runtime_flow_run.parameters
+    plan = Path(str(parameters.get("plan_path", "plan")))
+    repo = parameters.get("repo")
+    try:
+        where = Path(str(repo)) if repo else find_repo(plan.resolve())
+    except OSError:
+        where = plan.parent
+    return ui.plan_run_name(plan, where)
 
 
 @flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)
@@ -147,7 +155,7 @@ async def execute_plan(
             errors=[str(exc)],
             flow_run_id=flow_run_id,
         )
-        return Failed(message=str(exc), data=report)  # type: ignore[return-value]
+        return Failed(message=str(exc), data=report, name=ui.run_state_name(report))  # type: ignore[return-value]
     leftovers = run_lock.reap_leftovers(lock.previous)
     if leftovers and lock.previous is not None:
         get_run_logger().warning(
@@ -271,7 +279,9 @@ async def _execute_plan(
             f"# Plan validation failed\n\n```\n{exc}\n```\n",
             "Why the plan cannot run",
         )
-        return Failed(message=f"invalid plan: {exc}", data=report)  # type: ignore[return-value]
+        return Failed(  # type: ignore[return-value]
+            message=f"invalid plan: {exc}", data=report, name=ui.run_state_name(report)
+        )
 
     for warning in plan.warnings:
         log.warning("%s", warning.render(str(plan_path)))
@@ -445,11 +455,14 @@ async def _run(
         # The seed's TodoWrite rule: the progress moves at every transition, not per wave. Sent
         # in the background (latest value wins) so the next phase does not wait on the API.
         done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
-        running = [pid for pid, cp in mirror.checkpoints.items() if cp.status == "running"]
+        running = [
+            (pid, phases[pid].title if pid in phases else "")
+            for pid, cp in mirror.checkpoints.items()
+            if cp.status == "running"
+        ]
         progress.post(
             done,
-            f"{done}/{len(scheduled)} phases finished; phase {checkpoint.phase_id} "
-            f"{checkpoint.status}; running: {', '.join(running) or 'none'}",
+            ui.progress_text(done, len(scheduled), checkpoint.phase_id, checkpoint.status, running),
         )
 
     mirror.listeners.append(on_transition)
@@ -534,6 +547,7 @@ async def _run_waves(
                     status="skipped",
                     error=error,
                 )
+                await _show_skipped(context, pid)
                 await mirror.transition(pid, "skipped", error=error, note=error)
                 continue
             cause = skipped_by.get(pid) or _skipped_dependency(pid, skipped_by, phases)
@@ -550,6 +564,7 @@ async def _run_waves(
                     status="skipped",
                     error=error,
                 )
+                await _show_skipped(context, pid)
                 await mirror.transition(pid, "skipped", error=error, note=error)
                 continue
             spent = context.budget.limit_reached() if context.budget is not None else None
@@ -590,6 +605,17 @@ async def _run_waves(
             stopped_after = await _ask_after_failures(
                 context, to_run, skipped_by, start_attempt, run_one
             )
+
+
+async def _show_skipped(context: RunContext, pid: str) -> None:
+    """A skipped phase in the flow run graph: a subflow run of its own ending `Skipped`."""
+    outcome = context.outcomes[pid]
+    try:
+        outcome.flow_run_id = await ui.mark_skipped(
+            context.plan_path, pid, outcome.title, outcome.error or "not run"
+        )
+    except Exception:  # a view only: the run goes on without it
+        get_run_logger().warning("could not show phase %s as skipped", pid, exc_info=True)
 
 
 async def _ask_after_failures(
@@ -699,9 +725,11 @@ async def _finish(
     await artifacts.publish_markdown(
         context.plan_path, "report", report.markdown, "Final report (seed Step 5.3)"
     )
+    # The runs list shows this message: the outcome and, for a phase that did not complete, why.
+    # The badge in the runs list: Partial, not Failed, for a run that completed some phases.
     if report.exit_code == 0:
-        return Completed(message=report.status, data=report)
-    return Failed(message=report.status, data=report)
+        return Completed(message=ui.run_message(report), data=report)
+    return Failed(message=ui.run_message(report), data=report, name=ui.run_state_name(report))
 
 
 async def _dry_run(

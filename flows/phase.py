@@ -24,12 +24,12 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
 from flows.integration import keep_unfinished_work, land_phase, plan_relative
+from flows.ui import current_phase_run_name, phase_message, publish_phase_page
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks import worktree
 from tasks.agent.budget import Limits, RunBudget, close_account
@@ -65,8 +65,7 @@ class PhaseOverBudget(Exception):
 
 
 def _phase_run_name() -> str:
-    params = runtime_flow_run.parameters
-    return f"phase-{params.get('phase_id', '?')}"
+    return current_phase_run_name()  # `phase-3: Shouting Module`
 
 
 @flow(name="phase", flow_run_name=_phase_run_name, validate_parameters=True)
@@ -123,17 +122,21 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         get_run_logger().warning("phase %s: killed %d command(s) still running", phase.id, killed)
     outcome.duration_s = round(time.monotonic() - started, 2)
     context.outcomes[phase.id] = outcome
+    try:
+        await publish_phase_page(plan_path, outcome, options.repo)
+    except Exception:  # the page is a view: an API hiccup must not change the verdict
+        get_run_logger().warning("phase %s: could not publish its page", phase.id, exc_info=True)
     return _as_state(outcome)  # type: ignore[return-value]
 
 
 def _as_state(outcome: PhaseOutcome) -> State[Any]:
     """Completed for complete; a Failed state named Blocked / TimedOut / Failed otherwise."""
     if outcome.status == "complete":
-        return Completed(data=outcome, message=outcome.verdict)
+        return Completed(data=outcome, message=phase_message(outcome))
     name = {"blocked": "Blocked", "timeout": "TimedOut", "budget": "OverBudget"}.get(
         outcome.status, "Failed"
     )
-    return Failed(data=outcome, name=name, message=outcome.error or outcome.verdict)
+    return Failed(data=outcome, name=name, message=phase_message(outcome))
 
 
 async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContext:
@@ -285,7 +288,7 @@ async def _work_and_judge(
     config = context.gate_config or await _committed_config(options)
     if workspace is not None:  # the worktree's own cargo target (see worktree.seed_target)
         config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
-    ledger = await gates_step(
+    gates = await gates_step(
         work,
         phase,
         start=start,
@@ -295,7 +298,12 @@ async def _work_and_judge(
         others=[
             ref for other in context.plan.phases if other.id != phase.id for ref in other.files
         ],
+        return_state=True,
     )
+    # Failed when a check failed (the task's colour in the UI); the ledger is its data either way.
+    ledger = await gates.result(raise_on_failure=False)  # type: ignore[misc]
+    if not isinstance(ledger, Ledger):  # the task itself broke: its exception, not a verdict
+        raise ledger if isinstance(ledger, BaseException) else RuntimeError(str(ledger))
     for role, claim in outcome.claims.items():
         ledger.add(
             LedgerEntry(
@@ -490,6 +498,7 @@ def _record_agent(
     outcome: PhaseOutcome, role: str, result: AgentResult, context: RunContext
 ) -> None:
     outcome.claims[role] = result.summary
+    _note_transcript(outcome, role, result)
     outcome.unsandboxed = outcome.unsandboxed or not result.sandboxed
     _add_usage(outcome, result, context)
     outcome.artifacts.extend(result.files_touched)
@@ -503,6 +512,11 @@ def _add_usage(outcome: PhaseOutcome, result: AgentResult, context: RunContext) 
         outcome.cost_usd = round(
             outcome.cost_usd + context.budget.cost(result.model, result.usage), 6
         )
+
+
+def _note_transcript(outcome: PhaseOutcome, role: str, result: AgentResult) -> None:
+    if result.details_log:
+        outcome.transcripts[role] = result.details_log
 
 
 def _count_call(outcome: PhaseOutcome, result: AgentResult) -> None:
@@ -579,6 +593,7 @@ async def _judge(
     result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
     _add_usage(outcome, result, context)
     _count_call(outcome, result)
+    _note_transcript(outcome, "verifier", result)
     if result.failure is FailureKind.INFRASTRUCTURE:
         raise AgentInfrastructureError(result)  # no verdicts: the API, not the code, failed
     if result.failure is FailureKind.BUDGET:  # unjudged criteria are not failed criteria

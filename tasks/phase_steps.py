@@ -16,6 +16,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, Failed, State
 
 from plan_parser.model import Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind
@@ -76,7 +77,7 @@ async def snapshot_step(
     return await asyncio.to_thread(snapshot, repo, baseline=baseline)
 
 
-@task(name="phase-gates", cache_policy=NO_CACHE)
+@task(name="phase-gates", cache_policy=NO_CACHE, retries=0)
 async def gates_step(
     repo: Path,
     phase: Phase,
@@ -92,7 +93,7 @@ async def gates_step(
     since). ``others``: the FileRefs the plan's other phases declare."""
     from tasks.gates.phase_gates import run_phase_gates
 
-    return await asyncio.to_thread(
+    ledger = await asyncio.to_thread(
         run_phase_gates,
         repo,
         phase,
@@ -102,6 +103,20 @@ async def gates_step(
         scope_policy=scope_policy,
         others=others,
     )
+    return gates_state(ledger)  # type: ignore[return-value]
+
+
+def gates_state(ledger: Ledger) -> State[Any]:
+    """The gates task's final state: Failed when a required check failed (the UI shows the task
+    red, with the first failing check as its message), Completed otherwise. Either way the
+    ledger is the state's data: the phase reads it with ``raise_on_failure=False``. The task
+    has no retries, so a Failed state is final (a failing gate is evidence, not a hiccup)."""
+    failing = decide_verdict(ledger).failing
+    if not failing:
+        return Completed(data=ledger, message=f"{len(ledger.entries)} checks, none failing")
+    first = failing[0].line().splitlines()[0] if failing[0].line() else failing[0].check
+    more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
+    return Failed(data=ledger, message=f"{len(failing)} failing: {first[:200]}{more}")
 
 
 def decide_verdict(ledger: Ledger) -> PhaseVerdict:

@@ -191,6 +191,10 @@ def test_deploy_records_the_checkout_schedule_and_pull_step(deployed: Deployed):
     assert schedule["active"] is True
     assert schedule["schedule"]["cron"] == "0 2 * * *"
     assert schedule["schedule"]["timezone"] == TIMEZONE
+    # What the UI shows of it: the card shows the slug, the description names the timezone.
+    assert schedule["slug"] == "02:00 every night (timezone: in the tags)"
+    assert f"02:00 {TIMEZONE}" in nightly["tags"]
+    assert nightly["description"].startswith(f"Every night at 02:00 {TIMEZONE} time")
     assert nightly["parameters"]["repo"] == str(deployed.nightly_repo)
     # The scheduler turned it into runs at 02:00 Berlin time.
     runs = deployed.post(
@@ -433,7 +437,7 @@ def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_pa
         "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [flow_run_id]}}}
     )
     assert [c["name"] for c in children] == [  # type: ignore[union-attr]
-        f"execute-plan: {ready.name.removesuffix('.md')}"
+        f"{repo.name}: {ready.name.removesuffix('.md')}"  # the repository, then the plan
     ]
     assert children[0]["state_type"] == "COMPLETED"  # type: ignore[index]
     assert children[0]["parameters"]["dry_run"] is True  # type: ignore[index]

@@ -120,6 +120,64 @@ def test_parallel_pair_then_dependent_all_complete(
     print(cost.split("### Files Changed")[0])  # the calibration in docs/cost.md reads this
 
 
+class RunTree:
+    """A plan's flow run as the Prefect UI shows it: the run, its phase subflow runs, their
+    task runs and artifacts."""
+
+    def __init__(self, run: object, children: list, tasks: list, found: list) -> None:
+        self.run = run
+        self.children = children
+        self.tasks = tasks
+        self.artifacts = found
+
+    def phase(self, suffix: str) -> object:
+        named = [c for c in self.children if c.name == f"phase-{suffix}"]
+        assert len(named) == 1, [c.name for c in self.children]
+        return named[0]
+
+    def task_states(self, phase_run: object, name: str) -> list[str]:
+        return [
+            t.state.type.value
+            for t in self.tasks
+            if t.flow_run_id == phase_run.id and t.name.startswith(name)
+        ]
+
+    def page(self, phase_run: object) -> str:
+        pages = [
+            a for a in self.artifacts if a.flow_run_id == phase_run.id and a.type == "markdown"
+        ]
+        assert len(pages) == 1, [(a.key, a.flow_run_id) for a in self.artifacts]
+        return str(pages[0].data)
+
+
+async def read_run_tree(flow_run_id: str) -> RunTree:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        FlowRunFilter,
+        FlowRunFilterParentFlowRunId,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+
+    async with get_client() as client:
+        run = await client.read_flow_run(flow_run_id)
+        children = await client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run.id])
+            )
+        )
+        ids = [c.id for c in children]
+        tasks = await client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=ids))
+        )
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=ids))
+        )
+    return RunTree(run, children, tasks, found)
+
+
 def work_requests_of(requests: list, phase_id: str) -> list:
     chosen = [r for r in requests if phase_of(r) == phase_id and not r.is_summary_request]
     assert chosen, f"no request for phase {phase_id}"
@@ -162,6 +220,38 @@ def test_agent_claiming_success_without_work_is_blocked(
     assert not [r for r in requests if phase_of(r) == "3"]
     assert parse_plan(plan_path).status == "Partially Implemented (1/3 phases complete)"
     assert not (plan_path.parents[2] / "tests" / "alpha.rs").exists()
+
+    # What a person sees in the Prefect UI, read through the API (issue 18).
+    seen = asyncio.run(read_run_tree(echo_flow_run_id(echo.text, state)))
+    assert seen.run.name == f"crate: {plan_path.name.removesuffix('.md')}"
+    message = seen.run.state.message
+    assert (seen.run.state.type.value, seen.run.state.name) == ("FAILED", "Partial"), message
+    assert message.startswith("1/3 complete; phase 1 blocked: "), message
+    assert "tests/alpha.rs" in message and "phase 3 skipped (depends on phase 1)" in message
+    assert not message.startswith("invalid plan")
+    one, two, three = (
+        seen.phase(title) for title in ("1: Alpha tests", "2: Beta tests", "3: Report module")
+    )
+    assert (one.state.type.value, one.state.name) == ("FAILED", "Blocked")
+    assert one.state.message.startswith("blocked: ") and "tests/alpha.rs" in one.state.message
+    assert (two.state.type.value, two.state.name) == ("COMPLETED", "Completed")
+    assert (three.state.type.value, three.state.name) == ("CANCELLED", "Skipped")
+    assert "depends on phase 1" in three.state.message
+    # The gates task is red where the gates found failures, green where they did not.
+    assert seen.task_states(one, "phase-gates") == ["FAILED"]
+    assert seen.task_states(two, "phase-gates") == ["COMPLETED"]
+    assert seen.task_states(three, "phase-gates") == []
+    # Each phase run has its page: the ledger, the claim beside the evidence, the transcripts.
+    page = seen.page(one)
+    assert (
+        "## Checks (the evidence)" in page
+        and "| **FAIL** | file tests/alpha.rs |" in page
+        and "tests/alpha.rs" in page
+    )
+    assert "Status: COMPLETE. Created tests/alpha.rs" in page  # the claim, beside what was found
+    assert ".ai/logs/" in page and "phase-1-details.md" in page
+    assert "| pass |" in seen.page(two) and "no required check failed" in seen.page(two)
+    assert "SKIPPED" in seen.page(three) and "depends on phase 1" in seen.page(three)
 
 
 def test_slow_agent_ends_timeout(
