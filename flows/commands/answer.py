@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from uuid import UUID
 
 import typer
+
+from flows.commands.api_target import flow_run_and_api
 
 EXIT_REFUSED = 2
 
@@ -42,22 +43,10 @@ def answer_command(
 ) -> None:
     """Answer a run that waits for a person (dirty tree, failed phase, human-owned phase)."""
     run_input = parse_fields(fields)
-    try:
-        run_id = UUID(flow_run_id)
-    except ValueError:
-        typer.echo(f"error: {flow_run_id!r} is not a flow run id", err=True)
-        raise typer.Exit(EXIT_REFUSED) from None
-    from tasks.backend.select import client_settings, command_client_env
-
-    client = command_client_env()
-    if client is None:
-        typer.echo(
-            "error: no Prefect API: set PREFECT_API_URL, or start `plan-executor server start`",
-            err=True,
-        )
-        raise typer.Exit(EXIT_REFUSED)
-
+    run_id, client = flow_run_and_api(flow_run_id, EXIT_REFUSED)
     from prefect.flow_runs import resume_flow_run
+
+    from tasks.backend.select import client_settings
 
     with client_settings(client):
         try:

@@ -20,6 +20,8 @@ from uuid import UUID
 
 import typer
 
+from flows.commands.api_target import flow_run_and_api
+
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Artifact, FlowRun
 
@@ -46,20 +48,9 @@ def watch_command(
 
     Exit 0 when the run ended Completed, 1 otherwise (or at --timeout), 2 without such a run.
     """
-    try:
-        run_id = UUID(flow_run_id)
-    except ValueError:
-        typer.echo(f"error: {flow_run_id!r} is not a flow run id", err=True)
-        raise typer.Exit(EXIT_NO_RUN) from None
-    from tasks.backend.select import client_settings, command_client_env
+    run_id, client = flow_run_and_api(flow_run_id, EXIT_NO_RUN)
+    from tasks.backend.select import client_settings
 
-    client = command_client_env()
-    if client is None:
-        typer.echo(
-            "error: no Prefect API: set PREFECT_API_URL, or start `plan-executor server start`",
-            err=True,
-        )
-        raise typer.Exit(EXIT_NO_RUN)
     ui_url = client["PREFECT_API_URL"].rstrip("/").removesuffix("/api")
     with client_settings(client):
         code = asyncio.run(
