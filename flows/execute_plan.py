@@ -91,11 +91,16 @@ async def execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    distribute: bool = False,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
     ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
     general-purpose (a warning) instead of refusing the plan.
+
+    ``distribute`` runs each phase as a run of the `execute-phase` deployment on a worker of
+    the pool, in the worker's own clone of the repository's `origin`; verified phase branches
+    come back through the remote and land here (flows.distribute). Needs worktrees.
 
     One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
     or written, and held until the flow returns. A second run (dry runs included: their
@@ -153,6 +158,7 @@ async def execute_plan(
             keep_worktrees=keep_worktrees,
             sandbox_gates=sandbox_gates,
             unknown_owners=unknown_owners,
+            distribute=distribute,
         )
     finally:
         lock.release()
@@ -177,6 +183,7 @@ async def _execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    distribute: bool = False,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -198,8 +205,17 @@ async def _execute_plan(
         keep_worktrees=keep_worktrees,
         sandbox_gates=sandbox_gates,
         unknown_owners=unknown_owners,
+        distribute=distribute,
     )
     log = get_run_logger()
+    if distribute and not worktrees:
+        error = "distribute needs worktrees: each phase's work travels as its phase branch"
+        log.error("%s", error)
+        report = RunReport(
+            plan_path=str(plan_path), repo=str(repo), status="invalid", invalid=True,
+            errors=[error],
+        )  # fmt: skip
+        return Failed(message=error, data=report)  # type: ignore[return-value]
     exposed = await _open_api_warning(options)
     if exposed:
         log.warning("SECURITY: %s", exposed)
@@ -430,8 +446,13 @@ async def _run_waves(
     skipped_by: dict[str, str] = {}
 
     async def run_one(pid: str) -> PhaseOutcome:
-        state = await run_phase(context.plan_path, pid, context.options, return_state=True)
-        outcome = await _outcome_from_state(state, phases[pid], context)
+        if context.options.distribute:
+            from flows.distribute import run_phase_remotely
+
+            outcome = await run_phase_remotely(context, phases[pid])
+        else:
+            state = await run_phase(context.plan_path, pid, context.options, return_state=True)
+            outcome = await _outcome_from_state(state, phases[pid], context)
         outcome.wave = context.wave_of(pid)
         context.outcomes[pid] = outcome
         if outcome.status != "complete":
@@ -975,6 +996,7 @@ def execute_plan_sync(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    distribute: bool = False,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

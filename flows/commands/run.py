@@ -124,6 +124,14 @@ def run_command(
     unknown_owners: Annotated[
         UnknownOwners, typer.Option(help=UNKNOWN_OWNERS_HELP)
     ] = UnknownOwners.error,
+    distribute: Annotated[
+        bool,
+        typer.Option(
+            "--distribute",
+            help="Run each phase as a run of the execute-phase deployment on the work pool's "
+            "workers, each in its own clone of the repository's origin (docs/scaling.md).",
+        ),
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -151,6 +159,7 @@ def run_command(
         keep_worktrees=keep_worktrees,
         sandbox_gates=not unsandboxed_gates,
         unknown_owners=unknown_owners.value,
+        distribute=distribute,
         backend_mode=backend.value,
         live=live,
     )
@@ -176,6 +185,7 @@ def run_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: str = "error",
+    distribute: bool = False,
     backend_mode: str = "auto",
     live: bool | None = None,
     echo: Any = typer.echo,
@@ -223,6 +233,7 @@ def run_plan(
                 keep_worktrees=keep_worktrees,
                 sandbox_gates=sandbox_gates,
                 unknown_owners=unknown_owners,
+                distribute=distribute,
                 live=live,
             ),
             select_backend=select_backend,
