@@ -53,6 +53,8 @@ POLL_S = 2.0
 RESUBMISSIONS = 1
 """How often a phase run that ended Crashed is submitted again."""
 CRASHED_LIKE = ("CRASHED",)
+ZOMBIE_AFTER_ENV = "PLAN_EXECUTOR_ZOMBIE_AFTER_S"
+HEARTBEAT_EVENT = "prefect.flow-run.heartbeat"
 
 
 def _phase_run_name() -> str:
@@ -305,11 +307,17 @@ async def _submit(
     flow_run_id = str(run.id)
     await context.mirror.update(phase.id, flow_run_id=flow_run_id)
     get_run_logger().info("phase %s: deployment run %s", phase.id, flow_run_id)
+    zombie_after = zombie_after_s()
     async with get_client() as client:
         while True:
             current = await client.read_flow_run(run.id)
             if current.state is not None and current.state.is_final():
                 break
+            if zombie_after and current.state is not None and current.state.is_running():
+                silent = await _silent_for(client, current)
+                if silent is not None and silent > zombie_after:
+                    await _mark_crashed(client, current, silent)
+                    continue
             await asyncio.sleep(POLL_S)
     state = current.state
     final = state.type.value
@@ -332,6 +340,61 @@ async def _submit(
             outcome.error = f"interrupted: phase run {flow_run_id} ended {state.name}"
     outcome.flow_run_id = flow_run_id
     return outcome, final
+
+
+def zombie_after_s() -> float | None:
+    """Seconds without a heartbeat after which a running phase run counts as dead: its worker
+    (or the machine) is gone without a word, and nothing else would ever end the run.
+
+    ``PLAN_EXECUTOR_ZOMBIE_AFTER_S``, else 3 heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``,
+    Prefect's default 180 s, of the workers: set the same value on the parent's side).
+    """
+    raw = os.environ.get(ZOMBIE_AFTER_ENV, "").strip()
+    if raw:
+        value = float(raw)
+        return value if value > 0 else None
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    frequency = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value()
+    return 3.0 * float(frequency) if frequency else None
+
+
+async def _silent_for(client: Any, flow_run: Any) -> float | None:
+    """Seconds since the run's last heartbeat event (since it started, before the first)."""
+    from datetime import UTC, datetime
+
+    started = flow_run.start_time or (flow_run.state.timestamp if flow_run.state else None)
+    if started is None:
+        return None
+    body = {
+        "filter": {
+            "occurred": {"since": started.isoformat()},
+            "event": {"name": [HEARTBEAT_EVENT]},
+            "resource": {"id": [f"prefect.flow-run.{flow_run.id}"]},
+            "order": "DESC",
+        },
+        "limit": 1,
+    }
+    try:
+        response = await client._client.post("/events/filter", json=body)
+        response.raise_for_status()
+        events = response.json().get("events") or []
+    except Exception as exc:  # the events API unreachable: no verdict this time
+        get_run_logger().debug("heartbeats of %s not read: %s", flow_run.id, exc)
+        return None
+    last = datetime.fromisoformat(events[0]["occurred"]) if events else started
+    return (datetime.now(UTC) - last).total_seconds()
+
+
+async def _mark_crashed(client: Any, flow_run: Any, silent: float) -> None:
+    from prefect.states import Crashed
+
+    message = (
+        f"no heartbeat for {silent:.0f}s: its worker or machine is gone (plan-executor marked "
+        "the run Crashed)"
+    )
+    get_run_logger().warning("phase run %s (%s): %s", flow_run.name, flow_run.id, message)
+    await client.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
 
 
 def _dump(value: Any) -> Any:
