@@ -220,6 +220,7 @@ def update_clone(url: str, clone: Path) -> bool:
     """Clone ``url`` into ``clone`` or fetch into the existing clone; True when it was cloned.
     Call with :func:`clone_lock` held."""
     cloned = False
+    clone.parent.mkdir(parents=True, exist_ok=True)
     if not (clone / ".git").is_dir():
         if clone.exists():
             import shutil

@@ -32,7 +32,7 @@ from tests.deploy._procs import PREFECT, Background, base_env, start_background
 from tests.flows.conftest import needs_cargo
 from tests.prefect_fixture import api_auth
 
-pytestmark = [needs_cargo, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [needs_cargo, pytest.mark.slow, pytest.mark.timeout(600)]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 POOL = "plan-executor-distributed"
