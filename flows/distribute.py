@@ -35,6 +35,7 @@ import socket
 import time
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
@@ -132,7 +133,7 @@ async def execute_phase(
         )  # fmt: skip
     log.info("phase %s: clone %s (%s), base %s", phase_id, clone, how, base[:12])
     context = await _worker_context(clone, plan, options, base, attempt, baseline, gate_config)
-    context.attempts[phase_id] = attempt or ""
+    context.attempts[phase_id] = worker_attempt(attempt, how)
     register_run(context)
     try:
         state = await run_phase.fn(context.plan_path, phase_id, context.options)
@@ -145,6 +146,21 @@ async def execute_phase(
     outcome.duration_s = round(time.monotonic() - started, 2)
     log.info("phase %s: %s (%s)", phase_id, outcome.verdict, state.name)
     return _as_state(outcome)  # type: ignore[return-value]
+
+
+def worker_attempt(attempt: str | None, how: str) -> str:
+    """The attempt the phase's agent calls are cached under on this worker.
+
+    An agent call's cached result stands for edits in one worktree: on another worker (or in a
+    worktree started afresh) the files are not there, so a cached "done" would skip the work. Only
+    a phase that goes on from its pushed branch keeps the parent's attempt; a fresh start gets
+    an attempt of its own run.
+    """
+    from prefect.runtime import flow_run
+
+    if attempt and how.endswith("continued"):
+        return attempt
+    return f"{attempt or 'attempt'}@{flow_run.id or uuid4().hex[:12]}"
 
 
 def _prepare(url: str, clone: Path, name: str, phase_id: str, base: str) -> str:
@@ -215,15 +231,17 @@ async def _commit_and_push(context: RunContext, outcome: PhaseOutcome, url: str)
                 commit_message(context, phase, outcome.ledger),
                 exclude=never_committed(context),
             )
+        pushing = time.monotonic()
         tip = await asyncio.to_thread(
             distribute.push_phase, context.options.repo, workspace.plan, phase.id, url
         )
+        pushed_in = time.monotonic() - pushing
     except WorktreeError as exc:
         outcome.status = "failed"
         outcome.error = f"the phase's work could not reach the remote: {exc}"
         return
     if tip:
-        outcome.steps.append(f"pushed {workspace.branch} at {tip[:10]}")
+        outcome.steps.append(f"pushed {workspace.branch} at {tip[:10]} in {pushed_in:.1f}s")
 
 
 # -- the parent's side -------------------------------------------------------------------------
@@ -406,6 +424,7 @@ async def _land(
 ) -> None:
     """Fetch the verified phase branch and land it as a local run lands a phase."""
     name = plan_name(context.plan_path)
+    fetching = time.monotonic()
     async with context.integration_lock:
         try:
             workspace = await asyncio.to_thread(
@@ -420,16 +439,21 @@ async def _land(
         outcome.error = f"verified on its worker, but not landed: {error}"
         return
     context.workspaces[phase.id] = workspace
-    outcome.steps.append(f"fetched {workspace.branch} from {distribute.redact_url(url)}")
+    outcome.steps.append(
+        f"fetched {workspace.branch} from {distribute.redact_url(url)} "
+        f"in {time.monotonic() - fetching:.1f}s"
+    )
     config = context.gate_config
     if config is None:
         from flows.phase import _committed_config
 
         config = await _committed_config(context.options)
     config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
+    landing = time.monotonic()
     ledger = await land_verified(context, phase, outcome, workspace, outcome.ledger, config)
     if ledger is not None:
         outcome.ledger = ledger
+    outcome.steps.append(f"landing took {time.monotonic() - landing:.1f}s")
 
 
 async def _bring_back(context: RunContext, phase: Phase, url: str, base: str) -> None:

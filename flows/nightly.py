@@ -405,6 +405,8 @@ class PlanRunOptions(BaseModel):
     model: str | None = None
     dry_run: bool = False
     interactive: bool = False
+    distribute: bool = False
+    """Each plan's phases run on the work pool's workers (docs/scaling.md)."""
 
 
 def _plan_branch_note(start: StartPoint) -> str | None:
@@ -499,12 +501,14 @@ async def execute_ready_plans(
     include_planner_done: bool = False,
     ready_statuses: list[str] | None = None,
     force: list[str] | None = None,
+    distribute: bool = False,
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
 
     ``include_planner_done``: also take plans whose only status is the planner's frontmatter
     `done` / `complete` / `completed`. ``force``: file names or globs (`2026-01-29.*`, `*`) of
-    plans to run even when they look implemented.
+    plans to run even when they look implemented. ``distribute``: every plan's phases run as
+    `execute-phase` deployment runs on the pool's workers (docs/scaling.md).
     """
     log = get_run_logger()
     if not str(repo).strip():
@@ -551,6 +555,7 @@ async def execute_ready_plans(
             model=model,
             dry_run=dry_run,
             interactive=interactive,
+            distribute=distribute,
         )
         problems = await _run_plans(queue, repo_path, start, options)
 

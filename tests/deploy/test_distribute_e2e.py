@@ -12,6 +12,7 @@ the run ends Crashed, the parent submits it again, and the other worker finishes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -41,7 +42,7 @@ STANDIN_KEY = "sk-ant-standin-distributed-3c9e1b"
 RESULTS_BLOCK = "plan-executor-test-results"
 HEARTBEAT_S = 30
 """Prefect's shortest flow-run heartbeat interval."""
-ZOMBIE_AFTER_S = 50
+ZOMBIE_AFTER_S = 45
 """The parent's verdict on a run that sent no heartbeat for this long: dead."""
 
 GAMMA_TEST = """use demo::report::describe;
@@ -318,9 +319,14 @@ def _kill_the_worker_of_phase_4(pool: Pool, agents: ScriptedAgents, killed: list
         )
         for flow_run in running:
             for name, worker in pool.workers.items():
-                if f"flow-run/{flow_run['id']}" in worker.log_text():
+                started = f"flow-run/{flow_run['id']}" in worker.log_text()
+                if started and flow_run["infrastructure_pid"]:
                     time.sleep(3.0)  # the agent is at work in the worker's clone
                     os.killpg(worker.pid, signal.SIGKILL)
+                    # The phase's process runs in a session of its own: it dies with the machine.
+                    pid = int(str(flow_run["infrastructure_pid"]).rsplit(":", 1)[-1])
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
                     agents.scripts["4"].delay_s = 0.0  # the rerun needs no slow turn
                     killed.append(name)
                     return
