@@ -75,6 +75,7 @@ def start_workers(
             PLAN_EXECUTOR_CLONES=str(home / "clones"),
             PLAN_EXECUTOR_WORKER_NAME=f"worker-{index}",
             ANTHROPIC_BASE_URL=standin_url,
+            ANTHROPIC_API_KEY="stand-in",  # the stand-in's; a real pool uses the Secret block
         )
         argv = [PREFECT, "worker", "start", "--pool", POOL, "--name", f"worker-{index}"]
         argv += ["--limit", str(limit)]
@@ -157,6 +158,7 @@ def run_once(phases: int, delay: float, *, distribute: bool) -> dict[str, object
         "makespan": report.duration_s,
         "wall": round(wall, 1),
         "statuses": sorted({o.status for o in outcomes}),
+        "errors": sorted({o.error for o in outcomes if o.error})[:2],
         "ran_on": sorted({o.ran_on.split(" in ")[0] for o in outcomes if o.ran_on}),
         "start_wait": round(median(waits), 1) if waits else None,
         "clone": med(r"^clone .* in ([\d.]+)s"),

@@ -131,6 +131,7 @@ async def execute_phase(
                 ran_on=ran_on(clone),
             )
         )  # fmt: skip
+    prepared_in = time.monotonic() - started
     log.info("phase %s: clone %s (%s), base %s", phase_id, clone, how, base[:12])
     context = await _worker_context(clone, plan, options, base, attempt, baseline, gate_config)
     context.attempts[phase_id] = worker_attempt(attempt, how)
@@ -141,7 +142,7 @@ async def execute_phase(
         unregister_run(context.plan_path)
     outcome: PhaseOutcome = context.outcomes[phase_id]
     outcome.ran_on = ran_on(clone)
-    outcome.steps.insert(0, f"clone {how} in {(time.monotonic() - started):.1f}s")
+    outcome.steps.insert(0, f"clone {how} in {prepared_in:.1f}s")
     await _commit_and_push(context, outcome, clone_url)
     outcome.duration_s = round(time.monotonic() - started, 2)
     log.info("phase %s: %s (%s)", phase_id, outcome.verdict, state.name)

@@ -6,8 +6,12 @@ server, and the stand-in Messages API playing the agents (key from the Secret bl
 Checked: the phase runs are linked children of the plan's run and ran on both workers (each
 worker's log names the run it executed, and the outcome says which clone); the plan file on the
 parent's side is mirrored as in a local run; the integration branch holds all four phases and
-builds; nothing secret reaches the parameters. Then one worker is stopped while it runs a phase:
-the run ends Crashed, the parent submits it again, and the other worker finishes it.
+builds; nothing secret reaches the parameters; and the worker that runs phase 4 is killed with
+the phase's process (SIGKILL, as a machine dies): the parent notices the missing heartbeats,
+marks the run Crashed, submits it again, and the other worker finishes the phase.
+
+One plan run does all of it (a second run would cost another minute and more). Prefect's
+shortest heartbeat interval is 30 s, so the dead worker is noticed after ~45 s.
 """
 
 from __future__ import annotations
