@@ -84,8 +84,10 @@ def auth_env(url: str, token: str | None = None) -> dict[str, str]:
     (never in the URL, the argv or `.git/config`), and no prompt for a password ever."""
     env = dict(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"
+    if urlsplit(url).scheme not in ("http", "https"):
+        return env  # a path or SSH: the machine's own access, no token to look up
     token = token if token is not None else git_token()
-    if token and urlsplit(url).scheme in ("http", "https"):
+    if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
         count = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
         env["GIT_CONFIG_COUNT"] = str(count + 1)
