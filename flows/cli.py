@@ -19,7 +19,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COMMAND_MODULES = ("parse", "server", "run", "deploy", "answer")
+COMMAND_MODULES = ("parse", "server", "run", "deploy", "answer", "watch")
 
 
 def _register_commands() -> None:

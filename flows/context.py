@@ -16,12 +16,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from plan_parser.model import Plan
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, RunBudget
 from tasks.agent.result import InfraFaults
 from tasks.gates.ledger import Ledger
 from tasks.mirror import PlanMirror
 
 DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
-PhaseStatus = Literal["pending", "running", "complete", "failed", "blocked", "timeout", "skipped"]
+PhaseStatus = Literal[
+    "pending", "running", "complete", "failed", "blocked", "timeout", "budget", "skipped"
+]
 
 DEFAULT_PHASE_TIMEOUT_S = 600.0
 """The seed's phase orchestrator timeout: 10 minutes."""
@@ -44,7 +47,19 @@ class RunOptions(BaseModel):
     scope_policy: str = "siblings"
     """Changes outside a phase's declared files: `siblings` fails files no phase declares
     (a wandering agent) and warns for a sibling phase's; `warn` | `fail` for all of them."""
-    max_turns: int = 40
+    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
+    """The turn cap of one agent call: a safety net; budgets are the guard."""
+    no_progress_turns: int = Field(default=DEFAULT_NO_PROGRESS_TURNS, ge=0)
+    """Stop an agent call after this many consecutive turns that changed no file and ran no
+    new command (0: off); the phase ends `budget`."""
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """USD all agent calls of the run may spend together (None: no limit)."""
+    max_tokens: int | None = Field(default=None, gt=0)
+    """Tokens (every kind) all agent calls of the run may use together (None: no limit)."""
+    phase_max_cost_usd: float | None = Field(default=None, gt=0)
+    """USD one phase's agent calls may spend (the plan's `phase_max_cost_usd` applies too)."""
+    phase_max_tokens: int | None = Field(default=None, gt=0)
+    """Tokens one phase's agent calls may use (the plan's `phase_max_tokens` applies too)."""
     network: bool = True
     """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
     allow_unsandboxed: bool = False
@@ -58,6 +73,9 @@ class RunOptions(BaseModel):
     """Leave the phases' worktrees on disk after the run (their branches always stay)."""
     unknown_owners: str = "error"
     """`general-purpose`: owners naming no agent definition run as general-purpose."""
+    agent_runtime: str = "anthropic"
+    """`anthropic` (our tool loop) or `claude-code` (Claude Code in bubblewrap); an agent
+    definition's own `runtime:` wins for that agent (tasks.agent.runtimes)."""
     sandbox_gates: bool = True
     """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
     run turns this off (`--unsandboxed-gates`), never a repository file."""
@@ -81,6 +99,8 @@ class PhaseOutcome(BaseModel):
     artifacts: list[str] = Field(default_factory=list)
     """Files the phase created or changed that exist now."""
     tokens: dict[str, int] = Field(default_factory=dict)
+    cost_usd: float = 0.0
+    """What the phase's agent calls cost (the run's price table, from the API's usage)."""
     claims: dict[str, str] = Field(default_factory=dict)
     """Each agent's own summary by role: recorded, never trusted."""
     steps: list[str] = Field(default_factory=list)
@@ -141,6 +161,11 @@ class RunContext:
     """One phase at a time lands on the integration branch."""
     branch: str | None = None
     """The integration branch checked out for the run (None: phases share the checkout)."""
+    budget: RunBudget | None = None
+    """The run's spending account, shared by its concurrent phases (set at pre-flight, with
+    the price table read from HEAD); None: nothing is priced or limited."""
+    phase_accounts: dict[str, str] = field(default_factory=dict)
+    """Phase id → the key of its open budget account (what its agent requests carry)."""
     remote: bool = False
     """A worker's context in a distributed run: verified phases are committed on their branch
     and pushed, never landed here, and the plan file is the parent's to write."""

@@ -14,11 +14,13 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tasks.backend.settings import PORT_ENV, configured_port
 
 CRATE_FILES = {
     "Cargo.toml": """[package]
@@ -235,6 +237,24 @@ class PhaseScript:
     e.g. a module registered in turn 1 and written in turn 2."""
     resolution: list[dict[str, Any]] = field(default_factory=list)
     """Tool calls the owner makes when asked to resolve an integration problem."""
+    forever: Callable[[int], list[dict[str, Any]]] | None = None
+    """Tool calls of work turn n (0, 1, 2, ...), for ever: an agent that never stops on its
+    own, for the budgets and the no-progress rule to stop (see :func:`reading_forever`)."""
+
+
+def reading_forever(path: str) -> Callable[[int], list[dict[str, Any]]]:
+    """An agent that views the same file every turn: no change, no command (no progress)."""
+    from tasks.agent.standin import editor_view
+
+    return lambda turn: [editor_view(path)]
+
+
+def new_commands_forever() -> Callable[[int], list[dict[str, Any]]]:
+    """An agent that runs a command never run before every turn and writes nothing: progress
+    by the rule's letter, so only a budget stops it."""
+    from tasks.agent.standin import bash_command
+
+    return lambda turn: [bash_command(f"echo looking around, turn {turn}")]
 
 
 def demo_scripts() -> dict[str, PhaseScript]:
@@ -273,7 +293,23 @@ class ScriptedAgents:
         self.phases_seen: list[str] = []
 
     def __call__(self, body: dict[str, Any]) -> Any:
-        from tasks.agent.standin import delayed, text_turn, tool_turn
+        from tasks.agent.standin import claude_code_turn, is_claude_code, working_directory
+
+        reply = self._reply(body)
+        # Claude Code (the claude-code runtime): the same actions in its own tools, with
+        # absolute paths in the working directory it announces.
+        if is_claude_code(body) and (cwd := working_directory(body)):
+            return claude_code_turn(reply, cwd)
+        return reply
+
+    def _reply(self, body: dict[str, Any]) -> Any:
+        from tasks.agent.standin import (
+            delayed,
+            is_claude_code,
+            text_turn,
+            tool_turn,
+            turns_taken,
+        )
 
         messages = body.get("messages") or []
         first = _text(messages[0]) if messages else ""
@@ -286,13 +322,19 @@ class ScriptedAgents:
         script = self.scripts.get(pid, PhaseScript())
         if is_summary:
             return text_turn(script.claim)
-        turns = sum(1 for m in messages if m.get("role") == "assistant")
+        turns = turns_taken(messages)
+        # Claude Code makes no separate summary request: its last message is the report.
+        done = script.claim if is_claude_code(body) else f"Phase {pid}: done."
         if INTEGRATION_TASK.search(first):
             if turns == 0 and script.resolution:
                 return tool_turn(*script.resolution, text=f"Resolving phase {pid}'s integration.")
             return text_turn(f"Phase {pid}: integration done.")
         if script.reply is not None:
             return script.reply
+        if script.forever is not None:
+            if turns == 0:
+                self.phases_seen.append(pid)
+            return tool_turn(*script.forever(turns), text=f"Still looking at phase {pid}.")
         if 1 <= turns <= len(script.later):
             reply = tool_turn(*script.later[turns - 1], text=f"Still on phase {pid}.")
             return delayed(reply, script.delay_s) if script.delay_s else reply
@@ -302,17 +344,17 @@ class ScriptedAgents:
             reply = (
                 tool_turn(*script.edits, text=f"Working on phase {pid}.")
                 if script.edits
-                else text_turn(f"Phase {pid}: done.")
+                else text_turn(done)
             )
             return delayed(reply, script.delay_s) if script.delay_s else reply
-        return text_turn(f"Phase {pid}: done.")
+        return text_turn(done)
 
     def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Any:
-        from tasks.agent.standin import record_verdict, text_turn, tool_turn
+        from tasks.agent.standin import record_verdict, text_turn, tool_turn, turns_taken
 
         script = self.scripts.get(pid, PhaseScript())
         prose = script.verifier_prose or f"Phase {pid}: verified."
-        turns = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
+        turns = turns_taken(body.get("messages") or [])
         verdict = script.verdict.upper()
         ids = verdict_ids(body)
         if is_summary or turns > 0 or verdict == "NONE" or not ids:
@@ -363,6 +405,8 @@ def run_demo(
     backend_mode: str = "auto",
     live: bool | None = None,
     environ: Mapping[str, str] | None = None,
+    prefect_logs: bool = False,
+    agent_runtime: str = "anthropic",
 ) -> int:
     import typer
 
@@ -385,12 +429,27 @@ def run_demo(
     typer.echo(banner)
     typer.echo(f"crate: {root}\nplan:  {plan_path}")
     agents = ScriptedAgents(demo_scripts())
-    saved = {name: os.environ.get(name) for name in ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY")}
+    names = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", PORT_ENV)
+    saved = {name: os.environ.get(name) for name in names}
     with StandinMessagesAPI(responder=agents, auto_summary=False) as standin:
         os.environ["ANTHROPIC_BASE_URL"] = standin.base_url
         os.environ["ANTHROPIC_API_KEY"] = "stand-in-no-key"
         try:
-            code = run_plan(plan_path, repo=root, backend_mode=backend_mode, live=live)
+            port = demo_port(backend_mode)
+            if port is not None:
+                typer.echo(
+                    f"port {configured_port()} is taken by another program: the demo's Prefect "
+                    f"server uses port {port} ({PORT_ENV}={port})"
+                )
+                os.environ[PORT_ENV] = str(port)
+            code = run_plan(
+                plan_path,
+                repo=root,
+                backend_mode=backend_mode,
+                live=live,
+                prefect_logs=prefect_logs,
+                agent_runtime=agent_runtime,
+            )
         finally:
             for name, value in saved.items():
                 if value is None:
@@ -398,18 +457,71 @@ def run_demo(
                 else:
                     os.environ[name] = value
         requests = len(standin.message_requests)
-    log_dir = root / ".ai" / "logs"
     typer.echo(banner.splitlines()[0])
-    typer.echo(
-        f"Stand-in answered {requests} Messages API requests.\n"
-        f"Where to look:\n"
-        f"  - the plan file's mirror:   {plan_path}  (## Execution Checkpoints)\n"
-        f"                              plan-executor status {plan_path}\n"
-        f"  - the execution log:        {log_dir}/*.plan-execution-log.md\n"
-        f"  - the agents' details logs: {log_dir}/\n"
-        f"  - the Prefect UI:           the flow-run URL above (subflows, artifacts); if the server\n"
-        f"                              was started for this run it has stopped: `plan-executor\n"
-        f"                              server start` brings it back with the run's history\n"
-        f"  - the changed crate:        git -C {root} status"
-    )
+    typer.echo(f"Stand-in answered {requests} Messages API requests.")
+    typer.echo("\n".join(where_to_look(root, plan_path)))
     return code
+
+
+def demo_port(backend_mode: str) -> int | None:
+    """The port the demo's server should use instead of the configured one, or None.
+
+    `run` stops with exit 2 when another program holds the port (a person's choice of port is
+    not overridden silently there); the demo, meant to work at the first try, takes a free
+    port instead. None when nothing needs changing: another backend is used (`ephemeral`, or
+    PREFECT_API_URL), a server of this home is running (it is reused, on its own port), or the
+    configured port is free."""
+    from tasks.backend.server import ServerConfig, free_port, port_in_use, server_status
+
+    if backend_mode == "ephemeral" or (
+        backend_mode == "auto" and os.environ.get("PREFECT_API_URL")
+    ):
+        return None
+    config = ServerConfig.from_env()
+    if server_status(config) is not None or not port_in_use(config.host, config.port):
+        return None
+    return free_port(config.host)
+
+
+def where_to_look(root: Path, plan_path: Path) -> list[str]:
+    """The demo's closing pointers, each only when it exists: a run that stopped early (a
+    backend that could not start, an invalid plan) wrote no checkpoints and no logs."""
+    from flows.console import cli_command
+    from plan_parser.checkpoints import read_plan_state
+
+    lines = ["Where to look:"]
+    state = read_plan_state(plan_path) if plan_path.is_file() else None
+    if state is not None and state.phases:
+        lines += [
+            f"  - the plan file's mirror:   {plan_path}  (## Execution Checkpoints)",
+            f"                              {cli_command()} status {plan_path}",
+        ]
+    log_dir = root / ".ai" / "logs"
+    for log in sorted(log_dir.glob("*.plan-execution-log.md")):
+        lines.append(f"  - the execution log:        {log}")
+    transcripts = sorted(log_dir.glob("*-phase-*.md"))
+    if transcripts:
+        lines.append(f"  - the agents' transcripts:  {log_dir}/ ({len(transcripts)} files)")
+    if state is not None and any(cp.flow_run_id for cp in state.phases.values()):
+        lines += [
+            "  - the Prefect UI:           the flow-run URL above (subflows, artifacts); if the server",
+            "                              was started for this run it has stopped: `plan-executor",
+            "                              server start` brings it back with the run's history",
+        ]
+    branch = _run_branch(root, plan_path)
+    if branch is not None:
+        lines.append(f"  - the phases' commits:      git -C {root} log --oneline main..{branch}")
+    if len(lines) == 1:
+        return ["Nothing was written: the run stopped before any phase started (see above)."]
+    return lines
+
+
+def _run_branch(root: Path, plan_path: Path) -> str | None:
+    """The run's branch `plan-executor/<plan>` when the run made it."""
+    from flows.phase import plan_name
+    from tasks.worktree import branch_tip, integration_branch
+
+    if not (root / ".git").exists():
+        return None
+    branch = integration_branch(plan_name(plan_path))
+    return branch if branch_tip(root, branch) else None

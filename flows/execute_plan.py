@@ -1,8 +1,8 @@
 """The `execute-plan` flow: a plan file run as a DAG of phase subflows.
 
 load and validate → detect skills → pre-flight → waves of concurrent phase subflows (a phase that
-ends failed, blocked or timeout marks its transitive dependents skipped; independent phases go
-on) → final validation → plan status and Implementation Summary → final report.
+ends failed, blocked, timeout or budget marks its transitive dependents skipped; independent
+phases go on; once the run's budget is spent the phases not started end budget) → final validation → plan status and Implementation Summary → final report.
 
 Resume is the checkpoint mirror: a phase whose checkpoint says complete, whose text is unchanged
 (the stored hash) and whose declared files exist is not run again. Prefect's own retry of a
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from prefect.states import Completed, Failed, State
 from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
     DEFAULT_AGENT_TIMEOUT_S,
+    DEFAULT_MAX_TURNS,
+    DEFAULT_NO_PROGRESS_TURNS,
     DEFAULT_PHASE_TIMEOUT_S,
     DirtyPolicy,
     PhaseOutcome,
@@ -36,9 +37,10 @@ from flows.context import (
     register_run,
     unregister_run,
 )
-from flows.phase import plan_name, run_phase
+from flows.phase import plan_name, run_budget, run_phase
 from flows.report import (
     RunReport,
+    cost_line,
     final_report,
     implementation_summary,
     plan_status,
@@ -47,6 +49,9 @@ from flows.report import (
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
+from tasks.agent.runtimes import RuntimeName as AgentRuntime
+from tasks.dry_run import DRY_RUN_WARNINGS, DryRunOptions, render_text  # noqa: F401
+from tasks.dry_run import would_do as _would_do  # noqa: F401 - re-exported (tests)
 from tasks.mirror import (
     FAILED_LIKE,
     TERMINAL,
@@ -55,16 +60,25 @@ from tasks.mirror import (
     stamp,
 )
 from tasks.phase_steps import final_validation_step, preflight_step
+from tasks.plan_input import (  # noqa: F401 - re-exported: callers import them from here
+    MARKED_COMPLETE,
+    RUST_SKILLS,
+    SKILL_HINTS,
+    PlanInputError,
+    check_agent_runtime,
+    check_plan,
+    detect_skills,
+    find_repo,
+    resumable_phases,
+    resume_reason,
+    skills_banner,
+)
 from tasks.secrets import scrub_known
 
 Observer = Any
 """A callable taking a PhaseCheckpoint (sync or async): the CLI's live view registers one."""
 
 OBSERVERS: list[Observer] = []
-
-
-class PlanInputError(Exception):
-    """The plan cannot be run as given (invalid, a dependency cycle, not found)."""
 
 
 def _run_name() -> str:
@@ -91,12 +105,25 @@ async def execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
     ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
     general-purpose (a warning) instead of refusing the plan.
+
+    Budgets (docs/budgets.md): ``max_cost_usd`` / ``max_tokens`` for the whole run (shared by
+    concurrent phases), ``phase_max_cost_usd`` / ``phase_max_tokens`` per phase (the plan's
+    frontmatter may set tighter ones), ``no_progress_turns`` (0: off) and ``max_turns`` per
+    agent call. A limit reached ends the phase `budget`; once the run's budget is spent no new
+    agent call starts.
 
     ``distribute`` runs each phase as a run of the `execute-phase` deployment on a worker of
     the pool, in the worker's own clone of the repository's `origin`; verified phase branches
@@ -158,6 +185,13 @@ async def execute_plan(
             keep_worktrees=keep_worktrees,
             sandbox_gates=sandbox_gates,
             unknown_owners=unknown_owners,
+            max_cost_usd=max_cost_usd,
+            max_tokens=max_tokens,
+            phase_max_cost_usd=phase_max_cost_usd,
+            phase_max_tokens=phase_max_tokens,
+            max_turns=max_turns,
+            no_progress_turns=no_progress_turns,
+            agent_runtime=agent_runtime,
             distribute=distribute,
         )
     finally:
@@ -183,6 +217,13 @@ async def _execute_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
 ) -> RunReport:
     started = time.monotonic()
@@ -205,6 +246,13 @@ async def _execute_plan(
         keep_worktrees=keep_worktrees,
         sandbox_gates=sandbox_gates,
         unknown_owners=unknown_owners,
+        max_cost_usd=max_cost_usd,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost_usd,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
+        agent_runtime=agent_runtime,
         distribute=distribute,
     )
     log = get_run_logger()
@@ -221,6 +269,7 @@ async def _execute_plan(
         log.warning("SECURITY: %s", exposed)
 
     try:
+        check_agent_runtime(agent_runtime)
         plan, waves = await load_plan(
             plan_path, repo, include_optional=include_optional, unknown_owners=unknown_owners
         )
@@ -291,6 +340,7 @@ async def _execute_plan(
 
     if dry_run:
         return await _dry_run(context, report, resumed, started)
+    report.forecast = await asyncio.to_thread(_forecast, context, resumed)
 
     register_run(context)
     try:
@@ -354,6 +404,14 @@ async def _run(
     context.baseline = getattr(preflight, "baseline", None)
     # Read once, from HEAD, before any agent ran: every gate of the run uses this one.
     context.gate_config = getattr(preflight, "config", None)
+    if preflight.ok:  # the prices too: an agent cannot widen its budget in the working tree
+        try:
+            context.budget = await asyncio.to_thread(run_budget, plan, options)
+            report.budget = context.budget.describe()
+        except (ValueError, OSError) as exc:
+            report.preflight_ok = False
+            report.preflight_message = f"price table: {exc}"
+            preflight = preflight.model_copy(update={"ok": False})
 
     if not preflight.ok:
         log.error("pre-flight failed: %s", report.preflight_message)
@@ -431,7 +489,7 @@ async def _tidy_worktrees(context: RunContext, report: RunReport) -> None:
     """Name the branches of phases that did not land; remove the worktrees unless kept."""
     name = plan_name(context.plan_path)
     for pid, outcome in context.outcomes.items():
-        if outcome.status in ("blocked", "failed", "timeout"):
+        if outcome.status in ("blocked", "failed", "timeout", "budget"):
             report.unlanded[pid] = worktree.phase_branch(name, pid)
     if not context.options.keep_worktrees:
         await asyncio.to_thread(worktree.remove_worktrees, context.options.repo, name)
@@ -466,6 +524,7 @@ async def _run_waves(
             ledger=outcome.failing,
             artifacts=outcome.artifacts,
             tokens=outcome.tokens,
+            cost_usd=outcome.cost_usd if outcome.tokens else None,
             flow_run_id=outcome.flow_run_id,
             last_successful_step=outcome.last_successful_step,
             phase_hash=phases[pid].body_hash,
@@ -513,6 +572,21 @@ async def _run_waves(
                     error=error,
                 )
                 await mirror.transition(pid, "skipped", error=error, note=error)
+                continue
+            spent = context.budget.limit_reached() if context.budget is not None else None
+            if spent is not None:  # the run's budget is spent: no new agent call starts
+                error = f"not run: {spent.message}"
+                context.outcomes[pid] = PhaseOutcome(
+                    phase_id=pid,
+                    title=phases[pid].title,
+                    owner=_owner(phases[pid]),
+                    wave=context.wave_of(pid),
+                    status="budget",
+                    error=error,
+                )
+                for dependent in transitive_dependents(context.plan, pid):
+                    skipped_by.setdefault(dependent, pid)
+                await mirror.transition(pid, "budget", error=error, note=error)
                 continue
             to_run.append(pid)
         # Rule 2 of the seed: every phase of the group is marked running before any starts.
@@ -630,6 +704,8 @@ async def _finish(
     if report.final_ledger is not None and report.final_ledger.failing() and report.all_complete:
         report.status = f"Partially Implemented ({report.complete}/{len(report.outcomes)} phases complete; final validation failed)"
     report.duration_s = round(time.monotonic() - started, 1)
+    if context.budget is not None:
+        report.budget_stop = getattr(context.budget.limit_reached(), "message", None)
     # Printed by the CLI and kept as the flow's result: ledger tails quote command output.
     report.markdown = scrub_known(final_report(report, log_path=mirror.log_path))
 
@@ -637,6 +713,8 @@ async def _finish(
         await mirror_plan_status(mirror, report.status, implementation_summary(report))
     await mirror.log(
         f"### {stamp()} - Run finished: {report.status}\n- Flow run: `{report.flow_run_id}`"
+        f"\n- Cost: {cost_line(report.outcomes)}"
+        + (f"\n- Budget: {report.budget_stop}" if report.budget_stop else "")
     )
     await artifacts.publish_table(context.plan_path, table_rows(report.outcomes))
     await artifacts.publish_markdown(
@@ -663,6 +741,8 @@ async def _dry_run(
     )
     report.preflight_ok = bool(preflight.ok)
     report.preflight_message = str(getattr(preflight, "message", "") or "")
+    # The configuration the pre-flight read (with `just --dump`): the report shows its commands.
+    context.gate_config = getattr(preflight, "config", None)
     report.would_run = [[pid for pid in wave if pid not in resumed] for wave in context.waves]
     report.outcomes = [
         _resumed_outcome(context.plan.phase(pid), resumed[pid], context.wave_of(pid))
@@ -679,7 +759,12 @@ async def _dry_run(
     ]
     report.status = "dry run"
     report.duration_s = round(time.monotonic() - started, 1)
-    report.markdown = dry_run_text(context, report, resumed)
+    detail = await asyncio.to_thread(_describe, context, resumed)
+    detail.preflight_ok = report.preflight_ok
+    detail.preflight_status = _preflight_line(report)
+    report.dry_run_detail = detail
+    report.forecast = detail.forecast
+    report.markdown = render_text(detail, dirty_policy=context.options.dirty_policy)
     await artifacts.publish_markdown(
         context.plan_path, "dry-run", report.markdown, "What would run"
     )
@@ -691,65 +776,61 @@ async def _dry_run(
 
 
 def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]) -> str:
-    lines = [f"Dry run of {context.plan.title} ({context.plan_path})", ""]
-    if context.options.dirty_policy in ("stash", "commit"):
-        lines.append(f"(a real run would {context.options.dirty_policy} uncommitted changes first)")
-    lines.append(
-        f"Pre-flight: {'ok' if report.preflight_ok else 'FAILED'} {report.preflight_message}".rstrip()
+    """The dry run's text (:func:`tasks.dry_run.render_text`) with the pre-flight's result."""
+    detail = _describe(context, resumed)
+    detail.preflight_ok = report.preflight_ok
+    detail.preflight_status = _preflight_line(report)
+    return render_text(detail, dirty_policy=context.options.dirty_policy)
+
+
+def _preflight_line(report: RunReport) -> str:
+    return f"{'ok' if report.preflight_ok else 'FAILED'} {report.preflight_message}".rstrip()
+
+
+def _dry_run_options(options: Any) -> DryRunOptions:
+    defaults = DryRunOptions()
+    return DryRunOptions(
+        skills=list(getattr(options, "skills", []) or []),
+        dirty_policy=getattr(options, "dirty_policy", defaults.dirty_policy),
+        include_optional=getattr(options, "include_optional", defaults.include_optional),
+        phase_timeout_s=getattr(options, "phase_timeout_s", defaults.phase_timeout_s),
+        agent_timeout_s=getattr(options, "agent_timeout_s", defaults.agent_timeout_s),
+        model=getattr(options, "model", None),
+        max_turns=getattr(options, "max_turns", defaults.max_turns),
+        unknown_owners=getattr(options, "unknown_owners", defaults.unknown_owners),
+        interactive=getattr(options, "interactive", False),
     )
-    for number, wave in enumerate(context.waves, 1):
-        lines.append(f"Wave {number}:")
-        for pid in wave:
-            phase = context.plan.phase(pid)
-            what = (
-                _skip_text(resumed[pid])
-                if pid in resumed
-                else _would_do(phase, context.options.repo)
-            )
-            deps = f" after {', '.join(phase.depends_on)}" if phase.depends_on else ""
-            lines.append(
-                f"  - phase {pid}: {phase.title} [{_owner(phase)}; {phase.type.value}]{deps} -> {what}"
-            )
-    notes = [d for d in context.plan.warnings if d.code in DRY_RUN_WARNINGS]
-    if notes:
-        lines.append("Warnings:")
-        lines.extend(f"  - {d.render(str(context.plan_path))}" for d in notes)
-    return "\n".join(lines) + "\n"
 
 
-DRY_RUN_WARNINGS = frozenset(
-    {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
-)
-"""Plan warnings that change what a run would do: the dry run repeats them under its waves."""
+def _describe(context: Any, resumed: dict[str, Any]) -> Any:
+    """The dry-run report of this run's plan (the CLI's free dry run renders the same)."""
+    from tasks.agent.pricing import load_committed_price_table
+    from tasks.dry_run import describe_run, dry_gate_config, load_committed_forecast_settings
+
+    repo = context.options.repo
+    return describe_run(
+        plan=context.plan,
+        plan_path=context.plan_path,
+        waves=context.waves,
+        repo=repo,
+        skills=list(getattr(context, "skills", []) or []),
+        resumed=resumed,
+        options=_dry_run_options(context.options),
+        gate_config=getattr(context, "gate_config", None) or dry_gate_config(repo),
+        prices=load_committed_price_table(repo),
+        settings=load_committed_forecast_settings(repo),
+    )
 
 
-def _skip_text(checkpoint: Any) -> str:
-    if _resume_reason(checkpoint) == MARKED_COMPLETE:
-        return f"skip ({MARKED_COMPLETE})"
-    return "skip (checkpoint complete, unchanged)"
-
-
-def _would_do(phase: Phase, repo: Path) -> str:
-    from plan_parser.model import OwnerKind
-    from plan_parser.validate import phase_writes
-    from tasks.agent.definitions import can_write, resolve_agent
-
-    kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
-    if kind is OwnerKind.HUMAN:
-        return "human work (blocked unless --interactive), then gates"
-    if kind is OwnerKind.ORCHESTRATOR or phase.owner is None:
-        return "gates only"
-    definition = resolve_agent(phase.owner.raw, repo)
-    if definition is None:
-        return "gates only"
-    if definition.warning:
-        return f"agent {definition.name} (no definition for {phase.owner.raw!r}), then gates"
-    if not can_write(definition) and phase_writes(phase):
-        return (
-            f"agent {definition.name} (READ-ONLY: it cannot create or change the files this "
-            "phase needs), then gates"
-        )
-    return f"agent {definition.name}, then gates"
+def _forecast(context: RunContext, resumed: dict[str, Any]) -> Any:
+    """The run's cost forecast, for the final report's forecast-against-actual section. A
+    forecast that cannot be made (a broken `[forecast]` table) costs the run nothing but a
+    warning."""
+    try:
+        return _describe(context, resumed).forecast
+    except Exception as exc:  # noqa: BLE001 - a forecast must never stop the run it forecasts
+        get_run_logger().warning("no cost forecast: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 # -- loading, skills, resume -----------------------------------------------------------------
@@ -772,144 +853,6 @@ async def load_plan(
     )
 
 
-def check_plan(
-    plan_path: Path,
-    repo: Path,
-    *,
-    include_optional: bool,
-    unknown_owners: UnknownOwners = "error",
-) -> tuple[Plan, list[list[str]]]:
-    """:func:`load_plan` without Prefect: `run` calls it before starting a backend, so bad
-    input costs no server and no agent call. Owners are checked against the agent definitions
-    the runtime will load, blast-radius commands against the repository's gate configuration."""
-    from plan_parser import parse_plan
-    from plan_parser.schedule import CycleError, waves
-    from tasks.agent.definitions import known_agent_names, load_agents, read_only_agent_names
-    from tasks.gates.config import load_gate_config
-
-    if not plan_path.is_file():
-        raise PlanInputError(f"{plan_path}: no such plan file")
-    try:
-        command_check = load_gate_config(repo).refusal
-    except (OSError, ValueError):
-        command_check = None  # a broken gate configuration is reported by pre-flight
-    agents = load_agents(repo)
-    plan = parse_plan(
-        plan_path,
-        repo=repo,
-        agents=known_agent_names(repo, agents=agents),
-        command_check=command_check,
-        read_only_agents=read_only_agent_names(repo, agents=agents),
-        unknown_owners=unknown_owners,
-    )
-    if plan.errors:
-        raise PlanInputError("\n".join(d.render(str(plan_path)) for d in plan.errors))
-    if not plan.phases:
-        raise PlanInputError(f"{plan_path}: the plan has no phases")
-    try:
-        schedule = waves(plan, include_optional=include_optional)
-    except CycleError as exc:
-        raise PlanInputError(f"{plan_path}: {exc}") from exc
-    return plan, schedule
-
-
-def find_repo(plan_path: Path) -> Path:
-    """The git repository holding the plan, else the current directory."""
-    for candidate in [plan_path.parent, *plan_path.parents]:
-        if (candidate / ".git").exists():
-            return candidate
-    return Path.cwd().resolve()
-
-
-SKILL_HINTS = {
-    "thiserror": re.compile(r"\bthiserror\b"),
-    "color-eyre": re.compile(r"\bcolor[-_]eyre\b"),
-    "clap": re.compile(r"\bclap\b", re.I),
-}
-RUST_SKILLS = ["rust-testing", "rust-logging", "rust-devops"]
-
-
-def detect_skills(plan: Plan, repo: Path, user: list[str]) -> tuple[list[str], list[str]]:
-    """User skills as given; detected ones from the plan, its phases, its owners and the repo."""
-    detected: list[str] = []
-
-    def add(name: str) -> None:
-        if name and name not in detected and name not in user:
-            detected.append(name)
-
-    for name in plan.skills:
-        add(name)
-    for phase in plan.phases:
-        for name in phase.skills:
-            add(name)
-    rust_owner = any(p.owner and p.owner.agent and "rust" in p.owner.agent for p in plan.phases)
-    if rust_owner or (repo / "Cargo.toml").exists():
-        for name in RUST_SKILLS:
-            add(name)
-    text = "\n".join(p.body for p in plan.phases)
-    for name, pattern in SKILL_HINTS.items():
-        if pattern.search(text):
-            add(name)
-    return list(user), detected
-
-
-def skills_banner(user: list[str], detected: list[str]) -> str:
-    lines = ["Skills Configuration for Plan Execution", "=" * 40, "", "User-specified skills:"]
-    lines += [f"- {s}" for s in user] or ["- None"]
-    lines += ["", "Auto-detected skills:"]
-    lines += [f"- {s}" for s in detected] or ["- None"]
-    lines += ["", "These skills will be passed to phase agents.", "=" * 40]
-    return "\n".join(lines)
-
-
-MARKED_COMPLETE = "marked complete in the plan"
-"""Why a phase whose heading says `✅ COMPLETE` was not run (report, dry run, checkpoint)."""
-
-
-def resumable_phases(
-    plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
-) -> dict[str, Any]:
-    """Phases the last run finished that still hold: complete, same text, declared files exist
-    (on ``branch`` when it exists, where verified phases landed; else in the checkout). A phase
-    whose heading says a person finished it (`✅ COMPLETE`) counts as a complete checkpoint:
-    not run when its declared files exist."""
-    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()} if previous else {}
-    on_branch = branch is not None and worktree.branch_tip(repo, branch) is not None
-
-    def exists(path: str) -> bool:
-        if on_branch and branch is not None:
-            return worktree.exists_on(repo, branch, path)
-        return (repo / path).exists()
-
-    resumed: dict[str, Any] = {}
-    for pid in scheduled:
-        phase = plan.phase(pid)
-        declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
-        if not all(exists(ref.path) for ref in declared):
-            continue
-        checkpoint = by_key.get(id_key(pid))
-        if (
-            checkpoint is not None
-            and checkpoint.status == "complete"
-            and checkpoint.phase_hash == phase.body_hash
-        ):
-            resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
-        elif phase.completed_in_plan:
-            resumed[pid] = _marked_complete(phase)
-    return resumed
-
-
-def _marked_complete(phase: Phase) -> Any:
-    from plan_parser.checkpoints import PhaseCheckpoint
-
-    return PhaseCheckpoint(
-        phase_id=phase.id,
-        status="complete",
-        phase_hash=phase.body_hash,
-        extra={"source": MARKED_COMPLETE},
-    )
-
-
 # -- small helpers ---------------------------------------------------------------------------
 
 
@@ -928,15 +871,14 @@ def _resumed_outcome(phase: Phase, checkpoint: Any, wave: int) -> PhaseOutcome:
         status="complete",
         artifacts=list(checkpoint.artifacts or []),
         tokens=dict(checkpoint.tokens or {}),
+        cost_usd=checkpoint.cost_usd or 0.0,
         flow_run_id=checkpoint.flow_run_id,
         resumed=True,
         resume_reason=_resume_reason(checkpoint),
     )
 
 
-def _resume_reason(checkpoint: Any) -> str:
-    extra = getattr(checkpoint, "extra", None) or {}
-    return MARKED_COMPLETE if extra.get("source") == MARKED_COMPLETE else "checkpoint"
+_resume_reason = resume_reason
 
 
 def _owner(phase: Phase) -> str:
@@ -957,6 +899,13 @@ def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str,
         f"- Flow run: `{flow_run_id}`",
         f"- Skills: {', '.join(context.skills) or 'none'}",
     ]
+    if context.budget is not None:
+        options = context.options
+        lines.append(
+            f"- Budget: {context.budget.describe()}; no-progress stop after "
+            f"{options.no_progress_turns or 'off'} turns; turn cap {options.max_turns}; "
+            f"prices: {', '.join(context.budget.prices.sources)}"
+        )
     for number, wave in enumerate(context.waves, 1):
         lines.append(f"- Wave {number}: phases {', '.join(wave)}")
     if resumed:
@@ -996,6 +945,13 @@ def execute_plan_sync(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: UnknownOwners = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 STYLE = {
     "pending": "dim",
@@ -22,8 +23,20 @@ STYLE = {
     "failed": "bold red",
     "blocked": "bold red",
     "timeout": "bold magenta",
+    "budget": "bold yellow",
     "skipped": "dim red",
 }
+
+
+def transition_line(phase_id: str, status: str, error: str | None = None) -> Text:
+    """`[phase N] status: reason`, the tag bold and the status in its colour (plain text when
+    the output is not a terminal), so it stands out from log lines."""
+    line = Text(f"[phase {phase_id}]", style="bold")
+    line.append(" ")
+    line.append(status, style=STYLE.get(status, ""))
+    if error:
+        line.append(f": {error}")
+    return line
 
 
 class LiveView(AbstractContextManager["LiveView"]):
@@ -49,20 +62,18 @@ class LiveView(AbstractContextManager["LiveView"]):
             "status": checkpoint.status,
             "error": checkpoint.error or "",
             "tokens": sum((checkpoint.tokens or {}).values()),
+            "cost": _cost(getattr(checkpoint, "cost_usd", None)),
         }
         if checkpoint.status == "running" and previous != "running":
             self._started[pid] = time.monotonic()
         if self._live is not None:
             self._live.refresh()
         elif previous != checkpoint.status:
-            detail = f": {checkpoint.error}" if checkpoint.error else ""
-            self.console.print(
-                f"[phase {pid}] {checkpoint.status}{detail}", markup=False, highlight=False
-            )
+            self.console.print(transition_line(pid, checkpoint.status, checkpoint.error))
 
     def render(self) -> Table:
         table = Table(title="plan-executor", expand=False)
-        for column in ("wave", "phase", "status", "time", "tokens", "note"):
+        for column in ("wave", "phase", "status", "time", "tokens", "cost", "note"):
             table.add_column(column)
         ordered = sorted(self.rows, key=lambda pid: (self.waves.get(pid, 0), pid))
         for pid in ordered:
@@ -77,6 +88,7 @@ class LiveView(AbstractContextManager["LiveView"]):
                 f"[{STYLE.get(status, '')}]{status}[/]",
                 elapsed,
                 str(row["tokens"] or ""),
+                row["cost"],
                 row["error"][:80],
             )
         return table
@@ -97,3 +109,7 @@ class LiveView(AbstractContextManager["LiveView"]):
             self._live.refresh()
             self._live.__exit__(None, None, None)
             self._live = None
+
+
+def _cost(usd: float | None) -> str:
+    return "" if usd is None else f"${usd:.4f}"

@@ -4,7 +4,8 @@ What runs (decided here, from the corpus study in `../shared/notes/plan-format.m
 
 1. Only plan documents: execution logs, notes and templates in `.ai/plans/` are never run.
 2. **Resume**: plan-executor's own checkpoints say a run of the plan is unfinished (a phase
-   left `running` by a killed run, or `failed`, `blocked`, `timeout`, `skipped`, `pending`):
+   left `running` by a killed run, or `failed`, `blocked`, `timeout`, `budget`, `skipped`,
+   `pending`):
    the run goes on where it stopped, whatever the status line says (`In Progress`,
    `Partially Implemented (…)`). Checkpoints that say every phase is complete: implemented.
 3. **Ready**: a body `**Status:**` containing "Ready for Implementation" (the template's
@@ -52,9 +53,17 @@ from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, Dirt
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, format_cost
+from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
+NIGHTLY_MAX_COST_USD = 25.0
+"""What one plan may spend in a night nobody watches, by default (docs/budgets.md: about a
+10-phase plan on the default model at ~$2 a phase, with room to spare). None lifts it."""
+NIGHTLY_PHASE_MAX_COST_USD = 5.0
+"""What one phase may spend in a night by default: a runaway phase stops at a few dollars and
+leaves the rest of the plan's budget to the phases that do not depend on it."""
 LOGS_DIR = ".ai/logs"
 READY_BODY_MARKER = "ready for implementation"
 READY_STATUSES = (
@@ -93,6 +102,8 @@ class PlanVerdict(BaseModel):
     """The execute-plan run's final state (`Completed`, `Failed`, …); None when not run."""
     message: str = ""
     flow_run_id: str | None = None
+    cost_usd: float | None = None
+    """What the plan's run spent on agent calls (its RunReport); None when not run."""
 
     @property
     def runs(self) -> bool:
@@ -362,6 +373,9 @@ def report_markdown(
         "",
         f"**{message}**",
         "",
+        f"**Cost of the night:** {format_cost(sum(v.cost_usd or 0.0 for v in verdicts))} "
+        "(each plan's run within its own budget: docs/budgets.md)",
+        "",
         f"Every plan started from {start}; each plan's work is on its `plan-executor/<plan>` "
         "branch.",
         "",
@@ -370,6 +384,8 @@ def report_markdown(
     ]
     for v in verdicts:
         result = f"{v.state}: {v.message}" if v.state else ""
+        if v.cost_usd is not None:
+            result += f" ({format_cost(v.cost_usd)})"
         lines.append(
             f"| `{_cell(v.plan)}` | {_cell(v.status or '')} | {LABELS[v.verdict]} "
             f"| {_cell(v.reason)} | {_cell(result)} |"
@@ -405,6 +421,14 @@ class PlanRunOptions(BaseModel):
     model: str | None = None
     dry_run: bool = False
     interactive: bool = False
+    max_cost_usd: float | None = NIGHTLY_MAX_COST_USD
+    max_tokens: int | None = None
+    phase_max_cost_usd: float | None = NIGHTLY_PHASE_MAX_COST_USD
+    phase_max_tokens: int | None = None
+    max_turns: int = DEFAULT_MAX_TURNS
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS
+    agent_runtime: str = "anthropic"
+    """`anthropic` or `claude-code` (tasks.agent.runtimes)."""
     distribute: bool = False
     """Each plan's phases run on the work pool's workers (docs/scaling.md)."""
 
@@ -441,6 +465,7 @@ async def _run_plans(
         )
         verdict.state = str(state.name)
         verdict.message = str(state.message or "")
+        verdict.cost_usd = await _run_cost(state)
         run_id = state.state_details.flow_run_id
         verdict.flow_run_id = str(run_id) if run_id else None
         log.info("%s: %s %s", verdict.plan, verdict.state, verdict.message)
@@ -450,6 +475,16 @@ async def _run_plans(
         problems.append(f"could not go back to {start.describe()} at the end: {exc}")
         log.error("%s", problems[-1])
     return problems
+
+
+async def _run_cost(state: Any) -> float | None:
+    """The cost of a plan's run, from the RunReport its state holds (None when unreadable)."""
+    try:
+        report = await state.result(raise_on_failure=False)
+    except Exception:
+        return None
+    cost = getattr(report, "cost_usd", None)
+    return float(cost) if isinstance(cost, int | float) else None
 
 
 async def _publish(verdicts: list[PlanVerdict], folder: Path, report: str) -> None:
@@ -463,6 +498,7 @@ async def _publish(verdicts: list[PlanVerdict], folder: Path, report: str) -> No
             "state": v.state or "",
             "message": v.message,
             "flow_run_id": v.flow_run_id,
+            "cost_usd": None if v.cost_usd is None else round(v.cost_usd, 4),
         }
         for v in verdicts
     ]
@@ -501,9 +537,20 @@ async def execute_ready_plans(
     include_planner_done: bool = False,
     ready_statuses: list[str] | None = None,
     force: list[str] | None = None,
+    max_cost_usd: float | None = NIGHTLY_MAX_COST_USD,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = NIGHTLY_PHASE_MAX_COST_USD,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
+
+    Budgets apply to each plan's run (docs/budgets.md): ``max_cost_usd`` (default
+    :data:`NIGHTLY_MAX_COST_USD`) and ``phase_max_cost_usd`` (default
+    :data:`NIGHTLY_PHASE_MAX_COST_USD`) are on by default, because nobody watches a night.
 
     ``include_planner_done``: also take plans whose only status is the planner's frontmatter
     `done` / `complete` / `completed`. ``force``: file names or globs (`2026-01-29.*`, `*`) of
@@ -555,6 +602,13 @@ async def execute_ready_plans(
             model=model,
             dry_run=dry_run,
             interactive=interactive,
+            max_cost_usd=max_cost_usd,
+            max_tokens=max_tokens,
+            phase_max_cost_usd=phase_max_cost_usd,
+            phase_max_tokens=phase_max_tokens,
+            max_turns=max_turns,
+            no_progress_turns=no_progress_turns,
+            agent_runtime=agent_runtime,
             distribute=distribute,
         )
         problems = await _run_plans(queue, repo_path, start, options)

@@ -9,6 +9,8 @@ blocked otherwise. Orchestrator phases (`self`) run the gates only.
 The phase runs under its own deadline (asyncio, not Prefect's `timeout_seconds`, which neither
 interrupts a thread nor kills child processes); agent calls get theirs through `deadline_s`, and
 every command has its own timeout in `tasks.shell`. A phase that runs out of time ends `timeout`.
+A phase whose agent call a limit stopped (its budget or the run's, the no-progress rule, the
+turn cap: `tasks.agent.budget`) ends `budget`, without gates: its work is kept like a blocked one.
 """
 
 from __future__ import annotations
@@ -24,23 +26,31 @@ from prefect import flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
 from prefect.states import Completed, Failed, State
-from pydantic import BaseModel
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
 from flows.integration import keep_unfinished_work, land_phase, plan_relative
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks import worktree
+from tasks.agent.budget import Limits, RunBudget, close_account
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, RecordedVerdict, Usage
+from tasks.agent.roles import (  # noqa: F401 - re-exported: callers import them from here
+    TESTER_AGENT,
+    VerifierCriterion,
+    _context_body,
+    verifier_task,
+)
+from tasks.agent.roles import agent_roles as _agent_roles
+from tasks.agent.roles import assigns_tester as _assigns_tester  # noqa: F401
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
-from tasks.agent.tools import VERDICT_NAME, citation_problem
+from tasks.agent.tools import citation_problem
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
+from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
 from tasks.worktree import PhaseWorkspace
 
-TESTER_AGENT = "feature-tester-rust"
 AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
 """Comma-separated seconds between Prefect's restarts of an agent call that failed on
 infrastructure (default: the task's own 30, 120); one restart per value."""
@@ -48,6 +58,10 @@ infrastructure (default: the task's own 30, 120); one restart per value."""
 
 class PhaseTimeout(Exception):
     """An agent call or the whole phase ran out of time."""
+
+
+class PhaseOverBudget(Exception):
+    """A limit stopped an agent call of the phase (a budget, no progress, the turn cap)."""
 
 
 def _phase_run_name() -> str:
@@ -74,6 +88,9 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         flow_run_id=flow_run_id,
     )
     started = time.monotonic()
+    budget_key = context.budget.open_phase(phase_id) if context.budget is not None else None
+    if budget_key is not None:
+        context.phase_accounts[phase_id] = budget_key
     # Every command the phase starts (gates, the agents' bash) joins this scope, so a phase
     # that runs out of time takes its still-running commands down with it.
     with process_scope() as commands:
@@ -86,6 +103,9 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         except PhaseTimeout as exc:
             outcome.status = "timeout"
             outcome.error = str(exc)
+        except PhaseOverBudget as exc:
+            outcome.status = "budget"
+            outcome.error = str(exc)
         except AgentInfrastructureError as exc:  # the API stayed unusable for the verifier
             outcome.status = "failed"
             outcome.infra_failure = True
@@ -96,6 +116,9 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
             get_run_logger().exception("phase %s failed", phase.id)
         finally:
             killed = commands.kill()
+            if budget_key is not None:
+                close_account(budget_key)
+                context.phase_accounts.pop(phase_id, None)
     if killed:
         get_run_logger().warning("phase %s: killed %d command(s) still running", phase.id, killed)
     outcome.duration_s = round(time.monotonic() - started, 2)
@@ -107,7 +130,9 @@ def _as_state(outcome: PhaseOutcome) -> State[Any]:
     """Completed for complete; a Failed state named Blocked / TimedOut / Failed otherwise."""
     if outcome.status == "complete":
         return Completed(data=outcome, message=outcome.verdict)
-    name = {"blocked": "Blocked", "timeout": "TimedOut"}.get(outcome.status, "Failed")
+    name = {"blocked": "Blocked", "timeout": "TimedOut", "budget": "OverBudget"}.get(
+        outcome.status, "Failed"
+    )
     return Failed(data=outcome, name=name, message=outcome.error or outcome.verdict)
 
 
@@ -118,8 +143,26 @@ async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContex
     plan = await asyncio.to_thread(parse_plan, plan_path, repo=options.repo)
     mirror = PlanMirror(plan_path, options.repo, plan_title=plan.title, enabled=not options.dry_run)
     return RunContext(
-        plan_path=plan_path, plan=plan, options=options, mirror=mirror, skills=options.skills
+        plan_path=plan_path,
+        plan=plan,
+        options=options,
+        mirror=mirror,
+        skills=options.skills,
+        budget=await asyncio.to_thread(run_budget, plan, options),
     )
+
+
+def run_budget(plan: Plan, options: RunOptions) -> RunBudget:
+    """The run's limits and the plan's, priced as the committed HEAD says (read once)."""
+    from plan_parser.budget import plan_budget
+    from tasks.agent.pricing import load_committed_price_table
+
+    own, _ = plan_budget(plan.frontmatter)
+    phase = Limits(
+        max_cost_usd=options.phase_max_cost_usd, max_tokens=options.phase_max_tokens
+    ).tighter(Limits(max_cost_usd=own.phase_max_cost_usd, max_tokens=own.phase_max_tokens))
+    run = Limits(max_cost_usd=options.max_cost_usd, max_tokens=options.max_tokens)
+    return RunBudget(run, phase, load_committed_price_table(options.repo))
 
 
 async def _committed_config(options: RunOptions) -> Any:
@@ -228,11 +271,15 @@ async def _work_and_judge(
         for role, owner_raw in agents:
             log.info("phase %s: %s agent %s", phase.id, role, owner_raw)
             result = await _agent_work(context, phase, owner_raw, role=role, work=work)
-            _record_agent(outcome, role, result)
+            _record_agent(outcome, role, result, context)
             if result.failure is FailureKind.INFRASTRUCTURE:
                 outcome.status = "failed"
                 outcome.infra_failure = True
                 outcome.error = f"{role} agent: infrastructure failure: {result.error}"
+                return
+            if result.failure is FailureKind.BUDGET:  # no gates: the work was cut short
+                outcome.status = "budget"
+                outcome.error = f"{role} agent stopped: {result.error}"
                 return
             outcome.steps.append(f"{role} agent finished ({result.stop_reason or 'done'})")
 
@@ -331,7 +378,7 @@ def _resolver(
             max_turns=min(context.options.max_turns, 20),
         )  # fmt: skip
         result = await call_agent(request, context.options.agent_timeout_s)
-        _record_agent(outcome, "integration", result)
+        _record_agent(outcome, "integration", result, context)
 
     return resolve
 
@@ -345,25 +392,6 @@ def scope_policy(plan: Plan, default: str) -> str:
 
 
 # -- agents ---------------------------------------------------------------------------------
-
-
-def _agent_roles(phase: Phase, repo: Path) -> list[tuple[str, str]]:
-    """The owner, then the feature tester when the plan assigns one besides the owner."""
-    owner_raw = phase.owner.raw if phase.owner else "general-purpose"
-    roles = [("owner", owner_raw)]
-    owner_agent = phase.owner.agent if phase.owner else None
-    if owner_agent != TESTER_AGENT and _assigns_tester(phase):
-        roles.append(("tester", TESTER_AGENT))
-    return roles
-
-
-def _assigns_tester(phase: Phase) -> bool:
-    for key, value in phase.extra_fields.items():
-        if re.search(r"test|support|secondary|also", key, re.I) and re.search(
-            r"feature[- ]tester", value, re.I
-        ):
-            return True
-    return False
 
 
 async def _agent_work(
@@ -421,6 +449,9 @@ def agent_request(
         network=options.network,
         allow_unsandboxed=options.allow_unsandboxed,
         max_turns=max_turns or options.max_turns,
+        no_progress_turns=options.no_progress_turns,
+        budget_account=context.phase_accounts.get(phase.id),
+        runtime=options.agent_runtime,
         read_only=read_only,
         role_suffix=role_suffix,
         verdict_criteria=verdict_criteria or [],
@@ -465,6 +496,8 @@ def _agent_step() -> Any:
 
 
 def _hit_deadline(result: AgentResult) -> bool:
+    if result.failure is FailureKind.BUDGET:  # a limit, not the clock
+        return False
     text = f"{result.stop_reason or ''} {result.error or ''}".lower()
     # An API request that timed out is an infrastructure fault, not the call's own deadline.
     words = (
@@ -475,12 +508,23 @@ def _hit_deadline(result: AgentResult) -> bool:
     return result.failure is not FailureKind.NONE and any(word in text for word in words)
 
 
-def _record_agent(outcome: PhaseOutcome, role: str, result: AgentResult) -> None:
+def _record_agent(
+    outcome: PhaseOutcome, role: str, result: AgentResult, context: RunContext
+) -> None:
     outcome.claims[role] = result.summary
     outcome.unsandboxed = outcome.unsandboxed or not result.sandboxed
-    outcome.tokens = _add_tokens(outcome.tokens, result.usage)
+    _add_usage(outcome, result, context)
     outcome.artifacts.extend(result.files_touched)
     _count_call(outcome, result)
+
+
+def _add_usage(outcome: PhaseOutcome, result: AgentResult, context: RunContext) -> None:
+    """The call's tokens by kind, and their cost at the run's prices."""
+    outcome.tokens = _add_tokens(outcome.tokens, result.usage)
+    if context.budget is not None and result.usage.total:
+        outcome.cost_usd = round(
+            outcome.cost_usd + context.budget.cost(result.model, result.usage), 6
+        )
 
 
 def _count_call(outcome: PhaseOutcome, result: AgentResult) -> None:
@@ -500,11 +544,6 @@ def _add_tokens(tokens: dict[str, int], usage: Usage) -> dict[str, int]:
     return merged
 
 
-def plan_name(plan_path: Path) -> str:
-    name = Path(plan_path).name.removesuffix(".md")
-    return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
-
-
 def _first_line(text: str, limit: int) -> str:
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line[:limit]
@@ -513,16 +552,6 @@ def _first_line(text: str, limit: int) -> str:
 # -- the verifier ---------------------------------------------------------------------------
 
 _CRITERION_CHECK = re.compile(r"^criterion (?P<number>\d+)\b")
-
-
-class VerifierCriterion(BaseModel):
-    """One criterion the verifier judges, named as the ledger and the report name it."""
-
-    id: str
-    """The plan's own number (`3` for the ledger's `criterion 3`), or the check itself."""
-    text: str
-    note: str = ""
-    """What the gates found when they tried (e.g. `no test ran in this phase`), if anything."""
 
 
 def criterion_id(entry: LedgerEntry) -> str:
@@ -545,43 +574,6 @@ def verifier_criteria(phase: Phase, pending: list[LedgerEntry]) -> list[Verifier
         note = entry.evidence if entry.evidence.strip() != text.strip() else ""
         criteria[cid] = VerifierCriterion(id=cid, text=text, note=note)
     return list(criteria.values())
-
-
-def verifier_task(plan: Plan, phase: Phase, criteria: list[VerifierCriterion]) -> str:
-    listed = "\n".join(
-        f"- criterion {c.id}: {c.text}"
-        + (f"\n  (the gates could not decide: {c.note})" if c.note else "")
-        for c in criteria
-    )
-    return (
-        f"You are the read-only VERIFIER for phase {phase.id} ({phase.title}) of the plan "
-        f"'{plan.title}'. You cannot change files. Read the code and decide each acceptance "
-        "criterion below. The filesystem is the source of truth; ignore anyone's claims.\n\n"
-        f"Criteria to judge:\n{listed}\n\n"
-        f"Record each verdict by calling the `{VERDICT_NAME}` tool once per criterion: "
-        '`criterion` is its number above ("criterion 3" is "3"), `verdict` PASS or FAIL, '
-        "`path` and `line` the file and line that prove it, `reason` one sentence. Only "
-        "recorded verdicts count: your text is not read for them. A PASS without a citation of "
-        "an existing file and a line inside it counts as FAIL, and so does a criterion without a "
-        "recorded verdict. Recording a criterion again replaces its verdict.\n\n"
-        f"The phase as planned (for context; its criteria to judge are the ones above):\n\n"
-        f"{_context_body(phase, criteria)}"
-    )
-
-
-def _context_body(phase: Phase, criteria: list[VerifierCriterion]) -> str:
-    """The phase's text without the lines of the criteria to judge: each is shown once, by
-    its number, so the verifier never sees the same criterion under two names."""
-    lines = phase.body.splitlines()
-    judged = {int(c.id) for c in criteria if c.id.isdigit()}
-    drop: set[int] = set()
-    for number, criterion in enumerate(phase.acceptance_criteria, 1):
-        if number not in judged or criterion.line is None:
-            continue
-        index = criterion.line - phase.line
-        if 0 <= index < len(lines) and criterion.text in lines[index]:
-            drop.add(index)
-    return "\n".join(line for index, line in enumerate(lines) if index not in drop)
 
 
 async def _judge(
@@ -607,10 +599,13 @@ async def _judge(
         verdict_criteria=[c.id for c in criteria],
     )
     result = await call_agent(request, options.agent_timeout_s, context.attempts.get(phase.id))
-    outcome.tokens = _add_tokens(outcome.tokens, result.usage)
+    _add_usage(outcome, result, context)
     _count_call(outcome, result)
     if result.failure is FailureKind.INFRASTRUCTURE:
         raise AgentInfrastructureError(result)  # no verdicts: the API, not the code, failed
+    if result.failure is FailureKind.BUDGET:  # unjudged criteria are not failed criteria
+        outcome.ledger = ledger
+        raise PhaseOverBudget(f"verifier agent stopped: {result.error}")
     return judgements(pending, result, work, phase.id)
 
 

@@ -13,7 +13,10 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from flows.context import PhaseOutcome
+from tasks.agent.budget import format_cost
 from tasks.agent.result import InfraFaults
+from tasks.dry_run import DryRunReport
+from tasks.forecast import RunForecast
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import format_duration
 
@@ -46,6 +49,25 @@ class RunReport(BaseModel):
     security_warnings: list[str] = Field(default_factory=list)
     """What exposed the run (e.g. a Prefect API without authentication while agents had the
     network): at the top of the final report."""
+    budget: str = ""
+    """The run's limits as set (`run: $5.00; per phase: no limit`); empty: not priced."""
+    budget_stop: str | None = None
+    """The run's limit that was reached, if one was (no agent call started after it)."""
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(o.cost_usd for o in self.outcomes), 6)
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        """Tokens of the whole run by kind (input, output, cache_creation_input, ...)."""
+        return total_tokens(self.outcomes)
+
+    forecast: RunForecast | None = None
+    """The cost forecast made at the start (the dry run's): the report sets it against the
+    actual usage."""
+    dry_run_detail: DryRunReport | None = None
+    """Dry runs: what each phase would do (`run --dry-run --with-preflight --json` prints it)."""
 
     @property
     def complete(self) -> int:
@@ -94,6 +116,7 @@ def table_rows(outcomes: list[PhaseOutcome]) -> list[dict[str, Any]]:
             "status": o.status,
             "duration": format_duration(o.duration_s) if o.duration_s else "",
             "tokens": sum(o.tokens.values()),
+            "cost_usd": round(o.cost_usd, 4),
             "verdict": o.verdict,
         }
         for o in outcomes
@@ -109,12 +132,14 @@ def implementation_summary(report: RunReport, *, when: datetime | None = None) -
         else f"**Last run:** {when:%Y-%m-%d}",
         f"**Total Duration:** {format_duration(report.duration_s)}",
         f"**Status:** {report.status}",
+        f"**Cost:** {cost_line(report.outcomes)}",
         "",
         "**Phases:**",
     ]
     for o in report.outcomes:
         detail = f" - {o.error}" if o.error and o.status != "complete" else ""
-        lines.append(f"- Phase {o.phase_id}: {o.title} - {o.status.capitalize()}{detail}")
+        cost = f" ({format_cost(o.cost_usd)})" if o.tokens and not o.resumed else ""
+        lines.append(f"- Phase {o.phase_id}: {o.title} - {o.status.capitalize()}{cost}{detail}")
     if report.flow_run_id:
         lines += ["", f"**Prefect flow run:** `{report.flow_run_id}`"]
     return "\n".join(lines)
@@ -157,22 +182,31 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
     infrastructure = infrastructure_line(report.outcomes)
     if infrastructure:
         lines += ["", infrastructure]
+    lines += ["", f"**Cost:** {cost_line(report.outcomes)}"]
+    if report.budget:
+        lines.append(f"**Budget:** {report.budget}")
+    if report.budget_stop:
+        lines.append(
+            f"**Run budget reached:** {report.budget_stop}; no agent call started after it."
+        )
 
     lines += [
         "",
         "### Phase Summary",
         "",
-        "| Phase | Name | Owner | Wave | Status | Duration | Tokens | API faults | Run |",
+        "| Phase | Name | Owner | Wave | Status | Duration | Tokens | Cost | API faults | Run |",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|")
     for o in report.outcomes:
         run_link = _run_link(report, o)
         status = f"{o.status} (infrastructure)" if o.infra_failure else o.status
         lines.append(
             f"| {o.phase_id} | {_cell(o.title)} | {_cell(o.owner)} | {o.wave} | {status} | "
             f"{format_duration(o.duration_s) if o.duration_s else '-'} | {sum(o.tokens.values())} | "
-            f"{_faults_cell(o)} | {run_link} |"
+            f"{format_cost(o.cost_usd) if o.tokens else '-'} | {_faults_cell(o)} | {run_link} |"
         )
+
+    lines += forecast_section(report)
 
     lines += ["", "### Files Changed", ""]
     artifacts = [(o.phase_id, a) for o in report.outcomes for a in o.artifacts]
@@ -209,6 +243,86 @@ def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
         lines.append(f"- Execution log: `{log_path}`")
     lines.append(f"- Plan file: `{report.plan_path}` (section `## Execution Checkpoints`)")
     return "\n".join(lines) + "\n"
+
+
+TOKEN_KINDS = (
+    ("input", "input"),
+    ("output", "output"),
+    ("cache_creation_input", "cache writes"),
+    ("cache_read_input", "cache reads"),
+)
+"""`PhaseOutcome.tokens` keys and how reports name them."""
+
+
+def total_tokens(outcomes: list[PhaseOutcome]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for o in outcomes:
+        for kind, count in o.tokens.items():
+            totals[kind] = totals.get(kind, 0) + count
+    return totals
+
+
+def tokens_by_kind(tokens: dict[str, int]) -> str:
+    """`1,234 input, 567 output, 8,900 cache writes, 12,000 cache reads`."""
+    return ", ".join(f"{tokens.get(key, 0):,} {name}" for key, name in TOKEN_KINDS)
+
+
+def cost_line(outcomes: list[PhaseOutcome]) -> str:
+    """The run's cost and tokens by kind (resumed phases' earlier cost included, and said)."""
+    tokens = total_tokens(outcomes)
+    cost = sum(o.cost_usd for o in outcomes)
+    earlier = sum(o.cost_usd for o in outcomes if o.resumed)
+    line = f"{format_cost(cost)} ({tokens_by_kind(tokens)} tokens)"
+    if earlier:
+        line += f"; {format_cost(earlier)} of it spent by earlier runs on resumed phases"
+    return line
+
+
+def forecast_section(report: RunReport) -> list[str]:
+    """`### Cost: forecast against actual`: per phase and for the run, the forecast's range and
+    the cost the run recorded (each response's usage priced with its call's model).
+    Empty without a forecast (dry runs, a forecast that could not be made)."""
+    forecast = report.forecast
+    if forecast is None or report.dry_run or not report.outcomes:
+        return []
+    lines = [
+        "",
+        "### Cost: forecast against actual",
+        "",
+        "| Phase | Model | Forecast tokens | Actual tokens | Forecast USD | Actual USD | In range |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    total_tokens, total_usd = 0, 0.0
+    for outcome in report.outcomes:
+        predicted = forecast.phase(outcome.phase_id)
+        if predicted is None:
+            continue
+        tokens = sum(outcome.tokens.values())
+        usd = outcome.cost_usd
+        total_tokens, total_usd = total_tokens + tokens, total_usd + usd
+        note = " (resumed: not run)" if outcome.resumed else ""
+        lines.append(
+            f"| {outcome.phase_id} | {predicted.model or '-'} | {predicted.tokens.tokens()} | "
+            f"{tokens} | {predicted.cost_usd.usd()} | ${usd:.2f}{note} | "
+            f"{_in_range(predicted.cost_usd, usd)} |"
+        )
+    lines.append(
+        f"| **run** | | {forecast.tokens.tokens()} | {total_tokens} | {forecast.cost_usd.usd()} | "
+        f"${total_usd:.2f} | {_in_range(forecast.cost_usd, total_usd)} |"
+    )
+    lines += [
+        "",
+        f"Prices of {forecast.price_table_date} ({'; '.join(forecast.price_sources)}); "
+        "actual usage as the API reported it, each call priced with its own model. The "
+        "forecast is a range from a stated model (docs/cost.md), not a quote.",
+    ]
+    return lines
+
+
+def _in_range(span: Any, value: float) -> str:
+    if span.contains(round(value, 2)) or span.contains(value):
+        return "yes"
+    return "below" if value < span.low else "ABOVE"
 
 
 def infrastructure_line(outcomes: list[PhaseOutcome]) -> str:
@@ -275,6 +389,12 @@ def _next_steps(report: RunReport) -> list[str]:
         )
     if "timeout" in statuses:
         steps.append("Timed-out phases: split them or raise --phase-timeout / --agent-timeout.")
+    if "budget" in statuses:
+        steps.append(
+            "Phases stopped by a budget or by the no-progress rule keep their work on their "
+            "branch: read their details logs, then raise --max-cost / --phase-max-cost / "
+            "--max-tokens or split the phase, and run the plan again."
+        )
     if "skipped" in statuses:
         steps.append("Skipped phases run once the phases they depend on are complete.")
     if any(o.infra_failure for o in report.outcomes):

@@ -2,10 +2,13 @@
 
 The plan file is the resume state that survives everything (seed: "Checkpoint System"). It holds an
 `## Execution Checkpoints` section with ONE fenced ```yaml block in the seed's shape: a list with
-one mapping per phase keyed `phase_<id>`. plan-executor adds one more list item, `plan_executor`,
-that records what it changed elsewhere in the file (the status line as it was, where the section
-was put) so that :meth:`plan_parser.writer.PlanFileWriter.clear_execution_state` can give the
-file back byte for byte.
+one mapping per phase keyed `phase_<id>`. What plan-executor changed elsewhere in the file (the
+status line as it was, where the section was put) is recorded on one HTML comment line right after
+the block, `<!-- plan-executor: {...} -->` (invisible where the Markdown is rendered, and not in
+the way of a person reading the phases), so that
+:meth:`plan_parser.writer.PlanFileWriter.clear_execution_state` can give the file back byte for
+byte. Files written by older versions carry that record as the block's first list item,
+`plan_executor:`; they are still read (and rewritten in the new shape at the next write).
 
 This module works on raw text lines, not on a Markdown parser: the section must be found and
 replaced exactly, and a hand-written section in the seed's bare-list form is not a fenced block
@@ -43,13 +46,16 @@ __all__ = [
 ]
 
 PhaseStatusName = Literal[
-    "pending", "running", "complete", "failed", "blocked", "timeout", "skipped"
+    "pending", "running", "complete", "failed", "blocked", "timeout", "budget", "skipped"
 ]
 PHASE_STATUSES: tuple[str, ...] = get_args(PhaseStatusName)
 
 CHECKPOINTS_HEADING = "## Execution Checkpoints"
 SUMMARY_HEADING = "## Implementation Summary"
 RECORD_KEY = "plan_executor"
+"""The record's list item in files written by older versions (still read)."""
+RECORD_COMMENT_PREFIX = "<!-- plan-executor: "
+RECORD_COMMENT_SUFFIX = " -->"
 PHASE_KEY_PREFIX = "phase_"
 
 # Fields of PhaseCheckpoint as they are spelled in the YAML (phase_id is the key, extra is flat).
@@ -64,7 +70,7 @@ _SCALAR_FIELDS = (
 )
 _LIST_FIELDS = ("artifacts", "ledger")
 KNOWN_FIELDS: frozenset[str] = frozenset(
-    {"phase_id", "status", "tokens", "extra", *_SCALAR_FIELDS, *_LIST_FIELDS}
+    {"phase_id", "status", "tokens", "cost_usd", "extra", *_SCALAR_FIELDS, *_LIST_FIELDS}
 )
 
 # Status words seen in hand-written checkpoints and orchestrator reports, mapped to ours.
@@ -84,6 +90,8 @@ _STATUS_SYNONYMS: dict[str, str] = {
     "timed_out": "timeout",
     "timed-out": "timeout",
     "skip": "skipped",
+    "over_budget": "budget",
+    "over-budget": "budget",
     "todo": "pending",
     "not_started": "pending",
 }
@@ -108,6 +116,10 @@ class PhaseCheckpoint(BaseModel):
     phase_hash: str | None = None
     flow_run_id: str | None = None
     tokens: dict[str, int] | None = None
+    """Tokens the phase's agent calls used, by kind (input, output, cache_creation_input,
+    cache_read_input), from the API's own usage fields."""
+    cost_usd: float | None = None
+    """What those tokens cost in USD (the run's price table; cache reads and writes apart)."""
     ledger: list[str] = Field(default_factory=list)
     """The failing ledger lines (gate verdicts) that explain the status."""
     extra: dict[str, str] = Field(default_factory=dict)
@@ -345,6 +357,8 @@ class SectionLocation:
     """1-based file line of the first YAML line (for messages)."""
     fence_close: int | None = None
     """Index of our block's closing fence (ours only)."""
+    tail_start: int | None = None
+    """Index of the first line after our block and its record comment (ours only)."""
     record: dict[str, str] = field(default_factory=dict)
     entries: dict[str, PhaseCheckpoint] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -368,10 +382,40 @@ def _our_block_at(lines: list[str], start: int) -> int | None:
     for index in range(start + 3, len(lines)):
         text = strip_eol(lines[index])
         if text == "```":
-            return index if has_record else None
+            followed = index + 1 < len(lines) and record_comment(lines[index + 1]) is not None
+            return index if has_record or followed else None
         if text in (f"- {RECORD_KEY}:", f'- "{RECORD_KEY}":'):
             has_record = True
     return None
+
+
+_RECORD_COMMENT_RE = re.compile(
+    re.escape(RECORD_COMMENT_PREFIX) + r"(\{.*\})" + re.escape(RECORD_COMMENT_SUFFIX)
+)
+
+
+def record_comment(line: str) -> dict[str, str] | None:
+    """The record on plan-executor's comment line (None when the line is not one)."""
+    match = _RECORD_COMMENT_RE.fullmatch(strip_eol(line))
+    if match is None:
+        return None
+    try:
+        data = json.loads(match.group(1))
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        return None
+    return {str(key): value for key, value in data.items()}
+
+
+def render_record_comment(record: dict[str, str]) -> str:
+    """The record as one comment line (no line ending). JSON with every non-ASCII character
+    and every `-`, `<` and `>` escaped: the line can never contain `--` or `-->`, which would
+    end the comment early, nor a line break. All values are strings, so `-` occurs only inside
+    strings, where `\\u002d` means the same."""
+    data = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
+    data = data.replace("-", "\\u002d").replace("<", "\\u003c").replace(">", "\\u003e")
+    return f"{RECORD_COMMENT_PREFIX}{data}{RECORD_COMMENT_SUFFIX}"
 
 
 _RawEntries = dict[str, tuple[object, int]]  # phase id -> (YAML value, 1-based line)
@@ -479,16 +523,21 @@ def _read_our_section(
         fence_close=close,
     )
     raw = _parse_yaml(location)
+    tail_start = close + 1
+    if close + 1 < len(lines) and (record := record_comment(lines[close + 1])) is not None:
+        location.record = record  # the current shape; an old `plan_executor` item is superseded
+        tail_start = close + 2
+    location.tail_start = tail_start
     tail_lines = location.record.get("tail_lines", "")
-    if tail_lines.isdigit():  # what follows the fence that is ours, counted when it was written
-        location.end = min(close + 1 + int(tail_lines), len(lines))
+    if tail_lines.isdigit():  # what follows the record that is ours, counted when it was written
+        location.end = min(tail_start + int(tail_lines), len(lines))
         return location, raw
     end = len(lines)
     skip_summary = location.record.get("summary") == "true"
-    for heading in headings(lines, close + 1):
+    for heading in headings(lines, tail_start):
         if heading.level > 2:
             continue
-        if skip_summary and heading.index == close + 2 and heading.text == SUMMARY_HEADING[3:]:
+        if skip_summary and heading.index == tail_start + 1 and heading.text == SUMMARY_HEADING[3:]:
             skip_summary = False
             continue
         end = heading.index
@@ -661,6 +710,8 @@ def _checkpoint_from(
             fields[name] = _as_list(item)
         elif name == "tokens":
             fields["tokens"] = _tokens_from(phase_id, item, line, problems)
+        elif name == "cost_usd":
+            fields["cost_usd"] = _cost_from(phase_id, item, line, problems)
         elif name in KNOWN_FIELDS:  # phase_id / extra written as keys: keep as extra text
             extra[f"{name}_"] = _as_text(item)
         else:
@@ -670,6 +721,14 @@ def _checkpoint_from(
         return PhaseCheckpoint.model_validate(fields)
     except ValueError as error:
         problems.append(f"line {line}: phase {phase_id} unreadable ({error}); skipped")
+        return None
+
+
+def _cost_from(phase_id: str, value: object, line: int, problems: list[str]) -> float | None:
+    try:
+        return float(_as_text(value).strip().removeprefix("$"))
+    except ValueError:
+        problems.append(f"line {line}: phase {phase_id} cost_usd is not a number; ignored")
         return None
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from markdown_it.token import Token
 
 from plan_parser import blocks, fences, frontmatter, graphs, parallel, source, values
+from plan_parser.budget import plan_budget
 from plan_parser.gate_commands import CommandCheck
 from plan_parser.model import (
     Criterion,
@@ -222,6 +223,8 @@ def _parse(src: source.Source, path: str, name: str, checks: _Checks) -> Plan:
         plan.diagnostics.append(
             diagnostic(front.problem_code, Severity.ERROR, front.problem, front.error_line)
         )
+    if front.raw is not None:  # the plan's phase budgets: a typo must not lift a limit
+        plan.diagnostics.extend(plan_budget(front.data, front.key_lines)[1])
     fence_report = fences.check(lines)
     if fence_report.repaired_lines:
         where = ", ".join(str(line) for line in fence_report.repaired_lines)

@@ -12,7 +12,7 @@ Each public method is one locked read-modify-write:
 
 Every byte outside the replaced parts stays identical: line endings, a missing final newline,
 frontmatter quoting. What plan-executor changes besides its own section (the status line, where
-the section went) is recorded in the section's `plan_executor` item, so
+the section went) is recorded on a comment line after the section's block, so
 :meth:`PlanFileWriter.clear_execution_state` gives back the original file byte for byte.
 
 Layout written at the end of the file (or in place of a hand-written checkpoint section)::
@@ -21,9 +21,6 @@ Layout written at the end of the file (or in place of a hand-written checkpoint 
     ## Execution Checkpoints
     <blank>
     ```yaml
-    - plan_executor:
-        placement: appended
-        ...
     - phase_1:
         status: complete
         completed_at: 2025-12-19T14:30:00Z
@@ -31,15 +28,18 @@ Layout written at the end of the file (or in place of a hand-written checkpoint 
         status: failed
         error: "Type error in parser.rs:42"
     ```
+    <!-- plan-executor: {"placement":"appended",...,"tail_lines":"5"} -->
     <blank>
     ## Implementation Summary
     <blank>
     ...markdown...
 
-The `plan_executor` item records `placement` (appended / replaced), the `separator` added before
-the heading or the hand-written `section_before`, the status as it was (`status_where`,
-`status_before`, `status_text_before`, blank lines added around an added status line), whether a
-summary follows, and `tail_lines`: how many lines after the closing fence are ours.
+The record (JSON, one line; rendered Markdown hides it) holds `placement` (appended /
+replaced), the `separator` added before the heading or the hand-written `section_before`, the
+status as it was (`status_where`, `status_before`, `status_text_before`, blank lines added around
+an added status line), whether a summary follows, and `tail_lines`: how many lines after the
+record are ours. Files written by older versions keep the record as the block's first list item
+(`- plan_executor:`); they are read as before and get the comment at their next write.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ import yaml
 from plan_parser.checkpoints import (
     CHECKPOINTS_HEADING,
     PHASE_KEY_PREFIX,
-    RECORD_KEY,
     SUMMARY_HEADING,
     ExecutionState,
     PhaseCheckpoint,
@@ -74,6 +73,7 @@ from plan_parser.checkpoints import (
     line_ending,
     locate_section,
     read_bytes,
+    render_record_comment,
     scan_fences,
     split_lines,
     state_from_location,
@@ -192,6 +192,8 @@ def _checkpoint_fields(checkpoint: PhaseCheckpoint) -> list[tuple[str, _Node]]:
             fields.append((name, value))
     if checkpoint.tokens is not None:
         fields.append(("tokens", {key: str(count) for key, count in checkpoint.tokens.items()}))
+    if checkpoint.cost_usd is not None:
+        fields.append(("cost_usd", f"{checkpoint.cost_usd:.4f}"))
     if checkpoint.ledger:
         fields.append(("ledger", list(checkpoint.ledger)))
     fields.extend(checkpoint.extra.items())
@@ -213,14 +215,15 @@ _RECORD_ORDER = (
 
 
 def render_block(phases: Mapping[str, PhaseCheckpoint], record: Mapping[str, str], eol: str) -> str:
-    """Heading, blank line and the fenced YAML block, each line ending in `eol`."""
+    """Heading, blank line, the fenced YAML block of the phases and the record's comment line,
+    each line ending in `eol`. The block holds only what a person reads: the phases."""
     out = [CHECKPOINTS_HEADING, "", "```yaml"]
-    ordered = [key for key in _RECORD_ORDER if key in record]
-    ordered += sorted(key for key in record if key not in _RECORD_ORDER)
-    _emit_item(RECORD_KEY, [(key, record[key]) for key in ordered], out)
     for phase_id, checkpoint in phases.items():
         _emit_item(PHASE_KEY_PREFIX + phase_id, _checkpoint_fields(checkpoint), out)
     out.append("```")
+    ordered = [key for key in _RECORD_ORDER if key in record]
+    ordered += sorted(key for key in record if key not in _RECORD_ORDER)
+    out.append(render_record_comment({key: record[key] for key in ordered}))
     return "".join(line + eol for line in out)
 
 
@@ -250,14 +253,15 @@ class _Doc:
     def existing_tail(self) -> str:
         """Everything of ours after the closing fence (our summary), kept verbatim."""
         location = self.location
-        if location is None or not location.ours or location.fence_close is None:
+        if location is None or not location.ours or location.tail_start is None:
             return ""
-        return "".join(self.lines[location.fence_close + 1 : location.end])
+        return "".join(self.lines[location.tail_start : location.end])
 
     def write(self, tail: str | None = None) -> str:
         """The text with our section (re)written from `phases` and `record`.
 
-        `tail` is what follows the closing fence (None: keep ours, or nothing for a new section).
+        `tail` is what follows the record's comment line (None: keep ours, or nothing for a new
+        section).
         """
         location = self.location
         lines = self.lines

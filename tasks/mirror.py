@@ -25,8 +25,8 @@ from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_s
 from plan_parser.writer import PlanFileWriter
 from tasks.secrets import scrub_known, scrub_value
 
-TERMINAL = {"complete", "failed", "blocked", "timeout", "skipped"}
-FAILED_LIKE = {"failed", "blocked", "timeout"}
+TERMINAL = {"complete", "failed", "blocked", "timeout", "budget", "skipped"}
+FAILED_LIKE = {"failed", "blocked", "timeout", "budget"}
 
 Listener = Callable[[PhaseCheckpoint], Awaitable[None] | None]
 
@@ -151,8 +151,10 @@ class PlanMirror:
             base.update(started_at=now, completed_at=None, failed_at=None, error=None, ledger=[])
         elif status == "complete":
             base.update(completed_at=now, failed_at=None, error=None)
-        elif status in FAILED_LIKE or status == "skipped":
+        elif status in FAILED_LIKE:
             base.update(failed_at=now, completed_at=None)
+        elif status == "skipped":  # it did not run, so it did not fail: no finish time at all
+            base.update(failed_at=None, completed_at=None)
         elif status == "pending":
             base.update(started_at=None, completed_at=None, failed_at=None)
         base.update(fields)
@@ -183,7 +185,10 @@ def _clean(checkpoint: PhaseCheckpoint) -> PhaseCheckpoint:
 def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
     """One execution-log entry in the seed's Step 4.3 shape."""
     status = checkpoint.status
-    when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
+    if status == "skipped":  # no finish time of its own; an earlier start is not this entry's
+        when: object = stamp()
+    else:
+        when = checkpoint.completed_at or checkpoint.failed_at or checkpoint.started_at or stamp()
     lines = [f"### {_text(when)} - Phase {checkpoint.phase_id} {status.capitalize()}"]
     if checkpoint.flow_run_id:
         lines.append(f"- Flow run: `{checkpoint.flow_run_id}`")
@@ -194,7 +199,10 @@ def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
     if checkpoint.error:
         lines.append(f"- Error: {checkpoint.error}")
     if checkpoint.tokens:
-        lines.append(f"- Tokens: {sum(checkpoint.tokens.values())}")
+        kinds = ", ".join(f"{kind} {count}" for kind, count in checkpoint.tokens.items())
+        lines.append(f"- Tokens: {sum(checkpoint.tokens.values())} ({kinds})")
+    if checkpoint.cost_usd is not None:
+        lines.append(f"- Cost: ${checkpoint.cost_usd:.4f}")
     if checkpoint.artifacts:
         lines.append("- Artifacts: " + ", ".join(f"`{a}`" for a in checkpoint.artifacts))
     for line in checkpoint.ledger:

@@ -288,3 +288,27 @@ async def mark_killed_run_crashed(
     except Exception:  # noqa: BLE001 - bookkeeping for the UI; the rerun goes on regardless
         return marked
     return marked
+
+
+def holder_if_held(plan: Path) -> tuple[bool, RunHolder | None]:
+    """Whether a run holds the plan now (and who), without taking the lock or creating its file.
+
+    For the free dry run, which writes nothing: a shared `flock` tried for an instant on the
+    existing lock file. (A run starting in that instant is refused as if two runs had met.)
+    """
+    lock_path = run_lock_path(plan)
+    try:
+        fd = os.open(lock_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False, None  # no lock file: nobody holds the plan
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as problem:
+        if problem.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            return True, read_holder(lock_path)
+        return False, None
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False, None
+    finally:
+        os.close(fd)

@@ -108,6 +108,8 @@ def register(app: typer.Typer) -> None:
                 err=True,
             )
         typer.echo(
-            f"\nNow start a worker:  plan-executor worker   (prefect worker start --pool {POOL_NAME}"
-            " with the server's address and credential: `eval $(plan-executor env)` first)"
+            "\nNow start a worker in a second terminal (it keeps running; the runs get its "
+            "environment, ANTHROPIC_API_KEY included):\n"
+            f"  {Path(sys.executable).with_name('plan-executor')} worker   "
+            f"(= prefect worker start --pool {POOL_NAME}, with the server's address and credential)"
         )

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 
 import typer
 
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
+
 EXIT_INVALID = 2
 
 
@@ -34,6 +36,24 @@ class UnknownOwners(StrEnum):
 UNKNOWN_OWNERS_HELP = (
     "An owner that names no .claude/agents/<name>.md: `error` refuses the plan, "
     "`general-purpose` runs the phase with the general-purpose agent (a warning)."
+)
+
+
+PREFECT_LOGS_HELP = (
+    "Print Prefect's INFO lines (every flow and task run's start and end) on the console too; "
+    "by default it prints only warnings, errors and the run's link (the UI has them all)."
+)
+
+
+class AgentRuntimeChoice(StrEnum):
+    anthropic = "anthropic"
+    claude_code = "claude-code"
+
+
+AGENT_RUNTIME_HELP = (
+    "Who runs the agents: `anthropic` (plan-executor's own tool loop) or `claude-code` "
+    "(Claude Code in bubblewrap; needs `pip install 'plan-executor[claude-code]'`). An agent "
+    "definition's own `runtime:` wins; verifiers always use `anthropic`."
 )
 
 
@@ -73,7 +93,24 @@ def run_command(
         str | None, typer.Option(help="Model for every agent, overriding the definitions.")
     ] = None,
     dry_run: Annotated[
-        bool, typer.Option(help="Walk the DAG and the pre-flight; no agent calls, no changes.")
+        bool,
+        typer.Option(
+            help="Show what the run would do and may cost: waves, agents, models, skills, "
+            "timeouts, gate commands, criteria (gates or verifier), a cost range. Free and fast: "
+            "no Prefect server, no agent call, no command of the repository, nothing written."
+        ),
+    ] = False,
+    with_preflight: Annotated[
+        bool,
+        typer.Option(
+            "--with-preflight",
+            help="With --dry-run: run the pre-flight too (baseline tests, build, lint, fmt) as "
+            "a Prefect flow run on the backend, as a real run would.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="With --dry-run: print the dry run as JSON."),
     ] = False,
     interactive: Annotated[
         bool,
@@ -124,6 +161,38 @@ def run_command(
     unknown_owners: Annotated[
         UnknownOwners, typer.Option(help=UNKNOWN_OWNERS_HELP)
     ] = UnknownOwners.error,
+    max_cost: Annotated[
+        float | None,
+        typer.Option(
+            help="USD the run's agent calls may spend together (shared by concurrent phases); "
+            "once spent no new agent call starts and running ones stop after their turn.",
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(help="Tokens (input, output, cache writes and reads) the run may use."),
+    ] = None,
+    phase_max_cost: Annotated[
+        float | None,
+        typer.Option(help="USD one phase may spend (the plan's `phase_max_cost_usd` too)."),
+    ] = None,
+    phase_max_tokens: Annotated[
+        int | None,
+        typer.Option(help="Tokens one phase may use (the plan's `phase_max_tokens` too)."),
+    ] = None,
+    max_turns: Annotated[
+        int, typer.Option(help="Turn cap of one agent call: a safety net above real phases.")
+    ] = DEFAULT_MAX_TURNS,
+    no_progress_turns: Annotated[
+        int,
+        typer.Option(
+            help="Stop an agent after this many consecutive turns that change no file and run "
+            "no new command (0: off); the phase ends `budget`.",
+        ),
+    ] = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: Annotated[
+        AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
+    ] = AgentRuntimeChoice.anthropic,
     distribute: Annotated[
         bool,
         typer.Option(
@@ -139,6 +208,7 @@ def run_command(
         bool | None,
         typer.Option("--live/--no-live", help="Rich live view (default: on a terminal)."),
     ] = None,
+    prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a plan as a Prefect DAG; exit 0 all complete, 1 any not complete, 2 invalid input."""
     code = run_plan(
@@ -159,9 +229,19 @@ def run_command(
         keep_worktrees=keep_worktrees,
         sandbox_gates=not unsandboxed_gates,
         unknown_owners=unknown_owners.value,
+        max_cost_usd=max_cost,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
+        agent_runtime=agent_runtime.value,
         distribute=distribute,
         backend_mode=backend.value,
         live=live,
+        with_preflight=with_preflight,
+        as_json=as_json,
+        prefect_logs=prefect_logs,
     )
     raise typer.Exit(code)
 
@@ -185,10 +265,20 @@ def run_plan(
     keep_worktrees: bool = False,
     sandbox_gates: bool = True,
     unknown_owners: str = "error",
+    max_cost_usd: float | None = None,
+    max_tokens: int | None = None,
+    phase_max_cost_usd: float | None = None,
+    phase_max_tokens: int | None = None,
+    max_turns: int = DEFAULT_MAX_TURNS,
+    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
+    agent_runtime: str = "anthropic",
     distribute: bool = False,
     backend_mode: str = "auto",
     live: bool | None = None,
+    prefect_logs: bool = False,
     echo: Any = typer.echo,
+    with_preflight: bool = False,
+    as_json: bool = False,
 ) -> int:
     """The `run` command as a function (the demo and tests call it); returns the exit status."""
     plan = plan.expanduser().resolve()
@@ -201,6 +291,42 @@ def run_plan(
     if phase_timeout_s <= 0 or agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
         return EXIT_INVALID
+    problem = budget_problem(
+        max_cost_usd=max_cost_usd,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost_usd,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
+    )
+    if problem is not None:
+        echo(f"error: {problem}", err=True)
+        return EXIT_INVALID
+    from tasks.agent.runtimes import RuntimeUnavailable, require_runtime
+
+    try:
+        require_runtime(agent_runtime)
+    except (RuntimeUnavailable, ValueError) as exc:
+        echo(f"error: --agent-runtime {agent_runtime}: {exc}", err=True)
+        return EXIT_INVALID
+    if (with_preflight or as_json) and not dry_run:
+        echo("error: --with-preflight and --json go with --dry-run", err=True)
+        return EXIT_INVALID
+    if dry_run and not with_preflight:  # free: no backend, no flow, nothing of the repo runs
+        return _free_dry_run(
+            plan,
+            repo,
+            echo,
+            as_json=as_json,
+            skills=skills or [],
+            dirty_policy=dirty_policy,
+            include_optional=include_optional,
+            phase_timeout_s=phase_timeout_s,
+            agent_timeout_s=agent_timeout_s,
+            model=model,
+            unknown_owners=unknown_owners,
+            interactive=interactive,
+        )
     invalid = _invalid_plan(plan, repo, include_optional, unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent
         echo("error: invalid plan:", err=True)
@@ -233,21 +359,43 @@ def run_plan(
                 keep_worktrees=keep_worktrees,
                 sandbox_gates=sandbox_gates,
                 unknown_owners=unknown_owners,
+                max_cost_usd=max_cost_usd,
+                max_tokens=max_tokens,
+                phase_max_cost_usd=phase_max_cost_usd,
+                phase_max_tokens=phase_max_tokens,
+                max_turns=max_turns,
+                no_progress_turns=no_progress_turns,
+                agent_runtime=agent_runtime,
                 distribute=distribute,
                 live=live,
+                prefect_logs=prefect_logs,
             ),
             select_backend=select_backend,
+            as_json=as_json,
         )
     except (ServerError, PostgresError) as exc:  # PortInUseError says which port and what to do
         echo(f"error: the Prefect backend could not start: {exc}", err=True)
         return EXIT_INVALID
 
 
+def budget_problem(**limits: float | int | None) -> str | None:
+    """What is wrong with the budget options (option names as the CLI spells them), if anything."""
+    for name, value in limits.items():
+        if value is None:
+            continue
+        floor = 0 if name == "no_progress_turns" else 1e-9
+        if value < floor:
+            option = "--" + name.removesuffix("_usd").replace("_", "-")
+            need = "0 (off) or more" if name == "no_progress_turns" else "positive"
+            return f"{option} must be {need} (got {value})"
+    return None
+
+
 def _invalid_plan(
     plan: Path, repo: Path | None, include_optional: bool, unknown_owners: str = "error"
 ) -> str | None:
     """The validation report when the plan cannot run (file:line per error), else None."""
-    from flows.execute_plan import PlanInputError, check_plan, find_repo
+    from tasks.plan_input import PlanInputError, check_plan, find_repo
 
     target = repo.expanduser().resolve() if repo else find_repo(plan)
     try:
@@ -270,11 +418,14 @@ def _run_on_backend(
     repo: Path | None,
     parameters: dict[str, Any],
     select_backend: Any,
+    as_json: bool = False,
 ) -> int:
     with select_backend(
         backend_mode, console=lambda *a, **k: echo(" ".join(map(str, a)), err=True)
     ) as info:
         report = _execute(plan, repo=repo.expanduser().resolve() if repo else None, **parameters)
+        if as_json and report is not None and not report.invalid:
+            return _print_json(report, echo)
         if report is None:
             echo("error: the run ended without a report (see the Prefect logs)", err=True)
             return 1
@@ -293,14 +444,53 @@ def _run_on_backend(
         return report.exit_code
 
 
-def _execute(plan: Path, *, live: bool | None, **parameters: Any) -> Any:
+def _free_dry_run(
+    plan: Path, repo: Path | None, echo: Any, *, as_json: bool, **options: Any
+) -> int:
+    """`run --dry-run` without `--with-preflight`: :func:`tasks.dry_run.dry_run`, printed."""
+    from tasks.dry_run import DryRunOptions, dry_run, render_text
+    from tasks.plan_input import PlanInputError
+    from tasks.run_lock import RunLockError, RunLockHeld
+
+    try:
+        report = dry_run(plan, repo.expanduser() if repo else None, DryRunOptions(**options))
+    except (RunLockHeld, RunLockError) as exc:
+        echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    except PlanInputError as exc:
+        echo("error: invalid plan:", err=True)
+        echo(str(exc), err=True)
+        return EXIT_INVALID
+    except ValueError as exc:  # a broken configuration file (gate commands, prices, forecast)
+        echo(f"error: {exc}", err=True)
+        return EXIT_INVALID
+    if as_json:
+        echo(report.model_dump_json(indent=2))
+    else:
+        echo(render_text(report, dirty_policy=options.get("dirty_policy", "stop")), nl=False)
+    return 0
+
+
+def _print_json(report: Any, echo: Any) -> int:
+    """`--dry-run --with-preflight --json`: the flow's dry run as data."""
+    detail = getattr(report, "dry_run_detail", None)
+    echo(
+        detail.model_dump_json(indent=2) if detail is not None else report.model_dump_json(indent=2)
+    )
+    return report.exit_code
+
+
+def _execute(
+    plan: Path, *, live: bool | None, prefect_logs: bool = False, **parameters: Any
+) -> Any:
     from flows import execute_plan as module
+    from flows.console import quiet_prefect_console
     from flows.live import LiveView
 
     view = LiveView(live=live)
     module.OBSERVERS.append(view.observe)
     try:
-        with view:
+        with view, quiet_prefect_console(not prefect_logs):
             state = asyncio.run(module.execute_plan(plan, return_state=True, **parameters))
     finally:
         module.OBSERVERS.remove(view.observe)
@@ -317,39 +507,34 @@ def status_command(
     plan: Annotated[Path, typer.Argument(help="The plan file.")],
 ) -> None:
     """Print the plan's checkpoint mirror: each phase's state, times, errors, failing checks."""
-    from rich.console import Console
-    from rich.table import Table
-
+    from flows.status_view import print_status
     from plan_parser.checkpoints import read_plan_state
 
     if not plan.is_file():
         typer.echo(f"error: {plan}: no such plan file", err=True)
         raise typer.Exit(EXIT_INVALID)
     state = read_plan_state(plan)
-    status = _plan_status_line(plan)
-    console = Console()
-    console.print(f"Plan: {plan}\nStatus: {status or '(none)'}", highlight=False)
-    if state is None or not state.phases:
-        console.print("No execution checkpoints: the plan has not been run.")
-        return
-    table = Table()
-    for column in ("phase", "status", "started", "finished", "tokens", "flow run", "error"):
-        table.add_column(column)
-    for pid, cp in state.phases.items():
-        finished = cp.completed_at or cp.failed_at or ""
-        table.add_row(
-            pid,
-            cp.status,
-            str(cp.started_at or ""),
-            str(finished),
-            str(sum((cp.tokens or {}).values()) or ""),
-            (cp.flow_run_id or "")[:8],
-            (cp.error or "")[:80],
-        )
-    console.print(table)
-    for pid, cp in state.phases.items():
-        for line in cp.ledger or []:
-            console.print(f"  phase {pid}: {line}", markup=False, highlight=False)
+    footer = checkpoint_cost_line(state) if state is not None and state.phases else ""
+    print_status(str(plan), _plan_status_line(plan), state, footer=footer)
+
+
+def checkpoint_cost_line(state: Any) -> str:
+    """`Cost: $0.1234 (1,234 input, 56 output, ... tokens) over 3 phases` from the checkpoints."""
+    from flows.report import tokens_by_kind
+
+    tokens: dict[str, int] = {}
+    cost = 0.0
+    priced = 0
+    for cp in state.phases.values():
+        for kind, count in (cp.tokens or {}).items():
+            tokens[kind] = tokens.get(kind, 0) + count
+        if cp.cost_usd is not None:
+            cost += cp.cost_usd
+            priced += 1
+    return (
+        f"Cost: ${cost:.4f} ({tokens_by_kind(tokens)} tokens) over {priced} "
+        f"phase{'s' if priced != 1 else ''} with agent calls"
+    )
 
 
 def _plan_status_line(plan: Path) -> str:
@@ -371,8 +556,21 @@ def demo_command(
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
     live: Annotated[bool | None, typer.Option("--live/--no-live")] = None,
+    prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
+    agent_runtime: Annotated[
+        AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
+    ] = AgentRuntimeChoice.anthropic,
 ) -> None:
     """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
     from flows.demo import run_demo
 
-    raise typer.Exit(run_demo(directory, backend_mode=backend.value, live=live, environ=os.environ))
+    raise typer.Exit(
+        run_demo(
+            directory,
+            backend_mode=backend.value,
+            live=live,
+            environ=os.environ,
+            prefect_logs=prefect_logs,
+            agent_runtime=agent_runtime.value,
+        )
+    )

@@ -42,6 +42,9 @@ class AgentDefinition(BaseModel):
     """The file it came from, or `builtin:<type>`."""
     read_only: bool = False
     """Built-in explore/plan roles: the editor only views, the repository is mounted read-only."""
+    runtime: str | None = None
+    """Frontmatter `runtime:` (`anthropic` or `claude-code`): this agent's runtime whatever the
+    run chose (:func:`tasks.agent.runtimes.pick_runtime`); None: the run's."""
     warning: str | None = None
     """Set when the owner was unknown and this definition is the general-purpose fallback."""
 
@@ -111,6 +114,11 @@ def load_agent_file(path: Path) -> AgentDefinition:
     meta = post.metadata
     name = str(meta.get("name") or path.stem)
     model = meta.get("model")
+    runtime = meta.get("runtime")
+    if runtime is not None:
+        from tasks.agent.runtimes import check_runtime_name
+
+        runtime = check_runtime_name(str(runtime), where=f"{path}: frontmatter field 'runtime'")
     return AgentDefinition(
         name=name,
         description=str(meta.get("description") or ""),
@@ -118,6 +126,7 @@ def load_agent_file(path: Path) -> AgentDefinition:
         tools=_tools_field(meta.get("tools")),
         prompt=post.content.strip(),
         source=str(path),
+        runtime=runtime,
     )
 
 

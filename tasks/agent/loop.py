@@ -3,8 +3,10 @@
 One call = one agent (role prompt from its definition) working on one task in one repository:
 
 1. turns: stream a request (``messages.stream`` + ``get_final_message``), append the assistant
-   turn, run its tool calls, send the results back, until the model stops (``end_turn``), the
-   turn limit or the wall-clock budget is reached, or something fails; a verifier call (one
+   turn, run its tool calls, send the results back, until the model stops (``end_turn``), a
+   budget (cost or tokens of the call's phase or of the run, checked between turns), the
+   no-progress rule, the turn cap or the wall-clock deadline stops it, or something fails (see
+   :mod:`tasks.agent.budget`); a verifier call (one
    with ``verdict_criteria``) that stopped with criteria left without a `record_verdict` call
    is asked for them once more, in the same conversation;
 2. one final request with the same system prompt and tools but ``tool_choice: none`` and
@@ -25,7 +27,8 @@ because no tool of that turn has run yet. The request timeout is ``PLAN_EXECUTOR
 on the way (each failed HTTP attempt) is counted per kind in ``AgentResult.infra`` with the
 retries and the time it cost, apart from the agent's own record. Every failure is classified: INFRASTRUCTURE (API
 unreachable, overloaded, rate or spend limited, no sandbox; ``retryable`` says whether trying
-again can help) or AGENT (refusal, max turns, max tokens, context window, tool misuse, deadline).
+again can help), AGENT (refusal, max tokens, context window, tool misuse, deadline) or BUDGET (a
+spending limit, no progress, the turn cap: ``error_code`` says which).
 
 The agent's summary is a claim; nothing here decides that a phase is complete.
 """
@@ -33,6 +36,7 @@ The agent's summary is a claim; nothing here decides that a phase is complete.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import re
@@ -46,13 +50,23 @@ import anthropic
 import httpx2
 from anthropic._middleware import CallNext, Middleware
 
+from tasks.agent.budget import (
+    NO_PROGRESS,
+    SPENDING_LIMITS,
+    TURN_CAP,
+    NoProgress,
+    account_for,
+    format_cost,
+)
 from tasks.agent.context_files import repository_context
 from tasks.agent.definitions import AgentDefinition, resolve_agent
+from tasks.agent.models import DEFAULT_MODEL, MODEL_ALIASES, model_id  # noqa: F401 - re-exported
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
 from tasks.agent.sandbox import Sandbox, SandboxSettings
 from tasks.agent.tools import (
     BASH_NAME,
+    EDITOR_NAME,
     VERDICT_NAME,
     BashTool,
     ToolCollection,
@@ -61,13 +75,6 @@ from tasks.agent.tools import (
     tools_for,
 )
 
-DEFAULT_MODEL = "claude-sonnet-5-5"
-MODEL_ALIASES = {
-    "sonnet": "claude-sonnet-5-5",
-    "opus": "claude-opus-5-5",
-    "haiku": "claude-haiku-5-5",
-    "inherit": DEFAULT_MODEL,
-}
 TURN_MAX_TOKENS = 32_000
 SDK_MAX_RETRIES = 4
 STREAM_RETRIES = 3
@@ -76,6 +83,8 @@ STREAM_RETRY_BACKOFF_S = 1.0
 REQUEST_TIMEOUT_S = 600.0
 """The default request timeout; ``PLAN_EXECUTOR_API_TIMEOUT_S`` overrides it."""
 API_TIMEOUT_ENV = "PLAN_EXECUTOR_API_TIMEOUT_S"
+EDITOR_WRITES = frozenset({"create", "str_replace", "insert", "undo_edit"})
+"""Editor commands that may change a file (the no-progress rule checks whether they did)."""
 MAX_MISUSE_TURNS = 8
 """Consecutive turns whose tool calls were all malformed before the call is ended as misuse."""
 VERDICT_FOLLOW_UP_TURNS = 5
@@ -363,8 +372,7 @@ class Conversation:
 
 
 def pick_model(request: AgentRequest, definition: AgentDefinition) -> str:
-    chosen = request.model or definition.model or DEFAULT_MODEL
-    return MODEL_ALIASES.get(chosen.strip().lower(), chosen.strip())
+    return model_id(request.model, definition)
 
 
 def _usage_of(message: Any) -> Usage:
@@ -451,6 +459,9 @@ class AgentCall:
         )
         self.conversation.add("user", [{"type": "text", "text": request.task}])
         self.log = DetailsLog(details_log_path(request), self.secrets)
+        self.budget = account_for(request.budget_account)
+        """The phase's account (charging the run's); None: no spending limit applies."""
+        self.progress = NoProgress(request.no_progress_turns)
         self.usage = Usage()
         self.turns = 0
         self.requests = 0
@@ -600,9 +611,25 @@ class AgentCall:
                 f"- sandbox: {sandbox}",
                 f"- max turns: {self.request.max_turns}; command timeout: "
                 f"{self.request.command_timeout_s:g} s",
+                f"- no-progress stop after: {self.request.no_progress_turns or 'off'} turns; "
+                "budget: "
+                + (
+                    f"{self.budget.name} ({self.budget.limits.describe()})"
+                    + (f", within {self.budget.parent.name}" if self.budget.parent else "")
+                    if self.budget is not None
+                    else "none"
+                ),
                 f"- skills: {', '.join(self.request.skills) or '(none)'}",
             ]
             + ([f"- warning: {self.definition.warning}"] if self.definition.warning else [])
+            + (
+                [
+                    f"- warning: budget account {self.request.budget_account} is not open in "
+                    "this process: no spending limit applies to this call"
+                ]
+                if self.request.budget_account and self.budget is None
+                else []
+            )
         )
         self.log.write(
             header,
@@ -613,9 +640,13 @@ class AgentCall:
         )
 
     def run_tools(self, message: Any) -> tuple[list[dict[str, Any]], bool]:
-        """Results for every tool_use block; also whether all of them were malformed."""
+        """Results for every tool_use block; also whether all of them were malformed.
+
+        Tells the no-progress rule whether the turn changed a file or ran a new command."""
         blocks: list[dict[str, Any]] = []
         misuse = []
+        changed = False
+        commands: list[str] = []
         for block in message.content:
             if block.type != "tool_use":
                 continue
@@ -624,11 +655,33 @@ class AgentCall:
             if remaining is not None and isinstance(bash, BashTool):
                 # A command may not outlive the call's own budget.
                 bash.timeout_s = max(1.0, min(self.request.command_timeout_s, remaining))
+            before = self.written_file_digest(block)
             result = self.scrubbed(self.tools.run(block.name, block.input))
+            if result.path is not None and before is not None:
+                changed = changed or before != self.written_file_digest(block)
+            if result.command is not None:
+                commands.append(result.command)
             self.record_tool(block, result)
             blocks.append(result.to_block(block.id))
             misuse.append(bool(result.details.get("misuse")))
+        self.progress.turn(files_changed=changed, commands=commands)
         return blocks, bool(misuse) and all(misuse)
+
+    def written_file_digest(self, block: Any) -> str | None:
+        """For an editor call that may write: the digest of its file now (`-` when missing);
+        None for every other call. Compared before and after the call: a write that leaves
+        the file as it was is not progress."""
+        tool_input = block.input if isinstance(block.input, dict) else {}
+        if block.name != EDITOR_NAME or tool_input.get("command") not in EDITOR_WRITES:
+            return None
+        raw = tool_input.get("path")
+        if not isinstance(raw, str) or not raw:
+            return None
+        path = Path(raw) if Path(raw).is_absolute() else self.repo / raw
+        try:
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError:
+            return "-"
 
     def scrubbed(self, result: ToolResult) -> ToolResult:
         """The tool result without known secrets: it goes back to the model (another company's
@@ -659,7 +712,14 @@ class AgentCall:
         limit = self.request.max_turns if max_turns is None else max_turns
         while True:
             if self.turns >= limit:
-                return stop_reason, Failure(FailureKind.AGENT, f"max turns reached ({limit})")
+                if max_turns is not None:  # the verifier's few extra turns, not the cap
+                    return stop_reason, Failure(FailureKind.AGENT, f"max turns reached ({limit})")
+                return stop_reason, Failure(
+                    FailureKind.BUDGET, f"turn cap reached ({limit} turns)", TURN_CAP
+                )
+            spent = self.budget.limit_reached() if self.budget is not None else None
+            if spent is not None:  # checked between turns: a turn once started is finished
+                return stop_reason, Failure(FailureKind.BUDGET, spent.message, spent.code)
             remaining = self.remaining_s()
             if remaining is not None and remaining <= 0:
                 return stop_reason, Failure(FailureKind.AGENT, "wall-clock budget exhausted")
@@ -680,6 +740,7 @@ class AgentCall:
                 return stop_reason, failure
             turn_usage = _usage_of(message)
             self.usage = self.usage + turn_usage
+            cost = self.charge(turn_usage)
             stop_reason = message.stop_reason
             text = _text_of(message)
             if text:
@@ -687,7 +748,7 @@ class AgentCall:
             self.log.write(
                 f"## Turn {self.turns}",
                 f"- request id: {request_id}\n- stop reason: {stop_reason}\n"
-                f"- usage: {turn_usage.model_dump()}",
+                f"- usage: {turn_usage.model_dump()}{cost}",
                 *(["### Assistant", text] if text else []),
             )
             # The API rejects empty text blocks in history (a turn may stream none).
@@ -705,6 +766,18 @@ class AgentCall:
                     FailureKind.AGENT,
                     f"tool misuse: {misuse_turns} consecutive turns of malformed tool calls",
                 )
+            if self.progress.stalled:
+                return stop_reason, Failure(
+                    FailureKind.BUDGET, self.progress.message(), NO_PROGRESS
+                )
+
+    def charge(self, usage: Usage) -> str:
+        """Charge one response's usage to the budget; its cost for the details log."""
+        if self.budget is None:
+            return ""
+        cost = self.budget.charge(self.model, usage)
+        spent = self.budget.spent
+        return f"\n- cost: {format_cost(cost)} ({self.budget.name} so far: {format_cost(spent.cost_usd)})"
 
     def ask_for_missing_verdicts(self) -> tuple[str | None, Failure | None] | None:
         """Once, after the verifier stopped: ask for the criteria it left without a verdict.
@@ -755,10 +828,11 @@ class AgentCall:
             return fallback, failure
         usage = _usage_of(message)
         self.usage = self.usage + usage
+        cost = self.charge(usage)
         summary = _text_of(message)
         self.log.write(
             "## Summary",
-            f"- request id: {request_id}\n- stop reason: {message.stop_reason}\n- usage: {usage.model_dump()}",
+            f"- request id: {request_id}\n- stop reason: {message.stop_reason}\n- usage: {usage.model_dump()}{cost}",
             summary or "(empty)",
         )
         return summary or _words(self.last_text, 300), failure
@@ -771,7 +845,13 @@ class AgentCall:
             + f"\n- stop reason: {result.stop_reason}\n- turns: {result.turns}; requests: {result.requests}"
             f"\n- infrastructure: {result.infra.describe()}"
             f"\n- usage: {result.usage.model_dump()}"
-            f"\n- files touched (editor): {', '.join(result.files_touched) or '(none)'}"
+            + (
+                f"\n- budget: {self.budget.name} spent {format_cost(self.budget.spent.cost_usd)}"
+                f" of {self.budget.limits.describe()}"
+                if self.budget is not None
+                else ""
+            )
+            + f"\n- files touched (editor): {', '.join(result.files_touched) or '(none)'}"
             f"\n- commands run: {len(result.commands_run)}"
             f"\n- duration: {time.monotonic() - self.started:.1f} s",
         )
@@ -789,6 +869,8 @@ class AgentCall:
             stop_reason, failure = again
         skip_summary = failure is not None and (
             failure.kind is FailureKind.INFRASTRUCTURE
+            # A spent budget allows no more requests, not even the summary's.
+            or (failure.kind is FailureKind.BUDGET and failure.error_code in SPENDING_LIMITS)
             or failure.message.startswith("wall-clock budget")
             or stop_reason in ("refusal", "model_context_window_exceeded")
             or failure.message.startswith("context exhausted")
@@ -820,6 +902,16 @@ def run_agent(
     definition = resolve_agent(request.owner, Path(request.repo))
     if definition is None:
         raise ValueError(f"owner {request.owner!r} is not an agent call (human or orchestrator)")
+    from tasks.agent.runtimes import CLAUDE_CODE, pick_runtime
+
+    runtime = pick_runtime(
+        request.runtime, definition.runtime, verifier=bool(request.verdict_criteria)
+    )
+    if runtime == CLAUDE_CODE and client is None:
+        # The second runtime: Claude Code in bubblewrap; same request, same AgentResult.
+        from tasks.agent.claude_code import run_claude_code
+
+        return run_claude_code(request, definition, deadline_s=deadline_s)
     try:
         api = _guarded(client if client is not None else build_client())
     except Exception as exc:  # e.g. no credentials at all

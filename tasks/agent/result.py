@@ -88,7 +88,11 @@ class FailureKind(StrEnum):
     INFRASTRUCTURE = "infrastructure"
     """API unreachable, overloaded, rate limited, spend limit: the flows may retry these."""
     AGENT = "agent"
-    """Refusal, max turns, context exhausted, tool misuse: never retried blindly."""
+    """Refusal, context exhausted, tool misuse: never retried blindly."""
+    BUDGET = "budget"
+    """A limit of the run stopped the call: its cost or token budget (the call's phase or the
+    whole run), the no-progress rule or the turn cap (`error_code` says which; see
+    `tasks.agent.budget`). Neither the agent's failure nor the infrastructure's."""
 
 
 class RecordedVerdict(BaseModel):
@@ -115,7 +119,14 @@ class AgentRequest(BaseModel):
     skills: list[str] = Field(default_factory=list)
     model: str | None = None
     """Overrides the agent definition's model."""
-    max_turns: int = 40
+    max_turns: int = 200
+    """A safety net well above real phases; budgets and the no-progress rule are the guard."""
+    no_progress_turns: int = 30
+    """Consecutive turns that change no file and run no new command before the call is stopped
+    (outcome `budget`); 0 turns the rule off (see `tasks.agent.budget.NoProgress`)."""
+    budget_account: str | None = None
+    """The key of the process-local budget account the call charges (its phase's, which
+    charges the run's): `tasks.agent.budget.account_for`. None: no spending limit."""
     command_timeout_s: float = 120.0
     network: bool = True
     allow_unsandboxed: bool = False
@@ -131,6 +142,9 @@ class AgentRequest(BaseModel):
     log_repo: Path | None = None
     """Where `.ai/logs/` is (the user's checkout); None: ``repo``. A phase's worktree is removed
     after the run, its details logs must not go with it."""
+    runtime: Literal["anthropic", "claude-code"] = "anthropic"
+    """The run's agent runtime (:mod:`tasks.agent.runtimes`); an agent definition's own
+    ``runtime:`` wins, verifier calls always use ``anthropic``."""
     verdict_criteria: list[str] = Field(default_factory=list)
     """Verifier calls: the plan's numbers of the criteria to judge. The call gets the
     `record_verdict` tool with these as its only accepted values, and criteria still without a
@@ -172,6 +186,11 @@ class AgentResult(BaseModel):
     one given), in the order of ``AgentRequest.verdict_criteria``."""
     verdicts_missing: list[str] = Field(default_factory=list)
     """Verifier calls: criteria still without a verdict after the one follow-up request."""
+    runtime: str = "anthropic"
+    """The runtime that ran the call (`anthropic` or `claude-code`)."""
+    cost_usd: float | None = None
+    """The runtime's own cost estimate when it gives one (Claude Code's `total_cost_usd`); the
+    flows price calls from ``usage`` with :mod:`tasks.agent.pricing` either way."""
 
     @property
     def ok(self) -> bool:

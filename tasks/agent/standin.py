@@ -34,6 +34,7 @@ import hashlib
 import itertools
 import json
 import random
+import re
 import socket
 import sys
 import threading
@@ -132,6 +133,118 @@ def record_verdict(
         VERDICT,
         {"criterion": criterion, "verdict": verdict, "path": path, "line": line, "reason": reason},
     )
+
+
+# --- Claude Code's tools ----------------------------------------------------------------------
+# Claude Code (the claude-code runtime) offers its own tools: `Write`/`Edit`/`Read` take an
+# absolute `file_path`, `Bash` a `command` run in the working directory. Its requests differ
+# from our loop's: the turns so far are merged into ONE assistant message whose `tool_use`
+# blocks accumulate, and a message with role `system` carries the environment (the working
+# directory). A script must therefore count its turns by the tool calls it has made, never by
+# the assistant messages (which replay turn 1 forever: measured).
+
+CC_WRITE = "Write"
+CC_EDIT = "Edit"
+CC_READ = "Read"
+CC_BASH = "Bash"
+WORKDIR_LINE = re.compile(r"Primary working directory: (/[^\s\"\\]+)")
+
+_turn_of_tool: dict[str, int] = {}
+_turns = itertools.count(1)
+
+
+def cc_write(file_path: str, content: str) -> dict[str, Any]:
+    return tool_call(CC_WRITE, {"file_path": file_path, "content": content})
+
+
+def cc_edit(file_path: str, old_string: str, new_string: str) -> dict[str, Any]:
+    return tool_call(
+        CC_EDIT, {"file_path": file_path, "old_string": old_string, "new_string": new_string}
+    )
+
+
+def cc_read(file_path: str) -> dict[str, Any]:
+    return tool_call(CC_READ, {"file_path": file_path})
+
+
+def cc_bash(command: str) -> dict[str, Any]:
+    return tool_call(CC_BASH, {"command": command, "description": "scripted command"})
+
+
+def is_claude_code(body: dict[str, Any]) -> bool:
+    """A request from Claude Code (its tool names, or a `system`-role message), not our loop."""
+    names = {tool.get("name") for tool in body.get("tools") or []}
+    if names & {CC_WRITE, CC_EDIT, CC_BASH, CC_READ}:
+        return True
+    return any(m.get("role") == "system" for m in body.get("messages") or [])
+
+
+def working_directory(body: dict[str, Any]) -> str | None:
+    """The working directory Claude Code announces in its environment message."""
+    match = WORKDIR_LINE.search("\n".join(_strings(body.get("messages"))))
+    return match[1] if match else None
+
+
+def as_claude_code(call: dict[str, Any], cwd: str) -> dict[str, Any]:
+    """One of our scripted tool calls (editor create/str_replace/view, bash) as the same action
+    in Claude Code's tools, paths made absolute under ``cwd``; a fresh tool id."""
+    name, tool_input = call.get("name"), dict(call.get("input") or {})
+    if name == BASH:
+        return cc_bash(str(tool_input.get("command", "")))
+    if name != EDITOR:
+        return tool_call(str(name), tool_input)
+    path = str(tool_input.get("path", ""))
+    file_path = path if path.startswith("/") else f"{cwd.rstrip('/')}/{path}"
+    command = tool_input.get("command")
+    if command == "create":
+        return cc_write(file_path, str(tool_input.get("file_text", "")))
+    if command == "str_replace":
+        return cc_edit(
+            file_path, str(tool_input.get("old_str", "")), str(tool_input.get("new_str", ""))
+        )
+    if command == "view":
+        return cc_read(file_path)
+    raise ValueError(f"no Claude Code equivalent scripted for the editor command {command!r}")
+
+
+def claude_code_turn(reply: Reply, cwd: str) -> Reply:
+    """``reply`` with its tool calls as Claude Code's, remembered as one turn (turns_taken)."""
+    content: list[dict[str, Any]] = []
+    turn = next(_turns)
+    for block in reply.content:
+        if block.get("type") == "tool_use":
+            block = as_claude_code(block, cwd)
+            _turn_of_tool[block["id"]] = turn
+        content.append(block)
+    return Reply(
+        kind=reply.kind,
+        content=content,
+        stop_reason=reply.stop_reason,
+        stop_details=reply.stop_details,
+        status=reply.status,
+        error_type=reply.error_type,
+        error_message=reply.error_message,
+        error_details=reply.error_details,
+        headers=dict(reply.headers),
+        delay_s=reply.delay_s,
+        blocks_before_error=reply.blocks_before_error,
+    )
+
+
+def turns_taken(messages: list[dict[str, Any]]) -> int:
+    """The assistant turns a conversation has had so far, for our loop (one assistant message
+    each) and for Claude Code (one merged message: counted by the turns its tool calls came
+    from, see :func:`claude_code_turn`)."""
+    assistant = [m for m in messages if m.get("role") == "assistant"]
+    turns: set[int] = set()
+    for message in assistant:
+        content = message.get("content")
+        for block in content if isinstance(content, list) else []:
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                turn = _turn_of_tool.get(str(block.get("id")))
+                if turn is not None:
+                    turns.add(turn)
+    return max(len(assistant), len(turns))
 
 
 def max_tokens_turn(text: str = "I was in the middle of") -> Reply:

@@ -544,6 +544,33 @@ class ToolCollection:
             )
 
 
+def allowed_tools(allowed: list[str] | None) -> tuple[bool, bool, bool]:
+    """(editor, editor only views, bash) for a definition's `tools:` list (None allows both)."""
+    names = (
+        {name.strip().lower().split("(")[0] for name in allowed} if allowed is not None else None
+    )
+    editor = names is None or bool(names & (EDITOR_ALIASES | {EDITOR_NAME}))
+    views_only = names is not None and not names & (EDITOR_WRITE_ALIASES | {EDITOR_NAME})
+    bash = names is None or bool(names & BASH_ALIASES)
+    return editor, views_only, bash
+
+
+def tool_params_for(
+    allowed: list[str] | None, *, repo: Path, verdict_criteria: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The `tools` of the requests :func:`tools_for` would send, built without a sandbox (the
+    dry run's forecast counts them). Only the definitions: nothing here can run."""
+    editor, _views_only, bash = allowed_tools(allowed)
+    params: list[dict[str, Any]] = []
+    if editor:
+        params.append({"type": EDITOR_TYPE, "name": EDITOR_NAME})
+    if bash:
+        params.append({"type": BASH_TYPE, "name": BASH_NAME})
+    if verdict_criteria:
+        params.append(VerdictTool(repo, verdict_criteria).params())
+    return params
+
+
 def tools_for(
     allowed: list[str] | None,
     *,
@@ -556,14 +583,11 @@ def tools_for(
 ) -> ToolCollection:
     """The tools an agent definition's `tools:` list allows (None allows both), and
     `record_verdict` for a read-only call that judges ``verdict_criteria``."""
-    names = (
-        {name.strip().lower().split("(")[0] for name in allowed} if allowed is not None else None
-    )
+    editor, views_only, bash = allowed_tools(allowed)
     tools: list[Tool] = []
-    if names is None or names & (EDITOR_ALIASES | {EDITOR_NAME}):
-        views_only = names is not None and not names & (EDITOR_WRITE_ALIASES | {EDITOR_NAME})
+    if editor:
         tools.append(EditorTool(repo, read_only=read_only or views_only, protected=protected))
-    if names is None or names & BASH_ALIASES:
+    if bash:
         tools.append(BashTool(sandbox, timeout_s=timeout_s))
     if verdict_criteria:
         # Whatever the definition allows: without it the verifier could not answer at all.

@@ -323,6 +323,25 @@ def _check_port(host: str, port: int) -> None:
             ) from None
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another program holds ``port`` on ``host`` (what `start` refuses with exit 2)."""
+    try:
+        _check_port(host, port)
+    except PortInUseError:
+        return True
+    return False
+
+
+def free_port(host: str) -> int:
+    """A port that is free on ``host`` now (the kernel's choice; taken again only by a race)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, 0, socket.AF_UNSPEC, socket.SOCK_STREAM
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.bind(address)
+        return int(probe.getsockname()[1])
+
+
 def _server_env(config: ServerConfig, paths: _Paths, cluster: postgres.PostgresCluster) -> dict:
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
     env.update(offline_env())

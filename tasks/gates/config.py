@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shlex
 import tempfile
 import tomllib
@@ -201,6 +202,21 @@ def justfile_recipes(path: Path) -> set[str]:
     return set(recipes) if isinstance(recipes, dict) else set()
 
 
+_RECIPE_HEADER = re.compile(r"^@?(?P<name>[A-Za-z_][A-Za-z0-9_-]*)(?:\s[^:]*)?:(?!=)")
+
+
+def justfile_recipe_names(text: str) -> set[str]:
+    """Recipe names of a justfile read as text, without `just`: a line at column 0 of the form
+    `name args...:` (not `name := value`). Coarser than `just --dump` (no imports, no modules,
+    an attribute line is skipped); the dry run uses it because it runs no program of the
+    repository's toolchain, and says so."""
+    return {
+        match["name"]
+        for line in text.splitlines()
+        if (match := _RECIPE_HEADER.match(line)) and not line.startswith(("set ", "export "))
+    }
+
+
 def _json_object(output: str) -> dict[str, Any] | None:
     """The JSON object in ``output`` (stdout and stderr are merged: skip any warning before it)."""
     start = output.find("{")
@@ -335,12 +351,16 @@ def load_gate_config(repo: Path) -> GateConfig:
     )
 
 
-def load_committed_gate_config(repo: Path, ref: str = "HEAD") -> GateConfig:
+def load_committed_gate_config(
+    repo: Path, ref: str = "HEAD", *, run_just: bool = True
+) -> GateConfig:
     """The gate commands as the commit ``ref`` says, whatever the working tree holds.
 
     The justfile is read from the commit too: `just --dump` gets a temporary copy (its recipes
     decide `just test` over `cargo test`). A repository without commits has no files here, so
     it gets no command at all. An `import` in the justfile is not followed from the copy.
+    ``run_just=False`` (the dry run: no program of the repository's toolchain runs) reads the
+    recipe names with :func:`justfile_recipe_names` instead, and writes no temporary copy.
     """
     repo = Path(repo)
     recipes: set[str] = set()
@@ -350,6 +370,9 @@ def load_committed_gate_config(repo: Path, ref: str = "HEAD") -> GateConfig:
         if text is None:
             continue
         justfile_name = name
+        if not run_just:
+            recipes = justfile_recipe_names(text)
+            break
         with tempfile.TemporaryDirectory(prefix="pe-justfile-") as scratch:
             copy = Path(scratch) / name
             copy.write_text(text, encoding="utf-8")

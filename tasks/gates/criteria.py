@@ -503,8 +503,13 @@ def evaluate_criterion(
     count_tests: TestCounter,
     allowed_programs: set[str],
     run_command: CommandRunner | None = None,
+    grep: Callable[[Path, str, str, str], LedgerEntry] | None = None,
 ) -> list[LedgerEntry]:
-    """Ledger entries for one acceptance criterion: mechanical checks, or one NEEDS_JUDGEMENT."""
+    """Ledger entries for one acceptance criterion: mechanical checks, or one NEEDS_JUDGEMENT.
+
+    ``grep`` replaces :func:`grep_entry` (the dry run records the command instead of running it).
+    """
+    grep = grep or grep_entry
     check = f"criterion {number}"
     label = f"{check}: {text[:80]}"
     entries: list[LedgerEntry] = []
@@ -512,7 +517,7 @@ def evaluate_criterion(
 
     for span in _SPAN.findall(text):
         if span.split(maxsplit=1)[0] in GREP_PROGRAMS:
-            entries.append(grep_entry(repo, label, span, text))
+            entries.append(grep(repo, label, span, text))
             handled.add(span)
 
     for match in _TESTS_IN_FILE.finditer(text):

@@ -11,6 +11,7 @@ from pathlib import Path
 from tasks import shell
 from tasks.gates.cargo_output import TestRun, parse_test_output
 from tasks.gates.config import GateConfig
+from tasks.gates.fmt_output import fmt_failure_summary, strip_ansi
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.pytest_output import REPORT_NAME, parse_summary, read_report, report_env
 from tasks.secrets import scrub_known
@@ -187,7 +188,13 @@ def simple_gate(check: str, argv: Sequence[str], repo: Path, config: GateConfig)
     """build / clippy / fmt: pass on exit 0, fail otherwise; not run when there is no command."""
     if not argv:
         return no_command(check, check)
-    return command_entry(check, run_gate(argv, repo, config), log_dir=config.log_dir)
+    result = run_gate(argv, repo, config)
+    if check == "fmt" and not result.ok:
+        # the diff itself, not `exit 1` over a header and an unchanged context line
+        result = result.model_copy(update={"output": strip_ansi(result.output)})
+        summary = fmt_failure_summary(result.output, repo, result.exit_code)
+        return command_entry(check, result, summary=summary, log_dir=config.log_dir)
+    return command_entry(check, result, log_dir=config.log_dir)
 
 
 def not_run(

@@ -11,7 +11,7 @@ import re
 import shlex
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -456,10 +456,11 @@ def _split_segments(command: str) -> list[list[str]] | str:
 
 
 def blast_radius_entries(
-    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns
+    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, grep: Any = None
 ) -> list[LedgerEntry]:
     """Run the phase's blast radius; returns the entries that are not test runs (those are
-    collected in ``tests.entries``)."""
+    collected in ``tests.entries``). ``grep`` replaces :func:`grep_entry` (the dry run)."""
+    grep = grep or grep_entry
     entries: list[LedgerEntry] = []
     commands = list(phase.blast_commands)
     radius = (phase.blast_radius or "").strip().strip("`").strip()
@@ -475,7 +476,7 @@ def blast_radius_entries(
             text = shlex.join(argv)
             check = f"blast-radius: {text}"
             if argv[0] in GREP_PROGRAMS:
-                entries.append(grep_entry(repo, check, text, text))
+                entries.append(grep(repo, check, text, text))
             elif operators := SHELL_OPERATORS & set(argv):
                 why = f"not run: `{command}` uses shell operators {sorted(operators)}; plan text is never given to a shell"
                 entries.append(not_run(check, why, command=command))
@@ -662,7 +663,13 @@ def gate_config_check(
 
 
 def criteria_entries(
-    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, design: bool
+    repo: Path,
+    phase: Phase,
+    config: GateConfig,
+    tests: _TestRuns,
+    *,
+    design: bool,
+    grep: Any = None,
 ) -> list[LedgerEntry]:
     def count_tests(argv: list[str] | None) -> tuple[TestRun | None, str]:
         if design and argv is None:
@@ -707,6 +714,7 @@ def criteria_entries(
                 count_tests=count_tests,
                 allowed_programs=set(config.allowed_programs),
                 run_command=run_command,
+                grep=grep,
             )
         )
     return entries

@@ -218,7 +218,9 @@ def test_refusal_and_context_window_are_agent_failures(standin, repo: Path) -> N
 def test_max_turns_reached(standin, repo: Path) -> None:
     fake = standin([tool_turn(editor_view("README.md")) for _ in range(5)])
     result = run_agent(make_request(repo, max_turns=2), client=client_for(fake))
-    assert result.failure is FailureKind.AGENT and "max turns" in (result.error or "")
+    # The turn cap is a limit of the run (outcome budget), not the agent's failure.
+    assert result.failure is FailureKind.BUDGET and result.error_code == "turn_cap"
+    assert "turn cap reached (2 turns)" in (result.error or "")
     assert result.turns == 2 and len(fake.message_requests) == 3
     summary_body = fake.message_requests[-1].body
     assert summary_body["tool_choice"] == {"type": "none"}

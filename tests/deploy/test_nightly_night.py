@@ -165,8 +165,12 @@ def test_a_night_of_ready_interrupted_and_done_plans(
     assert table["2026-02-03.draft.md"]["verdict"] == "skipped: not ready"
     assert table["2026-01-20.report.md"]["verdict"] == "resumed"
     assert table["2026-02-01.alpha.md"]["state"] == "Completed"
+    # What each plan's run spent, priced from the stand-in's usage fields.
+    assert table["2026-02-01.alpha.md"]["cost_usd"] > 0
+    assert table["2026-02-03.draft.md"]["cost_usd"] is None
     report = str(found["nightly-report"])
     assert "`src/greeting.rs`" in report and "`docs/usage.md`" in report
+    assert "**Cost of the night:** $" in report
 
 
 def test_a_failed_night_ends_with_a_message_not_a_crash(

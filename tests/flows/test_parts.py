@@ -68,7 +68,9 @@ def test_mirror_writes_each_transition_and_leaves_the_rest_of_the_file(tmp_path:
     )
     assert two.failed_at and not two.completed_at
     assert three.status == "skipped"
+    assert not three.failed_at and not three.completed_at  # it never ran: nothing failed
     text = plan_path.read_text()
+    assert "plan_executor" not in text  # the machine record is a comment, not a YAML item
     assert text.startswith(original.split("**Status:**")[0])
     assert parse_plan(plan_path).status == "Partially Implemented (1/3 phases complete)"
     assert [p.body_hash for p in parse_plan(plan_path).phases] == [
@@ -250,6 +252,7 @@ def test_reports_hold_the_evidence_and_label_claims() -> None:
         "status": "complete",
         "duration": "",
         "tokens": 3,
+        "cost_usd": 0.0,
         "verdict": "complete (2 checks)",
     }
     summary = implementation_summary(report)

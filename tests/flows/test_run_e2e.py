@@ -114,6 +114,10 @@ def test_parallel_pair_then_dependent_all_complete(
     assert "judged" in str(table.data)
     report = next(a for k, a in found.items() if str(k).endswith("-report"))
     assert "### Phase Summary" in str(report.data)
+    # Issue 16: the forecast made at the start, against the usage the stand-in reported.
+    cost = str(report.data).split("### Cost: forecast against actual", 1)[1]
+    assert "| 3 | claude-standin |" in cost and "| **run** |" in cost
+    print(cost.split("### Files Changed")[0])  # the calibration in docs/cost.md reads this
 
 
 def work_requests_of(requests: list, phase_id: str) -> list:
@@ -267,7 +271,9 @@ def test_dry_run_walks_the_dag_and_preflight_without_agents_or_changes(
     plan_path = make_crate(tmp_path / "crate")
     original = plan_path.read_bytes()
 
-    code, requests, echo = run(plan_path, ScriptedAgents(demo_scripts()), monkeypatch, dry_run=True)
+    code, requests, echo = run(
+        plan_path, ScriptedAgents(demo_scripts()), monkeypatch, dry_run=True, with_preflight=True
+    )
 
     assert code == 0, echo.text
     assert requests == []
@@ -382,7 +388,8 @@ def test_status_prints_the_mirror(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "Status: Partially Implemented (0/3 phases complete)" in result.output
     assert "blocked" in result.output
-    assert "phase 1: [fail] file tests/alpha.rs" in result.output
+    assert "phase 1 blocked: tests/alpha.rs is missing" in result.output
+    assert "  [fail] file tests/alpha.rs (verified): tests/alpha.rs is missing" in result.output
     missing = CliRunner().invoke(app, ["status", str(tmp_path / "nope.md")])
     assert missing.exit_code == 2
 

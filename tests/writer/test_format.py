@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_reads_and_replaces_the_seed_example_copied_literally_into_a_fence(tmp_p
     writer.set_phase(_cp("3", "complete"))
     text = plan.read_text()
     assert "```yaml\n## Execution Checkpoints" not in text
-    assert text.endswith("```\n\nTrailing words.\n")
+    assert re.search(r"```\n<!-- plan-executor: \{.*\} -->\n\nTrailing words\.\n\Z", text)
     state = read_plan_state(plan)
     assert state is not None and state.written_by_executor
     assert [c.status for c in state.phases.values()] == ["complete"] * 3
@@ -222,7 +223,7 @@ def test_ids_round_trip_and_keys_are_quoted_when_needed() -> None:
     assert '- "phase_2.5":' in text and "- phase_7a:" in text and "- phase_0:" in text
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     loaded = yaml.safe_load(block)  # also readable by an ordinary YAML reader
-    assert [next(iter(item)) for item in loaded][1:] == [f"phase_{i}" for i in ids]
+    assert [next(iter(item)) for item in loaded] == [f"phase_{i}" for i in ids]
     state = read_execution_state(text)
     assert state is not None and list(state.phases) == ids
 
@@ -344,10 +345,14 @@ def test_line_endings_and_final_newline_are_kept(eol: str, final_newline: bool) 
 
 def test_section_goes_at_the_end_after_exactly_one_blank_line() -> None:
     text = apply_phases(PLAN_A, [_cp("1")])
-    assert text.startswith(PLAN_A + "\n## Execution Checkpoints\n\n```yaml\n")
-    assert text.endswith("```\n")
+    assert text.startswith(PLAN_A + "\n## Execution Checkpoints\n\n```yaml\n- phase_1:\n")
+    assert re.search(r"\n```\n<!-- plan-executor: \{.*\} -->\n\Z", text)
     text = apply_summary(text, "**Completed:** now")
-    assert text.endswith("```\n\n## Implementation Summary\n\n**Completed:** now\n")
+    assert re.search(
+        r"\n```\n<!-- plan-executor: \{.*\} -->\n\n## Implementation Summary\n\n"
+        r"\*\*Completed:\*\* now\n\Z",
+        text,
+    )
 
 
 def test_a_human_implementation_summary_is_never_touched() -> None:
