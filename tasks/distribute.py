@@ -167,16 +167,6 @@ def _set_base(repo: Path, plan_name: str, phase_id: str, base: str) -> None:
         raise WorktreeError(f"cannot record the base of phase {phase_id}: {result.tail(4)}")
 
 
-def push_integration(repo: Path, plan_name: str, url: str) -> bool:
-    """The final integration tip on the remote too (best effort: the run's verdict stands)."""
-    try:
-        publish_base(repo, plan_name, url)
-    except WorktreeError as exc:
-        _log.warning("%s", exc)
-        return False
-    return True
-
-
 # -- the worker's side -------------------------------------------------------------------------
 
 
