@@ -59,6 +59,9 @@ def dag(shape: str, n: int) -> dict[int, list[int]]:
     if shape == "chain":
         for i in range(1, n + 1):
             deps[i] = [i - 1] if i > 1 else []
+    elif shape == "parallel":  # all independent (bench/distribute.py)
+        for i in range(1, n + 1):
+            deps[i] = []
     elif shape == "wide":
         for i in range(1, n + 1):
             deps[i] = [1] if i > 1 else []

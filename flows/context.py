@@ -79,6 +79,9 @@ class RunOptions(BaseModel):
     sandbox_gates: bool = True
     """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
     run turns this off (`--unsandboxed-gates`), never a repository file."""
+    distribute: bool = False
+    """Each phase runs as a run of the `execute-phase` deployment on a worker of the pool, in
+    the worker's own clone; the parent lands the pushed phase branches (flows.distribute)."""
 
 
 class PhaseOutcome(BaseModel):
@@ -121,6 +124,8 @@ class PhaseOutcome(BaseModel):
     """API faults met by the phase's agent calls, and the retries that absorbed them."""
     infra_failure: bool = False
     """The phase failed because the API (or the sandbox) stayed unusable, not because of an agent."""
+    ran_on: str = ""
+    """A distributed run's phase: the worker (name, else host:pid) and the clone it ran in."""
 
     @property
     def last_successful_step(self) -> str | None:
@@ -163,6 +168,11 @@ class RunContext:
     the price table read from HEAD); None: nothing is priced or limited."""
     phase_accounts: dict[str, str] = field(default_factory=dict)
     """Phase id → the key of its open budget account (what its agent requests carry)."""
+    remote: bool = False
+    """A worker's context in a distributed run: verified phases are committed on their branch
+    and pushed, never landed here, and the plan file is the parent's to write."""
+    workspaces: dict[str, Any] = field(default_factory=dict)
+    """Phase id → the PhaseWorkspace its worktree is (set when the worktree is opened)."""
 
     def wave_of(self, phase_id: str) -> int:
         for number, wave in enumerate(self.waves, start=1):

@@ -120,6 +120,7 @@ async def execute_plan(
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
+    distribute: bool = False,
 ) -> RunReport:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
@@ -131,6 +132,10 @@ async def execute_plan(
     frontmatter may set tighter ones), ``no_progress_turns`` (0: off) and ``max_turns`` per
     agent call. A limit reached ends the phase `budget`; once the run's budget is spent no new
     agent call starts.
+
+    ``distribute`` runs each phase as a run of the `execute-phase` deployment on a worker of
+    the pool, in the worker's own clone of the repository's `origin`; verified phase branches
+    come back through the remote and land here (flows.distribute). Needs worktrees.
 
     One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
     or written, and held until the flow returns. A second run (dry runs included: their
@@ -195,6 +200,7 @@ async def execute_plan(
             max_turns=max_turns,
             no_progress_turns=no_progress_turns,
             agent_runtime=agent_runtime,
+            distribute=distribute,
         )
     finally:
         lock.release()
@@ -226,6 +232,7 @@ async def _execute_plan(
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
+    distribute: bool = False,
 ) -> RunReport:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
@@ -254,8 +261,17 @@ async def _execute_plan(
         max_turns=max_turns,
         no_progress_turns=no_progress_turns,
         agent_runtime=agent_runtime,
+        distribute=distribute,
     )
     log = get_run_logger()
+    if distribute and not worktrees:
+        error = "distribute needs worktrees: each phase's work travels as its phase branch"
+        log.error("%s", error)
+        report = RunReport(
+            plan_path=str(plan_path), repo=str(repo), status="invalid", invalid=True,
+            errors=[error],
+        )  # fmt: skip
+        return Failed(message=error, data=report)  # type: ignore[return-value]
     exposed = await _open_api_warning(options)
     if exposed:
         log.warning("SECURITY: %s", exposed)
@@ -501,8 +517,13 @@ async def _run_waves(
     skipped_by: dict[str, str] = {}
 
     async def run_one(pid: str) -> PhaseOutcome:
-        state = await run_phase(context.plan_path, pid, context.options, return_state=True)
-        outcome = await _outcome_from_state(state, phases[pid], context)
+        if context.options.distribute:
+            from flows.distribute import run_phase_remotely
+
+            outcome = await run_phase_remotely(context, phases[pid])
+        else:
+            state = await run_phase(context.plan_path, pid, context.options, return_state=True)
+            outcome = await _outcome_from_state(state, phases[pid], context)
         outcome.wave = context.wave_of(pid)
         context.outcomes[pid] = outcome
         if outcome.status != "complete":
@@ -959,6 +980,7 @@ def execute_plan_sync(
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
+    distribute: bool = False,
 ) -> RunReport:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an

@@ -429,6 +429,8 @@ class PlanRunOptions(BaseModel):
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS
     agent_runtime: str = "anthropic"
     """`anthropic` or `claude-code` (tasks.agent.runtimes)."""
+    distribute: bool = False
+    """Each plan's phases run on the work pool's workers (docs/scaling.md)."""
 
 
 def _plan_branch_note(start: StartPoint) -> str | None:
@@ -542,6 +544,7 @@ async def execute_ready_plans(
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
+    distribute: bool = False,
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
 
@@ -551,7 +554,8 @@ async def execute_ready_plans(
 
     ``include_planner_done``: also take plans whose only status is the planner's frontmatter
     `done` / `complete` / `completed`. ``force``: file names or globs (`2026-01-29.*`, `*`) of
-    plans to run even when they look implemented.
+    plans to run even when they look implemented. ``distribute``: every plan's phases run as
+    `execute-phase` deployment runs on the pool's workers (docs/scaling.md).
     """
     log = get_run_logger()
     if not str(repo).strip():
@@ -605,6 +609,7 @@ async def execute_ready_plans(
             max_turns=max_turns,
             no_progress_turns=no_progress_turns,
             agent_runtime=agent_runtime,
+            distribute=distribute,
         )
         problems = await _run_plans(queue, repo_path, start, options)
 

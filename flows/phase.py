@@ -220,6 +220,7 @@ async def _workspace(
         workspace = await asyncio.to_thread(
             worktree.open_phase, context.options.repo, plan_name(context.plan_path), phase.id
         )
+    context.workspaces[phase.id] = workspace
     how = "taken up again" if workspace.reused else "created"
     outcome.steps.append(f"worktree {how}: {workspace.path} from {workspace.base[:10]}")
     warm = Path(os.environ.get("CARGO_TARGET_DIR") or context.options.repo / "target")
@@ -327,18 +328,13 @@ async def _work_and_judge(
 
     if verdict.status is PhaseStatus.COMPLETE and workspace is not None:
         outcome.steps.append("verified complete in its worktree")
-        landing = await land_phase(
-            context, phase, workspace, ledger, outcome, config=config,
-            resolve=_resolver(context, phase, outcome, workspace.path, owner_kind),
-        )  # fmt: skip
-        ledger = Ledger(entries=[*ledger.entries, *landing])
-        if decide_verdict(ledger).status is not PhaseStatus.COMPLETE:
-            outcome.ledger = ledger
-            outcome.failing = [_ledger_line(e) for e in decide_verdict(ledger).failing]
-            outcome.status = "failed"
-            outcome.error = f"{landing[-1].evidence} (work kept on {workspace.branch})"
-            return
-        outcome.steps.append(f"landed on {context.branch}")
+        # On a worker (a distributed run) the phase stops here: its branch is pushed and the
+        # parent lands it on the integration branch (flows.distribute).
+        if not context.remote:
+            landed = await land_verified(context, phase, outcome, workspace, ledger, config)
+            if landed is None:
+                return
+            ledger = landed
 
     outcome.ledger = ledger
     outcome.failing = [_ledger_line(entry) for entry in verdict.failing]
@@ -348,6 +344,32 @@ async def _work_and_judge(
     else:
         outcome.status = "blocked"
         outcome.error = outcome.failing[0] if outcome.failing else "gates did not pass"
+
+
+async def land_verified(
+    context: RunContext,
+    phase: Phase,
+    outcome: PhaseOutcome,
+    workspace: PhaseWorkspace,
+    ledger: Ledger,
+    config: Any,
+) -> Ledger | None:
+    """Land a verified phase on the integration branch: the ledger with the integration lines,
+    or None when it did not land (the outcome then says failed, the work kept on its branch)."""
+    owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    landing = await land_phase(
+        context, phase, workspace, ledger, outcome, config=config,
+        resolve=_resolver(context, phase, outcome, workspace.path, owner_kind),
+    )  # fmt: skip
+    ledger = Ledger(entries=[*ledger.entries, *landing])
+    if decide_verdict(ledger).status is not PhaseStatus.COMPLETE:
+        outcome.ledger = ledger
+        outcome.failing = [_ledger_line(e) for e in decide_verdict(ledger).failing]
+        outcome.status = "failed"
+        outcome.error = f"{landing[-1].evidence} (work kept on {workspace.branch})"
+        return None
+    outcome.steps.append(f"landed on {context.branch}")
+    return ledger
 
 
 def _resolver(

@@ -131,3 +131,61 @@ def agent_slot_sync() -> Iterator[None]:
 
     with concurrency(AGENT_LIMIT_NAME, occupy=1, lease_duration=SLOT_LEASE_S):
         yield
+
+
+REPO_LIMIT_PREFIX = "plan-executor-repo-"
+DEFAULT_REPO_LIMIT = 4
+REPO_LIMIT_ENV = "PLAN_EXECUTOR_REPO_LIMIT"
+"""Size of a repository's phase limit when it is created (an operator may change it later)."""
+
+
+def repo_limit_name(url: str) -> str:
+    """The global concurrency limit of one repository's distributed phases (by clone URL)."""
+    import hashlib
+    import re
+    from urllib.parse import urlsplit
+
+    from tasks.distribute import redact_url
+
+    clean = redact_url(url).rstrip("/")
+    tail = re.sub(r"[^A-Za-z0-9_-]+", "-", urlsplit(clean).path.rsplit("/", 1)[-1])
+    tail = tail.removesuffix("-git").strip("-")[:40] or "repo"
+    return f"{REPO_LIMIT_PREFIX}{tail}-{hashlib.sha256(clean.encode()).hexdigest()[:8]}"
+
+
+def default_repo_limit() -> int:
+    raw = os.environ.get(REPO_LIMIT_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) > 0 else DEFAULT_REPO_LIMIT
+
+
+async def ensure_limit(name: str, size: int) -> bool:
+    """Create the global concurrency limit ``name`` unless it exists (its size then stays)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    async with get_client() as client:
+        try:
+            await client.read_global_concurrency_limit_by_name(name)
+            return False
+        except ObjectNotFound:
+            try:
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=size, active=True)
+                )
+            except ObjectAlreadyExists:
+                return False
+    _log.info("created global concurrency limit %r (limit=%d)", name, size)
+    return True
+
+
+@asynccontextmanager
+async def repo_slot(url: str) -> AsyncIterator[None]:
+    """One slot of the repository's phase limit while a distributed phase is submitted and runs:
+    however many plans of one repository start at once, they hold at most this many workers."""
+    from prefect.concurrency.asyncio import concurrency
+
+    name = repo_limit_name(url)
+    await ensure_limit(name, default_repo_limit())
+    async with concurrency(name, occupy=1, lease_duration=SLOT_LEASE_S):
+        yield

@@ -193,6 +193,14 @@ def run_command(
     agent_runtime: Annotated[
         AgentRuntimeChoice, typer.Option(help=AGENT_RUNTIME_HELP)
     ] = AgentRuntimeChoice.anthropic,
+    distribute: Annotated[
+        bool,
+        typer.Option(
+            "--distribute",
+            help="Run each phase as a run of the execute-phase deployment on the work pool's "
+            "workers, each in its own clone of the repository's origin (docs/scaling.md).",
+        ),
+    ] = False,
     backend: Annotated[
         Backend, typer.Option(help="Prefect backend: auto, server or ephemeral.")
     ] = Backend.auto,
@@ -228,6 +236,7 @@ def run_command(
         max_turns=max_turns,
         no_progress_turns=no_progress_turns,
         agent_runtime=agent_runtime.value,
+        distribute=distribute,
         backend_mode=backend.value,
         live=live,
         with_preflight=with_preflight,
@@ -263,6 +272,7 @@ def run_plan(
     max_turns: int = DEFAULT_MAX_TURNS,
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: str = "anthropic",
+    distribute: bool = False,
     backend_mode: str = "auto",
     live: bool | None = None,
     prefect_logs: bool = False,
@@ -356,6 +366,7 @@ def run_plan(
                 max_turns=max_turns,
                 no_progress_turns=no_progress_turns,
                 agent_runtime=agent_runtime,
+                distribute=distribute,
                 live=live,
                 prefect_logs=prefect_logs,
             ),
