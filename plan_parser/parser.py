@@ -1,4 +1,4 @@
-"""Read a plan file into the :mod:`plan_parser.model` (see ../shared/notes/plan-format.md §6).
+"""Read a plan file into the :mod:`plan_parser.model` (markdown-it tokens, not line regexes).
 
 Pipeline: decode bytes → cut the frontmatter off (its lines blanked so line numbers hold) →
 repair mis-nested fences → markdown-it block tokens → headings → phase sections → labelled
