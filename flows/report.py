@@ -1,4 +1,4 @@
-"""The reports of a run: plan status, Implementation Summary, phase table, final report (5.3).
+"""The reports of a run: plan status, Implementation Summary, phase table, final report.
 
 Pure functions of the outcomes the flow holds in memory; the flow publishes them as artifacts
 and the mirror writes the status and summary into the plan file.

@@ -349,8 +349,8 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
             )
         stack.append(head)
     # A phase heading under an execution-order, summary or parallelization section repeats a
-    # phase defined elsewhere (corpus trap T7); one whose id is defined nowhere else is kept,
-    # so a plan that puts all its phases under such a heading still has them.
+    # phase defined elsewhere (real plans repeat their phase list there); one whose id is defined
+    # nowhere else is kept, so a plan that puts all its phases under such a heading still has them.
     defined = {c.parsed.id.lower() for c in found}
     parents = {re.sub(r"[a-z]$", "", phase_id) for phase_id in defined}
     for candidate, container in referenced:
