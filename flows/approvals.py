@@ -1,8 +1,8 @@
 """Human in the loop: typed questions a run asks a person, with a timeout that falls back.
 
-Where the seed "asks the user" (a dirty working tree; a failed phase) and where a phase is owned
-by a human, an interactive run stops and waits for a typed Prefect run input: a form in the UI
-(the run's Resume button), or from a shell (after ``eval "$(plan-executor env)"``)::
+Where a run needs a person's decision (a dirty working tree; a failed phase) and where a phase
+is owned by a human, an interactive run stops and waits for a typed Prefect run input: a form in
+the UI (the run's Resume button), or from a shell (after ``eval "$(plan-executor env)"``)::
 
     curl -u "$PREFECT_API_AUTH_STRING" -X POST $PREFECT_API_URL/flow_runs/<flow-run-id>/resume \\
          -H 'content-type: application/json' -d '{"run_input": {"action": "stash"}}'

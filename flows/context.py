@@ -27,9 +27,9 @@ PhaseStatus = Literal[
 ]
 
 DEFAULT_PHASE_TIMEOUT_S = 600.0
-"""The seed's phase orchestrator timeout: 10 minutes."""
+"""A phase's default time limit: 10 minutes, as the original orchestration prompt had it."""
 DEFAULT_AGENT_TIMEOUT_S = 300.0
-"""The seed's sub-agent timeout: 5 minutes."""
+"""An agent call's default time limit: 5 minutes, as the original orchestration prompt had it."""
 
 
 class RunOptions(BaseModel):

@@ -468,7 +468,7 @@ async def _run(
     progress = artifacts.ProgressUpdates(progress_id, len(scheduled))
 
     def on_transition(checkpoint: Any) -> None:
-        # The seed's TodoWrite rule: the progress moves at every transition, not per wave. Sent
+        # Progress is shown live: it moves at every transition, not per wave. Sent
         # in the background (latest value wins) so the next phase does not wait on the API.
         done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
         running = [
@@ -604,7 +604,7 @@ async def _run_waves(
                 await mirror.transition(pid, "budget", error=error, note=error)
                 continue
             to_run.append(pid)
-        # Rule 2 of the seed: every phase of the group is marked running before any starts.
+        # Every phase of the group is marked running before any of them starts.
         for pid in to_run:
             await start_attempt(pid)
         results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
@@ -646,7 +646,7 @@ async def _ask_after_failures(
     start_attempt: Any,
     run_one: Any,
 ) -> str | None:
-    """The seed's "ask the user" after a failed phase: retry it, continue, or stop the run.
+    """Ask the person after a failed phase: retry it, continue, or stop the run.
 
     Asked one phase at a time, after the wave: two pauses at once in one flow run conflict.
     Returns the phase after which the person chose to stop, else None.
@@ -744,7 +744,7 @@ async def _finish(
     )
     await artifacts.publish_table(context.plan_path, table_rows(report.outcomes))
     await artifacts.publish_markdown(
-        context.plan_path, "report", report.markdown, "Final report (seed Step 5.3)"
+        context.plan_path, "report", report.markdown, "Final report (evidence only)"
     )
     # The runs list shows this message: the outcome and, for a phase that did not complete, why.
     # The badge in the runs list: Partial, not Failed, for a run that completed some phases.

@@ -1,6 +1,7 @@
 """The nightly flow `execute-ready-plans`: the plans of a repository that are ready, one by one.
 
-What runs (decided here, from the corpus study in `../shared/notes/plan-format.md` §3.1, §3.3):
+What runs (decided here, from a study of real plan files: the frontmatter `status` records the
+planning session, the body's `**Status:**` line the implementation):
 
 1. Only plan documents: execution logs, notes and templates in `.ai/plans/` are never run.
 2. **Resume**: plan-executor's own checkpoints say a run of the plan is unfinished (a phase
@@ -13,7 +14,7 @@ What runs (decided here, from the corpus study in `../shared/notes/plan-format.m
    that means "ready to implement" (``READY_STATUSES``: `ready`, `approved`, …).
 4. Not run: everything else. A body status saying `Implemented` / `Done` / `Complete`, or a
    frontmatter `implemented` / `executed`, counts as already implemented. Frontmatter `done`,
-   `complete`, `completed` describe the *planning session* (the plan was written, §3.1): not a
+   `complete`, `completed` describe the *planning session* (the plan was written): not a
    go, unless the flow parameter ``include_planner_done`` opts in. `ready_for_approval` waits
    for a person.
 5. **Already implemented?** Every plan that would run is first checked against the commit the

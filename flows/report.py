@@ -1,4 +1,4 @@
-"""The reports of a run: plan status, Implementation Summary, phase table, final report (5.3).
+"""The reports of a run: plan status, Implementation Summary, phase table, final report.
 
 Pure functions of the outcomes the flow holds in memory; the flow publishes them as artifacts
 and the mirror writes the status and summary into the plan file.
@@ -124,7 +124,7 @@ def table_rows(outcomes: list[PhaseOutcome]) -> list[dict[str, Any]]:
 
 
 def implementation_summary(report: RunReport, *, when: datetime | None = None) -> str:
-    """The plan file's `## Implementation Summary` body (seed Step 5.2)."""
+    """The plan file's `## Implementation Summary` body: date, duration, status, cost, phases."""
     when = when or datetime.now(UTC)
     lines = [
         f"**Completed:** {when:%Y-%m-%d}"
@@ -146,7 +146,8 @@ def implementation_summary(report: RunReport, *, when: datetime | None = None) -
 
 
 def final_report(report: RunReport, *, log_path: Path | None = None) -> str:
-    """The seed's Step 5.3 report, built from evidence only (agent claims are labelled)."""
+    """The final report to the user (phases, files changed, test results, quality checks), built
+    from evidence only (agent claims are labelled)."""
     verdict = run_verdict(report)
     heading = "Plan Execution Complete" if verdict == "SUCCESS" else "Plan Execution Report"
     lines = [

@@ -1,17 +1,17 @@
 """Execution checkpoints kept in the plan file: the models, and reading them back.
 
-The plan file is the resume state that survives everything (seed: "Checkpoint System"). It holds an
-`## Execution Checkpoints` section with ONE fenced ```yaml block in the seed's shape: a list with
-one mapping per phase keyed `phase_<id>`. What plan-executor changed elsewhere in the file (the
-status line as it was, where the section was put) is recorded on one HTML comment line right after
-the block, `<!-- plan-executor: {...} -->` (invisible where the Markdown is rendered, and not in
-the way of a person reading the phases), so that
+The plan file is the resume state that survives everything. It holds an
+`## Execution Checkpoints` section with ONE fenced ```yaml block: a list with one mapping per
+phase keyed `phase_<id>` (`status`, `completed_at`, `artifacts`, `error`, …). What plan-executor
+changed elsewhere in the file (the status line as it was, where the section was put) is recorded
+on one HTML comment line right after the block, `<!-- plan-executor: {...} -->` (invisible where
+the Markdown is rendered, and not in the way of a person reading the phases), so that
 :meth:`plan_parser.writer.PlanFileWriter.clear_execution_state` can give the file back byte for
 byte. Files written by older versions carry that record as the block's first list item,
 `plan_executor:`; they are still read (and rewritten in the new shape at the next write).
 
 This module works on raw text lines, not on a Markdown parser: the section must be found and
-replaced exactly, and a hand-written section in the seed's bare-list form is not a fenced block
+replaced exactly, and a hand-written section as a bare `- phase_1:` list is not a fenced block
 (a Markdown parser folds its indented `key: value` lines into one list paragraph). The scanning is
 small and careful: frontmatter between leading `---` lines is skipped, and headings inside ``` /
 ~~~ fences are ignored.
@@ -425,7 +425,8 @@ def locate_section(lines: list[str]) -> SectionLocation | None:
     """Find the checkpoint section and read it (None when the file has none).
 
     plan-executor's own block first (by its exact shape), then a hand-written
-    `## Execution Checkpoints` heading outside code, then the seed's example copied into a fence.
+    `## Execution Checkpoints` heading outside code, then a ```yaml fence that opens with that
+    heading (a checkpoint example copied literally).
     """
     body = body_start(lines)
     found = _our_section(lines, body)
@@ -484,8 +485,8 @@ def _in_closed_fence(lines: list[str], body: int, start: int, end: int) -> bool:
 
 
 def _seed_fenced_block(lines: list[str], start: int) -> tuple[int, int] | None:
-    """(opening, closing) fence lines of the seed's example copied literally: a ```yaml block whose
-    first line is the `## Execution Checkpoints` heading (a YAML comment there)."""
+    """(opening, closing) fence lines of a checkpoint example copied literally: a ```yaml block
+    whose first line is the `## Execution Checkpoints` heading (a YAML comment there)."""
     for block in fenced_blocks(lines, start):
         if block.close is None or not block.info.lower().startswith("yaml"):
             continue
@@ -547,7 +548,7 @@ def _read_our_section(
 
 
 def _read_foreign_section(lines: list[str], start: int) -> tuple[SectionLocation, _RawEntries]:
-    """A section plan-executor did not write: a fenced yaml block, or the seed's bare list."""
+    """A section plan-executor did not write: a fenced yaml block, or a bare `- phase_1:` list."""
     end = section_end(lines, start)
     first = start + 1
     content = lines[first:end]

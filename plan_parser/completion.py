@@ -6,7 +6,8 @@ The nightly run asks "is this plan already implemented?" before any agent call
 plans name their files only in prose), the phases a person marked done (a `✅ … COMPLETE`
 heading, every acceptance checkbox ticked), and whether an execution log is about the plan.
 
-Frontmatter `status` is never read here: it is the planning session's (plan-format.md §3.1).
+Frontmatter `status` is never read here: it records the planning session, not the implementation
+(`done` means the plan was written).
 """
 
 from __future__ import annotations

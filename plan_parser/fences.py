@@ -1,8 +1,8 @@
 """Fence sanity pass: find code fences that an author nested and CommonMark pairs differently.
 
 A ```` ```markdown ```` example holding its own ```` ```rust ```` block is closed early by the
-inner fence under CommonMark, which can hide a real phase heading in a stray code block (corpus
-trap T1). A stack pairing (a fence with an info string always opens; a bare fence closes the
+inner fence under CommonMark, which can hide a real phase heading in a stray code block (seen in
+real plans: a whole phase heading swallowed). A stack pairing (a fence with an info string always opens; a bare fence closes the
 innermost open one) recovers what the author meant. When the two pairings disagree and the stack
 pairing is balanced, the outer fences are lengthened so CommonMark pairs them the same way. Only
 fence lines change, so line numbers stay valid.

@@ -1,4 +1,4 @@
-"""Read a plan file into the :mod:`plan_parser.model` (see ../shared/notes/plan-format.md §6).
+"""Read a plan file into the :mod:`plan_parser.model` (markdown-it tokens, not line regexes).
 
 Pipeline: decode bytes → cut the frontmatter off (its lines blanked so line numbers hold) →
 repair mis-nested fences → markdown-it block tokens → headings → phase sections → labelled
@@ -349,8 +349,8 @@ def _phase_candidates(plan: Plan, heads: list[blocks.Heading]) -> list[_Candidat
             )
         stack.append(head)
     # A phase heading under an execution-order, summary or parallelization section repeats a
-    # phase defined elsewhere (corpus trap T7); one whose id is defined nowhere else is kept,
-    # so a plan that puts all its phases under such a heading still has them.
+    # phase defined elsewhere (real plans repeat their phase list there); one whose id is defined
+    # nowhere else is kept, so a plan that puts all its phases under such a heading still has them.
     defined = {c.parsed.id.lower() for c in found}
     parents = {re.sub(r"[a-z]$", "", phase_id) for phase_id in defined}
     for candidate, container in referenced:

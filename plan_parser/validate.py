@@ -1,4 +1,5 @@
-"""The seed's Plan Validation Checklist as diagnostics with codes, severities and lines.
+"""The plan validation checklist (owners, dependencies, acceptance criteria, files, blast radius,
+no cycles) as diagnostics with codes, severities and lines.
 
 Errors make a plan unfit to execute (`plan-executor validate` exits 2): nothing to run (no
 phases, unreadable input), an ambiguous or impossible order (duplicate ids, a cycle, a

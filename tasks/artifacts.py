@@ -1,8 +1,8 @@
 """Prefect artifacts of a plan run: progress, the phase table, the reports.
 
-These replace the seed's TodoWrite list: the progress artifact moves at every phase transition,
+The progress artifact is the run's live to-do list: it moves at every phase transition,
 the table shows each phase's owner, wave, status, duration, tokens and verdict, and the markdown
-artifacts hold the validation report (invalid plans) and the final report (Step 5.3).
+artifacts hold the validation report (invalid plans) and the final report.
 Artifact keys must be lowercase letters, digits and dashes; each run adds a new version.
 """
 

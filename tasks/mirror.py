@@ -3,7 +3,7 @@
 Prefect holds the real states; the plan file's `## Execution Checkpoints` section is a mirror for
 the people who read plans and the source of truth for resume. The mirror works only from what
 this process holds (the outcome each phase subflow returned), never from API reads: task and flow
-runs reach the API asynchronously (../shared/notes/prefect-3.md, surprise 7).
+runs reach the API asynchronously, so a query right after a run can miss some of them.
 
 One :class:`PlanMirror` per run. Its asyncio lock serialises the writes of concurrent phases, and
 `PlanFileWriter` (the only writer of plan files) locks the file and replaces it atomically.
@@ -36,7 +36,7 @@ def utc_now() -> datetime:
 
 
 def stamp(moment: datetime | None = None) -> str:
-    """ISO-8601 UTC with a `Z`, the form the seed's checkpoint example uses."""
+    """ISO-8601 UTC with a `Z` (`2025-12-19T14:30:00Z`), the form checkpoints are written in."""
     return (moment or utc_now()).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -101,7 +101,7 @@ class PlanMirror:
         return checkpoint
 
     async def initialise(self, checkpoints: list[PhaseCheckpoint], header: str) -> None:
-        """Write the starting TODO state of every phase in one go (the seed's Rule 1)."""
+        """Write the starting state of every phase in one go, before any phase starts."""
         checkpoints = [_clean(checkpoint) for checkpoint in checkpoints]
         async with self._lock:
             for checkpoint in checkpoints:
@@ -183,7 +183,7 @@ def _clean(checkpoint: PhaseCheckpoint) -> PhaseCheckpoint:
 
 
 def _log_entry(checkpoint: PhaseCheckpoint, note: str) -> str:
-    """One execution-log entry in the seed's Step 4.3 shape."""
+    """One execution-log entry: a `### <timestamp> - Phase N <status>` heading and bullets."""
     status = checkpoint.status
     if status == "skipped":  # no finish time of its own; an earlier start is not this entry's
         when: object = stamp()

@@ -181,7 +181,7 @@ def _unfinished(plan: Plan, previous: ExecutionState | None) -> list[str]:
 
 
 def _foreign_checkpoints(previous: ExecutionState | None, phase_ids: list[str]) -> str | None:
-    """Checkpoints another executor wrote (the seed's format) that call every phase complete."""
+    """Checkpoints another executor wrote (a `- phase_N:` list) that call every phase complete."""
     if previous is None or previous.written_by_executor or not previous.phases:
         return None
     complete = [pid for pid in phase_ids if (cp := previous.get(pid)) and cp.status == "complete"]

@@ -84,10 +84,10 @@ def run_command(
     ] = Dirty.stop,
     include_optional: Annotated[bool, typer.Option(help="Run phases marked optional too.")] = False,
     phase_timeout: Annotated[
-        float, typer.Option(help="Seconds per phase (seed default 600).")
+        float, typer.Option(help="Seconds per phase (default 600: 10 minutes).")
     ] = 600.0,
     agent_timeout: Annotated[
-        float, typer.Option(help="Seconds per agent call (seed default 300).")
+        float, typer.Option(help="Seconds per agent call (default 300: 5 minutes).")
     ] = 300.0,
     model: Annotated[
         str | None, typer.Option(help="Model for every agent, overriding the definitions.")

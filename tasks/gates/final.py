@@ -1,4 +1,4 @@
-"""Final validation (the seed's Step 5.1): the whole suite, doc tests and quality checks, and
+"""Final validation after the last wave: the whole suite, doc tests and quality checks, and
 the failures that are new since the pre-flight baseline."""
 
 from __future__ import annotations

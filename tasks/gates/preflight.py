@@ -1,4 +1,4 @@
-"""Pre-flight (the seed's Step 0b): is the repository ready for a run, before any agent call?
+"""Pre-flight: is the repository ready for a run, before any agent call?
 
 Clean working tree (ignoring the plan file and `.ai/logs/`), baseline tests with each test's name
 and result (skipped when the first wave is design work), build, lint, format, the tools on PATH

@@ -1,5 +1,6 @@
-"""Gates against lying and wandering agents (the seed's critical warning), beyond the scope
-contract and the test-suite integrity entries of `phase_gates`:
+"""Gates against lying and wandering agents (one reports COMPLETE without doing the work, or
+does something else), beyond the scope contract and the test-suite integrity entries of
+`phase_gates`:
 
 - **new tests**: a phase that asks for tests (its text names them, a declared file is a test
   file, or a tester owns it) must leave more test functions than it found;
