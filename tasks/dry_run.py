@@ -19,7 +19,6 @@ pre-flight's result (:func:`describe_run`, :func:`render_text`).
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from plan_parser.model import OwnerKind, Phase, PhaseType, Plan
+from tasks import shell
 from tasks.forecast import (
     CallForecast,
     ForecastSettings,
@@ -216,20 +216,17 @@ def _resumed(plan: Plan, plan_path: Path, repo: Path, waves: list[list[str]]) ->
 
 def _working_tree(repo: Path, policy: str) -> str:
     """`clean`, or how many uncommitted changes and what a real run would do with them."""
-    try:
-        status = subprocess.run(
-            ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"],
-            cwd=repo,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"unknown ({exc})"
-    if status.returncode != 0:
+    status = shell.run(
+        ["git", "--no-optional-locks", "status", "--porcelain", "--untracked-files=normal"],
+        cwd=repo,
+        timeout_s=30,
+        output_cap=None,
+    )
+    if status.exit_code == 127 or status.timed_out:
+        return f"unknown ({status.output.strip() or 'git did not answer'})"
+    if not status.ok:
         return "not a git repository"
-    changes = [line for line in status.stdout.splitlines() if line.strip()]
+    changes = [line for line in status.output.splitlines() if line.strip()]
     if not changes:
         return "clean"
     what = {
