@@ -91,6 +91,8 @@ class Pool:
     env: dict[str, str]
     workers: dict[str, Background]
     homes: dict[str, Path]
+    standin_url: str
+    root: Path
 
     def post(self, path: str, body: dict) -> list[dict]:
         response = httpx.post(f"{self.api_url}{path}", json=body, timeout=15, auth=api_auth())
@@ -109,7 +111,9 @@ def _git(repo: Path, *args: str) -> str:
     return result.output.strip()
 
 
-def _start_worker(name: str, home: Path, api_url: str, standin_url: str) -> Background:
+def _start_worker(
+    name: str, home: Path, api_url: str, standin_url: str, **extra_env: str
+) -> Background:
     env = base_env(home, api_url)
     env.update(
         PREFECT_WORKER_QUERY_SECONDS="1",
@@ -121,6 +125,9 @@ def _start_worker(name: str, home: Path, api_url: str, standin_url: str) -> Back
         PLAN_EXECUTOR_WORKER_NAME=name,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY=str(HEARTBEAT_S),
         ANTHROPIC_BASE_URL=standin_url,  # the key itself comes from the Secret block
+        # Whichever worker claims a plan's run starts its phases from this test's deployment.
+        PLAN_EXECUTOR_PHASE_DEPLOYMENT=DEPLOYMENT,
+        **extra_env,
     )
     worker = start_background(
         name,
@@ -179,7 +186,14 @@ def pool(
             for worker_name, home in homes.items():
                 home.mkdir()
                 workers[worker_name] = _start_worker(worker_name, home, api_url, standin.base_url)
-            yield Pool(api_url=api_url, env=env, workers=workers, homes=homes)
+            yield Pool(
+                api_url=api_url,
+                env=env,
+                workers=workers,
+                homes=homes,
+                standin_url=standin.base_url,
+                root=root,
+            )
         finally:
             for worker in workers.values():
                 worker.stop()
@@ -335,3 +349,68 @@ def _kill_the_worker_of_phase_4(pool: Pool, agents: ScriptedAgents, killed: list
                     killed.append(name)
                     return
         time.sleep(0.5)
+
+
+PARENT_DEPLOYMENT = "execute-plan/distributed-parent-test"
+
+
+def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_workers(
+    pool: Pool, tmp_path: Path
+):
+    """The user's way in (issue 20, done-when): `prefect deployment run 'execute-plan/...'
+    --param distribute=true`. The plan's run itself is a deployment run on a worker of the pool
+    (a third one, so that two stay free for the parallel pair); the plan file is mirrored there."""
+    from plan_parser import parse_plan
+    from plan_parser.checkpoints import read_plan_state
+
+    name = PARENT_DEPLOYMENT.split("/")[1]
+    deployed = run(
+        [PREFECT, "deploy", "flows/execute_plan.py:execute_plan", "--name", name, "--pool", POOL]
+        + ["--no-prompt"],
+        cwd=CHECKOUT,
+        env=pool.env,
+        timeout_s=180,
+    )
+    assert deployed.ok, deployed.output
+    home = pool.root / "worker-parent"
+    home.mkdir()
+    parent = _start_worker("worker-parent", home, pool.api_url, pool.standin_url)
+    try:
+        plan_path, repo, remote = _crate_with_remote(tmp_path)
+        started = run(
+            [PREFECT, "deployment", "run", PARENT_DEPLOYMENT]
+            + ["--param", f"plan_path={plan_path}", "--param", f"repo={repo}"]
+            + ["--param", "distribute=true", "--watch", "--watch-timeout", "400"],
+            cwd=CHECKOUT,
+            env=pool.env,
+            timeout_s=460,
+        )
+        logs = {"worker-parent": parent.log_text()} | {
+            n: w.log_text() for n, w in pool.workers.items()
+        }
+        everything = (
+            started.output + "\n" + "\n".join(f"--- {n}\n{t[-4000:]}" for n, t in logs.items())
+        )
+        assert started.ok and "Completed" in started.output, everything
+    finally:
+        parent.stop()
+
+    state = read_plan_state(plan_path)
+    assert state is not None, everything
+    assert {pid: cp.status for pid, cp in state.phases.items()} == dict.fromkeys("1234", "complete")
+    assert parse_plan(plan_path).status == "Implemented"
+    final_ids = {pid: cp.flow_run_id for pid, cp in state.phases.items()}
+
+    def ran_on(flow_run_id: str) -> list[str]:
+        return [n for n, text in logs.items() if f"flow-run/{flow_run_id}" in text]
+
+    # The parallel pair ran on two different workers, each in a clone of its own; the plan's
+    # run ran on a third slot (whichever worker claimed it), and its phases are its children.
+    pair = ran_on(final_ids["1"]) + ran_on(final_ids["2"])
+    assert len(pair) == 2 and len(set(pair)) == 2, pair
+    parent_id = _parent_of(pool, final_ids["1"])
+    assert ran_on(parent_id) and not set(ran_on(parent_id)) & set(pair), (parent_id, pair)
+    names = sorted(c["name"] for c in pool.children(parent_id))
+    assert [n.split(":")[0] for n in names] == ["phase-1", "phase-2", "phase-3", "phase-4"], names
+    for created in ("tests/alpha.rs", "tests/beta.rs", "src/report.rs", "tests/gamma.rs"):
+        assert (repo / created).is_file(), created
