@@ -165,6 +165,20 @@ class BudgetAccount:
         return above or self.own_limit_reached()
 
 
+def remaining_usd(account: BudgetAccount) -> float | None:
+    """USD left under the tightest cost cap of ``account`` and the accounts above it (None: no
+    cost cap applies)."""
+    left: float | None = None
+    current: BudgetAccount | None = account
+    while current is not None:
+        cap = current.limits.max_cost_usd
+        if cap is not None:
+            room = max(0.0, cap - current.spent.cost_usd)
+            left = room if left is None else min(left, room)
+        current = current.parent
+    return left
+
+
 class NoProgress:
     """Counts consecutive turns that changed no file and ran no command not run before.
 

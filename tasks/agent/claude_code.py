@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.agent.api_proxy import INNER_PORT, INNER_RELAY, PLACEHOLDER_KEY, ApiProxy
+from tasks.agent.budget import COST_LIMIT, TURN_CAP, account_for, remaining_usd
 from tasks.agent.definitions import AgentDefinition
 from tasks.agent.loop import (
     DetailsLog,
@@ -423,9 +424,9 @@ def classify_result(result: Any) -> Failure | None:
     text = f"Claude Code {subtype}" + (f" (API status {status})" if status else "")
     text += f": {errors}" if errors else ""
     if subtype == "error_max_turns":
-        return Failure(FailureKind.AGENT, f"max turns reached ({text})")
+        return Failure(FailureKind.BUDGET, f"turn cap reached ({text})", TURN_CAP)
     if subtype == "error_max_budget_usd":
-        return Failure(FailureKind.AGENT, f"budget exhausted ({text})")
+        return Failure(FailureKind.BUDGET, f"cost budget spent ({text})", COST_LIMIT)
     if status is not None:
         retryable = status in (408, 409, 429) or status >= 500
         return Failure(FailureKind.INFRASTRUCTURE, text, retryable=retryable)
@@ -530,6 +531,7 @@ def run_claude_code(
             details_log=log_rel,
             failure=failure.kind if failure else FailureKind.NONE,
             error=scrub_known(failure.message, secrets) if failure else None,
+            error_code=failure.error_code if failure else None,
             sandboxed=sandboxed,
             retryable=failure.retryable if failure else False,
             requests=len(record.message_ids),
@@ -552,6 +554,23 @@ def run_claude_code(
     ]
     if definition.warning:
         header.append(f"- warning: {definition.warning}")
+    account = account_for(request.budget_account)
+    spent = account.limit_reached() if account is not None else None
+    if spent is not None:  # the run's or the phase's budget is gone: start nothing
+        log.write("\n".join(header), f"Not started: {spent.message}")
+        return result(
+            f"Not started: {spent.message}",
+            Failure(FailureKind.BUDGET, spent.message, spent.code),
+            sandbox.sandboxed,
+        )
+    # Claude Code stops itself at a cost cap between turns (`max_budget_usd`); a token cap it
+    # does not know: that one is checked when the call is charged, before the next call starts.
+    left_usd = remaining_usd(account) if account is not None else None
+    header.append(
+        f"- budget: {account.name}, ${left_usd:.4f} left (Claude Code's `max_budget_usd`)"
+        if account is not None and left_usd is not None
+        else f"- budget: {account.name if account is not None else 'none'}, no cost cap"
+    )
     try:
         sdk = _sdk()
         cli = bundled_cli()
@@ -588,6 +607,7 @@ def run_claude_code(
                 permission_mode="bypassPermissions",
                 setting_sources=["project"],
                 max_turns=request.max_turns,
+                max_budget_usd=left_usd,
                 model=model,
                 cwd=str(repo),
                 cli_path=str(plan.wrapper),
@@ -619,6 +639,8 @@ def run_claude_code(
     else:
         summary = _words(final, SUMMARY_TOKENS) if final else "(no final message)"
     outcome = result(summary, failure, sandboxed, faults)
+    if account is not None:
+        account.charge(model, outcome.usage)
     log.write(
         "## Result",
         f"- failure: {outcome.failure.value}"

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 
 from flows.demo import PhaseScript, ScriptedAgents
+from tasks.agent.budget import BudgetAccount, Limits, close_account, open_account
 from tasks.agent.claude_code import tool_choice, wrapper_script
 from tasks.agent.definitions import AgentDefinition, load_agent_file, resolve_agent
 from tasks.agent.loop import run_agent
-from tasks.agent.result import FailureKind
+from tasks.agent.pricing import PriceTable
+from tasks.agent.result import FailureKind, Usage
 from tasks.agent.runtimes import (
     ANTHROPIC,
     CLAUDE_CODE,
@@ -177,16 +179,22 @@ def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
     fake = standin(responder=ScriptedAgents(script), auto_summary=False)
     monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-    result = run_agent(
-        make_request(
-            repo,
-            owner="one-dev",
-            task="# Phase 1: One\n\nWrite src/lib.rs.",
-            network=network,
-            runtime=CLAUDE_CODE,
-        ),
-        deadline_s=90,
-    )
+    account = BudgetAccount("phase 1", Limits(max_cost_usd=50.0), PriceTable())
+    key = open_account(account)
+    try:
+        result = run_agent(
+            make_request(
+                repo,
+                owner="one-dev",
+                task="# Phase 1: One\n\nWrite src/lib.rs.",
+                network=network,
+                runtime=CLAUDE_CODE,
+                budget_account=key,
+            ),
+            deadline_s=90,
+        )
+    finally:
+        close_account(key)
 
     assert result.ok, result.error
     assert result.runtime == CLAUDE_CODE and result.sandboxed
@@ -202,8 +210,12 @@ def test_claude_code_writes_in_its_tree_and_reports_like_the_loop(
     assert "ROLE-MARKER-7f3" in sent and "PROJECT-MARKER-2c9" in sent
     assert "USER-MARKER-b41" not in sent
     assert result.usage.total > 0 and (result.cost_usd or 0) > 0
+    # The call is charged to its phase's account (so a run budget sees Claude Code's spending
+    # too), and Claude Code was told how much of the cost cap was left.
+    assert account.spent.usage == result.usage
     log = (repo / result.details_log).read_text() if result.details_log else ""
     assert "runtime: claude-code" in log and "Tool call `Write`" in log
+    assert "$50.0000 left (Claude Code's `max_budget_usd`)" in log
     assert "as uid 1000" in log or "IS_SANDBOX=1" in log
     assert ("network off" in log) is (not network)
     assert API_KEY not in log
@@ -277,7 +289,10 @@ def test_result_messages_are_classified_like_the_loops_failures() -> None:
 
     assert classify_result(message("success", is_error=False)) is None
     turns = classify_result(message("error_max_turns"))
-    assert turns is not None and turns.kind is FailureKind.AGENT and "max turns" in turns.message
+    assert turns is not None and turns.kind is FailureKind.BUDGET and turns.error_code == "turn_cap"
+    spent = classify_result(message("error_max_budget_usd"))
+    assert spent is not None and spent.kind is FailureKind.BUDGET
+    assert spent.error_code == "budget_cost"
     overloaded = classify_result(message("error_during_execution", 529))
     assert overloaded is not None and overloaded.kind is FailureKind.INFRASTRUCTURE
     assert overloaded.retryable
@@ -305,3 +320,21 @@ def test_a_spend_limit_ends_the_call_at_once_as_infrastructure_not_retried(
     assert "enforced_spend_limit_reached" in (result.error or "")
     assert result.infra.faults.get("429", 0) >= 1
     assert len(fake.message_requests) <= 1 + 4  # never more than Claude Code's 4 retries
+
+
+def test_a_spent_budget_starts_no_claude_code_call(standin, repo: Path) -> None:
+    """Like the loop: once the run's (or the phase's) budget is spent, no new call starts."""
+    run = BudgetAccount("run", Limits(max_tokens=10), PriceTable())
+    run.charge("claude-sonnet-5-5", Usage(input_tokens=10))
+    phase = BudgetAccount("phase 2", Limits(), PriceTable(), parent=run)
+    key = open_account(phase)
+    fake = standin(responder=ScriptedAgents({}), auto_summary=False)
+    try:
+        result = run_agent(
+            make_request(repo, runtime=CLAUDE_CODE, budget_account=key), deadline_s=30
+        )
+    finally:
+        close_account(key)
+    assert result.failure is FailureKind.BUDGET and result.error_code == "budget_tokens"
+    assert "run token budget spent" in (result.error or "")
+    assert fake.message_requests == []
