@@ -66,7 +66,7 @@ def anthropic_api_key() -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        block = Secret.load(SECRET_BLOCK_NAME, _sync=True)
+        block = Secret.load(SECRET_BLOCK_NAME, _sync=True)  # type: ignore[call-arg]  # async_dispatch pops _sync; prefect's typing omits it
     except ValueError:  # no such block document on this server
         _log.debug(
             "no %s in the environment and no Secret block %r", API_KEY_ENV, SECRET_BLOCK_NAME
