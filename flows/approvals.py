@@ -178,7 +178,7 @@ async def _suspend_for(
 
     async with get_client() as client:
         current = await client.read_flow_run(flow_run_id)
-        first_time = key not in current.empirical_policy.pause_keys
+        first_time = key not in (current.empirical_policy.pause_keys or set())
         fallback_scheduled = False
         if first_time:
             fallback_scheduled = await _schedule_fallback_resume(
@@ -194,13 +194,13 @@ async def _suspend_for(
 async def _schedule_fallback_resume(
     flow_run_id: UUID, key: str, timeout_s: float, fallback: dict[str, Any]
 ) -> bool:
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
     from prefect.exceptions import ObjectNotFound
 
     log = get_run_logger()
     deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=timeout_s)
     try:
-        await run_deployment(
+        await arun_deployment(
             TIMEOUT_DEPLOYMENT,
             parameters={"flow_run_id": str(flow_run_id), "key": key, "run_input": fallback},
             scheduled_time=deadline,

@@ -42,9 +42,10 @@ from prefect.runtime import flow_run as runtime_flow_run
 
 from flows.context import PhaseOutcome, RunContext, RunOptions, register_run, unregister_run
 from flows.integration import commit_message, never_committed
-from flows.phase import _as_state, land_verified, plan_name, run_phase
+from flows.phase import _as_state, land_verified, run_phase
 from plan_parser.model import Phase
 from tasks import distribute, worktree
+from tasks.plan_input import plan_name
 from tasks.worktree import WorktreeError
 
 PHASE_DEPLOYMENT_ENV = "PLAN_EXECUTOR_PHASE_DEPLOYMENT"
@@ -305,7 +306,7 @@ async def _submit(
 ) -> tuple[PhaseOutcome, str]:
     """One run of the phase deployment, awaited; its outcome and final state type."""
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
 
     options = context.options
     parameters = {
@@ -320,7 +321,7 @@ async def _submit(
         "baseline": _dump(context.baseline),
         "gate_config": _dump(context.gate_config),
     }
-    run = await run_deployment(
+    run = await arun_deployment(
         phase_deployment(), parameters=parameters, timeout=0, as_subflow=True
     )
     flow_run_id = str(run.id)

@@ -19,17 +19,15 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from flows import ui
 from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
     DEFAULT_AGENT_TIMEOUT_S,
-    DEFAULT_MAX_TURNS,
-    DEFAULT_NO_PROGRESS_TURNS,
     DEFAULT_PHASE_TIMEOUT_S,
     DirtyPolicy,
     PhaseOutcome,
@@ -38,7 +36,7 @@ from flows.context import (
     register_run,
     unregister_run,
 )
-from flows.phase import plan_name, run_budget, run_phase
+from flows.phase import run_budget, run_phase
 from flows.report import (
     RunReport,
     cost_line,
@@ -50,6 +48,7 @@ from flows.report import (
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.dry_run import DRY_RUN_WARNINGS, DryRunOptions, render_text  # noqa: F401
 from tasks.dry_run import would_do as _would_do  # noqa: F401 - re-exported (tests)
@@ -70,6 +69,7 @@ from tasks.plan_input import (  # noqa: F401 - re-exported: callers import them 
     check_plan,
     detect_skills,
     find_repo,
+    plan_name,
     resumable_phases,
     resume_reason,
     skills_banner,

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import State, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from plan_parser.model import Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind
