@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 
 from flows.context import PhaseOutcome, RunContext, RunOptions, register_run, unregister_run
@@ -108,7 +108,7 @@ async def execute_phase(
     attempt: str | None = None,
     baseline: dict[str, Any] | None = None,
     gate_config: dict[str, Any] | None = None,
-) -> PhaseOutcome:
+) -> State[PhaseOutcome]:
     """Run one phase of ``plan`` (a path inside the repository) in this worker's clone of
     ``clone_url`` from ``base``; push its branch; return its outcome (Failed when not complete).
 
@@ -126,7 +126,7 @@ async def execute_phase(
         how = await asyncio.to_thread(_prepare, clone_url, clone, name, phase_id, base)
     except WorktreeError as exc:
         log.error("%s", exc)
-        return _as_state(  # type: ignore[return-value]
+        return _as_state(
             PhaseOutcome(
                 phase_id=phase_id, status="failed", error=f"worker clone: {exc}",
                 ran_on=ran_on(clone),
@@ -147,7 +147,7 @@ async def execute_phase(
     await _commit_and_push(context, outcome, clone_url)
     outcome.duration_s = round(time.monotonic() - started, 2)
     log.info("phase %s: %s (%s)", phase_id, outcome.verdict, state.name)
-    return _as_state(outcome)  # type: ignore[return-value]
+    return _as_state(outcome)
 
 
 def worker_attempt(attempt: str | None, how: str) -> str:

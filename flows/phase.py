@@ -69,7 +69,7 @@ def _phase_run_name() -> str:
 
 
 @flow(name="phase", flow_run_name=_phase_run_name, validate_parameters=True)
-async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> PhaseOutcome:
+async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> State[PhaseOutcome]:
     """Run one phase and return its outcome; blocked, failed and timeout end as Failed states."""
     context = current_run(plan_path) or await _standalone_context(plan_path, options)
     phase = context.plan.phase(phase_id)
@@ -126,10 +126,10 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         await publish_phase_page(plan_path, outcome, options.repo)
     except Exception:  # the page is a view: an API hiccup must not change the verdict
         get_run_logger().warning("phase %s: could not publish its page", phase.id, exc_info=True)
-    return _as_state(outcome)  # type: ignore[return-value]
+    return _as_state(outcome)
 
 
-def _as_state(outcome: PhaseOutcome) -> State[Any]:
+def _as_state(outcome: PhaseOutcome) -> State[PhaseOutcome]:
     """Completed for complete; a Failed state named Blocked / TimedOut / Failed otherwise."""
     if outcome.status == "complete":
         return Completed(data=outcome, message=phase_message(outcome))
@@ -289,7 +289,8 @@ async def _work_and_judge(
     config = context.gate_config or await _committed_config(options)
     if workspace is not None:  # the worktree's own cargo target (see worktree.seed_target)
         config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
-    gates = await gates_step(
+    # Prefect types an async task's return_state call as a State; it returns a coroutine of one.
+    gates: State[Ledger] = await gates_step(  # type: ignore[misc]
         work,
         phase,
         start=start,
@@ -302,7 +303,7 @@ async def _work_and_judge(
         return_state=True,
     )
     # Failed when a check failed (the task's colour in the UI); the ledger is its data either way.
-    ledger = await gates.result(raise_on_failure=False)  # type: ignore[misc]
+    ledger = await gates.aresult(raise_on_failure=False)
     if not isinstance(ledger, Ledger):  # the task itself broke: its exception, not a verdict
         raise ledger if isinstance(ledger, BaseException) else RuntimeError(str(ledger))
     for role, claim in outcome.claims.items():
