@@ -39,6 +39,8 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
 
+from tasks.gates.preflight import DirtyPolicy
+
 TIMEOUT_DEPLOYMENT = "resume-on-timeout/fallback"
 """`<flow name>/<deployment name>` of the deployment that resumes a timed-out suspended run."""
 SERVER_TIMEOUT_GRACE_S = 300
@@ -274,11 +276,11 @@ def question_timeout_s() -> float:
 async def dirty_tree_policy(
     repo: Path,
     plan_path: Path,
-    policy: str,
+    policy: DirtyPolicy,
     *,
     interactive: bool,
     timeout_s: float | None = None,
-) -> str:
+) -> DirtyPolicy:
     """The dirty-tree policy pre-flight should apply: ``policy``, or a person's choice.
 
     Interactive runs with uncommitted changes ask (stash / commit / proceed / stop); the fallback
@@ -302,7 +304,7 @@ async def dirty_tree_policy(
         DirtyTreeDecision,
         key="dirty-tree",
         timeout_s=timeout_s or question_timeout_s(),
-        fallback=DirtyTreeDecision(action=policy),  # type: ignore[arg-type]
+        fallback=DirtyTreeDecision(action=policy),
         description=(
             f"## Uncommitted changes in `{repo}`\n\n{listing}{more}\n\n"
             "**stash** them (`git stash pop` restores them), **commit** them first, "

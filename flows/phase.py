@@ -45,6 +45,7 @@ from tasks.agent.roles import assigns_tester as _assigns_tester  # noqa: F401
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.agent.tools import citation_problem
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.phase_gates import ScopePolicy
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
@@ -392,12 +393,12 @@ def _resolver(
     return resolve
 
 
-def scope_policy(plan: Plan, default: str) -> str:
+def scope_policy(plan: Plan, default: ScopePolicy) -> ScopePolicy:
     """The plan's own `scope_policy` (frontmatter: siblings | warn | fail), else the run's."""
     from tasks.gates.phase_gates import SCOPE_POLICIES
 
     value = str(plan.frontmatter.get("scope_policy") or "").strip().lower()
-    return value if value in SCOPE_POLICIES else default
+    return next((policy for policy in SCOPE_POLICIES if policy == value), default)
 
 
 # -- agents ---------------------------------------------------------------------------------

@@ -22,6 +22,8 @@ from plan_parser.model import Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind
 from tasks.agent.task import AgentInfrastructureError, note_failed_try, retry_if_retryable
 from tasks.gates.ledger import Ledger, PhaseVerdict
+from tasks.gates.phase_gates import ScopePolicy
+from tasks.gates.preflight import DirtyPolicy
 
 
 @task(name="preflight", cache_policy=NO_CACHE)
@@ -30,7 +32,7 @@ async def preflight_step(
     plan: Plan,
     *,
     plan_path: Path,
-    policy: str,
+    policy: DirtyPolicy,
     skip_tests: bool | None = None,
     network: bool = True,
     sandbox: bool = True,
@@ -85,7 +87,7 @@ async def gates_step(
     start: Any,
     baseline: Any,
     config: Any,
-    scope_policy: str = "warn",
+    scope_policy: ScopePolicy = "warn",
     others: list[Any] | None = None,
 ) -> Ledger:
     """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase.

@@ -552,6 +552,7 @@ def run_claude_code(
     ]
     if definition.warning:
         header.append(f"- warning: {definition.warning}")
+    failure: Failure | None
     try:
         sdk = _sdk()
         cli = bundled_cli()
@@ -563,7 +564,7 @@ def run_claude_code(
         failure = Failure(FailureKind.INFRASTRUCTURE, sandbox.refusal(), retryable=False)
         log.write("\n".join(header), f"Not started: {failure.message}")
         return result(f"Not started: {failure.message}", failure, False)
-    failure: Failure | None = None
+    failure = None
     try:
         with confined_cli(request, repo, sandbox, cli) as plan:
             header.append(f"- sandbox: {plan.description}")
