@@ -343,7 +343,7 @@ async def _submit(
     final = state.type.value
     outcome: PhaseOutcome | None = None
     try:
-        data = await state.result(raise_on_failure=False)  # type: ignore[misc]
+        data = await state.aresult(raise_on_failure=False)
         if isinstance(data, PhaseOutcome):
             outcome = data
         elif isinstance(data, dict) and "phase_id" in data:

@@ -695,7 +695,7 @@ def _skipped_dependency(
 
 async def _outcome_from_state(state: State[Any], phase: Phase, context: RunContext) -> PhaseOutcome:
     try:
-        data = await state.result(raise_on_failure=False)  # type: ignore[misc]
+        data = await state.aresult(raise_on_failure=False)
     except Exception as exc:  # the result could not be read back
         data = exc
     if isinstance(data, PhaseOutcome):

@@ -290,7 +290,8 @@ async def _work_and_judge(
     config = context.gate_config or await _committed_config(options)
     if workspace is not None:  # the worktree's own cargo target (see worktree.seed_target)
         config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
-    # Prefect types an async task's return_state call as a State; it returns a coroutine of one.
+    # Prefect types this call as State[State[Ledger]] and not awaitable; it is a coroutine of the
+    # task's final state (the State the task returns), whose data is the ledger.
     gates: State[Ledger] = await gates_step(  # type: ignore[misc]
         work,
         phase,

@@ -89,7 +89,7 @@ async def gates_step(
     config: Any,
     scope_policy: ScopePolicy = "warn",
     others: list[Any] | None = None,
-) -> Ledger:
+) -> State[Ledger]:
     """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase.
     ``config``: the run's GateConfig from pre-flight (never re-read: the agents wrote the tree
     since). ``others``: the FileRefs the plan's other phases declare."""
@@ -105,10 +105,10 @@ async def gates_step(
         scope_policy=scope_policy,
         others=others,
     )
-    return gates_state(ledger)  # type: ignore[return-value]
+    return gates_state(ledger)
 
 
-def gates_state(ledger: Ledger) -> State[Any]:
+def gates_state(ledger: Ledger) -> State[Ledger]:
     """The gates task's final state: Failed when a required check failed (the UI shows the task
     red, with the first failing check as its message), Completed otherwise. Either way the
     ledger is the state's data: the phase reads it with ``raise_on_failure=False``. The task
