@@ -39,6 +39,8 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
 
+from tasks.gates.preflight import DirtyPolicy
+
 TIMEOUT_DEPLOYMENT = "resume-on-timeout/fallback"
 """`<flow name>/<deployment name>` of the deployment that resumes a timed-out suspended run."""
 SERVER_TIMEOUT_GRACE_S = 300
@@ -178,7 +180,7 @@ async def _suspend_for(
 
     async with get_client() as client:
         current = await client.read_flow_run(flow_run_id)
-        first_time = key not in current.empirical_policy.pause_keys
+        first_time = key not in (current.empirical_policy.pause_keys or set())
         fallback_scheduled = False
         if first_time:
             fallback_scheduled = await _schedule_fallback_resume(
@@ -194,13 +196,13 @@ async def _suspend_for(
 async def _schedule_fallback_resume(
     flow_run_id: UUID, key: str, timeout_s: float, fallback: dict[str, Any]
 ) -> bool:
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
     from prefect.exceptions import ObjectNotFound
 
     log = get_run_logger()
     deadline = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=timeout_s)
     try:
-        await run_deployment(
+        await arun_deployment(
             TIMEOUT_DEPLOYMENT,
             parameters={"flow_run_id": str(flow_run_id), "key": key, "run_input": fallback},
             scheduled_time=deadline,
@@ -274,11 +276,11 @@ def question_timeout_s() -> float:
 async def dirty_tree_policy(
     repo: Path,
     plan_path: Path,
-    policy: str,
+    policy: DirtyPolicy,
     *,
     interactive: bool,
     timeout_s: float | None = None,
-) -> str:
+) -> DirtyPolicy:
     """The dirty-tree policy pre-flight should apply: ``policy``, or a person's choice.
 
     Interactive runs with uncommitted changes ask (stash / commit / proceed / stop); the fallback
@@ -302,7 +304,7 @@ async def dirty_tree_policy(
         DirtyTreeDecision,
         key="dirty-tree",
         timeout_s=timeout_s or question_timeout_s(),
-        fallback=DirtyTreeDecision(action=policy),  # type: ignore[arg-type]
+        fallback=DirtyTreeDecision(action=policy),
         description=(
             f"## Uncommitted changes in `{repo}`\n\n{listing}{more}\n\n"
             "**stash** them (`git stash pop` restores them), **commit** them first, "

@@ -18,7 +18,9 @@ from pydantic import BaseModel, Field
 from plan_parser.model import Plan
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, RunBudget
 from tasks.agent.result import InfraFaults
+from tasks.agent.runtimes import RuntimeName
 from tasks.gates.ledger import Ledger
+from tasks.gates.phase_gates import ScopePolicy
 from tasks.mirror import PlanMirror
 
 DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
@@ -44,7 +46,7 @@ class RunOptions(BaseModel):
     model: str | None = None
     dry_run: bool = False
     interactive: bool = False
-    scope_policy: str = "siblings"
+    scope_policy: ScopePolicy = "siblings"
     """Changes outside a phase's declared files: `siblings` fails files no phase declares
     (a wandering agent) and warns for a sibling phase's; `warn` | `fail` for all of them."""
     max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
@@ -73,7 +75,7 @@ class RunOptions(BaseModel):
     """Leave the phases' worktrees on disk after the run (their branches always stay)."""
     unknown_owners: str = "error"
     """`general-purpose`: owners naming no agent definition run as general-purpose."""
-    agent_runtime: str = "anthropic"
+    agent_runtime: RuntimeName = "anthropic"
     """`anthropic` (our tool loop) or `claude-code` (Claude Code in bubblewrap); an agent
     definition's own `runtime:` wins for that agent (tasks.agent.runtimes)."""
     sandbox_gates: bool = True

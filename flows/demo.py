@@ -518,7 +518,7 @@ def where_to_look(root: Path, plan_path: Path) -> list[str]:
 
 def _run_branch(root: Path, plan_path: Path) -> str | None:
     """The run's branch `plan-executor/<plan>` when the run made it."""
-    from flows.phase import plan_name
+    from tasks.plan_input import plan_name
     from tasks.worktree import branch_tip, integration_branch
 
     if not (root / ".git").exists():

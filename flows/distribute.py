@@ -37,14 +37,15 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 
 from flows.context import PhaseOutcome, RunContext, RunOptions, register_run, unregister_run
 from flows.integration import commit_message, never_committed
-from flows.phase import _as_state, land_verified, plan_name, run_phase
+from flows.phase import _as_state, land_verified, run_phase
 from plan_parser.model import Phase
 from tasks import distribute, worktree
+from tasks.plan_input import plan_name
 from tasks.worktree import WorktreeError
 
 PHASE_DEPLOYMENT_ENV = "PLAN_EXECUTOR_PHASE_DEPLOYMENT"
@@ -107,7 +108,7 @@ async def execute_phase(
     attempt: str | None = None,
     baseline: dict[str, Any] | None = None,
     gate_config: dict[str, Any] | None = None,
-) -> PhaseOutcome:
+) -> State[PhaseOutcome]:
     """Run one phase of ``plan`` (a path inside the repository) in this worker's clone of
     ``clone_url`` from ``base``; push its branch; return its outcome (Failed when not complete).
 
@@ -125,7 +126,7 @@ async def execute_phase(
         how = await asyncio.to_thread(_prepare, clone_url, clone, name, phase_id, base)
     except WorktreeError as exc:
         log.error("%s", exc)
-        return _as_state(  # type: ignore[return-value]
+        return _as_state(
             PhaseOutcome(
                 phase_id=phase_id, status="failed", error=f"worker clone: {exc}",
                 ran_on=ran_on(clone),
@@ -146,7 +147,7 @@ async def execute_phase(
     await _commit_and_push(context, outcome, clone_url)
     outcome.duration_s = round(time.monotonic() - started, 2)
     log.info("phase %s: %s (%s)", phase_id, outcome.verdict, state.name)
-    return _as_state(outcome)  # type: ignore[return-value]
+    return _as_state(outcome)
 
 
 def worker_attempt(attempt: str | None, how: str) -> str:
@@ -305,7 +306,7 @@ async def _submit(
 ) -> tuple[PhaseOutcome, str]:
     """One run of the phase deployment, awaited; its outcome and final state type."""
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
+    from prefect.deployments import arun_deployment
 
     options = context.options
     parameters = {
@@ -320,7 +321,7 @@ async def _submit(
         "baseline": _dump(context.baseline),
         "gate_config": _dump(context.gate_config),
     }
-    run = await run_deployment(
+    run = await arun_deployment(
         phase_deployment(), parameters=parameters, timeout=0, as_subflow=True
     )
     flow_run_id = str(run.id)
@@ -342,7 +343,7 @@ async def _submit(
     final = state.type.value
     outcome: PhaseOutcome | None = None
     try:
-        data = await state.result(raise_on_failure=False)  # type: ignore[misc]
+        data = await state.aresult(raise_on_failure=False)
         if isinstance(data, PhaseOutcome):
             outcome = data
         elif isinstance(data, dict) and "phase_id" in data:

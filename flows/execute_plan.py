@@ -19,17 +19,15 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from flows import ui
 from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
     DEFAULT_AGENT_TIMEOUT_S,
-    DEFAULT_MAX_TURNS,
-    DEFAULT_NO_PROGRESS_TURNS,
     DEFAULT_PHASE_TIMEOUT_S,
     DirtyPolicy,
     PhaseOutcome,
@@ -38,7 +36,7 @@ from flows.context import (
     register_run,
     unregister_run,
 )
-from flows.phase import plan_name, run_budget, run_phase
+from flows.phase import run_budget, run_phase
 from flows.report import (
     RunReport,
     cost_line,
@@ -50,6 +48,7 @@ from flows.report import (
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
+from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.dry_run import DRY_RUN_WARNINGS, DryRunOptions, render_text  # noqa: F401
 from tasks.dry_run import would_do as _would_do  # noqa: F401 - re-exported (tests)
@@ -70,6 +69,7 @@ from tasks.plan_input import (  # noqa: F401 - re-exported: callers import them 
     check_plan,
     detect_skills,
     find_repo,
+    plan_name,
     resumable_phases,
     resume_reason,
     skills_banner,
@@ -121,7 +121,7 @@ async def execute_plan(
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
-) -> RunReport:
+) -> State[RunReport]:
     """Run every phase of a plan on evidence; the state's data is the RunReport.
 
     ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
@@ -160,7 +160,7 @@ async def execute_plan(
             errors=[str(exc)],
             flow_run_id=flow_run_id,
         )
-        return Failed(message=str(exc), data=report, name=ui.run_state_name(report))  # type: ignore[return-value]
+        return Failed(message=str(exc), data=report, name=ui.run_state_name(report))
     leftovers = run_lock.reap_leftovers(lock.previous)
     if leftovers and lock.previous is not None:
         get_run_logger().warning(
@@ -233,7 +233,7 @@ async def _execute_plan(
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
-) -> RunReport:
+) -> State[RunReport]:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
     repo = Path(repo).resolve() if repo else find_repo(plan_path)
@@ -271,7 +271,7 @@ async def _execute_plan(
             plan_path=str(plan_path), repo=str(repo), status="invalid", invalid=True,
             errors=[error],
         )  # fmt: skip
-        return Failed(message=error, data=report)  # type: ignore[return-value]
+        return Failed(message=error, data=report)
     exposed = await _open_api_warning(options)
     if exposed:
         log.warning("SECURITY: %s", exposed)
@@ -295,9 +295,7 @@ async def _execute_plan(
             f"# Plan validation failed\n\n```\n{exc}\n```\n",
             "Why the plan cannot run",
         )
-        return Failed(  # type: ignore[return-value]
-            message=f"invalid plan: {exc}", data=report, name=ui.run_state_name(report)
-        )
+        return Failed(message=f"invalid plan: {exc}", data=report, name=ui.run_state_name(report))
 
     for warning in plan.warnings:
         log.warning("%s", warning.render(str(plan_path)))
@@ -309,7 +307,7 @@ async def _execute_plan(
     for observer in OBSERVERS:
         mirror.listeners.append(observer)
         view = getattr(observer, "__self__", None)
-        if hasattr(view, "set_waves"):
+        if view is not None and hasattr(view, "set_waves"):
             view.set_waves(waves)
     context = RunContext(
         plan_path=plan_path,
@@ -383,7 +381,7 @@ async def _run(
     resumed: dict[str, Any],
     started: float,
     flow_run_id: str | None,
-) -> State[Any]:
+) -> State[RunReport]:
     plan, options, mirror = context.plan, context.options, context.mirror
     log = get_run_logger()
     scheduled = [pid for wave in context.waves for pid in wave]
@@ -610,18 +608,19 @@ async def _run_waves(
         results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
         for pid, result in zip(to_run, results, strict=True):
             if isinstance(result, BaseException):
+                error = f"{type(result).__name__}: {result}"
                 outcome = PhaseOutcome(
                     phase_id=pid,
                     title=phases[pid].title,
                     owner=_owner(phases[pid]),
                     wave=context.wave_of(pid),
                     status="failed",
-                    error=f"{type(result).__name__}: {result}",
+                    error=error,
                 )
                 context.outcomes[pid] = outcome
                 for dependent in transitive_dependents(context.plan, pid):
                     skipped_by.setdefault(dependent, pid)
-                await mirror.transition(pid, "failed", error=outcome.error, note=outcome.error)
+                await mirror.transition(pid, "failed", error=error, note=error)
         if context.options.interactive and stopped_after is None:
             stopped_after = await _ask_after_failures(
                 context, to_run, skipped_by, start_attempt, run_one
@@ -696,7 +695,7 @@ def _skipped_dependency(
 
 async def _outcome_from_state(state: State[Any], phase: Phase, context: RunContext) -> PhaseOutcome:
     try:
-        data = await state.result(raise_on_failure=False)  # type: ignore[misc]
+        data = await state.aresult(raise_on_failure=False)
     except Exception as exc:  # the result could not be read back
         data = exc
     if isinstance(data, PhaseOutcome):
@@ -723,7 +722,7 @@ async def _finish(
     started: float,
     *,
     touch_plan: bool = True,
-) -> State[Any]:
+) -> State[RunReport]:
     mirror = context.mirror
     report.outcomes = [context.outcomes[pid] for pid in scheduled if pid in context.outcomes]
     report.status = plan_status(report.outcomes)
@@ -755,7 +754,7 @@ async def _finish(
 
 async def _dry_run(
     context: RunContext, report: RunReport, resumed: dict[str, Any], started: float
-) -> State[Any]:
+) -> State[RunReport]:
     """Walk the DAG and the pre-flight; no agent call, no change to the repository or plan."""
     options = context.options
     policy = options.dirty_policy if options.dirty_policy in ("stop", "proceed") else "stop"
@@ -981,7 +980,7 @@ def execute_plan_sync(
     no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
     agent_runtime: AgentRuntime = "anthropic",
     distribute: bool = False,
-) -> RunReport:
+) -> State[RunReport]:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an
     async flow (it leaves the run Scheduled), so the retry path enters through this sync flow,

@@ -45,9 +45,9 @@ import fnmatch
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
 from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, DirtyPolicy
@@ -255,8 +255,8 @@ def consider_plans(
 
     Reads git (through :mod:`tasks.plan_evidence`) but changes nothing: no agent call, no write.
     """
-    from flows.execute_plan import PlanInputError, check_plan
     from tasks.plan_evidence import implementation_evidence, snapshot
+    from tasks.plan_input import PlanInputError, check_plan
 
     repo = Path(repo).resolve()
     folder = (repo / plans_dir).resolve()

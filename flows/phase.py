@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import State, flow, get_run_logger
 from prefect.context import FlowRunContext
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
@@ -45,6 +45,7 @@ from tasks.agent.roles import assigns_tester as _assigns_tester  # noqa: F401
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.agent.tools import citation_problem
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.phase_gates import ScopePolicy
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
@@ -69,7 +70,7 @@ def _phase_run_name() -> str:
 
 
 @flow(name="phase", flow_run_name=_phase_run_name, validate_parameters=True)
-async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> PhaseOutcome:
+async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> State[PhaseOutcome]:
     """Run one phase and return its outcome; blocked, failed and timeout end as Failed states."""
     context = current_run(plan_path) or await _standalone_context(plan_path, options)
     phase = context.plan.phase(phase_id)
@@ -126,10 +127,10 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Phas
         await publish_phase_page(plan_path, outcome, options.repo)
     except Exception:  # the page is a view: an API hiccup must not change the verdict
         get_run_logger().warning("phase %s: could not publish its page", phase.id, exc_info=True)
-    return _as_state(outcome)  # type: ignore[return-value]
+    return _as_state(outcome)
 
 
-def _as_state(outcome: PhaseOutcome) -> State[Any]:
+def _as_state(outcome: PhaseOutcome) -> State[PhaseOutcome]:
     """Completed for complete; a Failed state named Blocked / TimedOut / Failed otherwise."""
     if outcome.status == "complete":
         return Completed(data=outcome, message=phase_message(outcome))
@@ -289,7 +290,9 @@ async def _work_and_judge(
     config = context.gate_config or await _committed_config(options)
     if workspace is not None:  # the worktree's own cargo target (see worktree.seed_target)
         config = config.model_copy(update={"target_dir": str(workspace.path / "target")})
-    gates = await gates_step(
+    # Prefect types this call as State[State[Ledger]] and not awaitable; it is a coroutine of the
+    # task's final state (the State the task returns), whose data is the ledger.
+    gates: State[Ledger] = await gates_step(  # type: ignore[misc]
         work,
         phase,
         start=start,
@@ -302,7 +305,7 @@ async def _work_and_judge(
         return_state=True,
     )
     # Failed when a check failed (the task's colour in the UI); the ledger is its data either way.
-    ledger = await gates.result(raise_on_failure=False)  # type: ignore[misc]
+    ledger = await gates.aresult(raise_on_failure=False)
     if not isinstance(ledger, Ledger):  # the task itself broke: its exception, not a verdict
         raise ledger if isinstance(ledger, BaseException) else RuntimeError(str(ledger))
     for role, claim in outcome.claims.items():
@@ -391,12 +394,12 @@ def _resolver(
     return resolve
 
 
-def scope_policy(plan: Plan, default: str) -> str:
+def scope_policy(plan: Plan, default: ScopePolicy) -> ScopePolicy:
     """The plan's own `scope_policy` (frontmatter: siblings | warn | fail), else the run's."""
     from tasks.gates.phase_gates import SCOPE_POLICIES
 
     value = str(plan.frontmatter.get("scope_policy") or "").strip().lower()
-    return value if value in SCOPE_POLICIES else default
+    return next((policy for policy in SCOPE_POLICIES if policy == value), default)
 
 
 # -- agents ---------------------------------------------------------------------------------

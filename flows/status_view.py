@@ -131,7 +131,10 @@ def print_status(
     """The plan, its status, the phase table, ``footer`` (e.g. the cost line), then each
     unfinished phase's reason and failing checks."""
     console = console or Console()
-    say = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+
+    def say(line: Text) -> None:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
     say(Text(f"Plan: {plan}"))
     say(Text(f"Status: {status or '(none)'}"))
     if state is None or not state.phases:
@@ -139,8 +142,8 @@ def print_status(
         return
     console.print()
     console.print(phase_table(state))
-    for line in _hanging(footer, console.width, "", "    ") if footer else []:
-        say(Text(line))
+    for footer_line in _hanging(footer, console.width, "", "    ") if footer else []:
+        say(Text(footer_line))
     details = phase_details(state, console.width)
     if details:
         console.print()

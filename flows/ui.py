@@ -12,10 +12,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prefect import flow
+from prefect import State, flow
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run as runtime_flow_run
-from prefect.states import Cancelled, State
+from prefect.states import Cancelled
 
 from flows.context import PhaseOutcome
 from flows.report import RunReport

@@ -72,9 +72,10 @@ def git_token() -> str | None:
     try:
         from prefect.blocks.system import Secret
 
-        block = Secret.load(GIT_TOKEN_BLOCK, _sync=True)  # type: ignore[call-overload]
+        block = Secret.load(GIT_TOKEN_BLOCK, _sync=True)  # type: ignore[call-arg]  # async_dispatch pops _sync; prefect's typing omits it
     except Exception:  # no block, or no API in reach: a public or SSH remote needs none
         return None
+    assert isinstance(block, Secret)  # with _sync=True: the block itself, not a coroutine
     secret = block.get()
     return str(secret) if secret else None
 

@@ -15,14 +15,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import task
+from prefect import State, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Completed, Failed, State
+from prefect.states import Completed, Failed
 
 from plan_parser.model import Phase, Plan
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind
 from tasks.agent.task import AgentInfrastructureError, note_failed_try, retry_if_retryable
 from tasks.gates.ledger import Ledger, PhaseVerdict
+from tasks.gates.phase_gates import ScopePolicy
+from tasks.gates.preflight import DirtyPolicy
 
 
 @task(name="preflight", cache_policy=NO_CACHE)
@@ -31,7 +33,7 @@ async def preflight_step(
     plan: Plan,
     *,
     plan_path: Path,
-    policy: str,
+    policy: DirtyPolicy,
     skip_tests: bool | None = None,
     network: bool = True,
     sandbox: bool = True,
@@ -86,9 +88,9 @@ async def gates_step(
     start: Any,
     baseline: Any,
     config: Any,
-    scope_policy: str = "warn",
+    scope_policy: ScopePolicy = "warn",
     others: list[Any] | None = None,
-) -> Ledger:
+) -> State[Ledger]:
     """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase.
     ``config``: the run's GateConfig from pre-flight (never re-read: the agents wrote the tree
     since). ``others``: the FileRefs the plan's other phases declare."""
@@ -104,10 +106,10 @@ async def gates_step(
         scope_policy=scope_policy,
         others=others,
     )
-    return gates_state(ledger)  # type: ignore[return-value]
+    return gates_state(ledger)
 
 
-def gates_state(ledger: Ledger) -> State[Any]:
+def gates_state(ledger: Ledger) -> State[Ledger]:
     """The gates task's final state: Failed when a required check failed (the UI shows the task
     red, with the first failing check as its message), Completed otherwise. Either way the
     ledger is the state's data: the phase reads it with ``raise_on_failure=False``. The task

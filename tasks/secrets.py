@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -66,7 +66,7 @@ def anthropic_api_key() -> str | None:
     from prefect.blocks.system import Secret
 
     try:
-        block = Secret.load(SECRET_BLOCK_NAME, _sync=True)
+        block = Secret.load(SECRET_BLOCK_NAME, _sync=True)  # type: ignore[call-arg]  # async_dispatch pops _sync; prefect's typing omits it
     except ValueError:  # no such block document on this server
         _log.debug(
             "no %s in the environment and no Secret block %r", API_KEY_ENV, SECRET_BLOCK_NAME
@@ -194,20 +194,28 @@ def secret_paths() -> list[Path]:
     return unique
 
 
-def scrub_value(value: Any, secrets: list[str] | None = None) -> Any:
+_Scrubbed = TypeVar("_Scrubbed")
+
+
+def scrub_value(value: _Scrubbed, secrets: list[str] | None = None) -> _Scrubbed:
     """``value`` (strings, lists, dicts, pydantic models, nested) with known secrets scrubbed
     from every string in it: checkpoints, table rows and ledgers are written as a whole."""
     secrets = known_secrets() if secrets is None else secrets
     if not secrets:
         return value
+    # every branch of _scrub rebuilds the type it was given
+    return cast(_Scrubbed, _scrub(value, secrets))
+
+
+def _scrub(value: object, secrets: list[str]) -> object:
     if isinstance(value, str):
         return scrub_known(value, secrets)
     if isinstance(value, list | tuple):
-        return type(value)(scrub_value(item, secrets) for item in value)
+        return type(value)(_scrub(item, secrets) for item in value)
     if isinstance(value, dict):
-        return {key: scrub_value(item, secrets) for key, item in value.items()}
+        return {key: _scrub(item, secrets) for key, item in value.items()}
     if isinstance(value, BaseModel):
-        return type(value).model_validate(scrub_value(value.model_dump(), secrets))
+        return type(value).model_validate(_scrub(value.model_dump(), secrets))
     return value
 
 

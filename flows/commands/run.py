@@ -12,11 +12,16 @@ import asyncio
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
+
+if TYPE_CHECKING:
+    from prefect import State
+
+    from flows.report import RunReport
 
 EXIT_INVALID = 2
 
@@ -471,7 +476,7 @@ def _free_dry_run(
     return 0
 
 
-def _print_json(report: Any, echo: Any) -> int:
+def _print_json(report: RunReport, echo: Any) -> int:
     """`--dry-run --with-preflight --json`: the flow's dry run as data."""
     detail = getattr(report, "dry_run_detail", None)
     echo(
@@ -482,23 +487,28 @@ def _print_json(report: Any, echo: Any) -> int:
 
 def _execute(
     plan: Path, *, live: bool | None, prefect_logs: bool = False, **parameters: Any
-) -> Any:
+) -> RunReport | None:
     from flows import execute_plan as module
     from flows.console import quiet_prefect_console
     from flows.live import LiveView
+    from flows.report import RunReport
 
     view = LiveView(live=live)
     module.OBSERVERS.append(view.observe)
     try:
         with view, quiet_prefect_console(not prefect_logs):
-            state = asyncio.run(module.execute_plan(plan, return_state=True, **parameters))
+            # Prefect types the flow's returned State as wrapped in another and the call as an
+            # Awaitable: it is a coroutine, and the State the flow returns is the run's final state.
+            state: State[RunReport] = asyncio.run(
+                module.execute_plan(plan, return_state=True, **parameters)  # type: ignore[arg-type]
+            )
     finally:
         module.OBSERVERS.remove(view.observe)
     try:
         report = state.result(raise_on_failure=False)
     except Exception:
         return None
-    if hasattr(report, "exit_code"):
+    if isinstance(report, RunReport):
         return report
     return None
 

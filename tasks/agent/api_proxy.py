@@ -137,7 +137,9 @@ class ApiProxy:
         """What Claude Code is told, when it shares our network (TCP proxy)."""
         if self.unix_socket is not None:
             return f"http://127.0.0.1:{INNER_PORT}"
-        host, port = self.server.server_address[:2]  # type: ignore[misc]
+        address = self.server.server_address
+        assert isinstance(address, tuple)  # a TCP server's (host, port)
+        host, port = address[:2]
         return f"http://{host}:{port}"
 
     def note_fault(self, kind: str) -> None:

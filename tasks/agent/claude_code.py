@@ -571,6 +571,7 @@ def run_claude_code(
         if account is not None and left_usd is not None
         else f"- budget: {account.name if account is not None else 'none'}, no cost cap"
     )
+    failure: Failure | None
     try:
         sdk = _sdk()
         cli = bundled_cli()
@@ -582,7 +583,7 @@ def run_claude_code(
         failure = Failure(FailureKind.INFRASTRUCTURE, sandbox.refusal(), retryable=False)
         log.write("\n".join(header), f"Not started: {failure.message}")
         return result(f"Not started: {failure.message}", failure, False)
-    failure: Failure | None = None
+    failure = None
     try:
         with confined_cli(request, repo, sandbox, cli) as plan:
             header.append(f"- sandbox: {plan.description}")

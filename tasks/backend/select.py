@@ -19,7 +19,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -32,6 +32,9 @@ from tasks.backend.server import (
     server_status,
 )
 from tasks.backend.settings import offline_env
+
+if TYPE_CHECKING:
+    from prefect.settings.legacy import Setting
 
 Mode = Literal["auto", "server", "ephemeral"]
 _EPHEMERAL_AUTH = f"plan-executor:{secrets.token_urlsafe(32)}"
@@ -80,7 +83,7 @@ def _prefect_api(api_url: str | None, auth: str | None = None) -> Iterator[None]
     )
 
     if api_url is not None:
-        updates: dict = {PREFECT_API_URL: api_url}
+        updates: dict[Setting, str] = {PREFECT_API_URL: api_url}
         if auth is not None:
             updates[PREFECT_API_AUTH_STRING] = auth
         with temporary_settings(updates=updates):
@@ -99,10 +102,10 @@ def _prefect_api(api_url: str | None, auth: str | None = None) -> Iterator[None]
 
 def _ui_url_for(api_url: str) -> str | None:
     """The UI address Prefect derives for an API URL (handles Prefect Cloud too)."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: api_url}):
-        return PREFECT_UI_URL.value()
+        return get_current_settings().ui_url
 
 
 def credential_for(api_url: str, config: ServerConfig | None = None) -> str | None:
@@ -152,11 +155,11 @@ def backend(
     external = os.environ.get("PREFECT_API_URL")
 
     if mode == "ephemeral":
-        auth = {
+        ephemeral_auth = {
             "PREFECT_SERVER_API_AUTH_STRING": _EPHEMERAL_AUTH,
             "PREFECT_API_AUTH_STRING": _EPHEMERAL_AUTH,
         }
-        with _environ({**quiet, "PREFECT_API_URL": None, **auth}), _prefect_api(None):
+        with _environ({**quiet, "PREFECT_API_URL": None, **ephemeral_auth}), _prefect_api(None):
             yield BackendInfo(kind="ephemeral", api_url=None, ui_url=None, started_here=False)
         return
 

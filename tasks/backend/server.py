@@ -342,7 +342,9 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-def _server_env(config: ServerConfig, paths: _Paths, cluster: postgres.PostgresCluster) -> dict:
+def _server_env(
+    config: ServerConfig, paths: _Paths, cluster: postgres.PostgresCluster
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_SETTINGS}
     env.update(offline_env())
     auth = ensure_api_auth(paths.home)

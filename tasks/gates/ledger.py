@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -50,7 +51,7 @@ class Ledger(BaseModel):
         self.entries.append(entry)
         return entry
 
-    def extend(self, entries: list[LedgerEntry]) -> None:
+    def extend(self, entries: Iterable[LedgerEntry]) -> None:
         self.entries.extend(entries)
 
     def failing(self) -> list[LedgerEntry]:

@@ -62,7 +62,7 @@ ScopePolicy = Literal["siblings", "warn", "fail"]
 """What a change outside the phase's declared files is: `siblings` (the run's default) fails a
 file no phase of the plan declares (a wandering agent) and warns for a file another phase
 declares (parallel phases share one tree); `warn` warns for both; `fail` fails both."""
-SCOPE_POLICIES: tuple[str, ...] = ("siblings", "warn", "fail")
+SCOPE_POLICIES: tuple[ScopePolicy, ...] = ("siblings", "warn", "fail")
 
 _CODE_SUFFIXES = (".rs", ".toml", ".py", ".go", ".ts", ".js", ".c", ".h", ".cpp")
 _DEPENDENCY_FIELD = re.compile(
