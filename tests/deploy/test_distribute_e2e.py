@@ -359,7 +359,8 @@ def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_worker
 ):
     """The user's way in (issue 20, done-when): `prefect deployment run 'execute-plan/...'
     --param distribute=true`. The plan's run itself is a deployment run on a worker of the pool
-    (a third one, so that two stay free for the parallel pair); the plan file is mirrored there."""
+    (two more workers join, so that two stay free for the parallel pair); the plan file is
+    mirrored where that run ran."""
     from plan_parser import parse_plan
     from plan_parser.checkpoints import read_plan_state
 
@@ -372,10 +373,14 @@ def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_worker
         timeout_s=180,
     )
     assert deployed.ok, deployed.output
-    home = pool.root / "worker-parent"
-    home.mkdir()
-    parent = _start_worker("worker-parent", home, pool.api_url, pool.standin_url)
+    # Two more workers: the earlier test may have killed one of the pool's, and one worker
+    # (whichever claims it) runs the plan's run; two must stay free for the parallel pair.
+    extra: dict[str, Background] = {}
     try:
+        for name in ("worker-c", "worker-d"):
+            home = pool.root / name
+            home.mkdir()
+            extra[name] = _start_worker(name, home, pool.api_url, pool.standin_url)
         plan_path, repo, remote = _crate_with_remote(tmp_path)
         started = run(
             [PREFECT, "deployment", "run", PARENT_DEPLOYMENT]
@@ -385,15 +390,14 @@ def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_worker
             env=pool.env,
             timeout_s=460,
         )
-        logs = {"worker-parent": parent.log_text()} | {
-            n: w.log_text() for n, w in pool.workers.items()
-        }
+        logs = {n: w.log_text() for n, w in {**pool.workers, **extra}.items()}
         everything = (
             started.output + "\n" + "\n".join(f"--- {n}\n{t[-4000:]}" for n, t in logs.items())
         )
         assert started.ok and "Completed" in started.output, everything
     finally:
-        parent.stop()
+        for worker in extra.values():
+            worker.stop()
 
     state = read_plan_state(plan_path)
     assert state is not None, everything
@@ -402,7 +406,9 @@ def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_worker
     final_ids = {pid: cp.flow_run_id for pid, cp in state.phases.items()}
 
     def ran_on(flow_run_id: str) -> list[str]:
-        return [n for n, text in logs.items() if f"flow-run/{flow_run_id}" in text]
+        # The worker that ran the plan's run also logs its children's ids: match the claim.
+        claim = f"submitting flow run '{flow_run_id}'"
+        return [n for n, text in logs.items() if claim in text]
 
     # The parallel pair ran on two different workers, each in a clone of its own; the plan's
     # run ran on a third slot (whichever worker claimed it), and its phases are its children.
