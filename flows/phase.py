@@ -30,10 +30,18 @@ from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
 from flows.integration import keep_unfinished_work, land_phase, plan_relative
 from flows.ui import current_phase_run_name, phase_message, publish_phase_page
+from plan_parser.errors import PlanExecutorError
 from plan_parser.model import OwnerKind, Phase, Plan
 from tasks import worktree
 from tasks.agent.budget import Limits, RunBudget, close_account
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind, RecordedVerdict, Usage
+from tasks.agent.result import (
+    DEADLINE,
+    AgentRequest,
+    AgentResult,
+    FailureKind,
+    RecordedVerdict,
+    Usage,
+)
 from tasks.agent.roles import (  # noqa: F401 - re-exported: callers import them from here
     TESTER_AGENT,
     VerifierCriterion,
@@ -57,11 +65,11 @@ AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
 infrastructure (default: the task's own 30, 120); one restart per value."""
 
 
-class PhaseTimeout(Exception):
+class PhaseTimeout(PlanExecutorError):
     """An agent call or the whole phase ran out of time."""
 
 
-class PhaseOverBudget(Exception):
+class PhaseOverBudget(PlanExecutorError):
     """A limit stopped an agent call of the phase (a budget, no progress, the turn cap)."""
 
 
@@ -507,16 +515,9 @@ def _agent_step() -> Any:
 
 
 def _hit_deadline(result: AgentResult) -> bool:
-    if result.failure is FailureKind.BUDGET:  # a limit, not the clock
-        return False
-    text = f"{result.stop_reason or ''} {result.error or ''}".lower()
-    # An API request that timed out is an infrastructure fault, not the call's own deadline.
-    words = (
-        ("deadline", "budget exhausted")
-        if result.failure is FailureKind.INFRASTRUCTURE
-        else ("deadline", "timeout", "timed out", "budget exhausted")
-    )
-    return result.failure is not FailureKind.NONE and any(word in text for word in words)
+    # The runtime says so with its code; a limit (BUDGET) or an API request that timed out
+    # (INFRASTRUCTURE) is not the call's own deadline, whatever its message says.
+    return result.failure is FailureKind.AGENT and result.error_code == DEADLINE
 
 
 def _record_agent(

@@ -33,6 +33,7 @@ from typing import Literal, get_args
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
+from plan_parser.errors import PlanExecutorError
 from plan_parser.model import id_key
 
 __all__ = [
@@ -97,7 +98,7 @@ _STATUS_SYNONYMS: dict[str, str] = {
 }
 
 
-class PlanFileError(Exception):
+class PlanFileError(PlanExecutorError):
     """A plan file cannot be read (missing, not UTF-8) or written; the message names file and line."""
 
 

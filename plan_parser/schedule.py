@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 
+from plan_parser.errors import PlanExecutorError
 from plan_parser.ids import id_sort_key
 from plan_parser.model import Phase, Plan
 
 
-class CycleError(ValueError):
+class CycleError(PlanExecutorError, ValueError):
     """The dependency graph has a cycle; `cycle` lists its phase ids in order."""
 
     def __init__(self, cycle: list[str]) -> None:

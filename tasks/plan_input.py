@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from plan_parser.errors import PlanExecutorError
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import worktree
@@ -20,7 +21,7 @@ def plan_name(plan_path: Path) -> str:
     return re.sub(r"^\d{4}-\d{2}-\d{2}\.\s*", "", name) or name
 
 
-class PlanInputError(Exception):
+class PlanInputError(PlanExecutorError):
     """The plan cannot be run as given (invalid, a dependency cycle, not found)."""
 
 

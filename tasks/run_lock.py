@@ -37,6 +37,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from plan_parser.errors import PlanExecutorError
+
 RUN_ENV = "PLAN_EXECUTOR_RUN"
 """Set to the holder's token while it runs: the commands it starts inherit it."""
 
@@ -77,7 +79,7 @@ class RunHolder(BaseModel):
         return ", ".join(parts) or "holder unknown"
 
 
-class RunLockHeld(Exception):
+class RunLockHeld(PlanExecutorError):
     """Another run holds the plan."""
 
     def __init__(self, plan: Path, lock_path: Path, holder: RunHolder | None) -> None:
@@ -93,7 +95,7 @@ class RunLockHeld(Exception):
         )
 
 
-class RunLockError(Exception):
+class RunLockError(PlanExecutorError):
     """The lock file could not be opened (a read-only folder, permissions)."""
 
 

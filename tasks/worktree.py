@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
+from plan_parser.errors import PlanExecutorError
 from tasks import shell
 from tasks.gates.repo_state import LOCKFILES, git, head, show
 
@@ -44,7 +45,7 @@ byte-code caches that any test run writes; pathspec `*` crosses `/`)."""
 CONFLICT_MARKER = re.compile(r"^(<{7}|>{7})( |$)", re.M)
 
 
-class WorktreeError(RuntimeError):
+class WorktreeError(PlanExecutorError, RuntimeError):
     """A git operation on the run's branches or worktrees failed."""
 
 

@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plan_parser.errors import PlanExecutorError
 from tasks.agent.api_proxy import INNER_PORT, INNER_RELAY, PLACEHOLDER_KEY, ApiProxy
 from tasks.agent.budget import COST_LIMIT, TURN_CAP, account_for, remaining_usd
 from tasks.agent.definitions import AgentDefinition
@@ -64,7 +65,14 @@ from tasks.agent.loop import (
     pick_model,
 )
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, skills_section, summary_request
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
+from tasks.agent.result import (
+    DEADLINE,
+    AgentRequest,
+    AgentResult,
+    FailureKind,
+    InfraFaults,
+    Usage,
+)
 from tasks.agent.runtimes import CLAUDE_CODE, RuntimeUnavailable, claude_code_missing
 from tasks.agent.sandbox import (
     DEFAULT_MAX_PROCESSES,
@@ -620,7 +628,9 @@ def run_claude_code(
             except _FatalApi as exc:
                 failure = Failure(FailureKind.INFRASTRUCTURE, str(exc), retryable=False)
             except TimeoutError:
-                failure = Failure(FailureKind.AGENT, "wall-clock budget exhausted (deadline)")
+                failure = Failure(
+                    FailureKind.AGENT, "wall-clock budget exhausted (deadline)", DEADLINE
+                )
             except Exception as exc:
                 log.write("## Claude Code failed", _fence(_cap_log(traceback.format_exc())))
                 failure = _classify_exception(exc)
@@ -660,7 +670,7 @@ def run_claude_code(
     return outcome
 
 
-class _FatalApi(Exception):
+class _FatalApi(PlanExecutorError):
     """The API gave an answer no retry can fix; the call ends now (Claude Code would retry)."""
 
 

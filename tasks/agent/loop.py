@@ -51,6 +51,7 @@ import anthropic
 import httpx2
 from anthropic._middleware import CallNext, Middleware
 
+from plan_parser.errors import PlanExecutorError
 from tasks.agent.budget import (
     NO_PROGRESS,
     SPENDING_LIMITS,
@@ -63,7 +64,15 @@ from tasks.agent.context_files import repository_context
 from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.models import DEFAULT_MODEL, MODEL_ALIASES, model_id  # noqa: F401 - re-exported
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
-from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults, Usage
+from tasks.agent.result import (
+    CONTEXT_EXHAUSTED,
+    DEADLINE,
+    AgentRequest,
+    AgentResult,
+    FailureKind,
+    InfraFaults,
+    Usage,
+)
 from tasks.agent.sandbox import Sandbox, SandboxSettings
 from tasks.agent.tools import (
     BASH_NAME,
@@ -110,7 +119,7 @@ LOG_FIELD_CAP = 30_000
 _READ_BROKEN = (anthropic.APIConnectionError, httpx2.HTTPError)
 
 
-class _DroppedMidStream(Exception):
+class _DroppedMidStream(PlanExecutorError):
     """The connection broke after the reply had started: the turn is retried by the loop."""
 
     def __init__(self, cause: BaseException) -> None:
@@ -241,7 +250,7 @@ def classify_exception(exc: BaseException) -> Failure:
             return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=True)
         message = (exc.api_message or str(exc)).lower()
         if status in (400, 413) and ("too long" in message or "context" in message):
-            return Failure(FailureKind.AGENT, f"context exhausted: {text}", code)
+            return Failure(FailureKind.AGENT, f"context exhausted: {text}", CONTEXT_EXHAUSTED)
         # 400/401/403/404: our request, the key or the model id is wrong; retrying won't help.
         return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=False)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.HTTPError):
@@ -749,7 +758,9 @@ class AgentCall:
                 return stop_reason, Failure(FailureKind.BUDGET, spent.message, spent.code)
             remaining = self.remaining_s()
             if remaining is not None and remaining <= 0:
-                return stop_reason, Failure(FailureKind.AGENT, "wall-clock budget exhausted")
+                return stop_reason, Failure(
+                    FailureKind.AGENT, "wall-clock budget exhausted", DEADLINE
+                )
             self.turns += 1
             try:
                 message, request_id = self.stream(self.params())
@@ -758,7 +769,9 @@ class AgentCall:
                 remaining = self.remaining_s()
                 if remaining is not None and remaining <= 0:
                     failure = Failure(
-                        FailureKind.AGENT, f"wall-clock budget exhausted during a request ({exc!r})"
+                        FailureKind.AGENT,
+                        f"wall-clock budget exhausted during a request ({exc!r})",
+                        DEADLINE,
                     )
                 self.log.write(
                     f"## Turn {self.turns}: request failed",
@@ -898,9 +911,9 @@ class AgentCall:
             failure.kind is FailureKind.INFRASTRUCTURE
             # A spent budget allows no more requests, not even the summary's.
             or (failure.kind is FailureKind.BUDGET and failure.error_code in SPENDING_LIMITS)
-            or failure.message.startswith("wall-clock budget")
+            # Out of time or out of context: a summary request cannot be answered either.
+            or failure.error_code in (DEADLINE, CONTEXT_EXHAUSTED)
             or stop_reason in ("refusal", "model_context_window_exceeded")
-            or failure.message.startswith("context exhausted")
         )
         if skip_summary and failure is not None:
             summary = f"Agent call failed ({failure.kind.value}): {failure.message}."

@@ -95,6 +95,14 @@ class FailureKind(StrEnum):
     `tasks.agent.budget`). Neither the agent's failure nor the infrastructure's."""
 
 
+# `AgentResult.error_code` of an AGENT failure plan-executor recognised itself (no API code):
+# the flows decide on these codes, never on the wording of the message.
+DEADLINE = "deadline"
+"""The call's own wall-clock budget (``deadline_s``) ran out (both runtimes)."""
+CONTEXT_EXHAUSTED = "context_exhausted"
+"""The API refused the request as too long for the model's context window."""
+
+
 class RecordedVerdict(BaseModel):
     """One verdict a verifier recorded with the `record_verdict` tool (never parsed from text)."""
 
@@ -173,7 +181,9 @@ class AgentResult(BaseModel):
     error: str | None = None
     sandboxed: bool = True
     error_code: str | None = None
-    """The API's `error.details.error_code` (e.g. `enforced_spend_limit_reached`), when known."""
+    """Which failure, when known: the API's `error.details.error_code` (e.g.
+    `enforced_spend_limit_reached`), a limit's code (`tasks.agent.budget`), or `DEADLINE` /
+    `CONTEXT_EXHAUSTED` above. Code decides on this field, never on ``error``'s text."""
     retryable: bool = False
     """For INFRASTRUCTURE failures: whether retrying the call can help (not for spend limits,
     authentication or a missing sandbox)."""

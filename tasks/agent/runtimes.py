@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
+from plan_parser.errors import PlanExecutorError
+
 ANTHROPIC: Final = "anthropic"
 CLAUDE_CODE: Final = "claude-code"
 RUNTIMES: tuple[str, ...] = (ANTHROPIC, CLAUDE_CODE)
@@ -24,7 +26,7 @@ RuntimeName = Literal["anthropic", "claude-code"]
 EXTRA_HINT = "pip install 'plan-executor[claude-code]'"
 
 
-class RuntimeUnavailable(RuntimeError):
+class RuntimeUnavailable(PlanExecutorError, RuntimeError):
     """The chosen runtime cannot run here (its optional dependency is not installed)."""
 
 

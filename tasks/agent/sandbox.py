@@ -37,6 +37,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from plan_parser.errors import PlanExecutorError
 from tasks.shell import DEFAULT_OUTPUT_CAP, CommandResult, run, search_path
 
 SANDBOX_HOME = "/tmp/home"
@@ -72,7 +73,7 @@ DEFAULT_MAX_PROCESSES = 4096
 """Enough for cargo and rustc threads on a large machine; a fork bomb stops there."""
 
 
-class SandboxUnavailable(RuntimeError):
+class SandboxUnavailable(PlanExecutorError, RuntimeError):
     """bubblewrap is missing and the user did not allow unsandboxed commands."""
 
 

@@ -19,11 +19,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from plan_parser.errors import PlanExecutorError
 from tasks.agent.loop import run_agent
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind, InfraFaults
 
 
-class AgentInfrastructureError(RuntimeError):
+class AgentInfrastructureError(PlanExecutorError, RuntimeError):
     """The API or the sandbox failed; ``result`` holds what the call recorded."""
 
     def __init__(self, result: AgentResult) -> None:

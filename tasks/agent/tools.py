@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from plan_parser.errors import PlanExecutorError
 from tasks.agent.result import RecordedVerdict
 from tasks.agent.sandbox import Sandbox, SandboxUnavailable
 from tasks.shell import DEFAULT_OUTPUT_CAP
@@ -60,7 +61,7 @@ class ToolResult(BaseModel):
         return block
 
 
-class ToolInputError(ValueError):
+class ToolInputError(PlanExecutorError, ValueError):
     """The model called a tool wrongly; the message goes back to it as an error result."""
 
 

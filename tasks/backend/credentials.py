@@ -25,13 +25,15 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+from plan_parser.errors import PlanExecutorError
+
 API_AUTH_FILE = "api-auth.credential"
 PG_PASSWORD_FILE = "postgres.credential"
 API_USER = "plan-executor"
 SECRET_MODE = 0o600
 
 
-class CredentialError(RuntimeError):
+class CredentialError(PlanExecutorError, RuntimeError):
     """A credential file exists but cannot be used."""
 
 

@@ -46,6 +46,7 @@ from urllib.parse import quote
 import psutil
 from pydantic import BaseModel
 
+from plan_parser.errors import PlanExecutorError
 from tasks.backend.credentials import ensure_pg_password, pg_password_path, read_pg_password
 from tasks.shell import run
 
@@ -99,7 +100,7 @@ _wheel_logger.addHandler(_LAST_ERROR)
 _wheel_logger.propagate = False
 
 
-class PostgresError(RuntimeError):
+class PostgresError(PlanExecutorError, RuntimeError):
     """The cluster could not be initialised, started or reached."""
 
 

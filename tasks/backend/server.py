@@ -45,6 +45,7 @@ from pathlib import Path
 import psutil
 from pydantic import BaseModel
 
+from plan_parser.errors import PlanExecutorError
 from tasks.backend import postgres
 from tasks.backend.credentials import api_auth_path, ensure_api_auth, read_api_auth
 from tasks.backend.settings import (
@@ -114,7 +115,7 @@ class ServerInfo(BaseModel):
         return env
 
 
-class ServerError(RuntimeError):
+class ServerError(PlanExecutorError, RuntimeError):
     """The server could not be started."""
 
 

@@ -21,7 +21,7 @@ from tasks.agent.claude_code import tool_choice, wrapper_script
 from tasks.agent.definitions import AgentDefinition, load_agent_file, resolve_agent
 from tasks.agent.loop import run_agent
 from tasks.agent.pricing import PriceTable
-from tasks.agent.result import FailureKind, Usage
+from tasks.agent.result import DEADLINE, FailureKind, Usage
 from tasks.agent.runtimes import (
     ANTHROPIC,
     CLAUDE_CODE,
@@ -35,7 +35,9 @@ from tasks.agent.standin import (
     cc_bash,
     cc_write,
     claude_code_turn,
+    delayed,
     editor_create,
+    text_turn,
     tool_turn,
     turns_taken,
 )
@@ -320,6 +322,22 @@ def test_a_spend_limit_ends_the_call_at_once_as_infrastructure_not_retried(
     assert "enforced_spend_limit_reached" in (result.error or "")
     assert result.infra.faults.get("429", 0) >= 1
     assert len(fake.message_requests) <= 1 + 4  # never more than Claude Code's 4 retries
+
+
+@needs_claude_code
+@pytest.mark.timeout(120)
+def test_the_deadline_ends_a_claude_code_call_with_the_deadline_code(
+    standin, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The model answers too late: the call's own deadline stops it, said by its code (the flows
+    # end the phase `timeout` on it), not only in its message.
+    fake = standin(responder=lambda body: delayed(text_turn("too late"), 8.0), auto_summary=False)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.base_url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
+    result = run_agent(make_request(repo, runtime=CLAUDE_CODE), deadline_s=3)
+
+    assert result.failure is FailureKind.AGENT and result.error_code == DEADLINE, result.error
+    assert "wall-clock budget exhausted" in (result.error or "")
 
 
 def test_a_spent_budget_starts_no_claude_code_call(standin, repo: Path) -> None:
