@@ -39,7 +39,7 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
 
-from tasks.gates.preflight import DirtyPolicy
+from plan_parser.vocabulary import DirtyPolicy
 
 TIMEOUT_DEPLOYMENT = "resume-on-timeout/fallback"
 """`<flow name>/<deployment name>` of the deployment that resumes a timed-out suspended run."""
@@ -51,7 +51,7 @@ PAUSE_POLL_INTERVAL_S = 1
 class DirtyTreeDecision(RunInput):
     """What to do with uncommitted changes before the plan starts."""
 
-    action: Literal["stash", "commit", "proceed", "stop"]
+    action: DirtyPolicy
 
 
 class FailedPhaseDecision(RunInput):

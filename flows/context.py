@@ -11,22 +11,19 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from plan_parser.model import Plan
+from plan_parser.vocabulary import DirtyPolicy as DirtyPolicy  # re-exported
+from plan_parser.vocabulary import PhaseStatus as PhaseStatus  # re-exported
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, RunBudget
 from tasks.agent.result import InfraFaults
 from tasks.agent.runtimes import RuntimeName
 from tasks.gates.ledger import Ledger
 from tasks.gates.phase_gates import ScopePolicy
 from tasks.mirror import PlanMirror
-
-DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
-PhaseStatus = Literal[
-    "pending", "running", "complete", "failed", "blocked", "timeout", "budget", "skipped"
-]
 
 DEFAULT_PHASE_TIMEOUT_S = 600.0
 """A phase's default time limit: 10 minutes, as the original orchestration prompt had it."""

@@ -50,10 +50,11 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
-from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, DirtyPolicy
+from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from plan_parser.vocabulary import DirtyPolicy
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, format_cost
 from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point

@@ -52,7 +52,7 @@ from tasks.agent.roles import agent_roles as _agent_roles
 from tasks.agent.roles import assigns_tester as _assigns_tester  # noqa: F401
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.agent.tools import citation_problem
-from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.phase_gates import ScopePolicy
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
 from tasks.plan_input import plan_name  # noqa: F401 - re-exported
@@ -331,13 +331,13 @@ async def _work_and_judge(
 
     # A phase the mechanical checks already block is not sent to the verifier (no tokens spent
     # on a verdict that cannot change the outcome); its criteria stay unjudged in the ledger.
-    if verdict.needs_judgement and verdict.status is PhaseStatus.COMPLETE:
+    if verdict.needs_judgement and verdict.status is VerdictStatus.COMPLETE:
         judged = await _judge(context, phase, ledger, verdict.needs_judgement, outcome, work)
         ledger = _with_judgements(ledger, judged)
         verdict = decide_verdict(ledger)
         outcome.steps.append(f"verifier judged {len(judged)} criteria")
 
-    if verdict.status is PhaseStatus.COMPLETE and workspace is not None:
+    if verdict.status is VerdictStatus.COMPLETE and workspace is not None:
         outcome.steps.append("verified complete in its worktree")
         # On a worker (a distributed run) the phase stops here: its branch is pushed and the
         # parent lands it on the integration branch (flows.distribute).
@@ -349,7 +349,7 @@ async def _work_and_judge(
 
     outcome.ledger = ledger
     outcome.failing = [_ledger_line(entry) for entry in verdict.failing]
-    if verdict.status is PhaseStatus.COMPLETE:
+    if verdict.status is VerdictStatus.COMPLETE:
         outcome.status = "complete"
         outcome.steps.append("verified complete")
     else:
@@ -373,7 +373,7 @@ async def land_verified(
         resolve=_resolver(context, phase, outcome, workspace.path, owner_kind),
     )  # fmt: skip
     ledger = Ledger(entries=[*ledger.entries, *landing])
-    if decide_verdict(ledger).status is not PhaseStatus.COMPLETE:
+    if decide_verdict(ledger).status is not VerdictStatus.COMPLETE:
         outcome.ledger = ledger
         outcome.failing = [_ledger_line(e) for e in decide_verdict(ledger).failing]
         outcome.status = "failed"

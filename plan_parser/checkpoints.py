@@ -26,15 +26,14 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, model_validator
 
 from plan_parser.errors import PlanExecutorError
 from plan_parser.model import id_key
+from plan_parser.vocabulary import PHASE_STATUSES, PhaseStatus, utc_stamp
 
 __all__ = [
     "ExecutionState",
@@ -46,10 +45,8 @@ __all__ = [
     "utc_now",
 ]
 
-PhaseStatusName = Literal[
-    "pending", "running", "complete", "failed", "blocked", "timeout", "budget", "skipped"
-]
-PHASE_STATUSES: tuple[str, ...] = get_args(PhaseStatusName)
+# The status names are defined in plan_parser.vocabulary; the old names stay importable here.
+PhaseStatusName = PhaseStatus
 
 CHECKPOINTS_HEADING = "## Execution Checkpoints"
 SUMMARY_HEADING = "## Implementation Summary"
@@ -161,8 +158,8 @@ class ExecutionState(BaseModel):
 
 
 def utc_now() -> str:
-    """Now as the ISO-8601 UTC string the checkpoints use."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Now as the ISO-8601 UTC string the checkpoints use (kept for importers of this name)."""
+    return utc_stamp()
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,5 +22,10 @@ def id_sort_key(phase_id: str) -> tuple[int, int, str, str]:
     return (int(major), int(minor or 0), letter.lower(), "")
 
 
+def id_key(phase_id: str) -> str:
+    """Ids compare case-insensitively and without surrounding blanks: ` 1A` is `1a`."""
+    return phase_id.strip().lower()
+
+
 def same_id(left: str, right: str) -> bool:
-    return left.strip().lower() == right.strip().lower()
+    return id_key(left) == id_key(right)

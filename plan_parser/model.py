@@ -12,6 +12,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from plan_parser.ids import id_key as id_key  # re-exported: importers use this name
+
 _RULE_LINE = re.compile(r"\s{0,3}([-*_])(\s*\1){2,}\s*")
 
 
@@ -224,8 +226,3 @@ class Plan(BaseModel):
             if id_key(phase.id) == wanted:
                 return phase
         raise KeyError(phase_id)
-
-
-def id_key(phase_id: str) -> str:
-    """Ids compare case-insensitively: `1A` is `1a`."""
-    return phase_id.strip().lower()

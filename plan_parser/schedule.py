@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from plan_parser.errors import PlanExecutorError
-from plan_parser.ids import id_sort_key
+from plan_parser.ids import id_key, id_sort_key
 from plan_parser.model import Phase, Plan
 
 
@@ -23,17 +23,13 @@ class CycleError(PlanExecutorError, ValueError):
         super().__init__(f"dependency cycle: {path}")
 
 
-def _key(phase_id: str) -> str:
-    return phase_id.strip().lower()
-
-
 def _selected(plan: Plan, include_optional: bool) -> list[Phase]:
     seen: set[str] = set()
     chosen = []
     for phase in plan.phases:
-        if (phase.optional and not include_optional) or _key(phase.id) in seen:
+        if (phase.optional and not include_optional) or id_key(phase.id) in seen:
             continue
-        seen.add(_key(phase.id))
+        seen.add(id_key(phase.id))
         chosen.append(phase)
     return chosen
 
@@ -45,7 +41,7 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
     to the phases that depend on it (they still wait for what it waited for); references to
     undefined phases are dropped (validation reports them)."""
     phases = _selected(plan, include_optional)
-    canonical = {_key(phase.id): phase.id for phase in phases}
+    canonical = {id_key(phase.id): phase.id for phase in phases}
     if plan.deps_source == "document_order":
         return {
             phase.id: ([phases[index - 1].id] if index else [])
@@ -53,14 +49,14 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
         }
     declared = _declared_dependencies(plan)
     left_out = {
-        _key(phase.id): declared[_key(phase.id)]
+        id_key(phase.id): declared[id_key(phase.id)]
         for phase in plan.phases
-        if _key(phase.id) not in canonical
+        if id_key(phase.id) not in canonical
     }
     result: dict[str, list[str]] = {}
     for phase in phases:
         deps: set[str] = set()
-        todo = list(declared[_key(phase.id)])
+        todo = list(declared[id_key(phase.id)])
         seen: set[str] = set()
         while todo:
             dep = todo.pop()
@@ -77,14 +73,14 @@ def dependency_map(plan: Plan, *, include_optional: bool = True) -> dict[str, li
 
 def _declared_dependencies(plan: Plan) -> dict[str, list[str]]:
     """Lower-cased id → lower-cased ids it waits for, from the fields or the mermaid graph."""
-    declared: dict[str, list[str]] = {_key(phase.id): [] for phase in plan.phases}
+    declared: dict[str, list[str]] = {id_key(phase.id): [] for phase in plan.phases}
     if plan.deps_source == "mermaid":
         for before, after, _ in plan.graph_edges:
             if after in declared and before not in declared[after]:
                 declared[after].append(before)
         return declared
     for phase in plan.phases:
-        declared[_key(phase.id)].extend(_key(dep) for dep in phase.depends_on)
+        declared[id_key(phase.id)].extend(id_key(dep) for dep in phase.depends_on)
     return declared
 
 
@@ -220,7 +216,7 @@ def transitive_dependents(plan: Plan, phase_id: str) -> set[str]:
     for node, deps in graph.items():
         for dep in deps:
             dependents.setdefault(dep, set()).add(node)
-    start = next((node for node in dependents if _key(node) == _key(phase_id)), None)
+    start = next((node for node in dependents if id_key(node) == id_key(phase_id)), None)
     if start is None:
         return set()
     found: set[str] = set()

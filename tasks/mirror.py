@@ -22,22 +22,20 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_state
+from plan_parser.vocabulary import FAILED_LIKE_STATUSES, TERMINAL_STATUSES, utc_now, utc_stamp
 from plan_parser.writer import PlanFileWriter
 from tasks.secrets import scrub_known, scrub_value
 
-TERMINAL = {"complete", "failed", "blocked", "timeout", "budget", "skipped"}
-FAILED_LIKE = {"failed", "blocked", "timeout", "budget"}
+# The status sets are defined in plan_parser.vocabulary; these names stay importable here.
+TERMINAL = TERMINAL_STATUSES
+FAILED_LIKE = FAILED_LIKE_STATUSES
 
 Listener = Callable[[PhaseCheckpoint], Awaitable[None] | None]
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def stamp(moment: datetime | None = None) -> str:
-    """ISO-8601 UTC with a `Z` (`2025-12-19T14:30:00Z`), the form checkpoints are written in."""
-    return (moment or utc_now()).strftime("%Y-%m-%dT%H:%M:%SZ")
+# `utc_now` (a datetime) and `stamp` (its checkpoint string) are defined in
+# plan_parser.vocabulary; both names stay importable here.
+stamp = utc_stamp
 
 
 class PlanMirror:

@@ -20,11 +20,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
 from plan_parser.model import Phase, Plan
+from plan_parser.vocabulary import DirtyPolicy
 from tasks.agent.result import AgentRequest, AgentResult, FailureKind
 from tasks.agent.task import AgentInfrastructureError, note_failed_try, retry_if_retryable
 from tasks.gates.ledger import Ledger, PhaseVerdict
 from tasks.gates.phase_gates import ScopePolicy
-from tasks.gates.preflight import DirtyPolicy
 
 
 @task(name="preflight", cache_policy=NO_CACHE)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from plan_parser.vocabulary import DirtyPolicy
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 
 if TYPE_CHECKING:
@@ -24,13 +25,6 @@ if TYPE_CHECKING:
     from flows.report import RunReport
 
 EXIT_INVALID = 2
-
-
-class Dirty(StrEnum):
-    stop = "stop"
-    stash = "stash"
-    commit = "commit"
-    proceed = "proceed"
 
 
 class UnknownOwners(StrEnum):
@@ -85,8 +79,8 @@ def run_command(
         typer.Option("--skill", "-s", help="A skill to pass to every agent (repeatable)."),
     ] = None,
     dirty: Annotated[
-        Dirty, typer.Option(help="Uncommitted changes: stop, stash, commit or proceed.")
-    ] = Dirty.stop,
+        DirtyPolicy, typer.Option(help="Uncommitted changes: stop, stash, commit or proceed.")
+    ] = "stop",
     include_optional: Annotated[bool, typer.Option(help="Run phases marked optional too.")] = False,
     phase_timeout: Annotated[
         float, typer.Option(help="Seconds per phase (default 600: 10 minutes).")
@@ -220,7 +214,7 @@ def run_command(
         plan,
         repo=repo,
         skills=skill or [],
-        dirty_policy=dirty.value,
+        dirty_policy=dirty,
         include_optional=include_optional,
         phase_timeout_s=phase_timeout,
         agent_timeout_s=agent_timeout,

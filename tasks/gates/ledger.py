@@ -58,12 +58,21 @@ class Ledger(BaseModel):
         return [e for e in self.entries if e.required and e.verdict is Verdict.FAIL]
 
 
-class PhaseStatus(StrEnum):
+class VerdictStatus(StrEnum):
+    """What the evidence decides for a phase: complete, or blocked by a failing required check.
+
+    Not the checkpoint status (`plan_parser.vocabulary.PhaseStatus`, eight names the mirror
+    records): the run maps this verdict onto one of those."""
+
     COMPLETE = "complete"
     BLOCKED = "blocked"
 
 
+PhaseStatus = VerdictStatus
+"""The former name of :class:`VerdictStatus`, kept importable."""
+
+
 class PhaseVerdict(BaseModel):
-    status: PhaseStatus
+    status: VerdictStatus
     failing: list[LedgerEntry] = Field(default_factory=list)
     needs_judgement: list[LedgerEntry] = Field(default_factory=list)

@@ -9,11 +9,11 @@ message says what to fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel
 
 from plan_parser.model import OwnerKind, PhaseType, Plan
+from plan_parser.vocabulary import DirtyPolicy as DirtyPolicy  # re-exported
 from tasks import shell
 from tasks.gates.cargo_output import FAILED, TestRun
 from tasks.gates.config import (
@@ -35,8 +35,6 @@ from tasks.gates.repo_state import (
     porcelain_status,
 )
 from tasks.gates.verdict import blocks
-
-DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
 
 FIX_HINTS = {
     "working tree": "commit or stash your changes, or choose a dirty-tree policy: stash | commit | proceed",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, PhaseVerdict, Verdict
+from tasks.gates.ledger import Ledger, LedgerEntry, PhaseVerdict, Verdict, VerdictStatus
 
 
 def blocks(entry: LedgerEntry) -> bool:
@@ -23,7 +23,7 @@ def decide(ledger: Ledger) -> PhaseVerdict:
         for entry in ledger.entries
         if entry.verdict is Verdict.NEEDS_JUDGEMENT and not entry.judged
     ]
-    status = PhaseStatus.BLOCKED if failing else PhaseStatus.COMPLETE
+    status = VerdictStatus.BLOCKED if failing else VerdictStatus.COMPLETE
     return PhaseVerdict(status=status, failing=failing, needs_judgement=pending)
 
 

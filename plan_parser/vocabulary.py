@@ -1,0 +1,59 @@
+"""The words every package shares, each defined once: phase statuses, the dirty-tree policy,
+phase-id keys and the two forms of "now".
+
+Pure Python (no Prefect, no I/O) so that `plan_parser` can hold it and `flows`/`tasks` import it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+from plan_parser.ids import id_key
+
+__all__ = [
+    "DIRTY_POLICIES",
+    "FAILED_LIKE_STATUSES",
+    "PHASE_STATUSES",
+    "TERMINAL_STATUSES",
+    "DirtyPolicy",
+    "STAMP_FORMAT",
+    "PhaseStatus",
+    "id_key",
+    "utc_now",
+    "utc_stamp",
+]
+
+# --- phase status: what the checkpoint mirror records for one phase ---------------------------
+
+PhaseStatus = Literal[
+    "pending", "running", "complete", "failed", "blocked", "timeout", "budget", "skipped"
+]
+PHASE_STATUSES: tuple[str, ...] = get_args(PhaseStatus)
+
+TERMINAL_STATUSES: frozenset[str] = frozenset(
+    {"complete", "failed", "blocked", "timeout", "budget", "skipped"}
+)
+"""A phase in one of these has finished this run: it is not scheduled again until a retry."""
+FAILED_LIKE_STATUSES: frozenset[str] = frozenset({"failed", "blocked", "timeout", "budget"})
+"""Finished without its work done: a rerun or a person's retry starts the phase again."""
+
+# --- dirty-tree policy: what a run does with uncommitted changes before it starts ------------
+
+DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
+DIRTY_POLICIES: tuple[str, ...] = get_args(DirtyPolicy)
+
+# --- now: checkpoints are stamped to the second, in UTC ---------------------------------------
+
+STAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_now() -> datetime:
+    """Now in UTC, to the second (a `datetime`)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def utc_stamp(moment: datetime | None = None) -> str:
+    """`moment` (default: now) as the ISO-8601 UTC string the checkpoints use
+    (`2025-12-19T14:30:00Z`)."""
+    return (moment or utc_now()).strftime(STAMP_FORMAT)

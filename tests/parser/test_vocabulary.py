@@ -1,0 +1,42 @@
+"""The shared vocabulary: the status sets are subsets of the status names, the old import paths
+name the same objects, and the two forms of "now" agree."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from plan_parser import checkpoints, model, vocabulary
+from tasks import mirror
+from tasks.gates import ledger
+
+
+def test_status_sets_are_made_of_phase_statuses() -> None:
+    names = set(vocabulary.PHASE_STATUSES)
+    assert vocabulary.FAILED_LIKE_STATUSES < vocabulary.TERMINAL_STATUSES < names
+    assert names - vocabulary.TERMINAL_STATUSES == {"pending", "running"}
+
+
+def test_old_names_are_the_vocabulary() -> None:
+    assert checkpoints.PHASE_STATUSES is vocabulary.PHASE_STATUSES
+    assert mirror.TERMINAL is vocabulary.TERMINAL_STATUSES
+    assert mirror.FAILED_LIKE is vocabulary.FAILED_LIKE_STATUSES
+    assert mirror.utc_now is vocabulary.utc_now and mirror.stamp is vocabulary.utc_stamp
+    assert model.id_key is vocabulary.id_key
+    assert ledger.PhaseStatus is ledger.VerdictStatus
+
+
+def test_dirty_policies_in_the_order_the_cli_shows_them() -> None:
+    assert vocabulary.DIRTY_POLICIES == ("stop", "stash", "commit", "proceed")
+
+
+def test_now_as_datetime_and_as_checkpoint_string() -> None:
+    now = vocabulary.utc_now()
+    assert now.tzinfo is UTC and now.microsecond == 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", checkpoints.utc_now())
+    moment = datetime(2025, 12, 19, 14, 30, tzinfo=UTC)
+    assert vocabulary.utc_stamp(moment) == "2025-12-19T14:30:00Z"
+
+
+def test_id_key_ignores_case_and_blanks() -> None:
+    assert vocabulary.id_key(" 1A ") == "1a"
