@@ -48,10 +48,15 @@ SERVER_TIMEOUT_GRACE_S = 300
 PAUSE_POLL_INTERVAL_S = 1
 
 
+DirtyTreeAction = Literal["stash", "commit", "proceed", "stop"]
+"""The dirty-tree policies (:data:`plan_parser.vocabulary.DirtyPolicy`) in the order the UI's
+form offers them to a person: the usual answer first, `stop` (the fallback) last."""
+
+
 class DirtyTreeDecision(RunInput):
     """What to do with uncommitted changes before the plan starts."""
 
-    action: DirtyPolicy
+    action: DirtyTreeAction
 
 
 class FailedPhaseDecision(RunInput):

@@ -40,3 +40,12 @@ def test_now_as_datetime_and_as_checkpoint_string() -> None:
 
 def test_id_key_ignores_case_and_blanks() -> None:
     assert vocabulary.id_key(" 1A ") == "1a"
+
+
+def test_the_dirty_tree_form_offers_every_policy_and_only_those() -> None:
+    from typing import get_args
+
+    from flows.approvals import DirtyTreeAction
+    from plan_parser.vocabulary import DIRTY_POLICIES
+
+    assert sorted(get_args(DirtyTreeAction)) == sorted(DIRTY_POLICIES)
