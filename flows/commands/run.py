@@ -301,12 +301,12 @@ def run_plan(
     if problem is not None:
         echo(f"error: {problem}", err=True)
         return EXIT_INVALID
-    from tasks.agent.runtimes import RuntimeUnavailable, require_runtime
+    from tasks.plan_input import PlanInputError, check_agent_runtime
 
     try:
-        require_runtime(agent_runtime)
-    except (RuntimeUnavailable, ValueError) as exc:
-        echo(f"error: --agent-runtime {agent_runtime}: {exc}", err=True)
+        check_agent_runtime(agent_runtime)
+    except PlanInputError as exc:
+        echo(f"error: {exc}", err=True)
         return EXIT_INVALID
     if (with_preflight or as_json) and not dry_run:
         echo("error: --with-preflight and --json go with --dry-run", err=True)
