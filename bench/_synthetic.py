@@ -33,7 +33,7 @@ CLI = ROOT / ".venv" / "bin" / "plan-executor"
 sys.path.insert(0, str(ROOT))
 
 # Before Prefect is imported anywhere: quiet console, offline (as the CLI runs it).
-from tasks.backend.settings import offline_env  # noqa: E402
+from backend.settings import offline_env  # noqa: E402
 
 os.environ.update(offline_env())
 
@@ -150,7 +150,7 @@ A synthetic plan for the engine benchmarks: each phase writes one note.
 
 def make_repo(root: Path, shape: str, n: int) -> Path:
     """The demo crate with a synthetic plan and instant gates, committed; returns the plan."""
-    from flows.demo import make_crate
+    from cli.demo import make_crate
 
     (root / ".ai").mkdir(parents=True, exist_ok=True)
     (root / ".ai" / "plan-executor.toml").write_text(INSTANT_GATES, encoding="utf-8")
@@ -158,7 +158,7 @@ def make_repo(root: Path, shape: str, n: int) -> Path:
 
 
 def scripts(n: int, delay_s: float) -> dict[str, object]:
-    from flows.demo import PhaseScript
+    from cli.demo import PhaseScript
     from tasks.agent.standin import editor_create
 
     return {
@@ -237,10 +237,10 @@ def run_synthetic(
     phases' outcomes and the stand-in's request log (start times of the work turns)."""
     import asyncio
 
+    from backend.select import backend as select_backend
+    from cli.demo import ScriptedAgents
     from flows import execute_plan as module
-    from flows.demo import ScriptedAgents
     from tasks.agent.standin import StandinMessagesAPI
-    from tasks.backend.select import backend as select_backend
 
     own_root = root is None
     root = root or Path(tempfile.mkdtemp(prefix=f"bench-{shape}-{n}-"))

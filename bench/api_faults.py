@@ -38,8 +38,8 @@ SLOW_S = 3.0
 
 
 def one_run(share: float, seed: int) -> dict[str, Any]:
+    from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from flows import execute_plan as module
-    from flows.demo import ScriptedAgents, demo_scripts, make_crate
     from tasks.agent.result import InfraFaults
     from tasks.agent.standin import FaultPlan, StandinMessagesAPI
 
@@ -83,7 +83,7 @@ def main() -> None:
     parser.add_argument("--backend", default="server", choices=["server", "ephemeral"])
     args = parser.parse_args()
 
-    from tasks.backend.select import backend as select_backend
+    from backend.select import backend as select_backend
 
     os.environ["ANTHROPIC_API_KEY"] = "stand-in"
     os.environ["PLAN_EXECUTOR_API_TIMEOUT_S"] = str(TIMEOUT_S)

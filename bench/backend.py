@@ -26,8 +26,8 @@ import psutil
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tasks.backend.server import ServerConfig, start_server, stop_server  # noqa: E402
-from tasks.backend.settings import offline_env  # noqa: E402
+from backend.server import ServerConfig, start_server, stop_server  # noqa: E402
+from backend.settings import offline_env  # noqa: E402
 from tasks.shell import run  # noqa: E402
 
 

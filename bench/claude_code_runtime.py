@@ -4,7 +4,7 @@
 
 Runs `plan-executor demo`'s plan (three phases: 1 and 2 in parallel, 3 after both and judged
 by a verifier) on a fresh demo crate once per runtime, the agents played by the stand-in
-(`flows.demo.ScriptedAgents`), everything else real (Prefect, gates, cargo, bubblewrap).
+(`cli.demo.ScriptedAgents`), everything else real (Prefect, gates, cargo, bubblewrap).
 Prints, per runtime: the verdicts, the Messages API requests the stand-in answered, the tokens
 it counted (its emulation: whitespace-separated words, so the SIZE of what each runtime sends,
 not a bill), the run's wall time and the agent calls' own time (from the details logs). The
@@ -26,8 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from flows.commands.run import run_plan  # noqa: E402
-from flows.demo import ScriptedAgents, demo_scripts, make_crate  # noqa: E402
+from cli.demo import ScriptedAgents, demo_scripts, make_crate  # noqa: E402
+from cli.run import run_plan  # noqa: E402
 from plan_parser.checkpoints import read_plan_state  # noqa: E402
 from tasks.agent.runtimes import RUNTIMES  # noqa: E402
 from tasks.agent.standin import StandinMessagesAPI  # noqa: E402

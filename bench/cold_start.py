@@ -37,7 +37,7 @@ import _synthetic as syn  # noqa: E402
 
 
 def one_run(env: dict[str, str]) -> dict[str, Any]:
-    from flows.demo import ScriptedAgents
+    from cli.demo import ScriptedAgents
     from tasks.agent.standin import StandinMessagesAPI
 
     root = Path(tempfile.mkdtemp(prefix="bench-cold-"))
@@ -120,7 +120,7 @@ def main() -> None:
         results["fresh home"] = fresh
     imports = [
         timed_command(
-            [python, "-c", "import flows.execute_plan, flows.commands.run"],
+            [python, "-c", "import flows.execute_plan, cli.run"],
             env={**os.environ, "PYTHONPATH": str(syn.ROOT)},
         )
         for _ in range(args.reps)

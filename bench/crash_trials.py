@@ -38,8 +38,8 @@ BEGIN, END = "<!-- crash_trials: begin -->", "<!-- crash_trials: end -->"
 
 @contextmanager
 def prefect_server() -> Any:
-    from tasks.backend.server import ServerConfig, drain_client_workers, start_server, stop_server
-    from tasks.backend.settings import offline_env
+    from backend.server import ServerConfig, drain_client_workers, start_server, stop_server
+    from backend.settings import offline_env
     from tests.prefect_fixture import TEST_DIR_PREFIX, free_port, private_tmp_dir
 
     root = private_tmp_dir(f"{TEST_DIR_PREFIX}crash-bench-")

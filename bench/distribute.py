@@ -198,9 +198,9 @@ def main() -> None:
     command = "python bench/distribute.py " + " ".join(sys.argv[1:])
     stamp = syn.stamp(command)
 
-    from flows.demo import ScriptedAgents
+    from backend.server import ServerConfig, start_server, stop_server
+    from cli.demo import ScriptedAgents
     from tasks.agent.standin import StandinMessagesAPI
-    from tasks.backend.server import ServerConfig, start_server, stop_server
 
     home = Path(tempfile.mkdtemp(prefix="bench-home-"))
     config = ServerConfig(home=home, port=syn.free_port())

@@ -224,7 +224,7 @@ def main() -> None:
                 f"{row['per_phase_s']:.3f}s/phase; 1-phase flow {singles[-1]:.2f}s",
                 flush=True,
             )
-        from tasks.backend.select import backend as select_backend
+        from backend.select import backend as select_backend
 
         with select_backend("server", console=lambda *_: None):  # sets PREFECT_API_URL
             parts = asyncio.run(breakdown(rows[-1]["flow_run_id"]))

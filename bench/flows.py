@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def one_run(backend: str) -> dict[str, float]:
+    from backend.select import backend as select_backend
+    from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from flows import execute_plan as module
-    from flows.demo import ScriptedAgents, demo_scripts, make_crate
     from tasks.agent.standin import StandinMessagesAPI
-    from tasks.backend.select import backend as select_backend
 
     root = Path(tempfile.mkdtemp(prefix="bench-flows-"))
     plan = make_crate(root / "crate")

@@ -4,7 +4,7 @@
 
 The demo plan (3 phases: two owners in wave 1, an owner and a verifier in wave 2) is dry-run for
 its forecast, then run for real on a private plan-executor server with the scripted stand-in
-agents (flows/demo.py). For every conversation the stand-in saw, the first request's system
+agents (cli/demo.py). For every conversation the stand-in saw, the first request's system
 prompt + first user message + custom tool definitions, in characters, is set against the
 forecast's ``prompt_chars`` for that call: the forecast builds its prompts with the run's own
 functions, so the two should agree, and where they do not the table shows by how much.
@@ -32,7 +32,7 @@ import _synthetic as syn  # noqa: E402
 
 def conversations(requests: list[Any]) -> dict[tuple[str, str], list[Any]]:
     """Requests grouped by conversation: (phase id, role) from the first user message."""
-    from flows.demo import PHASE_HEADING, VERIFIER_FOR
+    from cli.demo import PHASE_HEADING, VERIFIER_FOR
 
     grouped: dict[tuple[str, str], list[Any]] = {}
     for request in requests:
@@ -76,10 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     header = syn.stamp("python bench/forecast_calibration.py --write-docs")
 
+    from backend.select import backend as select_backend
+    from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from flows import execute_plan as module
-    from flows.demo import ScriptedAgents, demo_scripts, make_crate
     from tasks.agent.standin import StandinMessagesAPI
-    from tasks.backend.select import backend as select_backend
     from tasks.dry_run import DryRunOptions, dry_run
     from tasks.forecast import conversation_usage
 

@@ -72,13 +72,13 @@ class Worker:
     """Responder: each phase's agent takes `turns` tool turns, then says it is done."""
 
     def __init__(self, turns: int) -> None:
-        from flows.demo import ScriptedAgents
+        from cli.demo import ScriptedAgents
 
         self.turns = turns
         self.fallback = ScriptedAgents(syn.scripts(64, 0.0))  # type: ignore[arg-type]
 
     def __call__(self, body: dict[str, Any]) -> Any:
-        from flows.demo import PHASE_HEADING, VERIFIER_FOR, _text
+        from cli.demo import PHASE_HEADING, VERIFIER_FOR, _text
         from tasks.agent.standin import (
             bash_command,
             editor_create,
@@ -137,8 +137,8 @@ def measure(phases: int, turns: int, memory: bool = False) -> dict[str, Any]:
         add_memory(root / "crate")
     import asyncio
 
+    from backend.select import backend as select_backend
     from flows import execute_plan as module
-    from tasks.backend.select import backend as select_backend
 
     with StandinMessagesAPI(responder=Worker(turns), auto_summary=False) as api:
         os.environ["ANTHROPIC_BASE_URL"] = api.base_url

@@ -6,7 +6,7 @@ Starts a private PostgreSQL-backed Prefect server (the same helpers as the test 
 the `plan-executor` process pool, deploys this checkout's prefect.yaml (`prefect deploy --all`),
 starts a process worker, and runs a scripted plan with `prefect deployment run
 'execute-plan/manual' --watch`: the demo crate's plan with the agents played by the stand-in
-Messages API (flows/demo.py); the owner of phase 1 claims success without doing anything, so
+Messages API (cli/demo.py); the owner of phase 1 claims success without doing anything, so
 phase 1 is blocked, phase 2 completes and phase 3 (which depends on phase 1) is skipped.
 
 Then headless Chromium (Debian's `chromium`), driven over the DevTools protocol because the
@@ -41,9 +41,9 @@ import httpx
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT))
 
-from flows.demo import ScriptedAgents, demo_plan, demo_scripts, make_crate  # noqa: E402
+from backend.server import ServerConfig, start_server, stop_server  # noqa: E402
+from cli.demo import ScriptedAgents, demo_plan, demo_scripts, make_crate  # noqa: E402
 from tasks.agent.standin import StandinMessagesAPI  # noqa: E402
-from tasks.backend.server import ServerConfig, start_server, stop_server  # noqa: E402
 from tasks.shell import run  # noqa: E402
 from tests.deploy._procs import PREFECT, base_env, start_worker  # noqa: E402
 from tests.prefect_fixture import free_port  # noqa: E402

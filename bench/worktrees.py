@@ -284,7 +284,7 @@ def make_repo(root: Path, records: int, *, vendor_outside: Path | None = None) -
 
 
 def scripts(delay_s: float) -> dict[str, Any]:
-    from flows.demo import PhaseScript
+    from cli.demo import PhaseScript
     from tasks.agent.standin import editor_create, editor_str_replace
 
     return {
@@ -343,10 +343,10 @@ def gate_commands_s(entries: list[Any]) -> float:
 
 
 def run_flow(mode: str, records: int, delay_s: float, vendor: str = "in-repo") -> dict[str, Any]:
+    from backend.select import backend as select_backend
+    from cli.demo import ScriptedAgents
     from flows import execute_plan as module
-    from flows.demo import ScriptedAgents
     from tasks.agent.standin import StandinMessagesAPI
-    from tasks.backend.select import backend as select_backend
 
     root = Path(tempfile.mkdtemp(prefix=f"bench-wt-{mode}-"))
     # Outside the repository but visible in the sandbox (which puts a tmpfs over /tmp and the
@@ -610,15 +610,15 @@ def stale_run(mode: str) -> dict[str, Any]:
     reads for a while; phase 2 changes `b` and its test and runs `cargo test` (in the shared
     target) after phase 1's edit and before phase 1's gates, then reads on (so phase 1 lands
     first). Timing-dependent by design: 1's edit at ~4 s, 2's build at ~5-7 s, 1's gates ~8 s."""
+    from backend.select import backend as select_backend
+    from cli.demo import PhaseScript, ScriptedAgents
     from flows import execute_plan as module
-    from flows.demo import PhaseScript, ScriptedAgents
     from tasks.agent.standin import (
         StandinMessagesAPI,
         bash_command,
         editor_str_replace,
         editor_view,
     )
-    from tasks.backend.select import backend as select_backend
 
     root = Path(tempfile.mkdtemp(prefix=f"bench-wt-stale-run-{mode}-")) / "crate"
     plan_file = ".ai/plans/2026-12-07.stale.md"

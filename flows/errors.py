@@ -9,6 +9,9 @@ that every public one is listed here.
 
 from __future__ import annotations
 
+from backend.credentials import CredentialError
+from backend.postgres import PostgresError
+from backend.server import PortInUseError, ServerError
 from flows.phase import PhaseOverBudget, PhaseTimeout
 from plan_parser.checkpoints import PlanFileError
 from plan_parser.errors import PlanExecutorError
@@ -18,9 +21,6 @@ from tasks.agent.runtimes import RuntimeUnavailable
 from tasks.agent.sandbox import SandboxUnavailable
 from tasks.agent.task import AgentInfrastructureError
 from tasks.agent.tools import ToolInputError
-from tasks.backend.credentials import CredentialError
-from tasks.backend.postgres import PostgresError
-from tasks.backend.server import PortInUseError, ServerError
 from tasks.plan_input import PlanInputError
 from tasks.run_lock import RunLockError, RunLockHeld
 from tasks.worktree import WorktreeError

@@ -367,7 +367,7 @@ async def _open_api_warning(options: RunOptions) -> str | None:
         return None
     from prefect.settings import PREFECT_API_URL
 
-    from tasks.backend.exposure import api_is_open, open_api_warning
+    from backend.exposure import api_is_open, open_api_warning
 
     api_url = PREFECT_API_URL.value()
     if not api_url or not await asyncio.to_thread(api_is_open, api_url):

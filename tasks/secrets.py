@@ -152,7 +152,7 @@ def _prefect_setting_secrets() -> list[str]:
 
 
 def _credential_files() -> list[str]:
-    from tasks.backend.settings import plan_executor_home
+    from backend.settings import plan_executor_home
 
     home = plan_executor_home()
     if not home.is_dir():
@@ -176,7 +176,7 @@ def secret_paths() -> list[Path]:
     are (inside the repository too). The plan-executor home (the server's `PREFECT_HOME` and the
     cluster's data directory are under it, named explicitly in case the home is mounted away)
     and this process's `PREFECT_HOME` (its profiles may hold an API key)."""
-    from tasks.backend.settings import plan_executor_home
+    from backend.settings import plan_executor_home
 
     home = plan_executor_home()
     paths = [home, home / "postgres", home / "prefect"]

@@ -25,15 +25,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tasks.backend import postgres
-from tasks.backend.server import (
+from backend import postgres
+from backend.server import (
     ServerConfig,
     ServerInfo,
     drain_client_workers,
     start_server,
     stop_server,
 )
-from tasks.backend.settings import offline_env
+from backend.settings import offline_env
 
 TEST_DIR_PREFIX = "plan-executor-test-"
 OWNER_FILE = "owner.pid"

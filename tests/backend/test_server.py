@@ -21,9 +21,9 @@ from uuid import UUID
 import psutil
 import pytest
 
-from tasks.backend import postgres
-from tasks.backend.select import backend
-from tasks.backend.server import ServerConfig, api_status, server_status, stop_server
+from backend import postgres
+from backend.select import backend
+from backend.server import ServerConfig, api_status, server_status, stop_server
 from tasks.shell import CommandResult, run
 from tests.prefect_fixture import free_port, private_tmp_dir
 
@@ -207,7 +207,7 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
     assert server_status(config) is not None
     assert any(f"http://127.0.0.1:{port}" in line for line in messages)
 
-    from tasks.backend.server import drain_client_workers
+    from backend.server import drain_client_workers
 
     drain_client_workers()  # our logs and events went to this server, which is about to die
 
@@ -244,8 +244,8 @@ def test_cli_server_serves_concurrent_subflows_and_recovers_from_sigkill(home_en
 KILLED_RUN = """
 import json, os, signal, sys
 from pathlib import Path
-from tasks.backend.select import backend
-from tasks.backend.server import ServerConfig
+from backend.select import backend
+from backend.server import ServerConfig
 config = ServerConfig(home=Path(sys.argv[1]), port=int(sys.argv[2]))
 with backend("auto", config=config) as chosen:
     print("BACKEND " + chosen.model_dump_json(), flush=True)
@@ -282,7 +282,7 @@ def test_run_started_server_survives_a_killed_run_and_the_next_run_cleans_it_up(
 
 def test_a_running_server_without_the_credential_is_replaced(home_env, monkeypatch) -> None:
     """A server started by an older plan-executor (no credential) must not go on serving."""
-    from tasks.backend import server as server_module
+    from backend import server as server_module
 
     home, port, _ = home_env
     config = ServerConfig(home=home, port=port)

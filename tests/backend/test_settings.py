@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.backend.server import ServerConfig
-from tasks.backend.settings import offline_env, plan_executor_home
+from backend.server import ServerConfig
+from backend.settings import offline_env, plan_executor_home
 
 
 def test_offline_env_silences_telemetry_and_only_the_console(monkeypatch) -> None:

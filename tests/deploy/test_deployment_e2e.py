@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo import ScriptedAgents, demo_scripts, make_crate
+from cli.demo import ScriptedAgents, demo_scripts, make_crate
 from tasks import concurrency, secrets
 from tasks.shell import CommandResult, run
 from tests.deploy._procs import PREFECT, Background, base_env, start_worker

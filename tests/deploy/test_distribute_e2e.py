@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
+from cli.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
 from tasks import secrets
 from tasks.agent.standin import StandinMessagesAPI, editor_create
 from tasks.shell import run
@@ -214,7 +214,7 @@ def _crate_with_remote(root: Path) -> tuple[Path, Path, Path]:
 
 
 def _run_distributed(plan_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch):
-    from flows.commands.run import run_plan
+    from cli.run import run_plan
 
     lines: list[str] = []
     monkeypatch.setenv("PLAN_EXECUTOR_PHASE_DEPLOYMENT", DEPLOYMENT)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import (
+from cli.demo import (
     ALPHA_TEST,
     BETA_TEST,
     LIB_ANCHOR,

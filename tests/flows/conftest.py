@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from flows.demo import PHASE_HEADING, VERIFIER_FOR
+from cli.demo import PHASE_HEADING, VERIFIER_FOR
 
 needs_cargo = pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")
 

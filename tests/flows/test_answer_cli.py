@@ -14,8 +14,8 @@ import httpx
 import pytest
 from prefect import flow
 
+from cli.answer import parse_fields
 from flows.approvals import DirtyTreeDecision, ask
-from flows.commands.answer import parse_fields
 from tasks.shell import run
 from tests.prefect_fixture import api_auth
 

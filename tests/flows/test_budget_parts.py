@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from flows.commands.run import budget_problem, run_plan
+from cli.run import budget_problem, run_plan
 from flows.context import PhaseOutcome, RunOptions
 from flows.phase import _as_state, run_budget
 from flows.report import RunReport, cost_line, final_report, implementation_summary, table_rows
@@ -167,7 +167,7 @@ def test_reports_show_cost_per_phase_and_for_the_run() -> None:
 
 
 def test_status_prints_each_phase_cost_and_the_total(tmp_path: Path) -> None:
-    from flows.cli import app
+    from cli.app import app
 
     checkpoints = [
         PhaseCheckpoint(phase_id="1", status="complete", tokens={"input": 5}, cost_usd=0.25),

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.commands.run import checkpoint_cost_line
-from flows.demo import (
+from cli.demo import (
     ALPHA_TEST,
     BETA_TEST,
     PhaseScript,
@@ -19,6 +18,7 @@ from flows.demo import (
     make_crate,
     reading_forever,
 )
+from cli.run import checkpoint_cost_line
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import editor_create
 from tests.flows.conftest import needs_cargo, phase_of

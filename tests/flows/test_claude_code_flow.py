@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.commands.run import run_plan
-from flows.demo import ALPHA_TEST, PhaseScript, ScriptedAgents, make_crate
+from cli.demo import ALPHA_TEST, PhaseScript, ScriptedAgents, make_crate
+from cli.run import run_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.runtimes import ANTHROPIC, CLAUDE_CODE
 from tasks.agent.standin import StandinMessagesAPI, editor_create

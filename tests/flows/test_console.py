@@ -8,8 +8,8 @@ import logging
 import pytest
 from rich.console import Console
 
-from flows.console import prefect_console_handlers, quiet_prefect_console
-from flows.live import LiveView, transition_line
+from cli.console import prefect_console_handlers, quiet_prefect_console
+from cli.live import LiveView, transition_line
 from plan_parser.checkpoints import PhaseCheckpoint
 
 
@@ -55,7 +55,7 @@ def test_hints_name_the_venvs_command_when_it_is_not_on_path(
     import sys
     from pathlib import Path
 
-    from flows.console import cli_command
+    from cli.console import cli_command
 
     venv_bin = Path(sys.executable).parent
     if not (venv_bin / "plan-executor").exists():

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import demo_port, make_crate, where_to_look
+from backend.server import port_in_use
+from cli.demo import demo_port, make_crate, where_to_look
 from plan_parser.checkpoints import PhaseCheckpoint
-from tasks.backend.server import port_in_use
 from tasks.mirror import PlanMirror
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import CRATE_FILES, demo_plan
+from cli.demo import CRATE_FILES, demo_plan
 from tasks.dry_run import DryRunReport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +22,7 @@ JUSTFILE = 'set shell := ["bash", "-c"]\nflags := "-q"\n\ntest *args=\'\':\n    
 # Runs the CLI in a fresh interpreter and says afterwards whether anything imported Prefect.
 PROBE = """
 import sys
-from flows.cli import app
+from cli.app import app
 try:
     app(sys.argv[1:], prog_name="plan-executor")
 except SystemExit as exit_:
@@ -142,7 +142,7 @@ def test_dry_run_runs_nothing_writes_nothing_and_shows_gates_and_cost(tmp_path: 
 
 
 def test_dry_run_is_refused_while_a_run_holds_the_plan(tmp_path: Path) -> None:
-    from flows.commands.run import run_plan
+    from cli.run import run_plan
     from tasks import run_lock
 
     plan = make_repo(tmp_path / "crate")
@@ -162,7 +162,7 @@ def test_dry_run_is_refused_while_a_run_holds_the_plan(tmp_path: Path) -> None:
 
 
 def test_dry_run_of_an_invalid_plan_says_why(tmp_path: Path) -> None:
-    from flows.commands.run import run_plan
+    from cli.run import run_plan
 
     plan = make_repo(
         tmp_path / "crate",
@@ -178,7 +178,7 @@ def test_dry_run_of_an_invalid_plan_says_why(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("flag", ["--json", "--with-preflight"])
 def test_dry_run_flags_need_dry_run(tmp_path: Path, flag: str) -> None:
-    from flows.commands.run import run_plan
+    from cli.run import run_plan
 
     plan = make_repo(tmp_path / "crate")
     said: list[str] = []

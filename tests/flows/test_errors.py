@@ -7,6 +7,8 @@ import importlib
 import inspect
 import pkgutil
 
+import backend
+import cli
 import flows
 import flows.errors
 import plan_parser
@@ -17,7 +19,7 @@ from plan_parser.errors import PlanExecutorError
 def _product_exceptions() -> dict[str, type[BaseException]]:
     """`module.Class` -> class, for every exception class defined in a product module."""
     found: dict[str, type[BaseException]] = {}
-    for package in (flows, tasks, plan_parser):
+    for package in (flows, tasks, plan_parser, cli, backend):
         modules = [package.__name__] + [
             info.name
             for info in pkgutil.walk_packages(package.__path__, prefix=package.__name__ + ".")
@@ -32,9 +34,10 @@ def _product_exceptions() -> dict[str, type[BaseException]]:
 
 def test_every_product_exception_derives_from_the_root() -> None:
     found = _product_exceptions()
-    # The walk reaches all three packages (a walk that found nothing would pass vacuously).
+    # The walk reaches every package (a walk that found nothing would pass vacuously).
     assert {"tasks.plan_input.PlanInputError", "plan_parser.schedule.CycleError"} <= set(found)
     assert "flows.phase.PhaseTimeout" in found
+    assert "backend.postgres.PostgresError" in found
     outside = sorted(name for name, cls in found.items() if not issubclass(cls, PlanExecutorError))
     assert outside == []
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import PhaseScript, ScriptedAgents
+from cli.demo import PhaseScript, ScriptedAgents
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import bash_command, editor_create, editor_str_replace
 from tasks.shell import run as run_command

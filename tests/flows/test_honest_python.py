@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import PhaseScript, ScriptedAgents
+from cli.demo import PhaseScript, ScriptedAgents
 from plan_parser.checkpoints import read_plan_state
 from tasks import shell
 from tasks.agent.standin import editor_str_replace

@@ -7,8 +7,8 @@ import asyncio
 import re
 from pathlib import Path
 
+from cli.demo import demo_plan
 from flows.context import PhaseOutcome
-from flows.demo import demo_plan
 from flows.execute_plan import detect_skills, resumable_phases
 from flows.phase import _with_judgements, judged_entries, verifier_criteria, verifier_task
 from flows.report import RunReport, final_report, implementation_summary, plan_status, table_rows
@@ -281,7 +281,7 @@ def test_live_view_shows_waves_and_transitions() -> None:
 
     from rich.console import Console
 
-    from flows.live import LiveView
+    from cli.live import LiveView
 
     def checkpoint(pid: str, status: str, error: str | None = None) -> SimpleNamespace:
         return SimpleNamespace(phase_id=pid, status=status, error=error, tokens={"output": 7})

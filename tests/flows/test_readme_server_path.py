@@ -14,7 +14,7 @@ import pytest
 import typer
 import yaml
 
-from flows.cli import app
+from cli.app import app
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 README = CHECKOUT / "README.md"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.commands.run import run_plan
-from flows.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
+from cli.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
+from cli.run import run_plan
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_create, editor_view
@@ -309,7 +309,7 @@ def test_sigkill_mid_phase_then_rerun_skips_completed_phases(
 
     with StandinMessagesAPI(responder=responder, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
-        command = [sys.executable, "-m", "flows.cli", "run", str(plan_path), "--repo", str(repo)]
+        command = [sys.executable, "-m", "cli.app", "run", str(plan_path), "--repo", str(repo)]
         with (tmp_path / "first.log").open("wb") as out:
             first = subprocess.Popen(
                 [*command, "--no-live"],
@@ -455,7 +455,7 @@ def test_human_phase_is_blocked_and_orchestrator_phase_runs_gates_only(
 def test_status_prints_the_mirror(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.app import app
     from plan_parser.checkpoints import PhaseCheckpoint
     from plan_parser.writer import PlanFileWriter
 
@@ -805,7 +805,7 @@ def test_run_killed_during_gates_reuses_the_finished_agent_call(
 
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
-        command = [sys.executable, "-m", "flows.cli", "run", str(plan_path), "--no-live"]
+        command = [sys.executable, "-m", "cli.app", "run", str(plan_path), "--no-live"]
         with (tmp_path / "first.log").open("wb") as out:
             first = subprocess.Popen(
                 command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.console import Console
 from typer.testing import CliRunner
 
-from flows.cli import app
-from flows.status_view import print_status
+from cli.app import app
+from cli.status_view import print_status
 from plan_parser.checkpoints import PhaseCheckpoint, read_plan_state
 from plan_parser.writer import apply_phases, apply_status
 

@@ -11,7 +11,7 @@ from prefect.artifacts import acreate_markdown_artifact
 from prefect.states import Completed, Failed
 from typer.testing import CliRunner
 
-from flows.cli import app
+from cli.app import app
 
 
 @flow(name="watch-probe-phase", flow_run_name="phase-{phase_id}")

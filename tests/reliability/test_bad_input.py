@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.commands.run import run_plan
+from cli.run import run_plan
 from tasks.agent.standin import StandinMessagesAPI, text_turn
 from tasks.shell import run as run_command
 from tests.parser.helpers import phase_block, plan_text, run_cli
@@ -237,8 +237,8 @@ def _agents_and_backend(
 ) -> Iterator[tuple[StandinMessagesAPI, list[str]]]:
     """The stand-in Messages API as the agents' endpoint, and a backend chooser that records
     that it was entered and then fails the run the way an unavailable server does."""
-    from tasks.backend import select
-    from tasks.backend.server import ServerError
+    from backend import select
+    from backend.server import ServerError
 
     entered: list[str] = []
 
@@ -332,7 +332,7 @@ def test_cli_run_on_bad_input_needs_no_server(repo: Path, tmp_path: Path) -> Non
         )
         try:
             result = run_command(
-                [sys.executable, "-m", "flows.cli", "run", str(path), "--repo", str(repo)]
+                [sys.executable, "-m", "cli.app", "run", str(path), "--repo", str(repo)]
                 + ["--backend", "server", "--no-live"],
                 cwd=Path(__file__).resolve().parents[2],
                 env=env,

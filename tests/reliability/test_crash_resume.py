@@ -134,7 +134,7 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
     import sys
     import time
 
-    from flows.demo import PhaseScript, ScriptedAgents, make_crate
+    from cli.demo import PhaseScript, ScriptedAgents, make_crate
     from plan_parser.checkpoints import read_plan_state
     from tasks.agent.standin import StandinMessagesAPI, editor_create
     from tasks.gates.wiring import rustfmt
@@ -172,7 +172,7 @@ def test_a_gate_command_left_running_by_the_killed_run_is_stopped_by_the_rerun(
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
         env.pop(RUN_ENV, None)
         command = [
-            *(sys.executable, "-m", "flows.cli", "run", str(plan_path)),
+            *(sys.executable, "-m", "cli.app", "run", str(plan_path)),
             *("--no-live", "--unsandboxed-gates"),
         ]
         with (tmp_path / "first.log").open("wb") as out:

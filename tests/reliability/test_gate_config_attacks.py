@@ -30,8 +30,8 @@ from typing import Any
 
 import pytest
 
-from flows.commands.run import run_plan
-from flows.demo import PhaseScript, ScriptedAgents, make_crate
+from cli.demo import PhaseScript, ScriptedAgents, make_crate
+from cli.run import run_plan
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.loop import run_agent

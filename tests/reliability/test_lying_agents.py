@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from flows.commands.run import run_plan
-from flows.demo import PhaseScript, ScriptedAgents, make_crate
+from cli.demo import PhaseScript, ScriptedAgents, make_crate
+from cli.run import run_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_create, editor_str_replace
 from tests.flows.conftest import needs_cargo

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.demo import ScriptedAgents, demo_scripts, make_crate
+from cli.demo import ScriptedAgents, demo_scripts, make_crate
 from plan_parser.checkpoints import read_plan_state
 from tasks import run_lock
 from tasks.agent.standin import StandinMessagesAPI
@@ -218,7 +218,7 @@ def test_second_run_is_refused_while_the_first_is_inside_an_agent_call(
 
     with StandinMessagesAPI(responder=responder, auto_summary=False) as api:
         env = {**os.environ, "ANTHROPIC_BASE_URL": api.base_url, "ANTHROPIC_API_KEY": "stand-in"}
-        command = [sys.executable, "-m", "flows.cli", "run", str(plan_path), "--no-live"]
+        command = [sys.executable, "-m", "cli.app", "run", str(plan_path), "--no-live"]
         with (tmp_path / "first.log").open("wb") as out:
             first = subprocess.Popen(
                 command,
@@ -274,8 +274,8 @@ def test_second_run_is_refused_while_the_first_is_inside_an_agent_call(
 def test_an_agent_cannot_delete_the_run_lock_to_let_a_second_run_in(tmp_path: Path) -> None:
     """The agents' sandbox gets the lock file read-only like the plan: removed, a second run would
     lock a new file beside the first run (flock locks the open file, not the name)."""
+    from cli.demo import demo_plan
     from flows.context import RunContext, RunOptions
-    from flows.demo import demo_plan
     from flows.phase import agent_request
     from plan_parser import parse_plan
     from tasks.agent.sandbox import Sandbox, SandboxSettings

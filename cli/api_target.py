@@ -17,7 +17,7 @@ def flow_run_and_api(flow_run_id: str, exit_code: int) -> tuple[UUID, dict[str, 
     except ValueError:
         typer.echo(f"error: {flow_run_id!r} is not a flow run id", err=True)
         raise typer.Exit(exit_code) from None
-    from tasks.backend.select import command_client_env
+    from backend.select import command_client_env
 
     client = command_client_env()
     if client is None:

@@ -10,7 +10,7 @@ The cluster listens on a Unix socket only (`listen_addresses=''`), in a director
 cluster's user can enter: nothing on the network, and no port that can collide with anything.
 Every connection, the socket's included, needs the superuser's password (scram-sha-256): root
 passes any socket permission, and the database holds the Secret blocks and their encryption key.
-The password lives in the home's `postgres.credential` (`tasks.backend.credentials`, 0600); our
+The password lives in the home's `postgres.credential` (`backend.credentials`, 0600); our
 psql gets it in PGPASSWORD (its own environment only) and the Prefect server in its database URL. A cluster made by an
 older version with trust authentication is migrated in place the next time it starts (see
 `_migrate_from_trust`): its run history is kept.
@@ -46,8 +46,8 @@ from urllib.parse import quote
 import psutil
 from pydantic import BaseModel
 
+from backend.credentials import ensure_pg_password, pg_password_path, read_pg_password
 from plan_parser.errors import PlanExecutorError
-from tasks.backend.credentials import ensure_pg_password, pg_password_path, read_pg_password
 from tasks.shell import run
 
 with warnings.catch_warnings():
@@ -71,7 +71,7 @@ AUTH_METHOD = "scram-sha-256"
 SCRAM_ITERATIONS = 4096
 # What `initdb --auth=scram-sha-256` writes, without its comments; replaces a trust pg_hba.conf.
 HBA_CONF = f"""\
-# written by plan-executor: every connection needs the password (see tasks/backend/postgres.py)
+# written by plan-executor: every connection needs the password (see backend/postgres.py)
 local   all             all                                     {AUTH_METHOD}
 host    all             all             127.0.0.1/32            {AUTH_METHOD}
 host    all             all             ::1/128                 {AUTH_METHOD}

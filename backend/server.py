@@ -10,7 +10,7 @@ Everything lives under the plan-executor home (`ServerConfig.home`):
     server.lock       serialises start/stop between processes
     leases/<pid>-<n>  runs using a server that was started for a run only
     api-auth.credential  the API credential (0600): the server requires it on every request
-                      but GET /api/health and /api/ready (`tasks.backend.credentials`)
+                      but GET /api/health and /api/ready (`backend.credentials`)
     postgres.credential  the PostgreSQL password (0600)
 
 `prefect server start` is spawned with `subprocess.Popen`, not through `tasks.shell`: it is a
@@ -45,10 +45,9 @@ from pathlib import Path
 import psutil
 from pydantic import BaseModel
 
-from plan_parser.errors import PlanExecutorError
-from tasks.backend import postgres
-from tasks.backend.credentials import api_auth_path, ensure_api_auth, read_api_auth
-from tasks.backend.settings import (
+from backend import postgres
+from backend.credentials import api_auth_path, ensure_api_auth, read_api_auth
+from backend.settings import (
     DEFAULT_HOST,
     DEFAULT_PORT,
     HOST_ENV,
@@ -58,6 +57,7 @@ from tasks.backend.settings import (
     offline_env,
     plan_executor_home,
 )
+from plan_parser.errors import PlanExecutorError
 
 STOP_GRACE_S = 10.0
 HEALTH_ATTEMPTS = 3

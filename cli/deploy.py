@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         """Create the work pool, deploy prefect.yaml, create the agent concurrency limit."""
         import asyncio
 
-        from tasks.backend.select import client_settings, command_client_env
+        from backend.select import client_settings, command_client_env
         from tasks.concurrency import AGENT_LIMIT_NAME, ensure_agent_limit
         from tasks.shell import run
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:  # the server module is imported by the commands only, keeping --help fast
-    from tasks.backend.server import ServerConfig, ServerInfo
+    from backend.server import ServerConfig, ServerInfo
 
 HomeOption = Annotated[
     Path | None,
@@ -24,7 +24,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the server as JS
 
 
 def _config(home: Path | None, host: str | None = None, port: int | None = None) -> ServerConfig:
-    from tasks.backend.server import ServerConfig
+    from backend.server import ServerConfig
 
     return ServerConfig.from_env(home=home, host=host, port=port)
 
@@ -67,8 +67,8 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOption = False,
     ) -> None:
         """Start the server in the background, or report the one already running."""
-        from tasks.backend.postgres import PostgresError
-        from tasks.backend.server import PortInUseError, ServerError, start_server
+        from backend.postgres import PostgresError
+        from backend.server import PortInUseError, ServerError, start_server
 
         config = _config(home, host, port)
         if not as_json:
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
     @server_app.command()
     def stop(home: HomeOption = None) -> None:
         """Stop the server and its PostgreSQL."""
-        from tasks.backend.server import stop_server
+        from backend.server import stop_server
 
         config = _config(home)
         if stop_server(config):
@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
     @server_app.command()
     def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
         """Report the running server; exit code 1 when none is running."""
-        from tasks.backend.server import recorded_server, server_status
+        from backend.server import recorded_server, server_status
 
         config = _config(home)
         info = server_status(config)
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         """
         import os
 
-        from flows.commands.deploy import prefect_executable
+        from cli.deploy import prefect_executable
         from tasks.shell import which
 
         env = {**os.environ, **_client_env(home)}
@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
 
 def _client_env(home: Path | None) -> dict[str, str]:
     """The API address and credential a client should use, or exit 1 when there is no server."""
-    from tasks.backend.select import command_client_env
+    from backend.select import command_client_env
 
     client = command_client_env(_config(home))
     if client is None:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tasks.backend.settings import PORT_ENV, configured_port
+from backend.settings import PORT_ENV, configured_port
 
 CRATE_FILES = {
     "Cargo.toml": """[package]
@@ -410,7 +410,7 @@ def run_demo(
 ) -> int:
     import typer
 
-    from flows.commands.run import run_plan
+    from cli.run import run_plan
     from tasks.agent.standin import StandinMessagesAPI
 
     if shutil.which("cargo") is None:
@@ -471,7 +471,7 @@ def demo_port(backend_mode: str) -> int | None:
     port instead. None when nothing needs changing: another backend is used (`ephemeral`, or
     PREFECT_API_URL), a server of this home is running (it is reused, on its own port), or the
     configured port is free."""
-    from tasks.backend.server import ServerConfig, free_port, port_in_use, server_status
+    from backend.server import ServerConfig, free_port, port_in_use, server_status
 
     if backend_mode == "ephemeral" or (
         backend_mode == "auto" and os.environ.get("PREFECT_API_URL")
@@ -486,7 +486,7 @@ def demo_port(backend_mode: str) -> int | None:
 def where_to_look(root: Path, plan_path: Path) -> list[str]:
     """The demo's closing pointers, each only when it exists: a run that stopped early (a
     backend that could not start, an invalid plan) wrote no checkpoints and no logs."""
-    from flows.console import cli_command
+    from cli.console import cli_command
     from plan_parser.checkpoints import read_plan_state
 
     lines = ["Where to look:"]

@@ -20,7 +20,7 @@ from uuid import UUID
 
 import typer
 
-from flows.commands.api_target import flow_run_and_api
+from cli.api_target import flow_run_and_api
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import Artifact, FlowRun
@@ -49,7 +49,7 @@ def watch_command(
     Exit 0 when the run ended Completed, 1 otherwise (or at --timeout), 2 without such a run.
     """
     run_id, client = flow_run_and_api(flow_run_id, EXIT_NO_RUN)
-    from tasks.backend.select import client_settings
+    from backend.select import client_settings
 
     ui_url = client["PREFECT_API_URL"].rstrip("/").removesuffix("/api")
     with client_settings(client):
@@ -171,7 +171,7 @@ def summary_lines(
         lines.append(f"  {phase.name:<{width}}  {phase_state:<9}{detail}".rstrip())
     lines.append("Where the outcome is:")
     lines.append(f"  - the run in the UI:  {ui_url}/runs/flow-run/{run.id}")
-    from flows.console import cli_command
+    from cli.console import cli_command
 
     report = _report(artifacts)
     if report is not None:

@@ -9,7 +9,7 @@ subflows on SQLite back off for seconds each, see docs/benchmarks.md).
 Inside the context PREFECT_API_URL and PREFECT_API_AUTH_STRING are set both in os.environ (for
 child processes) and in Prefect's in-process settings (which were read once, when Prefect was
 imported), and both are restored afterwards. The credential of a plan-executor server comes from
-its home (`tasks.backend.credentials`); a PREFECT_API_URL naming that server gets it too unless
+its home (`backend.credentials`); a PREFECT_API_URL naming that server gets it too unless
 PREFECT_API_AUTH_STRING is set, so nobody has to copy it.
 """
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
-from tasks.backend.server import (
+from backend.server import (
     ServerConfig,
     acquire_for_run,
     drain_client_workers,
@@ -31,7 +31,7 @@ from tasks.backend.server import (
     release_for_run,
     server_status,
 )
-from tasks.backend.settings import offline_env
+from backend.settings import offline_env
 
 if TYPE_CHECKING:
     from prefect.settings.legacy import Setting

@@ -332,9 +332,9 @@ def run_plan(
         echo(invalid, err=True)
         return EXIT_INVALID
 
-    from tasks.backend.postgres import PostgresError
-    from tasks.backend.select import backend as select_backend
-    from tasks.backend.server import ServerError
+    from backend.postgres import PostgresError
+    from backend.select import backend as select_backend
+    from backend.server import ServerError
 
     try:
         return _run_on_backend(
@@ -482,9 +482,9 @@ def _print_json(report: RunReport, echo: Any) -> int:
 def _execute(
     plan: Path, *, live: bool | None, prefect_logs: bool = False, **parameters: Any
 ) -> RunReport | None:
+    from cli.console import quiet_prefect_console
+    from cli.live import LiveView
     from flows import execute_plan as module
-    from flows.console import quiet_prefect_console
-    from flows.live import LiveView
     from flows.report import RunReport
 
     view = LiveView(live=live)
@@ -511,7 +511,7 @@ def status_command(
     plan: Annotated[Path, typer.Argument(help="The plan file.")],
 ) -> None:
     """Print the plan's checkpoint mirror: each phase's state, times, errors, failing checks."""
-    from flows.status_view import print_status
+    from cli.status_view import print_status
     from plan_parser.checkpoints import read_plan_state
 
     if not plan.is_file():
@@ -566,7 +566,7 @@ def demo_command(
     ] = AgentRuntimeChoice.anthropic,
 ) -> None:
     """Run a sample plan on a throwaway crate, agents played by a scripted STAND-IN Messages API."""
-    from flows.demo import run_demo
+    from cli.demo import run_demo
 
     raise typer.Exit(
         run_demo(

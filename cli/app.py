@@ -1,6 +1,6 @@
 """The `plan-executor` command line.
 
-Commands live in `flows/commands/`, one module each, registered here. Modules import their heavy
+Commands live in `cli/`, one module each, registered here. Modules import their heavy
 dependencies (Prefect above all) inside the command body, so `parse`, `validate` and `graph`
 start without importing Prefect.
 """
@@ -25,9 +25,9 @@ COMMAND_MODULES = ("parse", "server", "run", "deploy", "answer", "watch")
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
         try:
-            module = importlib.import_module(f"flows.commands.{name}")
+            module = importlib.import_module(f"cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"flows.commands.{name}":
+            if exc.name == f"cli.{name}":
                 continue  # not written yet
             raise
         module.register(app)

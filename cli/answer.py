@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flows.commands.api_target import flow_run_and_api
+from cli.api_target import flow_run_and_api
 
 EXIT_REFUSED = 2
 
@@ -46,7 +46,7 @@ def answer_command(
     run_id, client = flow_run_and_api(flow_run_id, EXIT_REFUSED)
     from prefect.flow_runs import resume_flow_run
 
-    from tasks.backend.select import client_settings
+    from backend.select import client_settings
 
     with client_settings(client):
         try:
