@@ -485,19 +485,16 @@ def _execute(
     from cli.console import quiet_prefect_console
     from cli.live import LiveView
     from flows import execute_plan as module
+    from flows.context import observing
     from flows.report import RunReport
 
     view = LiveView(live=live)
-    module.OBSERVERS.append(view.observe)
-    try:
-        with view, quiet_prefect_console(not prefect_logs):
-            # Prefect types the flow's returned State as wrapped in another and the call as an
-            # Awaitable: it is a coroutine, and the State the flow returns is the run's final state.
-            state: State[RunReport] = asyncio.run(
-                module.execute_plan(plan, return_state=True, **parameters)  # type: ignore[arg-type]
-            )
-    finally:
-        module.OBSERVERS.remove(view.observe)
+    with view, observing(view), quiet_prefect_console(not prefect_logs):
+        # Prefect types the flow's returned State as wrapped in another and the call as an
+        # Awaitable: it is a coroutine, and the State the flow returns is the run's final state.
+        state: State[RunReport] = asyncio.run(
+            module.execute_plan(plan, return_state=True, **parameters)  # type: ignore[arg-type]
+        )
     try:
         report = state.result(raise_on_failure=False)
     except Exception:

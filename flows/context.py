@@ -2,20 +2,24 @@
 
 Subflow parameters go to the API, so they stay small (plan path, phase id, options). The heavy,
 process-local things (the parsed plan, the mirror, the pre-flight baseline) live in a
-:class:`RunContext` registered under the plan path for the duration of the run. A phase subflow
-started on its own (no registered run) builds a fresh context.
+:class:`RunContext` that the plan's flow makes the current run (a context variable) for the
+duration of the run. A phase subflow started on its own (no current run) builds a fresh context.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
-from plan_parser.model import Plan
+from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint
+from plan_parser.model import Phase, Plan
 from plan_parser.vocabulary import DirtyPolicy as DirtyPolicy  # re-exported
 from plan_parser.vocabulary import PhaseStatus as PhaseStatus  # re-exported
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, RunBudget
@@ -24,6 +28,7 @@ from tasks.agent.runtimes import RuntimeName
 from tasks.gates.ledger import Ledger
 from tasks.gates.phase_gates import ScopePolicy
 from tasks.mirror import PlanMirror
+from tasks.resume import resume_reason
 
 DEFAULT_PHASE_TIMEOUT_S = 600.0
 """A phase's default time limit: 10 minutes, as the original orchestration prompt had it."""
@@ -156,7 +161,7 @@ class RunContext:
     outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
     attempts: dict[str, str] = field(default_factory=dict)
     """Phase id → the attempt this run makes at it (the agent calls' cache key)."""
-    previous: Any = None
+    previous: ExecutionState | None = None
     """The ExecutionState the plan file held when the run started (None: first run)."""
     integration_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """One phase at a time lands on the integration branch."""
@@ -180,20 +185,90 @@ class RunContext:
         return 0
 
 
-_RUNS: dict[str, RunContext] = {}
+_CURRENT_RUN: ContextVar[RunContext | None] = ContextVar("plan_executor_run", default=None)
+"""The run this code runs inside: set by the plan's flow for the duration of the run, seen by
+its phase subflows (the same task, the asyncio tasks of one wave, and the thread the retry
+entrypoint runs the flow in all carry a copy of the context)."""
 
 
-def _key(plan_path: Path) -> str:
-    return str(Path(plan_path).resolve())
-
-
-def register_run(context: RunContext) -> None:
-    _RUNS[_key(context.plan_path)] = context
-
-
-def unregister_run(plan_path: Path) -> None:
-    _RUNS.pop(_key(plan_path), None)
+@contextmanager
+def running(context: RunContext) -> Iterator[RunContext]:
+    """Make ``context`` the current run until the block ends."""
+    token = _CURRENT_RUN.set(context)
+    try:
+        yield context
+    finally:
+        _CURRENT_RUN.reset(token)
 
 
 def current_run(plan_path: Path) -> RunContext | None:
-    return _RUNS.get(_key(plan_path))
+    """The current run when it runs ``plan_path``; None for a phase subflow started on its own
+    (a worker's `execute-phase` run builds a fresh context)."""
+    context = _CURRENT_RUN.get()
+    if context is None or Path(context.plan_path).resolve() != Path(plan_path).resolve():
+        return None
+    return context
+
+
+class RunObserver(Protocol):
+    """What watches a run from outside (the CLI's live view): the waves once, then every phase
+    transition the checkpoint mirror writes."""
+
+    def set_waves(self, waves: list[list[str]]) -> None: ...
+
+    def observe(self, checkpoint: PhaseCheckpoint) -> None: ...
+
+
+_OBSERVERS: ContextVar[tuple[RunObserver, ...]] = ContextVar("plan_executor_observers", default=())
+
+
+@contextmanager
+def observing(observer: RunObserver) -> Iterator[RunObserver]:
+    """Runs started in this block (in this thread or task) report to ``observer``."""
+    token = _OBSERVERS.set((*_OBSERVERS.get(), observer))
+    try:
+        yield observer
+    finally:
+        _OBSERVERS.reset(token)
+
+
+def observers() -> tuple[RunObserver, ...]:
+    """The observers of the runs started here (the innermost :func:`observing` blocks)."""
+    return _OBSERVERS.get()
+
+
+def phase_owner(phase: Phase) -> str:
+    """The owner as the reports show it (`self` when the phase names none)."""
+    return phase.owner.raw if phase.owner else "self"
+
+
+def resumed_outcome(phase: Phase, checkpoint: PhaseCheckpoint, wave: int) -> PhaseOutcome:
+    """The outcome of a phase not run because its checkpoint says complete and still holds."""
+    return PhaseOutcome(
+        phase_id=phase.id,
+        title=phase.title,
+        owner=phase_owner(phase),
+        wave=wave,
+        status="complete",
+        artifacts=list(checkpoint.artifacts or []),
+        tokens=dict(checkpoint.tokens or {}),
+        cost_usd=checkpoint.cost_usd or 0.0,
+        flow_run_id=checkpoint.flow_run_id,
+        resumed=True,
+        resume_reason=resume_reason(checkpoint),
+    )
+
+
+def plain_outcome(
+    phase: Phase, wave: int, status: PhaseStatus, error: str | None = None
+) -> PhaseOutcome:
+    """An outcome without evidence: a phase the run did not start (pending, skipped, budget)
+    or whose subflow raised, and why."""
+    return PhaseOutcome(
+        phase_id=phase.id,
+        title=phase.title,
+        owner=phase_owner(phase),
+        wave=wave,
+        status=status,
+        error=error,
+    )

@@ -40,7 +40,7 @@ from uuid import uuid4
 from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
 
-from flows.context import PhaseOutcome, RunContext, RunOptions, register_run, unregister_run
+from flows.context import PhaseOutcome, RunContext, RunOptions, running
 from flows.integration import commit_message, never_committed
 from flows.phase import _as_state, land_verified, run_phase
 from plan_parser.model import Phase
@@ -136,12 +136,11 @@ async def execute_phase(
     log.info("phase %s: clone %s (%s), base %s", phase_id, clone, how, base[:12])
     context = await _worker_context(clone, plan, options, base, attempt, baseline, gate_config)
     context.attempts[phase_id] = worker_attempt(attempt, how)
-    register_run(context)
-    try:
+    with running(context):
         state = await run_phase.fn(context.plan_path, phase_id, context.options)
-    finally:
-        unregister_run(context.plan_path)
-    outcome: PhaseOutcome = context.outcomes[phase_id]
+    outcome = state.data  # the state run_phase built around the phase's outcome
+    if not isinstance(outcome, PhaseOutcome):
+        raise TypeError(f"phase {phase_id}: run_phase handed back {type(outcome).__name__}")
     outcome.ran_on = ran_on(clone)
     outcome.steps.insert(0, f"clone {how} in {prepared_in:.1f}s")
     await _commit_and_push(context, outcome, clone_url)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -33,8 +34,11 @@ from flows.context import (
     PhaseOutcome,
     RunContext,
     RunOptions,
-    register_run,
-    unregister_run,
+    observers,
+    phase_owner,
+    plain_outcome,
+    resumed_outcome,
+    running,
 )
 from flows.phase import run_budget, run_phase
 from flows.report import (
@@ -43,15 +47,25 @@ from flows.report import (
     final_report,
     implementation_summary,
     plan_status,
+    run_log_header,
     table_rows,
+    transition_note,
 )
-from plan_parser.model import Phase, Plan, id_key
+from plan_parser.checkpoints import PhaseCheckpoint
+from plan_parser.model import Phase, Plan
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 from tasks.agent.runtimes import RuntimeName as AgentRuntime
-from tasks.dry_run import DRY_RUN_WARNINGS, DryRunOptions, render_text  # noqa: F401
-from tasks.dry_run import would_do as _would_do  # noqa: F401 - re-exported (tests)
+from tasks.dry_run import (
+    DryRunOptions,
+    LoadedRun,
+    describe_loaded_run,
+    forecast_of_loaded_run,
+    render_text,
+    with_preflight,
+)
+from tasks.forecast import RunForecast
 from tasks.mirror import (
     FAILED_LIKE,
     TERMINAL,
@@ -60,26 +74,25 @@ from tasks.mirror import (
     stamp,
 )
 from tasks.phase_steps import final_validation_step, preflight_step
-from tasks.plan_input import (  # noqa: F401 - re-exported: callers import them from here
-    MARKED_COMPLETE,
-    RUST_SKILLS,
-    SKILL_HINTS,
+from tasks.plan_input import (
     PlanInputError,
     check_agent_runtime,
     check_plan,
     detect_skills,
     find_repo,
     plan_name,
-    resumable_phases,
-    resume_reason,
     skills_banner,
 )
+from tasks.resume import (
+    MARKED_COMPLETE,
+    continued_attempt,
+    landing_branch,
+    marked_complete_ids,
+    pending_checkpoint,
+    resumable_phases,
+)
+from tasks.scheduling import WaveSchedule
 from tasks.secrets import scrub_known
-
-Observer = Any
-"""A callable taking a PhaseCheckpoint (sync or async): the CLI's live view registers one."""
-
-OBSERVERS: list[Observer] = []
 
 
 def _run_name() -> str:
@@ -146,8 +159,7 @@ async def execute_plan(
 
     install_log_scrubber()  # log records quote exceptions and output: no key reaches the UI
     plan_path = Path(plan_path).resolve()
-    flow_context = FlowRunContext.get()
-    flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
+    flow_run_id = _flow_run_id()
     try:
         lock = run_lock.acquire(plan_path, flow_run_id=flow_run_id)
     except (run_lock.RunLockHeld, run_lock.RunLockError) as exc:
@@ -304,11 +316,9 @@ async def _execute_plan(
     all_skills = user_skills + [s for s in detected if s not in user_skills]
 
     mirror = PlanMirror(plan_path, repo, plan_title=plan.title, enabled=not dry_run)
-    for observer in OBSERVERS:
-        mirror.listeners.append(observer)
-        view = getattr(observer, "__self__", None)
-        if view is not None and hasattr(view, "set_waves"):
-            view.set_waves(waves)
+    for observer in observers():
+        observer.set_waves(waves)
+        mirror.listeners.append(observer.observe)
     context = RunContext(
         plan_path=plan_path,
         plan=plan,
@@ -317,8 +327,7 @@ async def _execute_plan(
         skills=all_skills,
         waves=waves,
     )
-    flow_context = FlowRunContext.get()
-    flow_run_id = str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
+    flow_run_id = _flow_run_id()
     report = RunReport(
         plan_path=str(plan_path),
         plan_title=plan.title,
@@ -326,36 +335,37 @@ async def _execute_plan(
         status="",
         dry_run=dry_run,
         flow_run_id=flow_run_id,
-        ui_url=_ui_url(flow_run_id),
+        ui_url=ui.flow_run_url(flow_run_id),
         security_warnings=[exposed] if exposed else [],
     )
 
     scheduled = [pid for wave in waves for pid in wave]
-    previous = await asyncio.to_thread(mirror.previous_state)
-    context.previous = previous
-    # With worktrees the finished phases' work is on the plan branch, wherever HEAD is now.
-    landed_on = (
-        None
-        if not options.worktrees or options.on_current_branch
-        else worktree.integration_branch(plan_name(plan_path))
+    context.previous = await asyncio.to_thread(mirror.previous_state)
+    landed_on = landing_branch(
+        plan_path, worktrees=options.worktrees, on_current_branch=options.on_current_branch
     )
-    resumed = resumable_phases(plan, previous, repo, scheduled, branch=landed_on)
+    resumed = resumable_phases(plan, context.previous, repo, scheduled, branch=landed_on)
     if resumed:
-        marked = sorted(pid for pid in resumed if _resume_reason(resumed[pid]) == MARKED_COMPLETE)
+        marked = sorted(marked_complete_ids(resumed))
         log.info("resume: phases %s are complete and unchanged; not running them", sorted(resumed))
         if marked:
             log.info("phases %s are %s; not running them", marked, MARKED_COMPLETE)
 
     if dry_run:
         return await _dry_run(context, report, resumed, started)
-    report.forecast = await asyncio.to_thread(_forecast, context, resumed)
+    report.forecast = await _forecast(context, resumed)
 
-    register_run(context)
-    try:
-        return await _run(context, report, resumed, started, flow_run_id)
-    finally:
-        unregister_run(plan_path)
-        await mirror.close()
+    # The phase subflows find the parsed plan, the mirror and the baseline here.
+    with running(context):
+        try:
+            return await _run(context, report, resumed, started, flow_run_id)
+        finally:
+            await mirror.close()
+
+
+def _flow_run_id() -> str | None:
+    flow_context = FlowRunContext.get()
+    return str(flow_context.flow_run.id) if flow_context and flow_context.flow_run else None
 
 
 async def _open_api_warning(options: RunOptions) -> str | None:
@@ -378,7 +388,7 @@ async def _open_api_warning(options: RunOptions) -> str | None:
 async def _run(
     context: RunContext,
     report: RunReport,
-    resumed: dict[str, Any],
+    resumed: dict[str, PhaseCheckpoint],
     started: float,
     flow_run_id: str | None,
 ) -> State[RunReport]:
@@ -388,7 +398,7 @@ async def _run(
     phases = {pid: plan.phase(pid) for pid in scheduled}
 
     for pid in resumed:
-        context.outcomes[pid] = _resumed_outcome(phases[pid], resumed[pid], context.wave_of(pid))
+        context.outcomes[pid] = resumed_outcome(phases[pid], resumed[pid], context.wave_of(pid))
 
     # Pre-flight first: it must see the tree as the user left it, before the mirror writes.
     # Interactive runs with uncommitted changes ask a person (a Prefect pause, or a suspend in
@@ -429,13 +439,8 @@ async def _run(
         for pid in scheduled:
             context.outcomes.setdefault(
                 pid,
-                PhaseOutcome(
-                    phase_id=pid,
-                    title=phases[pid].title,
-                    owner=_owner(phases[pid]),
-                    wave=context.wave_of(pid),
-                    status="pending",
-                    error="not run: pre-flight failed",
+                plain_outcome(
+                    phases[pid], context.wave_of(pid), "pending", "not run: pre-flight failed"
                 ),
             )
         return await _finish(context, report, scheduled, started, touch_plan=False)
@@ -457,15 +462,15 @@ async def _run(
         log.info("verified phases land on branch %s", context.branch)
 
     await mirror.initialise(
-        [resumed[pid] if pid in resumed else _pending(phases[pid]) for pid in scheduled],
-        header=_log_header(context, flow_run_id, resumed),
+        [resumed[pid] if pid in resumed else pending_checkpoint(phases[pid]) for pid in scheduled],
+        header=run_log_header(context, flow_run_id, resumed),
     )
     await mirror.set_status("In Progress")
     progress_id = await artifacts.create_progress(context.plan_path, len(scheduled), len(resumed))
 
     progress = artifacts.ProgressUpdates(progress_id, len(scheduled))
 
-    def on_transition(checkpoint: Any) -> None:
+    def on_transition(checkpoint: PhaseCheckpoint) -> None:
         # Progress is shown live: it moves at every transition, not per wave. Sent
         # in the background (latest value wins) so the next phase does not wait on the API.
         done = sum(1 for cp in mirror.checkpoints.values() if cp.status in TERMINAL)
@@ -507,12 +512,12 @@ async def _tidy_worktrees(context: RunContext, report: RunReport) -> None:
 
 
 async def _run_waves(
-    context: RunContext, phases: dict[str, Phase], resumed: dict[str, Any]
+    context: RunContext, phases: dict[str, Phase], resumed: dict[str, PhaseCheckpoint]
 ) -> None:
-    from plan_parser.schedule import transitive_dependents
-
+    """Submit each wave's phases as subflows and record what they hand back; which phase
+    starts is :class:`tasks.scheduling.WaveSchedule`'s decision."""
     mirror = context.mirror
-    skipped_by: dict[str, str] = {}
+    schedule = WaveSchedule(context.plan)
 
     async def run_one(pid: str) -> PhaseOutcome:
         if context.options.distribute:
@@ -521,16 +526,14 @@ async def _run_waves(
             outcome = await run_phase_remotely(context, phases[pid])
         else:
             state = await run_phase(context.plan_path, pid, context.options, return_state=True)
-            outcome = await _outcome_from_state(state, phases[pid], context)
+            outcome = await _outcome_from_state(state, phases[pid])
         outcome.wave = context.wave_of(pid)
         context.outcomes[pid] = outcome
-        if outcome.status != "complete":
-            for dependent in transitive_dependents(context.plan, pid):
-                skipped_by.setdefault(dependent, pid)
+        schedule.ended(pid, outcome.status)
         await mirror.transition(
             pid,
             outcome.status,
-            note=_note(outcome),
+            note=transition_note(outcome),
             error=outcome.error,
             ledger=outcome.failing,
             artifacts=outcome.artifacts,
@@ -542,7 +545,7 @@ async def _run_waves(
         )
         return outcome
 
-    async def start_attempt(pid: str, *, fresh: bool = False) -> None:
+    async def start_attempt(pid: str, fresh: bool) -> None:
         continued = None if fresh else continued_attempt(context.previous, phases[pid])
         attempt = continued or f"{uuid4().hex[:12]}-{pid}"
         context.attempts[pid] = attempt
@@ -550,80 +553,43 @@ async def _run_waves(
             pid, "running", phase_hash=phases[pid].body_hash, extra={"attempt": attempt}
         )
 
-    stopped_after: str | None = None
     for wave in context.waves:
         to_run: list[str] = []
         for pid in wave:
             if pid in resumed:
                 continue
-            if stopped_after is not None:
-                error = f"not run: the run was stopped after phase {stopped_after} failed"
-                context.outcomes[pid] = PhaseOutcome(
-                    phase_id=pid,
-                    title=phases[pid].title,
-                    owner=_owner(phases[pid]),
-                    wave=context.wave_of(pid),
-                    status="skipped",
-                    error=error,
-                )
-                await _show_skipped(context, pid)
-                await mirror.transition(pid, "skipped", error=error, note=error)
-                continue
-            cause = skipped_by.get(pid) or _skipped_dependency(pid, skipped_by, phases)
-            if cause:
-                cause_status = (
-                    context.outcomes[cause].status if cause in context.outcomes else "skipped"
-                )
-                error = f"not run: depends on phase {cause}, which ended {cause_status}"
-                context.outcomes[pid] = PhaseOutcome(
-                    phase_id=pid,
-                    title=phases[pid].title,
-                    owner=_owner(phases[pid]),
-                    wave=context.wave_of(pid),
-                    status="skipped",
-                    error=error,
-                )
-                await _show_skipped(context, pid)
-                await mirror.transition(pid, "skipped", error=error, note=error)
-                continue
             spent = context.budget.limit_reached() if context.budget is not None else None
-            if spent is not None:  # the run's budget is spent: no new agent call starts
-                error = f"not run: {spent.message}"
-                context.outcomes[pid] = PhaseOutcome(
-                    phase_id=pid,
-                    title=phases[pid].title,
-                    owner=_owner(phases[pid]),
-                    wave=context.wave_of(pid),
-                    status="budget",
-                    error=error,
-                )
-                for dependent in transitive_dependents(context.plan, pid):
-                    skipped_by.setdefault(dependent, pid)
-                await mirror.transition(pid, "budget", error=error, note=error)
+            not_run = schedule.not_run(
+                pid,
+                statuses={done: outcome.status for done, outcome in context.outcomes.items()},
+                budget_spent=spent.message if spent is not None else None,
+            )
+            if not_run is None:
+                to_run.append(pid)
                 continue
-            to_run.append(pid)
+            context.outcomes[pid] = plain_outcome(
+                phases[pid], context.wave_of(pid), not_run.status, not_run.error
+            )
+            if not_run.takes_dependents:
+                schedule.ended(pid, not_run.status)
+            if not_run.status == "skipped":
+                await _show_skipped(context, pid)
+            await mirror.transition(pid, not_run.status, error=not_run.error, note=not_run.error)
         # Every phase of the group is marked running before any of them starts.
         for pid in to_run:
-            await start_attempt(pid)
+            await start_attempt(pid, False)
         results = await asyncio.gather(*(run_one(pid) for pid in to_run), return_exceptions=True)
         for pid, result in zip(to_run, results, strict=True):
             if isinstance(result, BaseException):
                 error = f"{type(result).__name__}: {result}"
-                outcome = PhaseOutcome(
-                    phase_id=pid,
-                    title=phases[pid].title,
-                    owner=_owner(phases[pid]),
-                    wave=context.wave_of(pid),
-                    status="failed",
-                    error=error,
+                context.outcomes[pid] = plain_outcome(
+                    phases[pid], context.wave_of(pid), "failed", error
                 )
-                context.outcomes[pid] = outcome
-                for dependent in transitive_dependents(context.plan, pid):
-                    skipped_by.setdefault(dependent, pid)
+                schedule.ended(pid, "failed")
                 await mirror.transition(pid, "failed", error=error, note=error)
-        if context.options.interactive and stopped_after is None:
-            stopped_after = await _ask_after_failures(
-                context, to_run, skipped_by, start_attempt, run_one
+        if context.options.interactive and schedule.stopped_after is None:
+            schedule.stopped_after = await _ask_after_failures(
+                context, to_run, schedule, start_attempt, run_one
             )
 
 
@@ -641,9 +607,9 @@ async def _show_skipped(context: RunContext, pid: str) -> None:
 async def _ask_after_failures(
     context: RunContext,
     ran: list[str],
-    skipped_by: dict[str, str],
-    start_attempt: Any,
-    run_one: Any,
+    schedule: WaveSchedule,
+    start_attempt: Callable[[str, bool], Awaitable[None]],
+    run_one: Callable[[str], Awaitable[PhaseOutcome]],
 ) -> str | None:
     """Ask the person after a failed phase: retry it, continue, or stop the run.
 
@@ -664,49 +630,27 @@ async def _ask_after_failures(
                 return pid
             if action != "retry":
                 break
-            for dependent in [d for d, cause in skipped_by.items() if cause == pid]:
-                del skipped_by[dependent]
+            schedule.retrying(pid)
             attempt += 1
-            await start_attempt(pid, fresh=True)
+            await start_attempt(pid, True)  # a fresh attempt: the failed one's cache is not reused
             await run_one(pid)
     return None
 
 
-def continued_attempt(previous: Any, phase: Phase) -> str | None:
-    """The attempt an interrupted run left `running` on this (unchanged) phase, to continue it."""
-    checkpoint = previous.get(phase.id) if previous is not None else None
-    if checkpoint is None or checkpoint.status != "running":
-        return None
-    if checkpoint.phase_hash != phase.body_hash:
-        return None
-    return checkpoint.extra.get("attempt") or None
+async def _outcome_from_state(state: State[Any], phase: Phase) -> PhaseOutcome:
+    """What the phase subflow handed back; a failed outcome when its state holds none.
 
-
-def _skipped_dependency(
-    pid: str, skipped_by: dict[str, str], phases: dict[str, Phase]
-) -> str | None:
-    """A dependency that is itself not complete and not going to run (defensive)."""
-    for dep in phases[pid].depends_on:
-        for other, cause in skipped_by.items():
-            if id_key(other) == id_key(dep):
-                return cause
-    return None
-
-
-async def _outcome_from_state(state: State[Any], phase: Phase, context: RunContext) -> PhaseOutcome:
+    (Prefect types a subflow's returned state as nested in another: its data is checked here.)"""
     try:
         data = await state.aresult(raise_on_failure=False)
     except Exception as exc:  # the result could not be read back
         data = exc
     if isinstance(data, PhaseOutcome):
         return data
-    held = context.outcomes.get(phase.id)
-    if held is not None and held.status != "running":
-        return held
     return PhaseOutcome(
         phase_id=phase.id,
         title=phase.title,
-        owner=_owner(phase),
+        owner=phase_owner(phase),
         status="failed",
         error=f"phase subflow ended {state.name}: {state.message or data}",
         flow_run_id=str(state.state_details.flow_run_id)
@@ -753,7 +697,10 @@ async def _finish(
 
 
 async def _dry_run(
-    context: RunContext, report: RunReport, resumed: dict[str, Any], started: float
+    context: RunContext,
+    report: RunReport,
+    resumed: dict[str, PhaseCheckpoint],
+    started: float,
 ) -> State[RunReport]:
     """Walk the DAG and the pre-flight; no agent call, no change to the repository or plan."""
     options = context.options
@@ -772,26 +719,20 @@ async def _dry_run(
     context.gate_config = getattr(preflight, "config", None)
     report.would_run = [[pid for pid in wave if pid not in resumed] for wave in context.waves]
     report.outcomes = [
-        _resumed_outcome(context.plan.phase(pid), resumed[pid], context.wave_of(pid))
+        resumed_outcome(context.plan.phase(pid), resumed[pid], context.wave_of(pid))
         if pid in resumed
-        else PhaseOutcome(
-            phase_id=pid,
-            title=context.plan.phase(pid).title,
-            owner=_owner(context.plan.phase(pid)),
-            wave=context.wave_of(pid),
-            status="pending",
-        )
+        else plain_outcome(context.plan.phase(pid), context.wave_of(pid), "pending")
         for wave in context.waves
         for pid in wave
     ]
     report.status = "dry run"
     report.duration_s = round(time.monotonic() - started, 1)
-    detail = await asyncio.to_thread(_describe, context, resumed)
-    detail.preflight_ok = report.preflight_ok
-    detail.preflight_status = _preflight_line(report)
-    report.dry_run_detail = detail
+    detail = await asyncio.to_thread(describe_loaded_run, loaded_run(context, resumed))
+    report.dry_run_detail = with_preflight(
+        detail, ok=report.preflight_ok, message=report.preflight_message
+    )
     report.forecast = detail.forecast
-    report.markdown = render_text(detail, dirty_policy=context.options.dirty_policy)
+    report.markdown = render_text(detail, dirty_policy=options.dirty_policy)
     await artifacts.publish_markdown(
         context.plan_path, "dry-run", report.markdown, "What would run"
     )
@@ -802,65 +743,31 @@ async def _dry_run(
     )
 
 
-def dry_run_text(context: RunContext, report: RunReport, resumed: dict[str, Any]) -> str:
-    """The dry run's text (:func:`tasks.dry_run.render_text`) with the pre-flight's result."""
-    detail = _describe(context, resumed)
-    detail.preflight_ok = report.preflight_ok
-    detail.preflight_status = _preflight_line(report)
-    return render_text(detail, dirty_policy=context.options.dirty_policy)
-
-
-def _preflight_line(report: RunReport) -> str:
-    return f"{'ok' if report.preflight_ok else 'FAILED'} {report.preflight_message}".rstrip()
-
-
-def _dry_run_options(options: Any) -> DryRunOptions:
-    defaults = DryRunOptions()
-    return DryRunOptions(
-        skills=list(getattr(options, "skills", []) or []),
-        dirty_policy=getattr(options, "dirty_policy", defaults.dirty_policy),
-        include_optional=getattr(options, "include_optional", defaults.include_optional),
-        phase_timeout_s=getattr(options, "phase_timeout_s", defaults.phase_timeout_s),
-        agent_timeout_s=getattr(options, "agent_timeout_s", defaults.agent_timeout_s),
-        model=getattr(options, "model", None),
-        max_turns=getattr(options, "max_turns", defaults.max_turns),
-        unknown_owners=getattr(options, "unknown_owners", defaults.unknown_owners),
-        interactive=getattr(options, "interactive", False),
-    )
-
-
-def _describe(context: Any, resumed: dict[str, Any]) -> Any:
-    """The dry-run report of this run's plan (the CLI's free dry run renders the same)."""
-    from tasks.agent.pricing import load_committed_price_table
-    from tasks.dry_run import describe_run, dry_gate_config, load_committed_forecast_settings
-
-    repo = context.options.repo
-    return describe_run(
+def loaded_run(context: RunContext, resumed: dict[str, PhaseCheckpoint]) -> LoadedRun:
+    """What the dry run's description reads, from the run's context."""
+    options = context.options
+    return LoadedRun(
         plan=context.plan,
         plan_path=context.plan_path,
         waves=context.waves,
-        repo=repo,
-        skills=list(getattr(context, "skills", []) or []),
+        repo=options.repo,
+        skills=context.skills,
         resumed=resumed,
-        options=_dry_run_options(context.options),
-        gate_config=getattr(context, "gate_config", None) or dry_gate_config(repo),
-        prices=load_committed_price_table(repo),
-        settings=load_committed_forecast_settings(repo),
+        options=DryRunOptions.model_validate(
+            options.model_dump(include=set(DryRunOptions.model_fields))
+        ),
+        gate_config=context.gate_config,
     )
 
 
-def _forecast(context: RunContext, resumed: dict[str, Any]) -> Any:
-    """The run's cost forecast, for the final report's forecast-against-actual section. A
-    forecast that cannot be made (a broken `[forecast]` table) costs the run nothing but a
-    warning."""
-    try:
-        return _describe(context, resumed).forecast
-    except Exception as exc:  # noqa: BLE001 - a forecast must never stop the run it forecasts
-        get_run_logger().warning("no cost forecast: %s: %s", type(exc).__name__, exc)
-        return None
-
-
-# -- loading, skills, resume -----------------------------------------------------------------
+async def _forecast(context: RunContext, resumed: dict[str, PhaseCheckpoint]) -> RunForecast | None:
+    """The run's cost forecast, for the final report's forecast-against-actual section."""
+    forecast, problem = await asyncio.to_thread(
+        forecast_of_loaded_run, loaded_run(context, resumed)
+    )
+    if problem is not None:
+        get_run_logger().warning("no cost forecast: %s", problem)
+    return forecast
 
 
 async def load_plan(
@@ -870,7 +777,8 @@ async def load_plan(
     include_optional: bool,
     unknown_owners: UnknownOwners = "error",
 ) -> tuple[Plan, list[list[str]]]:
-    """Parse, validate and schedule; PlanInputError carries the validation report."""
+    """Parse, validate and schedule (:func:`tasks.plan_input.check_plan`, in a thread);
+    PlanInputError carries the validation report."""
     return await asyncio.to_thread(
         check_plan,
         plan_path,
@@ -878,79 +786,6 @@ async def load_plan(
         include_optional=include_optional,
         unknown_owners=unknown_owners,
     )
-
-
-# -- small helpers ---------------------------------------------------------------------------
-
-
-def _pending(phase: Phase) -> Any:
-    from plan_parser.checkpoints import PhaseCheckpoint
-
-    return PhaseCheckpoint(phase_id=phase.id, status="pending", phase_hash=phase.body_hash)
-
-
-def _resumed_outcome(phase: Phase, checkpoint: Any, wave: int) -> PhaseOutcome:
-    return PhaseOutcome(
-        phase_id=phase.id,
-        title=phase.title,
-        owner=_owner(phase),
-        wave=wave,
-        status="complete",
-        artifacts=list(checkpoint.artifacts or []),
-        tokens=dict(checkpoint.tokens or {}),
-        cost_usd=checkpoint.cost_usd or 0.0,
-        flow_run_id=checkpoint.flow_run_id,
-        resumed=True,
-        resume_reason=_resume_reason(checkpoint),
-    )
-
-
-_resume_reason = resume_reason
-
-
-def _owner(phase: Phase) -> str:
-    return phase.owner.raw if phase.owner else "self"
-
-
-def _note(outcome: PhaseOutcome) -> str:
-    note = outcome.verdict if outcome.status == "complete" else outcome.error or outcome.verdict
-    if outcome.infra.total or outcome.infra.restarts:  # API faults are not the agents' doing
-        note += f" (infrastructure: {outcome.infra.describe()})"
-    return note
-
-
-def _log_header(context: RunContext, flow_run_id: str | None, resumed: dict[str, Any]) -> str:
-    lines = [
-        f"## {stamp()} - Run of {context.plan.title}",
-        f"- Plan: `{context.plan_path}`",
-        f"- Flow run: `{flow_run_id}`",
-        f"- Skills: {', '.join(context.skills) or 'none'}",
-    ]
-    if context.budget is not None:
-        options = context.options
-        lines.append(
-            f"- Budget: {context.budget.describe()}; no-progress stop after "
-            f"{options.no_progress_turns or 'off'} turns; turn cap {options.max_turns}; "
-            f"prices: {', '.join(context.budget.prices.sources)}"
-        )
-    for number, wave in enumerate(context.waves, 1):
-        lines.append(f"- Wave {number}: phases {', '.join(wave)}")
-    if resumed:
-        lines.append(f"- Resumed (complete, unchanged): {', '.join(resumed)}")
-        marked = [pid for pid in resumed if _resume_reason(resumed[pid]) == MARKED_COMPLETE]
-        if marked:
-            lines.append(f"- Not run, {MARKED_COMPLETE}: {', '.join(marked)}")
-    return "\n".join(lines)
-
-
-def _ui_url(flow_run_id: str | None) -> str | None:
-    """The flow run's page in the Prefect UI (None when the backend has no UI)."""
-    from prefect.settings import PREFECT_UI_URL
-
-    base = PREFECT_UI_URL.value()
-    if not base or not flow_run_id:
-        return None
-    return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}"
 
 
 @flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)

@@ -130,7 +130,6 @@ async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> Stat
     if killed:
         get_run_logger().warning("phase %s: killed %d command(s) still running", phase.id, killed)
     outcome.duration_s = round(time.monotonic() - started, 2)
-    context.outcomes[phase.id] = outcome
     try:
         await publish_phase_page(plan_path, outcome, options.repo)
     except Exception:  # the page is a view: an API hiccup must not change the verdict

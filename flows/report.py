@@ -12,13 +12,15 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from flows.context import PhaseOutcome
+from flows.context import PhaseOutcome, RunContext
+from plan_parser.checkpoints import PhaseCheckpoint
 from tasks.agent.budget import format_cost
 from tasks.agent.result import InfraFaults
 from tasks.dry_run import DryRunReport
 from tasks.forecast import RunForecast
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
-from tasks.mirror import format_duration
+from tasks.mirror import format_duration, stamp
+from tasks.resume import MARKED_COMPLETE, marked_complete_ids
 
 
 class RunReport(BaseModel):
@@ -428,3 +430,41 @@ def _cell(text: str) -> str:
 def _first(text: str) -> str:
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line[:200]
+
+
+# -- the run's log (the plan's `.ai/logs` file, through the mirror) --------------------------
+
+
+def transition_note(outcome: PhaseOutcome) -> str:
+    """The note a phase's ending leaves in the run log: its verdict, or why it did not complete."""
+    note = outcome.verdict if outcome.status == "complete" else outcome.error or outcome.verdict
+    if outcome.infra.total or outcome.infra.restarts:  # API faults are not the agents' doing
+        note += f" (infrastructure: {outcome.infra.describe()})"
+    return note
+
+
+def run_log_header(
+    context: RunContext, flow_run_id: str | None, resumed: dict[str, PhaseCheckpoint]
+) -> str:
+    """The run log's header: what runs, with what skills and budget, in which waves."""
+    lines = [
+        f"## {stamp()} - Run of {context.plan.title}",
+        f"- Plan: `{context.plan_path}`",
+        f"- Flow run: `{flow_run_id}`",
+        f"- Skills: {', '.join(context.skills) or 'none'}",
+    ]
+    if context.budget is not None:
+        options = context.options
+        lines.append(
+            f"- Budget: {context.budget.describe()}; no-progress stop after "
+            f"{options.no_progress_turns or 'off'} turns; turn cap {options.max_turns}; "
+            f"prices: {', '.join(context.budget.prices.sources)}"
+        )
+    for number, wave in enumerate(context.waves, 1):
+        lines.append(f"- Wave {number}: phases {', '.join(wave)}")
+    if resumed:
+        lines.append(f"- Resumed (complete, unchanged): {', '.join(resumed)}")
+        marked = marked_complete_ids(resumed)
+        if marked:
+            lines.append(f"- Not run, {MARKED_COMPLETE}: {', '.join(marked)}")
+    return "\n".join(lines)

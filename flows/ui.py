@@ -43,6 +43,16 @@ VERDICT_MARKS = {
 # -- names -----------------------------------------------------------------------------------
 
 
+def flow_run_url(flow_run_id: str | None) -> str | None:
+    """The flow run's page in the Prefect UI (None when the backend has no UI)."""
+    from prefect.settings import PREFECT_UI_URL
+
+    base = PREFECT_UI_URL.value()
+    if not base or not flow_run_id:
+        return None
+    return f"{str(base).rstrip('/')}/runs/flow-run/{flow_run_id}"
+
+
 def plan_run_name(plan_path: Path | str, repo: Path | str) -> str:
     """`tiny-crate: 2026-11-24.tiny-features`: the repository first, then the plan."""
     return f"{Path(repo).name or repo}: {Path(plan_path).name.removesuffix('.md')}"

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import OwnerKind, Phase, PhaseType, Plan
 from tasks import shell
 from tasks.forecast import (
@@ -201,16 +203,17 @@ def load_committed_forecast_settings(repo: Path, ref: str = "HEAD") -> ForecastS
     )
 
 
-def _resumed(plan: Plan, plan_path: Path, repo: Path, waves: list[list[str]]) -> dict[str, Any]:
+def _resumed(
+    plan: Plan, plan_path: Path, repo: Path, waves: list[list[str]]
+) -> dict[str, PhaseCheckpoint]:
     """The phases a run would not run again (checkpoint complete and unchanged, or marked
     complete), as the flow decides it with the default worktree options."""
     from plan_parser.checkpoints import read_plan_state
-    from tasks import worktree
-    from tasks.plan_input import plan_name, resumable_phases
+    from tasks.resume import landing_branch, resumable_phases
 
     scheduled = [pid for wave in waves for pid in wave]
     previous = read_plan_state(plan_path)
-    branch = worktree.integration_branch(plan_name(plan_path))
+    branch = landing_branch(plan_path, worktrees=True, on_current_branch=False)
     return resumable_phases(plan, previous, repo, scheduled, branch=branch)
 
 
@@ -248,7 +251,7 @@ def describe_run(
     waves: list[list[str]],
     repo: Path,
     skills: list[str],
-    resumed: dict[str, Any],
+    resumed: dict[str, PhaseCheckpoint],
     options: DryRunOptions,
     gate_config: GateConfig,
     prices: Any,
@@ -311,6 +314,62 @@ def describe_run(
     )
 
 
+@dataclass(frozen=True)
+class LoadedRun:
+    """What a run has loaded that its description reads (the flow's dry run and forecast)."""
+
+    plan: Plan
+    plan_path: Path
+    waves: list[list[str]]
+    repo: Path
+    skills: list[str]
+    """Every skill the run passes to its agents: the user's, then the detected ones."""
+    resumed: dict[str, PhaseCheckpoint]
+    options: DryRunOptions
+    gate_config: GateConfig | None = None
+    """The configuration pre-flight read (None: HEAD's, read as text)."""
+
+
+def describe_loaded_run(run: LoadedRun) -> DryRunReport:
+    """The report of a loaded run: prices and forecast settings from the commit, as the run
+    will use them."""
+    from tasks.agent.pricing import load_committed_price_table
+
+    return describe_run(
+        plan=run.plan,
+        plan_path=run.plan_path,
+        waves=run.waves,
+        repo=run.repo,
+        skills=run.skills,
+        resumed=run.resumed,
+        options=run.options,
+        gate_config=run.gate_config or dry_gate_config(run.repo),
+        prices=load_committed_price_table(run.repo),
+        settings=load_committed_forecast_settings(run.repo),
+    )
+
+
+def forecast_of_loaded_run(run: LoadedRun) -> tuple[RunForecast | None, str | None]:
+    """The run's cost forecast, or why there is none: a forecast that cannot be made (a broken
+    `[forecast]` table) must never stop the run it forecasts."""
+    try:
+        return describe_loaded_run(run).forecast, None
+    except Exception as exc:  # noqa: BLE001 - any failure only costs the forecast
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def preflight_line(ok: bool, message: str) -> str:
+    """`ok …` / `FAILED …`: a real pre-flight's result as the dry run's text shows it."""
+    return f"{'ok' if ok else 'FAILED'} {message}".rstrip()
+
+
+def with_preflight(report: DryRunReport, *, ok: bool, message: str) -> DryRunReport:
+    """The report with the result of the pre-flight the flow's dry run did run."""
+    report.preflight_ok = ok
+    report.preflight_status = preflight_line(ok, message)
+    return report
+
+
 def _planned(check: str, argv: list[str]) -> PlannedCommand:
     from tasks.gates.evidence import render
 
@@ -329,7 +388,7 @@ def _phase_plan(
     wave: int,
     repo: Path,
     skills: list[str],
-    checkpoint: Any,
+    checkpoint: PhaseCheckpoint | None,
     options: DryRunOptions,
     config: GateConfig,
     prices: Any,
@@ -380,8 +439,8 @@ def _phase_plan(
     return base
 
 
-def skip_text(checkpoint: Any) -> str:
-    from tasks.plan_input import MARKED_COMPLETE, resume_reason
+def skip_text(checkpoint: PhaseCheckpoint) -> str:
+    from tasks.resume import MARKED_COMPLETE, resume_reason
 
     if resume_reason(checkpoint) == MARKED_COMPLETE:
         return f"skip ({MARKED_COMPLETE})"

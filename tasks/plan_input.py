@@ -1,5 +1,5 @@
-"""A plan as a run takes it in, without Prefect: validated and scheduled, its skills detected,
-the phases a previous run finished (resume). The flow (`flows/execute_plan.py`) and the free dry
+"""A plan as a run takes it in, without Prefect: validated and scheduled, its skills detected
+(what a previous run finished is `tasks/resume.py`). The flow (`flows/execute_plan.py`) and the free dry
 run (`tasks/dry_run.py`) both use these; nothing here starts a server or writes a file.
 """
 
@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from plan_parser.errors import PlanExecutorError
-from plan_parser.model import Phase, Plan, id_key
+from plan_parser.model import Plan
 from plan_parser.validate import UnknownOwners
-from tasks import worktree
 
 
 def plan_name(plan_path: Path) -> str:
@@ -126,57 +125,3 @@ def skills_banner(user: list[str], detected: list[str]) -> str:
     lines += [f"- {s}" for s in detected] or ["- None"]
     lines += ["", "These skills will be passed to phase agents.", "=" * 40]
     return "\n".join(lines)
-
-
-MARKED_COMPLETE = "marked complete in the plan"
-"""Why a phase whose heading says `✅ COMPLETE` was not run (report, dry run, checkpoint)."""
-
-
-def resumable_phases(
-    plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
-) -> dict[str, Any]:
-    """Phases the last run finished that still hold: complete, same text, declared files exist
-    (on ``branch`` when it exists, where verified phases landed; else in the checkout). A phase
-    whose heading says a person finished it (`✅ COMPLETE`) counts as a complete checkpoint:
-    not run when its declared files exist."""
-    by_key = {id_key(pid): cp for pid, cp in previous.phases.items()} if previous else {}
-    on_branch = branch is not None and worktree.branch_tip(repo, branch) is not None
-
-    def exists(path: str) -> bool:
-        if on_branch and branch is not None:
-            return worktree.exists_on(repo, branch, path)
-        return (repo / path).exists()
-
-    resumed: dict[str, Any] = {}
-    for pid in scheduled:
-        phase = plan.phase(pid)
-        declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
-        if not all(exists(ref.path) for ref in declared):
-            continue
-        checkpoint = by_key.get(id_key(pid))
-        if (
-            checkpoint is not None
-            and checkpoint.status == "complete"
-            and checkpoint.phase_hash == phase.body_hash
-        ):
-            resumed[pid] = checkpoint.model_copy(update={"phase_id": pid})
-        elif phase.completed_in_plan:
-            resumed[pid] = _marked_complete(phase)
-    return resumed
-
-
-def _marked_complete(phase: Phase) -> Any:
-    from plan_parser.checkpoints import PhaseCheckpoint
-
-    return PhaseCheckpoint(
-        phase_id=phase.id,
-        status="complete",
-        phase_hash=phase.body_hash,
-        extra={"source": MARKED_COMPLETE},
-    )
-
-
-def resume_reason(checkpoint: Any) -> str:
-    """Why a resumed phase is not run: `checkpoint`, or :data:`MARKED_COMPLETE`."""
-    extra = getattr(checkpoint, "extra", None) or {}
-    return MARKED_COMPLETE if extra.get("source") == MARKED_COMPLETE else "checkpoint"

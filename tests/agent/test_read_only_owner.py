@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.execute_plan import _would_do
 from plan_parser import parse_text
 from tasks.agent.definitions import builtin_agent, can_write, load_agent_file
+from tasks.dry_run import would_do as _would_do
 from tests.parser.helpers import phase_block, plan_text
 
 

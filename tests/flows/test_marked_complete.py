@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.execute_plan import MARKED_COMPLETE, _resumed_outcome, resumable_phases
+from flows.context import resumed_outcome
 from flows.report import RunReport, _run_link
 from plan_parser import parse_text
+from tasks.resume import MARKED_COMPLETE, resumable_phases
 from tests.parser.helpers import phase_block, plan_text
 
 
@@ -31,7 +32,7 @@ def test_marked_phase_is_not_run_when_its_files_exist(tmp_path: Path) -> None:
     plan = _plan()
     resumed = resumable_phases(plan, None, tmp_path, ["1", "2", "3"])
     assert list(resumed) == ["1"]  # 2 is only partial, 3's declared file is missing
-    outcome = _resumed_outcome(plan.phase("1"), resumed["1"], 1)
+    outcome = resumed_outcome(plan.phase("1"), resumed["1"], 1)
     assert outcome.status == "complete" and outcome.resume_reason == MARKED_COMPLETE
     assert MARKED_COMPLETE in outcome.verdict
     report = RunReport(plan_path="p", repo=str(tmp_path), status="")
@@ -39,21 +40,28 @@ def test_marked_phase_is_not_run_when_its_files_exist(tmp_path: Path) -> None:
 
 
 def test_dry_run_says_marked_complete_and_repeats_the_warnings(tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
-    from flows.execute_plan import dry_run_text
+    from tasks.dry_run import (
+        DryRunOptions,
+        LoadedRun,
+        describe_loaded_run,
+        render_text,
+        with_preflight,
+    )
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "config.rs").write_text("// done\n")
     plan = _plan()
     resumed = resumable_phases(plan, None, tmp_path, ["1", "2", "3"])
-    context = SimpleNamespace(
+    loaded = LoadedRun(
         plan=plan,
         plan_path=tmp_path / "plan.md",
-        options=SimpleNamespace(dirty_policy="stop", repo=tmp_path),
         waves=[["1"], ["2", "3"]],
+        repo=tmp_path,
+        skills=[],
+        resumed=resumed,
+        options=DryRunOptions(dirty_policy="stop"),
     )
-    report = RunReport(plan_path="p", repo=str(tmp_path), status="", preflight_ok=True)
-    text = dry_run_text(context, report, resumed)  # type: ignore[arg-type]
+    detail = with_preflight(describe_loaded_run(loaded), ok=True, message="")
+    text = render_text(detail, dirty_policy="stop")
     assert f"phase 1: Config [rust-developer; implementation] -> skip ({MARKED_COMPLETE})" in text
     assert "phase 2: Cache [rust-developer; implementation] after 1 -> agent" in text

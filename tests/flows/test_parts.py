@@ -9,7 +9,6 @@ from pathlib import Path
 
 from cli.demo import demo_plan
 from flows.context import PhaseOutcome
-from flows.execute_plan import detect_skills, resumable_phases
 from flows.phase import _with_judgements, judged_entries, verifier_criteria, verifier_task
 from flows.report import RunReport, final_report, implementation_summary, plan_status, table_rows
 from plan_parser import parse_plan, parse_text
@@ -17,6 +16,8 @@ from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_s
 from tasks.agent.result import RecordedVerdict
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import PlanMirror
+from tasks.plan_input import detect_skills
+from tasks.resume import resumable_phases
 
 
 def write_plan(tmp_path: Path, text: str | None = None) -> Path:
