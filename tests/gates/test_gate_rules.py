@@ -28,6 +28,7 @@ from tasks.gates.criteria import (
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.phase_gates import PHASE_GATES, GateContext, PhaseStart
 from tests.gates.helpers import git, phase
+from tests.gates.test_verdict_and_criteria import never_counts
 
 CREATE, MODIFY = FileAction.CREATE, FileAction.MODIFY
 
@@ -165,10 +166,6 @@ def _recogniser(name: str) -> Recogniser:
     return next(r for r in CRITERION_RECOGNISERS if r.name == name)
 
 
-def _no_tests(_argv: list[str] | None) -> tuple[TestRun | None, str]:
-    raise AssertionError("no test count expected")
-
-
 def _grep_recorded(repo: Path, check: str, command: str, _text: str) -> LedgerEntry:
     return LedgerEntry(check=check, verdict=Verdict.PASS, evidence=f"recorded {command}")
 
@@ -178,7 +175,7 @@ def _criterion(repo: Path, text: str, **overrides: object) -> CriterionContext:
         "repo": repo,
         "text": text,
         "label": f"criterion 1: {text[:80]}",
-        "count_tests": _no_tests,
+        "count_tests": never_counts,
         "allowed_programs": {"cargo"},
         "run_command": None,
         "grep": _grep_recorded,
@@ -261,7 +258,7 @@ def test_a_recogniser_skips_what_an_earlier_one_consumed(tree: Path) -> None:
         tree,
         1,
         'Cargo.toml includes `serde = "1"`',
-        count_tests=_no_tests,
+        count_tests=never_counts,
         allowed_programs={"cargo"},
     )
     assert [(e.verdict, e.evidence) for e in entries] == [
@@ -310,7 +307,7 @@ def test_command_succeeds_recogniser_runs_only_when_nothing_decided(tree: Path) 
 
 def test_an_unrecognised_criterion_needs_judgement(tree: Path) -> None:
     entries = evaluate_criterion(
-        tree, 2, "The API feels consistent", count_tests=_no_tests, allowed_programs={"cargo"}
+        tree, 2, "The API feels consistent", count_tests=never_counts, allowed_programs={"cargo"}
     )
     assert [(e.check, e.verdict, e.evidence) for e in entries] == [
         ("criterion 2", Verdict.NEEDS_JUDGEMENT, "The API feels consistent")
