@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 CommandCheck = Callable[[list[str]], str | None]
 """argv → why plan text may not run it, or None when it may (GateConfig.refusal's shape)."""
 
-# Must equal tasks.gates.config.DEFAULT_ALLOWED_PROGRAMS (a test holds them together; this
-# package cannot import tasks).
 DEFAULT_GATE_PROGRAMS = (
     "cargo",
     "cargo-nextest",
@@ -31,8 +29,15 @@ DEFAULT_GATE_PROGRAMS = (
     "pytest",
     "go",
 )
+"""Programs a plan's blast-radius command may start with, unless the repository's gate
+configuration says otherwise (`GateConfig.allowed_programs` defaults to these). Anything else
+(prose, pipes, `&& grep`) is recorded as not run, never passed: plan text is never handed to a
+shell. The one list: the gates (`tasks.gates.config`) and the parser both read it."""
 GREP_PROGRAMS = frozenset({"grep", "egrep", "fgrep", "rg"})
+"""Programs a blast-radius segment or a criterion may name to be run as a grep check."""
 SHELL_OPERATORS = frozenset({"|", "||", ";", "&", ">", ">>", "<", "<<", "(", ")"})
+"""Tokens that would need a shell, in one `&&`-separated segment (:func:`split_segments` has
+already taken the `&&` out)."""
 
 # An explicit "no regression tests" (the corpus writes "Manual testing only", "Documentation
 # only - ...", "None - documentation only"): recorded as not run, a warning.
@@ -41,20 +46,34 @@ _EXPLICIT_NONE = re.compile(
     r"|documentation|docs?|no\s+(?:automated\s+|code\s+|regression\s+|unit\s+)?tests?)\b",
     re.IGNORECASE,
 )
-# A bare test filter such as `audio::` or `link::detection` (the gates append it to the scoped
-# test command).
-_BARE_FILTER = re.compile(r"^[A-Za-z_][\w]*::(?:[\w:]*)$")
+NAMED_TEST_PATH = re.compile(r"^[A-Za-z_][\w]*::(?:[\w:]*)$")
+"""A blast radius that validation accepts without a command: a test path such as `audio::` or
+`link::detection`. The `::` is what tells it from a prose word ("Minimal", "Tests"), which a plan
+author should have written as a command; the gates then run it as an
+:data:`APPENDABLE_TEST_FILTER`, which every text matching this also is."""
+APPENDABLE_TEST_FILTER = re.compile(r"^[\w:]+$")
+"""A blast radius without a command that the gates, at gate time, append as one argument to the
+scoped test command (`GateConfig.test_filter`: `cargo test audio::`, `pytest -q -k halve`).
+A different question from :data:`NAMED_TEST_PATH`'s, so a looser pattern: any one word without
+a space or a shell character is a safe single argument, whether or not validation would have
+taken it for a test path (a phase built by hand, or a plan run despite its diagnostics)."""
+
+
+def program_refusal(argv: list[str], allowed_programs: Collection[str]) -> str | None:
+    """Why ``argv`` does not start with one of ``allowed_programs`` (None when it does); an
+    assignment (`FOO=1 cargo test`) is never a program."""
+    if not argv:
+        return "empty command"
+    program = argv[0]
+    if "=" in program or program not in allowed_programs:
+        allowed = ", ".join(sorted(allowed_programs))
+        return f"`{program}` is not an allowed gate program (allowed: {allowed})"
+    return None
 
 
 def default_check(argv: list[str]) -> str | None:
     """The default rule: the program must be one the gates may start."""
-    if not argv:
-        return "empty command"
-    program = argv[0]
-    if "=" in program or program not in DEFAULT_GATE_PROGRAMS:
-        allowed = ", ".join(sorted(DEFAULT_GATE_PROGRAMS))
-        return f"`{program}` is not an allowed gate program (allowed: {allowed})"
-    return None
+    return program_refusal(argv, DEFAULT_GATE_PROGRAMS)
 
 
 @dataclass(frozen=True)
@@ -68,11 +87,19 @@ def explicitly_none(text: str) -> bool:
     return bool(_EXPLICIT_NONE.match(text.strip()))
 
 
-def _segments(command: str) -> list[list[str]] | str:
+def shell_words(command: str) -> list[str]:
+    """``command`` split like a POSIX shell would, with `;&|<>()` runs as their own tokens (`&&`,
+    `|`, `>>`) so that :data:`SHELL_OPERATORS` finds them; ValueError on an unclosed quote."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
+    lexer.whitespace_split = True
+    return list(lexer)
+
+
+def split_segments(command: str) -> list[list[str]] | str:
+    """`cargo test a && grep x f` → [[cargo, test, a], [grep, x, f]]; a string says why not.
+    Nothing is ever given to a shell: each segment runs as an argument vector, or not at all."""
     try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
-        lexer.whitespace_split = True
-        tokens = list(lexer)
+        tokens = shell_words(command)
     except ValueError as exc:
         return f"cannot split `{command}`: {exc}"
     segments: list[list[str]] = [[]]
@@ -86,7 +113,7 @@ def _segments(command: str) -> list[list[str]] | str:
 
 def command_problem(command: str, check: CommandCheck) -> str | None:
     """Why the gates would not run one backticked command (None when they would)."""
-    segments = _segments(command)
+    segments = split_segments(command)
     if isinstance(segments, str):
         return segments
     if not segments:
@@ -134,7 +161,7 @@ def blast_problem(
             f"blast radius '{text}' names no command: no regression tests",
             error=False,
         )
-    if _BARE_FILTER.match(text):
+    if NAMED_TEST_PATH.match(text):
         return None
     return BlastProblem(
         "E-BLAST-NOT-COMMAND",

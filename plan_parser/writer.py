@@ -638,7 +638,9 @@ def _close_inherited_lock_fds() -> None:
 os.register_at_fork(after_in_child=_close_inherited_lock_fds)
 
 
-def _same_file(fd: int, path: Path) -> bool:
+def same_file(fd: int, path: Path) -> bool:
+    """Whether the open descriptor ``fd`` is still the file at ``path`` (same device and inode):
+    a lock file replaced or removed after it was opened is no longer the lock."""
     try:
         on_disk = os.stat(path)
     except FileNotFoundError:
@@ -755,7 +757,7 @@ class PlanFileWriter:
             _OPEN_LOCK_FDS.add(fd)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                if _same_file(fd, lock_path):
+                if same_file(fd, lock_path):
                     break
             except BaseException:
                 _release(fd)

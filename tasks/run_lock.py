@@ -38,6 +38,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from plan_parser.errors import PlanExecutorError
+from plan_parser.writer import same_file
 
 RUN_ENV = "PLAN_EXECUTOR_RUN"
 """Set to the holder's token while it runs: the commands it starts inherit it."""
@@ -112,15 +113,6 @@ def read_holder(lock_path: Path) -> RunHolder | None:
         return None
 
 
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        on_disk = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (on_disk.st_dev, on_disk.st_ino) == (held.st_dev, held.st_ino)
-
-
 def _open(lock_path: Path) -> int:
     try:
         return os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -164,7 +156,7 @@ class RunLock:
             else:
                 os.environ[RUN_ENV] = self._saved_env
         try:
-            if _same_file(fd, self.path):
+            if same_file(fd, self.path):
                 with contextlib.suppress(OSError):
                     os.unlink(self.path)  # still holding it: waiters re-check the inode
         finally:
@@ -185,7 +177,7 @@ def acquire(plan: Path, *, flow_run_id: str | None = None) -> RunLock:
             if problem.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                 raise RunLockError(f"cannot lock {lock_path}: {problem}") from None
             raise RunLockHeld(plan, lock_path, read_holder(lock_path)) from None
-        if _same_file(fd, lock_path):
+        if same_file(fd, lock_path):
             break
         os.close(fd)  # released and unlinked while we opened it: lock the new file
     _OPEN_FDS.add(fd)

@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from plan_parser.gate_commands import DEFAULT_GATE_PROGRAMS, program_refusal
 from tasks import shell
 
 JUSTFILE_NAMES = ("justfile", "Justfile", ".justfile", "JUSTFILE")
@@ -45,20 +46,6 @@ PYPROJECT_TABLE = "pyproject.toml [tool.plan-executor]"
 OWN_FILE = ".ai/plan-executor.toml"
 
 _log = logging.getLogger(__name__)
-
-# Programs a plan's blast-radius command may start with. Anything else (prose, pipes, `&& grep`)
-# is recorded as not run, never passed: plan text is never handed to a shell.
-DEFAULT_ALLOWED_PROGRAMS = [
-    "cargo",
-    "cargo-nextest",
-    "just",
-    "make",
-    "npm",
-    "pnpm",
-    "yarn",
-    "pytest",
-    "go",
-]
 
 # What an allowed program may be asked to do by plan text: `cargo publish`, `npm install` or
 # `go get` would change the world outside the working tree. Programs not listed here (just, make,
@@ -99,7 +86,8 @@ class GateConfig(BaseModel):
     """Where the commands came from: `detected justfile`, `cargo default`, `python default`,
     `pyproject.toml
     [tool.plan-executor]`, `.ai/plan-executor.toml` (joined with ` + ` when several applied)."""
-    allowed_programs: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOWED_PROGRAMS))
+    allowed_programs: list[str] = Field(default_factory=lambda: list(DEFAULT_GATE_PROGRAMS))
+    """Programs a plan's command may start with (the parser's default list unless overridden)."""
     log_dir: str | None = None
     """Where to save each gate command's full output (`<sha256[:16]>.log`); None keeps only the
     digest and tail in the ledger. Set by the caller (e.g. the run's `.ai/logs/` folder)."""
@@ -125,12 +113,9 @@ class GateConfig(BaseModel):
 
     def refusal(self, argv: list[str]) -> str | None:
         """Why plan text may not run ``argv`` (None when it may)."""
-        if not argv:
-            return "empty command"
+        if (refused := program_refusal(argv, self.allowed_programs)) is not None:
+            return refused
         program = argv[0]
-        if "=" in program or program not in self.allowed_programs:
-            allowed = ", ".join(sorted(self.allowed_programs))
-            return f"`{program}` is not an allowed gate program (allowed: {allowed})"
         subcommands = self.allowed_subcommands.get(program)
         if subcommands is None:
             return None

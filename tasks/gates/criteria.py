@@ -20,10 +20,12 @@ import re
 import shlex
 import tomllib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from plan_parser.gate_commands import GREP_PROGRAMS, SHELL_OPERATORS, shell_words
 from tasks import shell
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.evidence import output_evidence, render
@@ -31,8 +33,8 @@ from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.repo_state import repo_files
 
 GREP_TIMEOUT_S = 60
-SHELL_OPERATORS = {"|", "||", "&&", ";", "&", ">", ">>", "<", "<<", "(", ")"}
-GREP_PROGRAMS = {"grep", "egrep", "fgrep", "rg"}
+_ONE_COMMAND_OPERATORS = SHELL_OPERATORS | {"&&"}
+"""A criterion's command is one command, not split into `&&` segments: `&&` needs a shell too."""
 
 _SPAN = re.compile(r"`([^`]+)`")
 _NEGATED = re.compile(
@@ -390,14 +392,12 @@ def _rg_to_grep(args: list[str]) -> list[str] | None:
 def grep_argv(command: str) -> tuple[list[str] | None, str]:
     """The argument vector for a grep/rg command from plan text, or (None, why not)."""
     try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
-        lexer.whitespace_split = True
-        tokens = list(lexer)
+        tokens = shell_words(command)
     except ValueError as exc:
         return None, f"cannot split `{command}`: {exc}"
     if not tokens or tokens[0] not in GREP_PROGRAMS:
         return None, f"`{command}` is not a grep command"
-    if operators := SHELL_OPERATORS & set(tokens):
+    if operators := _ONE_COMMAND_OPERATORS & set(tokens):
         return (
             None,
             f"`{command}` uses shell operators {sorted(operators)}: not run without a shell",
@@ -472,7 +472,7 @@ def _embedded_test_command(text: str, allowed: set[str]) -> list[str] | None:
             argv = shlex.split(span)
         except ValueError:
             continue
-        if argv and argv[0] in allowed and not SHELL_OPERATORS & set(argv):
+        if argv and argv[0] in allowed and not _ONE_COMMAND_OPERATORS & set(argv):
             return argv
     return None
 
@@ -495,6 +495,202 @@ def _test_count_entry(
     )
 
 
+GrepRunner = Callable[[Path, str, str, str], LedgerEntry]
+"""(repo, check, command, criterion text) → the grep check's entry (:func:`grep_entry`)."""
+
+
+@dataclass
+class CriterionContext:
+    """One acceptance criterion being read, and what the recognisers before this one found."""
+
+    repo: Path
+    text: str
+    label: str
+    """The check name of every entry a recogniser makes: `criterion N: <the text's start>`."""
+    count_tests: TestCounter
+    allowed_programs: set[str]
+    run_command: CommandRunner | None
+    grep: GrepRunner
+    handled: set[str] = field(default_factory=set)
+    """Backticked parts (paths, needles, crate names) a recogniser already checked: a later
+    recogniser reading the same words another way skips them."""
+    entries: list[LedgerEntry] = field(default_factory=list)
+    """What the recognisers before the current one made."""
+
+
+@dataclass(frozen=True)
+class Recogniser:
+    """One form of criterion: ``on_match`` turns each match of ``pattern`` in the criterion (only
+    the first with ``first_only``) into entries, none when the match is not what it checks."""
+
+    name: str
+    pattern: re.Pattern[str]
+    on_match: Callable[[CriterionContext, re.Match[str]], list[LedgerEntry]]
+    first_only: bool = False
+
+    def __call__(self, ctx: CriterionContext) -> list[LedgerEntry]:
+        if self.first_only:
+            match = self.pattern.search(ctx.text)
+            return self.on_match(ctx, match) if match else []
+        return [e for m in self.pattern.finditer(ctx.text) for e in self.on_match(ctx, m)]
+
+
+def _is_grep(span: str) -> bool:
+    return span.split(maxsplit=1)[0] in GREP_PROGRAMS
+
+
+def _grep_command(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """`` `grep -q "X" src/lib.rs` succeeds ``: run the grep."""
+    span = match.group(1)
+    if not _is_grep(span):
+        return []
+    ctx.handled.add(span)
+    return [ctx.grep(ctx.repo, ctx.label, span, ctx.text)]
+
+
+def _tests_in_file(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """``5+ tests in `tests/x.rs` ``: count the test functions in the file."""
+    number_a, path_a, path_b, number_b = match.groups()
+    path, wanted = (path_a, number_a) if path_a else (path_b, number_b)
+    ctx.handled.add(path)
+    return [tests_in_file_entry(ctx.repo, ctx.label, path, int(wanted))]
+
+
+def _toml_includes(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """``Cargo.toml includes `serde = "1"` ``: a dependency when the criterion says so, else text."""
+    manifest, spec = match.groups()
+    if spec in ctx.handled:
+        return []
+    crate = _CRATE_SPEC.match(spec)
+    if crate and "dependenc" in ctx.text.lower() + spec:
+        entry = dependency_entry(ctx.repo, ctx.label, crate.group(1), manifest)
+    else:
+        entry = contains_entry(ctx.repo, ctx.label, manifest, spec)
+    ctx.handled.update({spec, manifest})
+    return [entry]
+
+
+def _file_contains(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """``File `x.rs` contains `A` and `B` `` (or `does not contain`)."""
+    path, spans = match.group(1), match.group("spans")
+    if not _looks_like_path(path) or path in ctx.handled:
+        return []
+    needles = _SPAN.findall(spans)
+    ctx.handled.update({path, *needles})
+    negate = bool(match.group("neg"))
+    return [contains_entry(ctx.repo, ctx.label, path, needles, negate=negate)]
+
+
+def _removed_from(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """`` `old_fn` removed from `src/lib.rs` ``; a crate removed from a Cargo.toml."""
+    needle, path = match.groups()
+    if needle in ctx.handled or not _looks_like_path(path):
+        return []
+    if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
+        declared = dependency_entry(ctx.repo, ctx.label, needle, path)
+        verdict = Verdict.FAIL if declared.verdict is Verdict.PASS else Verdict.PASS
+        entry = declared.model_copy(update={"verdict": verdict})
+    else:
+        entry = contains_entry(ctx.repo, ctx.label, path, needle, negate=True)
+    ctx.handled.update({needle, path})
+    return [entry]
+
+
+def _file_gone(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """``File `old.rs` is deleted`` / `does not exist`."""
+    path = match.group(1)
+    if path in ctx.handled or not _looks_like_path(path):
+        return []
+    ctx.handled.add(path)
+    return [absent_entry(ctx.repo, ctx.label, path)]
+
+
+def _dependency_added(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """`` `serde` dependency added to `Cargo.toml` ``."""
+    name, manifest, _bare = match.groups()
+    if name in ctx.handled:
+        return []
+    ctx.handled.add(name)
+    return [dependency_entry(ctx.repo, ctx.label, name, manifest)]
+
+
+def _in_file(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """`` `ApiAuth` is in `src/api.rs` ``; a crate name in a Cargo.toml is a dependency."""
+    needle, path = match.groups()
+    if needle in ctx.handled or not _looks_like_path(path) or _looks_like_path(needle):
+        return []
+    if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
+        entry = dependency_entry(ctx.repo, ctx.label, needle, path)
+    else:
+        entry = contains_entry(ctx.repo, ctx.label, path, needle)
+    ctx.handled.update({needle, path})
+    return [entry]
+
+
+def _file_exists(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """``File `x.rs` exists with >50 lines`` (or `with 3+ tests`, or `with `A` and `B` `)."""
+    kind, path, rest = match.group(1), match.group(2), match.group("rest")
+    if path in ctx.handled or _NON_FILE_SUBJECT.search(ctx.text[: match.start()]):
+        return []
+    if not (kind or _looks_like_path(path)):
+        return []
+    ctx.handled.add(path)
+    entries = [file_exists_entry(ctx.repo, ctx.label, path, rest)]
+    # "File `x.rs` exists with `ApiAuth` and `ApiEndpoint`": the names must be in it.
+    after = re.match(r"\s*(" + _SPAN_LIST + ")", ctx.text[match.end() :])
+    if after and rest.rstrip().lower().endswith("with"):
+        needles = _SPAN.findall(after.group(1))
+        entries.append(contains_entry(ctx.repo, ctx.label, path, needles))
+    return entries
+
+
+def _run_test_count(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
+    """`` `cargo test x` runs 10+ tests ``: the tests a run counted (the phase's runs without a
+    command). Not when a file's tests were counted or a grep decides the criterion."""
+    counted_in_file = any("test functions" in e.evidence for e in ctx.entries)
+    grep_used = any(_is_grep(span) for span in _SPAN.findall(ctx.text))
+    if counted_in_file or grep_used:
+        return []
+    wanted = int(next(g for g in match.groups() if g))
+    has_command = _embedded_test_command(ctx.text, ctx.allowed_programs) is not None
+    # "Function `f` has 8+ unit tests" is about one function: a run's total cannot say.
+    whole_run = _RUN_WORDS.search(ctx.text) and not _SPECIFIC_SUBJECT.search(ctx.text)
+    if not (has_command or whole_run):
+        return []
+    return [_test_count_entry(ctx.label, ctx.text, wanted, ctx.count_tests, ctx.allowed_programs)]
+
+
+def _command_succeeds(ctx: CriterionContext, _match: re.Match[str]) -> list[LedgerEntry]:
+    """`` `cargo build -p x` succeeds ``, `` `cargo test --lib` passes all tests ``: run the
+    command, when nothing before decided the criterion. Criteria about what a command prints ("produces
+    valid JSON") stay with the verifier."""
+    if ctx.entries or ctx.run_command is None or _ABOUT_OUTPUT.search(ctx.text):
+        return []
+    command = _embedded_test_command(ctx.text, ctx.allowed_programs)
+    if command is None:
+        return []
+    return [ctx.run_command(command).model_copy(update={"check": ctx.label})]
+
+
+CRITERION_RECOGNISERS: tuple[Recogniser, ...] = (
+    Recogniser("grep command", _SPAN, _grep_command),
+    Recogniser("tests in file", _TESTS_IN_FILE, _tests_in_file),
+    Recogniser("Cargo.toml includes", _TOML_INCLUDES, _toml_includes),
+    Recogniser("file contains", _CONTAINS, _file_contains),
+    Recogniser("removed from file", _REMOVED_FROM, _removed_from),
+    Recogniser("file gone", _FILE_GONE, _file_gone),
+    Recogniser("dependency added", _DEP_ADDED, _dependency_added),
+    Recogniser("in file", _IN_FILE, _in_file),
+    Recogniser("file exists", _FILE_EXISTS, _file_exists),
+    Recogniser("run test count", _TEST_COUNT, _run_test_count, first_only=True),
+    Recogniser("command succeeds", _SUCCEEDS, _command_succeeds, first_only=True),
+)
+"""The forms :func:`evaluate_criterion` recognises, tried in this order on every criterion; each
+sees the parts the ones before it consumed (``CriterionContext.handled``) and what they made. To
+recognise another form, add a pattern and an ``on_match`` function, and put it where it must
+come relative to the others (a more specific reading of the same words goes first)."""
+
+
 def evaluate_criterion(
     repo: Path,
     number: int,
@@ -503,119 +699,22 @@ def evaluate_criterion(
     count_tests: TestCounter,
     allowed_programs: set[str],
     run_command: CommandRunner | None = None,
-    grep: Callable[[Path, str, str, str], LedgerEntry] | None = None,
+    grep: GrepRunner | None = None,
 ) -> list[LedgerEntry]:
     """Ledger entries for one acceptance criterion: mechanical checks, or one NEEDS_JUDGEMENT.
 
     ``grep`` replaces :func:`grep_entry` (the dry run records the command instead of running it).
     """
-    grep = grep or grep_entry
     check = f"criterion {number}"
-    label = f"{check}: {text[:80]}"
-    entries: list[LedgerEntry] = []
-    handled: set[str] = set()
-
-    for span in _SPAN.findall(text):
-        if span.split(maxsplit=1)[0] in GREP_PROGRAMS:
-            entries.append(grep(repo, label, span, text))
-            handled.add(span)
-
-    for match in _TESTS_IN_FILE.finditer(text):
-        number_a, path_a, path_b, number_b = match.groups()
-        path, wanted = (path_a, number_a) if path_a else (path_b, number_b)
-        entries.append(tests_in_file_entry(repo, label, path, int(wanted)))
-        handled.add(path)
-
-    for match in _TOML_INCLUDES.finditer(text):
-        manifest, spec = match.groups()
-        if spec in handled:
-            continue
-        crate = _CRATE_SPEC.match(spec)
-        if crate and "dependenc" in text.lower() + spec:
-            entries.append(dependency_entry(repo, label, crate.group(1), manifest))
-        else:
-            entries.append(contains_entry(repo, label, manifest, spec))
-        handled.update({spec, manifest})
-
-    for match in _CONTAINS.finditer(text):
-        path, spans = match.group(1), match.group("spans")
-        if _looks_like_path(path) and path not in handled:
-            needles = _SPAN.findall(spans)
-            entries.append(
-                contains_entry(repo, label, path, needles, negate=bool(match.group("neg")))
-            )
-            handled.update({path, *needles})
-
-    for match in _REMOVED_FROM.finditer(text):
-        needle, path = match.groups()
-        if needle in handled or not _looks_like_path(path):
-            continue
-        if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
-            entry = dependency_entry(repo, label, needle, path)
-            verdict = Verdict.FAIL if entry.verdict is Verdict.PASS else Verdict.PASS
-            entries.append(entry.model_copy(update={"verdict": verdict}))
-        else:
-            entries.append(contains_entry(repo, label, path, needle, negate=True))
-        handled.update({needle, path})
-
-    for match in _FILE_GONE.finditer(text):
-        path = match.group(1)
-        if path not in handled and _looks_like_path(path):
-            entries.append(absent_entry(repo, label, path))
-            handled.add(path)
-
-    for match in _DEP_ADDED.finditer(text):
-        name, manifest, bare = match.groups()
-        if name in handled:
-            continue
-        entries.append(dependency_entry(repo, label, name, manifest))
-        handled.add(name)
-
-    for match in _IN_FILE.finditer(text):
-        needle, path = match.groups()
-        if needle in handled or not _looks_like_path(path) or _looks_like_path(needle):
-            continue
-        if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
-            entries.append(dependency_entry(repo, label, needle, path))
-        else:
-            entries.append(contains_entry(repo, label, path, needle))
-        handled.update({needle, path})
-
-    for match in _FILE_EXISTS.finditer(text):
-        kind, path, rest = match.group(1), match.group(2), match.group("rest")
-        before = text[: match.start()]
-        if path in handled or _NON_FILE_SUBJECT.search(before):
-            continue
-        if kind or _looks_like_path(path):
-            entries.append(file_exists_entry(repo, label, path, rest))
-            handled.add(path)
-            # "File `x.rs` exists with `ApiAuth` and `ApiEndpoint`": the names must be in it.
-            after = re.match(r"\s*(" + _SPAN_LIST + ")", text[match.end() :])
-            if after and rest.rstrip().lower().endswith("with"):
-                entries.append(contains_entry(repo, label, path, _SPAN.findall(after.group(1))))
-
-    counted_in_file = any("test functions" in e.evidence for e in entries)
-    grep_used = any(span.split(maxsplit=1)[0] in GREP_PROGRAMS for span in _SPAN.findall(text))
-    if not counted_in_file and not grep_used and (count := _TEST_COUNT.search(text)):
-        wanted = int(next(g for g in count.groups() if g))
-        has_command = _embedded_test_command(text, allowed_programs) is not None
-        # "Function `f` has 8+ unit tests" is about one function: a run's total cannot say.
-        whole_run = _RUN_WORDS.search(text) and not _SPECIFIC_SUBJECT.search(text)
-        if has_command or whole_run:
-            entries.append(_test_count_entry(label, text, wanted, count_tests, allowed_programs))
-
-    # "`cargo build -p x` succeeds", "`cargo test --lib` passes all tests": run the command.
-    # Criteria about what a command prints ("produces valid JSON") stay with the verifier.
-    if (
-        not entries
-        and run_command is not None
-        and _SUCCEEDS.search(text)
-        and not _ABOUT_OUTPUT.search(text)
-    ):
-        command = _embedded_test_command(text, allowed_programs)
-        if command is not None:
-            entries.append(run_command(command).model_copy(update={"check": label}))
-
-    if not entries:
-        entries.append(_entry(check, Verdict.NEEDS_JUDGEMENT, text))
-    return entries
+    ctx = CriterionContext(
+        repo=repo,
+        text=text,
+        label=f"{check}: {text[:80]}",
+        count_tests=count_tests,
+        allowed_programs=allowed_programs,
+        run_command=run_command,
+        grep=grep or grep_entry,
+    )
+    for recognise in CRITERION_RECOGNISERS:
+        ctx.entries.extend(recognise(ctx))
+    return ctx.entries or [_entry(check, Verdict.NEEDS_JUDGEMENT, text)]

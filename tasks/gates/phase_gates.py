@@ -2,6 +2,21 @@
 
 FILESYSTEM IS THE SOURCE OF TRUTH: the declared files, the diff since the phase started, the
 tests it runs and the quality tools decide. Nothing here reads what an agent said.
+
+The gates are a table, :data:`PHASE_GATES`: named rules, each a small function from one
+:class:`GateContext` (the repository, the phase, its start snapshot, the baseline test run, the
+gate configuration, the scope policy, the other phases' files) to ledger entries.
+:func:`run_phase_gates` builds the context and appends each rule's entries in the table's order,
+which is the ledger's order. What several gates share is computed once, on the context: the
+changes since the start, the gate-configuration check (before any command: a phase that changed
+gate configuration runs no command) and the phase's commands (:class:`PhaseCommands`: the blast
+radius, then the criteria's commands; each test command runs once).
+
+To add a gate: write a function that returns `LedgerEntry` items (commands through
+`tasks/gates/evidence.py`, never a shell string built from plan text), wrap it in a rule
+``def _my_gate(ctx: GateContext) -> list[LedgerEntry]``, and put ``GateRule("my gate", _my_gate)``
+into :data:`PHASE_GATES` where its entries belong in the ledger. A command it runs must ask
+``ctx.refused`` first. A fact another gate also needs becomes a cached property of the context.
 """
 
 from __future__ import annotations
@@ -9,18 +24,25 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from plan_parser.gate_commands import (
+    APPENDABLE_TEST_FILTER,
+    GREP_PROGRAMS,
+    SHELL_OPERATORS,
+    split_segments,
+)
 from plan_parser.model import FileAction, FileRef, Phase, PhaseType
 from tasks.gates.cargo_output import FAILED, OK, TestRun
 from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
-    GREP_PROGRAMS,
-    SHELL_OPERATORS,
     clean_path,
     dependency_entry,
     dependency_names_from_field,
@@ -81,7 +103,6 @@ _ALLOWS_IGNORE = re.compile(
     r"|pytest\.mark\.(?:skip|skipif|xfail)\b",
     re.I,
 )
-_BARE_FILTER = re.compile(r"^[\w:]+$")
 _SUPPRESSED_LINTS = re.compile(r"(?:allow|expect)\s*\(([^)]*)\)|noqa:\s*([\w, ]+)")
 
 
@@ -438,23 +459,6 @@ class _TestRuns:
         )
 
 
-def _split_segments(command: str) -> list[list[str]] | str:
-    """`cargo test a && grep x f` → [[cargo, test, a], [grep, x, f]]; a string says why not."""
-    try:
-        lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|<>()")
-        lexer.whitespace_split = True
-        tokens = list(lexer)
-    except ValueError as exc:
-        return f"cannot split `{command}`: {exc}"
-    segments: list[list[str]] = [[]]
-    for token in tokens:
-        if token == "&&":
-            segments.append([])
-        else:
-            segments[-1].append(token)
-    return [s for s in segments if s]
-
-
 def blast_radius_entries(
     repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, grep: Any = None
 ) -> list[LedgerEntry]:
@@ -464,11 +468,11 @@ def blast_radius_entries(
     entries: list[LedgerEntry] = []
     commands = list(phase.blast_commands)
     radius = (phase.blast_radius or "").strip().strip("`").strip()
-    if not commands and radius and _BARE_FILTER.match(radius) and config.test_filter:
+    if not commands and radius and APPENDABLE_TEST_FILTER.match(radius) and config.test_filter:
         tests.run(f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True)
         return entries
     for command in commands:
-        segments = _split_segments(command)
+        segments = split_segments(command)
         if isinstance(segments, str):
             entries.append(not_run(f"blast-radius: {command}", segments, command=command))
             continue
@@ -722,11 +726,152 @@ def criteria_entries(
 
 def dependency_field_entries(repo: Path, phase: Phase) -> list[LedgerEntry]:
     entries: list[LedgerEntry] = []
-    for field, value in phase.extra_fields.items():
-        if _DEPENDENCY_FIELD.search(field):
+    for key, value in phase.extra_fields.items():
+        if _DEPENDENCY_FIELD.search(key):
             for name in dependency_names_from_field(value):
                 entries.append(dependency_entry(repo, f"dependency {name}", name))
     return entries
+
+
+_REFUSED_AFTER_CONFIG_CHANGE = (
+    "not run: the phase changed gate configuration (integrity: gate configuration); "
+    "no command the agent could have written is run"
+)
+
+
+@dataclass(frozen=True)
+class PhaseCommands:
+    """What the phase's commands gave, run once: the blast radius first (a criterion without a
+    command counts its tests), then the commands the criteria name."""
+
+    runs: _TestRuns
+    blast_radius: list[LedgerEntry]
+    """The blast radius's entries that are not test runs (greps, refusals, prose), or the
+    design phase's `tests` not-run entry."""
+    criteria: list[LedgerEntry]
+
+    @property
+    def test_runs(self) -> list[LedgerEntry]:
+        """One entry per test command that ran (or was refused), the blast radius's and the
+        criteria's alike."""
+        return self.runs.entries
+
+
+@dataclass
+class GateContext:
+    """Everything a phase's gates read: one per :func:`run_phase_gates` call. The facts several
+    gates share are computed on first use and kept."""
+
+    repo: Path
+    phase: Phase
+    start: PhaseStart
+    baseline: TestRun | None
+    config: GateConfig
+    scope_policy: ScopePolicy = "warn"
+    others: list[FileRef] = field(default_factory=list)
+    """The files the plan's other phases declare (the `siblings` scope policy and the
+    gate-configuration check tell a sibling's file from a wandering agent's)."""
+
+    @property
+    def design(self) -> bool:
+        return self.phase.type is PhaseType.DESIGN
+
+    @cached_property
+    def changes(self) -> dict[str, str]:
+        """Path → A/M/D since the phase started (:func:`phase_changes`)."""
+        return phase_changes(self.repo, self.start)
+
+    @cached_property
+    def gate_config_entry(self) -> LedgerEntry:
+        """`integrity: gate configuration`, read before any command runs (:attr:`refused` needs
+        it, and no command runs without asking :attr:`refused`): `just test` reads the justfile
+        and cargo `.cargo/config.toml` from the working tree, so a phase that changed them would
+        run the agent's commands in our gates."""
+        return gate_config_check(self.repo, self.phase, self.start, self.others)
+
+    @property
+    def refused(self) -> str | None:
+        """Why no command may run in this phase's gates (None: they may)."""
+        if self.gate_config_entry.verdict is Verdict.FAIL:
+            return _REFUSED_AFTER_CONFIG_CHANGE
+        return None
+
+    @cached_property
+    def commands(self) -> PhaseCommands:
+        runs = _TestRuns(self.repo, self.config, self.baseline, refused=self.refused)
+        if self.design:
+            blast = [not_run("tests", "design phase: tests are not required")]
+        else:
+            blast = blast_radius_entries(self.repo, self.phase, self.config, runs)
+        criteria = criteria_entries(self.repo, self.phase, self.config, runs, design=self.design)
+        return PhaseCommands(runs=runs, blast_radius=blast, criteria=criteria)
+
+
+def _declared_files_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return declared_file_entries(ctx.repo, ctx.phase)
+
+
+def _scope_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return scope_entries(ctx.phase, ctx.changes, ctx.start, ctx.repo, ctx.scope_policy, ctx.others)
+
+
+def _test_runs_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return ctx.commands.test_runs
+
+
+def _blast_radius_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return ctx.commands.blast_radius
+
+
+def _regressions_gate(ctx: GateContext) -> list[LedgerEntry]:
+    if ctx.design:
+        return []
+    return [regression_entry(ctx.commands.runs, ctx.baseline)]
+
+
+def _criteria_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return ctx.commands.criteria
+
+
+def _dependency_fields_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return dependency_field_entries(ctx.repo, ctx.phase)
+
+
+def _integrity_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return integrity_entries(ctx.repo, ctx.phase, ctx.start)
+
+
+def _gate_configuration_gate(ctx: GateContext) -> list[LedgerEntry]:
+    return [ctx.gate_config_entry]
+
+
+def _quality_gate(ctx: GateContext) -> list[LedgerEntry]:
+    if ctx.refused is not None:
+        return [not_run(check, ctx.refused) for check in ("build", "lint", "fmt")]
+    return _quality_entries(ctx.repo, ctx.config, ctx.changes, design=ctx.design)
+
+
+@dataclass(frozen=True)
+class GateRule:
+    """One gate of :data:`PHASE_GATES`: its name, and its entries for a phase."""
+
+    name: str
+    entries: Callable[[GateContext], list[LedgerEntry]]
+
+
+PHASE_GATES: tuple[GateRule, ...] = (
+    GateRule("declared files", _declared_files_gate),
+    GateRule("scope", _scope_gate),
+    GateRule("test runs", _test_runs_gate),
+    GateRule("blast radius", _blast_radius_gate),
+    GateRule("regressions", _regressions_gate),
+    GateRule("criteria", _criteria_gate),
+    GateRule("dependency fields", _dependency_fields_gate),
+    GateRule("integrity", _integrity_gate),
+    GateRule("gate configuration", _gate_configuration_gate),
+    GateRule("quality", _quality_gate),
+)
+"""A phase's gates, in the order of their ledger entries (the order the ledger is read in)."""
 
 
 def run_phase_gates(
@@ -739,46 +884,24 @@ def run_phase_gates(
     scope_policy: ScopePolicy = "warn",
     others: list[FileRef] | None = None,
 ) -> Ledger:
-    """Every gate for ``phase``, as ledger entries; :func:`tasks.gates.verdict.decide` judges.
+    """Every gate of :data:`PHASE_GATES` for ``phase``, as ledger entries;
+    :func:`tasks.gates.verdict.decide` judges.
 
     ``others``: the files the plan's other phases declare (the `siblings` scope policy and the
     gate-configuration check tell a sibling's file from a wandering agent's)."""
     repo = Path(repo)
-    config = config or load_committed_gate_config(repo)
-    design = phase.type is PhaseType.DESIGN
-    ledger = Ledger()
-    ledger.extend(declared_file_entries(repo, phase))
-    changes = phase_changes(repo, start)
-    ledger.extend(scope_entries(phase, changes, start, repo, scope_policy, others))
-    # Before any command: `just test` reads the justfile and cargo `.cargo/config.toml` from the
-    # working tree, so a phase that changed them would run the agent's commands in our gates.
-    config_entry = gate_config_check(repo, phase, start, others or [])
-    refused = (
-        "not run: the phase changed gate configuration (integrity: gate configuration); "
-        "no command the agent could have written is run"
-        if config_entry.verdict is Verdict.FAIL
-        else None
+    ctx = GateContext(
+        repo=repo,
+        phase=phase,
+        start=start,
+        baseline=baseline,
+        config=config or load_committed_gate_config(repo),
+        scope_policy=scope_policy,
+        others=list(others or []),
     )
-
-    tests = _TestRuns(repo, config, baseline, refused=refused)
-    other: list[LedgerEntry] = []
-    if design:
-        other.append(not_run("tests", "design phase: tests are not required"))
-    else:
-        other.extend(blast_radius_entries(repo, phase, config, tests))
-    criteria = criteria_entries(repo, phase, config, tests, design=design)
-    ledger.extend(tests.entries)
-    ledger.extend(other)
-    if not design:
-        ledger.add(regression_entry(tests, baseline))
-    ledger.extend(criteria)
-    ledger.extend(dependency_field_entries(repo, phase))
-    ledger.extend(integrity_entries(repo, phase, start))
-    ledger.add(config_entry)
-    if refused is not None:
-        ledger.extend(not_run(check, refused) for check in ("build", "lint", "fmt"))
-    else:
-        ledger.extend(_quality_entries(repo, config, changes, design=design))
+    ledger = Ledger()
+    for gate in PHASE_GATES:
+        ledger.extend(gate.entries(ctx))
     for entry in ledger.entries:
         entry.phase_id = phase.id
     return ledger

@@ -349,11 +349,11 @@ def test_cli_run_on_bad_input_needs_no_server(repo: Path, tmp_path: Path) -> Non
     assert _snapshot(path) == before
 
 
-def test_default_gate_programs_are_the_gates_own() -> None:
+def test_default_gate_programs_are_the_gates_own(tmp_path: Path) -> None:
     from plan_parser.gate_commands import DEFAULT_GATE_PROGRAMS
-    from tasks.gates.config import DEFAULT_ALLOWED_PROGRAMS
+    from tasks.gates.config import load_gate_config
 
-    assert list(DEFAULT_GATE_PROGRAMS) == DEFAULT_ALLOWED_PROGRAMS
+    assert load_gate_config(tmp_path).allowed_programs == list(DEFAULT_GATE_PROGRAMS)
 
 
 def test_repository_gate_config_decides_which_programs_a_blast_radius_may_use(repo: Path) -> None:
