@@ -39,13 +39,14 @@ SHELL_OPERATORS = frozenset({"|", "||", ";", "&", ">", ">>", "<", "<<", "(", ")"
 """Tokens that would need a shell, in one `&&`-separated segment (:func:`split_segments` has
 already taken the `&&` out)."""
 
-# An explicit "no regression tests" (the corpus writes "Manual testing only", "Documentation
-# only - ...", "None - documentation only"): recorded as not run, a warning.
-_EXPLICIT_NONE = re.compile(
+EXPLICIT_NO_TESTS = re.compile(
     r"^(?:none|n/?a|not applicable|nothing|manual(?:ly)?(?:\s+(?:testing|tests?|verification))?"
     r"|documentation|docs?|no\s+(?:automated\s+|code\s+|regression\s+|unit\s+)?tests?)\b",
     re.IGNORECASE,
 )
+"""An explicit "no regression tests" (the corpus writes "Manual testing only", "Documentation
+only - ...", "None - documentation only"): recorded as not run, a warning at validation, and at
+gate time never a test filter (`cargo test None` would select nothing and fail the phase)."""
 NAMED_TEST_PATH = re.compile(r"^[A-Za-z_][\w]*::(?:[\w:]*)$")
 """A blast radius that validation accepts without a command: a test path such as `audio::` or
 `link::detection`. The `::` is what tells it from a prose word ("Minimal", "Tests"), which a plan
@@ -84,7 +85,7 @@ class BlastProblem:
 
 
 def explicitly_none(text: str) -> bool:
-    return bool(_EXPLICIT_NONE.match(text.strip()))
+    return bool(EXPLICIT_NO_TESTS.match(text.strip()))
 
 
 def shell_words(command: str) -> list[str]:

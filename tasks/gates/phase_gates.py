@@ -35,6 +35,7 @@ from pydantic import BaseModel, Field
 
 from plan_parser.gate_commands import (
     APPENDABLE_TEST_FILTER,
+    EXPLICIT_NO_TESTS,
     GREP_PROGRAMS,
     SHELL_OPERATORS,
     split_segments,
@@ -468,7 +469,13 @@ def blast_radius_entries(
     entries: list[LedgerEntry] = []
     commands = list(phase.blast_commands)
     radius = (phase.blast_radius or "").strip().strip("`").strip()
-    if not commands and radius and APPENDABLE_TEST_FILTER.match(radius) and config.test_filter:
+    if (
+        not commands
+        and radius
+        and APPENDABLE_TEST_FILTER.match(radius)
+        and not EXPLICIT_NO_TESTS.match(radius)
+        and config.test_filter
+    ):
         tests.run(f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True)
         return entries
     for command in commands:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from plan_parser.model import FileAction, PhaseType
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.ledger import PhaseStatus, Verdict
@@ -307,6 +309,24 @@ def test_prose_blast_radius_is_recorded_not_run_and_the_default_scope_runs(
     assert default.verdict is Verdict.PASS and default.evidence.startswith(
         "8 passed, 0 failed, 1 ignored"
     )
+
+
+@pytest.mark.parametrize("radius", ["None", "Documentation", "nothing", "docs"])
+def test_one_word_no_tests_radius_is_not_a_test_filter(
+    repo_factory: Callable[[str], Path], single_baseline: TestRun, radius: str
+) -> None:
+    """A blast radius of one word that says "no tests" is the author's "none", not a filter:
+    `cargo test None` selects nothing, and a scoped run of nothing would block an honest phase."""
+    repo = repo_factory("single")
+    start = snapshot(repo, baseline=single_baseline)
+    add_halve(repo)
+    plan_phase = phase([("src/math.rs", MODIFY)], blast=radius)
+    ledger = run_phase_gates(repo, plan_phase, start=start, baseline=single_baseline)
+    by_check = {entry.check: entry for entry in ledger.entries}
+    assert f"blast-radius: {radius}" not in by_check
+    assert by_check["blast-radius"].verdict is Verdict.NOT_RUN
+    assert by_check["tests (default scope): cargo test"].verdict is Verdict.PASS
+    assert decide(ledger).status is PhaseStatus.COMPLETE
 
 
 def test_design_phase_needs_artifacts_not_tests(repo_factory: Callable[[str], Path]) -> None:
