@@ -301,9 +301,8 @@ def run_plan(
     if (with_preflight or as_json) and not options.dry_run:
         echo("error: --with-preflight and --json go with --dry-run", err=True)
         return EXIT_INVALID
-    if (
-        options.dry_run and not with_preflight
-    ):  # free: no backend, no flow, nothing of the repo runs
+    # The free dry run: no backend, no flow, nothing of the repository runs.
+    if options.dry_run and not with_preflight:
         return _free_dry_run(plan, options, echo, as_json=as_json)
     invalid = _invalid_plan(plan, repo, options.include_optional, options.unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent

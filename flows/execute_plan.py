@@ -160,7 +160,7 @@ async def execute_plan(plan_path: Path, options: RunOptions = DEFAULT_OPTIONS) -
 async def _execute_plan(plan_path: Path, requested: RunOptions) -> State[RunReport]:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
-    repo = Path(requested.repo).resolve() if requested.repo else find_repo(plan_path)
+    repo = requested.repo.resolve() if requested.repo else find_repo(plan_path)
     options = requested.resolved(repo)
     log = get_run_logger()
     if options.distribute and not options.worktrees:

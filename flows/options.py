@@ -28,8 +28,9 @@ class RunOptions(BaseModel):
     """
 
     # The attribute docstrings become the fields' descriptions in the JSON schema, which the
-    # Prefect UI's run form shows beside each field.
-    model_config = ConfigDict(use_attribute_docstrings=True)
+    # Prefect UI's run form shows beside each field. A name that is no field is refused, as an
+    # unknown flow parameter is: a misspelt option must not run with its default silently.
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
     repo: Path | None = None
     """The repository to work in (None: the git repository that holds the plan)."""

@@ -447,3 +447,5 @@ def test_run_options_resolve_the_repository_once() -> None:
         ResolvedRunOptions()  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         RunOptions.model_validate({"dirty_policy": "ignore"})
+    with pytest.raises(ValidationError, match="distibute"):  # a misspelt option is refused
+        RunOptions.model_validate({"distibute": True})

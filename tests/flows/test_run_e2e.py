@@ -40,13 +40,21 @@ class Echo:
         return "\n".join(self.lines)
 
 
-def run(plan: Path, agents: ScriptedAgents, monkeypatch: pytest.MonkeyPatch, **options: object):
+def run(
+    plan: Path,
+    agents: ScriptedAgents,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    with_preflight: bool = False,
+    **options: object,
+):
+    """`run` of ``plan`` in its repository with the flow's ``options`` (RunOptions fields)."""
     echo = Echo()
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
         run_options = RunOptions(repo=plan.parents[2], **options)  # type: ignore[arg-type]
-        code = run_plan(plan, run_options, live=False, echo=echo)
+        code = run_plan(plan, run_options, live=False, echo=echo, with_preflight=with_preflight)
         requests = api.message_requests
     return code, requests, echo
 
