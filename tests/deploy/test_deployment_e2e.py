@@ -438,7 +438,11 @@ def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_pa
         f"{repo.name}: {ready.name.removesuffix('.md')}"  # the repository, then the plan
     ]
     assert children[0]["state_type"] == "COMPLETED"  # type: ignore[index]
-    assert children[0]["parameters"]["dry_run"] is True  # type: ignore[index]
+    child_options = children[0]["parameters"]["options"]  # type: ignore[index]
+    assert child_options["dry_run"] is True
+    # The run's `options` replaced the deployment's: the nightly's own defaults filled the rest.
+    assert (child_options["max_cost_usd"], child_options["phase_max_cost_usd"]) == (25.0, 5.0)
+    assert child_options["repo"] == str(repo.resolve())
     assert {p: p.read_bytes() for p in untouched} == untouched
     artifacts = deployed.post(
         "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}
