@@ -240,6 +240,7 @@ def run_synthetic(
     from backend.select import backend as select_backend
     from cli.demo import ScriptedAgents
     from flows import execute_plan as module
+    from flows.context import RunOptions
     from tasks.agent.standin import StandinMessagesAPI
 
     own_root = root is None
@@ -251,7 +252,9 @@ def run_synthetic(
         os.environ["ANTHROPIC_API_KEY"] = "stand-in"
         started = time.monotonic()
         with select_backend("server", console=lambda *_: None):
-            state = asyncio.run(module.execute_plan(plan, repo=root / "crate", return_state=True))
+            state = asyncio.run(
+                module.execute_plan(plan, RunOptions(repo=root / "crate"), return_state=True)
+            )
         wall = time.monotonic() - started
         requests = api.message_requests
     report = state.result(raise_on_failure=False)

@@ -40,6 +40,7 @@ SLOW_S = 3.0
 def one_run(share: float, seed: int) -> dict[str, Any]:
     from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from flows import execute_plan as module
+    from flows.context import RunOptions
     from tasks.agent.result import InfraFaults
     from tasks.agent.standin import FaultPlan, StandinMessagesAPI
 
@@ -51,7 +52,9 @@ def one_run(share: float, seed: int) -> dict[str, Any]:
     ) as api:
         os.environ["ANTHROPIC_BASE_URL"] = api.base_url
         started = time.monotonic()
-        state = asyncio.run(module.execute_plan(plan, repo=root / "crate", return_state=True))
+        state = asyncio.run(
+            module.execute_plan(plan, RunOptions(repo=root / "crate"), return_state=True)
+        )
         wall = time.monotonic() - started
         injected = sum(api.faults.values())
         requests = len(api.message_requests)

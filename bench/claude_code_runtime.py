@@ -28,6 +28,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 from cli.demo import ScriptedAgents, demo_scripts, make_crate  # noqa: E402
 from cli.run import run_plan  # noqa: E402
+from flows.context import RunOptions  # noqa: E402
 from plan_parser.checkpoints import read_plan_state  # noqa: E402
 from tasks.agent.runtimes import RUNTIMES  # noqa: E402
 from tasks.agent.standin import StandinMessagesAPI  # noqa: E402
@@ -47,10 +48,9 @@ def one_run(runtime: str, backend: str) -> dict[str, object]:
             started = time.perf_counter()
             code = run_plan(
                 plan_path,
-                repo=repo,
+                RunOptions(repo=repo, agent_runtime=runtime),
                 live=False,
                 backend_mode=backend,
-                agent_runtime=runtime,
                 echo=lambda *a, **k: None,
             )
             wall = time.perf_counter() - started

@@ -132,12 +132,15 @@ async def _phase_runs(flow_run_ids: list[str]) -> dict[str, object]:
 
 def run_once(phases: int, delay: float, *, distribute: bool) -> dict[str, object]:
     from flows import execute_plan as module
+    from flows.context import RunOptions
 
     root = Path(tempfile.mkdtemp(prefix="bench-distribute-"))
     plan = make_remote_repo(root, phases)
     started = time.monotonic()
     state = asyncio.run(
-        module.execute_plan(plan, repo=root / "crate", distribute=distribute, return_state=True)
+        module.execute_plan(
+            plan, RunOptions(repo=root / "crate", distribute=distribute), return_state=True
+        )
     )
     wall = time.monotonic() - started
     report = state.result(raise_on_failure=False)

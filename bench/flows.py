@@ -27,6 +27,7 @@ def one_run(backend: str) -> dict[str, float]:
     from backend.select import backend as select_backend
     from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from flows import execute_plan as module
+    from flows.context import RunOptions
     from tasks.agent.standin import StandinMessagesAPI
 
     root = Path(tempfile.mkdtemp(prefix="bench-flows-"))
@@ -36,7 +37,9 @@ def one_run(backend: str) -> dict[str, float]:
         os.environ["ANTHROPIC_API_KEY"] = "stand-in"
         started = time.monotonic()
         with select_backend(backend, console=lambda *_: None):
-            state = asyncio.run(module.execute_plan(plan, repo=root / "crate", return_state=True))
+            state = asyncio.run(
+                module.execute_plan(plan, RunOptions(repo=root / "crate"), return_state=True)
+            )
         wall = time.monotonic() - started
     report = state.result(raise_on_failure=False)
     row = {"wall_s": wall, "flow_s": report.duration_s, "exit": float(report.exit_code)}

@@ -139,12 +139,15 @@ def measure(phases: int, turns: int, memory: bool = False) -> dict[str, Any]:
 
     from backend.select import backend as select_backend
     from flows import execute_plan as module
+    from flows.context import RunOptions
 
     with StandinMessagesAPI(responder=Worker(turns), auto_summary=False) as api:
         os.environ["ANTHROPIC_BASE_URL"] = api.base_url
         os.environ["ANTHROPIC_API_KEY"] = "stand-in"
         with select_backend("server", console=lambda *_: None):
-            state = asyncio.run(module.execute_plan(plan, repo=root / "crate", return_state=True))
+            state = asyncio.run(
+                module.execute_plan(plan, RunOptions(repo=root / "crate"), return_state=True)
+            )
         requests = api.message_requests
     report = state.result(raise_on_failure=False)
     syn.shutil.rmtree(root, ignore_errors=True)

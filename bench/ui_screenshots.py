@@ -118,7 +118,7 @@ def deploy_and_run(root: Path, api_url: str, auth: str, standin_url: str) -> tup
                 "--param",
                 f"plan_path={plan}",
                 "--param",
-                f"repo={repo}",
+                "options=" + json.dumps({"repo": str(repo)}),
                 "--watch",
                 "--watch-interval",
                 "2",

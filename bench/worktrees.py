@@ -346,6 +346,7 @@ def run_flow(mode: str, records: int, delay_s: float, vendor: str = "in-repo") -
     from backend.select import backend as select_backend
     from cli.demo import ScriptedAgents
     from flows import execute_plan as module
+    from flows.context import RunOptions
     from tasks.agent.standin import StandinMessagesAPI
 
     root = Path(tempfile.mkdtemp(prefix=f"bench-wt-{mode}-"))
@@ -370,7 +371,9 @@ def run_flow(mode: str, records: int, delay_s: float, vendor: str = "in-repo") -
         with select_backend("server", console=lambda *_: None):
             state = asyncio.run(
                 module.execute_plan(
-                    plan, repo=root / "crate", worktrees=mode != "shared-tree", return_state=True
+                    plan,
+                    RunOptions(repo=root / "crate", worktrees=mode != "shared-tree"),
+                    return_state=True,
                 )
             )
             wall = time.monotonic() - started
@@ -613,6 +616,7 @@ def stale_run(mode: str) -> dict[str, Any]:
     from backend.select import backend as select_backend
     from cli.demo import PhaseScript, ScriptedAgents
     from flows import execute_plan as module
+    from flows.context import RunOptions
     from tasks.agent.standin import (
         StandinMessagesAPI,
         bash_command,
@@ -659,7 +663,9 @@ def stale_run(mode: str) -> dict[str, Any]:
         with select_backend("server", console=lambda *_: None):
             state = asyncio.run(
                 module.execute_plan(
-                    root / plan_file, repo=root, worktrees=mode != "shared-tree", return_state=True
+                    root / plan_file,
+                    RunOptions(repo=root, worktrees=mode != "shared-tree"),
+                    return_state=True,
                 )
             )
     report = state.result(raise_on_failure=False)

@@ -411,6 +411,7 @@ def run_demo(
     import typer
 
     from cli.run import run_plan
+    from flows.options import RunOptions
     from tasks.agent.standin import StandinMessagesAPI
 
     if shutil.which("cargo") is None:
@@ -444,11 +445,10 @@ def run_demo(
                 os.environ[PORT_ENV] = str(port)
             code = run_plan(
                 plan_path,
-                repo=root,
+                RunOptions.model_validate({"repo": root, "agent_runtime": agent_runtime}),
                 backend_mode=backend_mode,
                 live=live,
                 prefect_logs=prefect_logs,
-                agent_runtime=agent_runtime,
             )
         finally:
             for name, value in saved.items():

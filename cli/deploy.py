@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 
 POOL_NAME = "plan-executor"
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+PROJECT_DIR = Path(__file__).resolve().parents[1]
 """The checkout holding prefect.yaml (this package is installed editable from it)."""
 
 

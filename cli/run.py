@@ -22,6 +22,7 @@ from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 if TYPE_CHECKING:
     from prefect import State
 
+    from flows.options import RunOptions
     from flows.report import RunReport
 
 EXIT_INVALID = 2
@@ -210,8 +211,20 @@ def run_command(
     prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a plan as a Prefect DAG; exit 0 all complete, 1 any not complete, 2 invalid input."""
-    code = run_plan(
-        plan,
+    problem = budget_problem(
+        max_cost_usd=max_cost,
+        max_tokens=max_tokens,
+        phase_max_cost_usd=phase_max_cost,
+        phase_max_tokens=phase_max_tokens,
+        max_turns=max_turns,
+        no_progress_turns=no_progress_turns,
+    )
+    if problem is not None:  # in the options' own words, before RunOptions refuses them
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    from flows.options import RunOptions
+
+    options = RunOptions(
         repo=repo,
         skills=skill or [],
         dirty_policy=dirty,
@@ -236,6 +249,10 @@ def run_command(
         no_progress_turns=no_progress_turns,
         agent_runtime=agent_runtime.value,
         distribute=distribute,
+    )
+    code = run_plan(
+        plan,
+        options,
         backend_mode=backend.value,
         live=live,
         with_preflight=with_preflight,
@@ -247,31 +264,8 @@ def run_command(
 
 def run_plan(
     plan: Path,
+    options: RunOptions | None = None,
     *,
-    repo: Path | None = None,
-    skills: list[str] | None = None,
-    dirty_policy: str = "stop",
-    include_optional: bool = False,
-    phase_timeout_s: float = 600.0,
-    agent_timeout_s: float = 300.0,
-    model: str | None = None,
-    dry_run: bool = False,
-    interactive: bool = False,
-    network: bool = True,
-    allow_unsandboxed: bool = False,
-    worktrees: bool = True,
-    on_current_branch: bool = False,
-    keep_worktrees: bool = False,
-    sandbox_gates: bool = True,
-    unknown_owners: str = "error",
-    max_cost_usd: float | None = None,
-    max_tokens: int | None = None,
-    phase_max_cost_usd: float | None = None,
-    phase_max_tokens: int | None = None,
-    max_turns: int = DEFAULT_MAX_TURNS,
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
-    agent_runtime: str = "anthropic",
-    distribute: bool = False,
     backend_mode: str = "auto",
     live: bool | None = None,
     prefect_logs: bool = False,
@@ -279,58 +273,44 @@ def run_plan(
     with_preflight: bool = False,
     as_json: bool = False,
 ) -> int:
-    """The `run` command as a function (the demo and tests call it); returns the exit status."""
+    """The `run` command as a function (the demo and tests call it); returns the exit status.
+
+    ``options`` are the flow's (None: every default); the rest is how this command runs it.
+    """
+    from flows.options import RunOptions
+
+    options = options or RunOptions()
     plan = plan.expanduser().resolve()
     if not plan.is_file():
         echo(f"error: {plan}: no such plan file", err=True)
         return EXIT_INVALID
+    repo = options.repo
     if repo is not None and not repo.expanduser().is_dir():
         echo(f"error: {repo}: no such directory", err=True)
         return EXIT_INVALID
-    if phase_timeout_s <= 0 or agent_timeout_s <= 0:
+    if options.phase_timeout_s <= 0 or options.agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
-        return EXIT_INVALID
-    problem = budget_problem(
-        max_cost_usd=max_cost_usd,
-        max_tokens=max_tokens,
-        phase_max_cost_usd=phase_max_cost_usd,
-        phase_max_tokens=phase_max_tokens,
-        max_turns=max_turns,
-        no_progress_turns=no_progress_turns,
-    )
-    if problem is not None:
-        echo(f"error: {problem}", err=True)
         return EXIT_INVALID
     from tasks.plan_input import PlanInputError, check_agent_runtime
 
     try:
-        check_agent_runtime(agent_runtime)
+        check_agent_runtime(options.agent_runtime)
     except PlanInputError as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_INVALID
-    if (with_preflight or as_json) and not dry_run:
+    if (with_preflight or as_json) and not options.dry_run:
         echo("error: --with-preflight and --json go with --dry-run", err=True)
         return EXIT_INVALID
-    if dry_run and not with_preflight:  # free: no backend, no flow, nothing of the repo runs
-        return _free_dry_run(
-            plan,
-            repo,
-            echo,
-            as_json=as_json,
-            skills=skills or [],
-            dirty_policy=dirty_policy,
-            include_optional=include_optional,
-            phase_timeout_s=phase_timeout_s,
-            agent_timeout_s=agent_timeout_s,
-            model=model,
-            unknown_owners=unknown_owners,
-            interactive=interactive,
-        )
-    invalid = _invalid_plan(plan, repo, include_optional, unknown_owners)
+    # The free dry run: no backend, no flow, nothing of the repository runs.
+    if options.dry_run and not with_preflight:
+        return _free_dry_run(plan, options, echo, as_json=as_json)
+    invalid = _invalid_plan(plan, repo, options.include_optional, options.unknown_owners)
     if invalid is not None:  # before any backend: bad input needs no server, calls no agent
         echo("error: invalid plan:", err=True)
         echo(invalid, err=True)
         return EXIT_INVALID
+    if repo is not None:
+        options = options.model_copy(update={"repo": repo.expanduser().resolve()})
 
     from backend.postgres import PostgresError
     from backend.select import backend as select_backend
@@ -339,36 +319,11 @@ def run_plan(
     try:
         return _run_on_backend(
             plan,
+            options,
             backend_mode,
             echo,
-            repo=repo,
-            parameters=dict(
-                skills=skills or [],
-                dirty_policy=dirty_policy,
-                include_optional=include_optional,
-                phase_timeout_s=phase_timeout_s,
-                agent_timeout_s=agent_timeout_s,
-                model=model,
-                dry_run=dry_run,
-                interactive=interactive,
-                network=network,
-                allow_unsandboxed=allow_unsandboxed,
-                worktrees=worktrees,
-                on_current_branch=on_current_branch,
-                keep_worktrees=keep_worktrees,
-                sandbox_gates=sandbox_gates,
-                unknown_owners=unknown_owners,
-                max_cost_usd=max_cost_usd,
-                max_tokens=max_tokens,
-                phase_max_cost_usd=phase_max_cost_usd,
-                phase_max_tokens=phase_max_tokens,
-                max_turns=max_turns,
-                no_progress_turns=no_progress_turns,
-                agent_runtime=agent_runtime,
-                distribute=distribute,
-                live=live,
-                prefect_logs=prefect_logs,
-            ),
+            live=live,
+            prefect_logs=prefect_logs,
             select_backend=select_backend,
             as_json=as_json,
         )
@@ -411,18 +366,19 @@ def _invalid_plan(
 
 def _run_on_backend(
     plan: Path,
+    options: RunOptions,
     backend_mode: str,
     echo: Any,
     *,
-    repo: Path | None,
-    parameters: dict[str, Any],
+    live: bool | None,
+    prefect_logs: bool,
     select_backend: Any,
     as_json: bool = False,
 ) -> int:
     with select_backend(
         backend_mode, console=lambda *a, **k: echo(" ".join(map(str, a)), err=True)
     ) as info:
-        report = _execute(plan, repo=repo.expanduser().resolve() if repo else None, **parameters)
+        report = _execute(plan, options, live=live, prefect_logs=prefect_logs)
         if as_json and report is not None and not report.invalid:
             return _print_json(report, echo)
         if report is None:
@@ -443,16 +399,29 @@ def _run_on_backend(
         return report.exit_code
 
 
-def _free_dry_run(
-    plan: Path, repo: Path | None, echo: Any, *, as_json: bool, **options: Any
-) -> int:
+FREE_DRY_RUN_FIELDS = {
+    "skills",
+    "dirty_policy",
+    "include_optional",
+    "phase_timeout_s",
+    "agent_timeout_s",
+    "model",
+    "unknown_owners",
+    "interactive",
+}
+
+
+def _free_dry_run(plan: Path, options: RunOptions, echo: Any, *, as_json: bool) -> int:
     """`run --dry-run` without `--with-preflight`: :func:`tasks.dry_run.dry_run`, printed."""
     from tasks.dry_run import DryRunOptions, dry_run, render_text
     from tasks.plan_input import PlanInputError
     from tasks.run_lock import RunLockError, RunLockHeld
 
+    repo = options.repo.expanduser() if options.repo else None
+    # The options the free dry run has always shown (not max_turns: DryRunOptions' own default).
+    described = DryRunOptions(**options.model_dump(include=FREE_DRY_RUN_FIELDS))
     try:
-        report = dry_run(plan, repo.expanduser() if repo else None, DryRunOptions(**options))
+        report = dry_run(plan, repo, described)
     except (RunLockHeld, RunLockError) as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_INVALID
@@ -466,7 +435,7 @@ def _free_dry_run(
     if as_json:
         echo(report.model_dump_json(indent=2))
     else:
-        echo(render_text(report, dirty_policy=options.get("dirty_policy", "stop")), nl=False)
+        echo(render_text(report, dirty_policy=options.dirty_policy), nl=False)
     return 0
 
 
@@ -480,7 +449,7 @@ def _print_json(report: RunReport, echo: Any) -> int:
 
 
 def _execute(
-    plan: Path, *, live: bool | None, prefect_logs: bool = False, **parameters: Any
+    plan: Path, options: RunOptions, *, live: bool | None, prefect_logs: bool = False
 ) -> RunReport | None:
     from cli.console import quiet_prefect_console
     from cli.live import LiveView
@@ -493,7 +462,7 @@ def _execute(
         # Prefect types the flow's returned State as wrapped in another and the call as an
         # Awaitable: it is a coroutine, and the State the flow returns is the run's final state.
         state: State[RunReport] = asyncio.run(
-            module.execute_plan(plan, return_state=True, **parameters)  # type: ignore[arg-type]
+            module.execute_plan(plan, options, return_state=True)  # type: ignore[arg-type]
         )
     try:
         report = state.result(raise_on_failure=False)

@@ -18,74 +18,19 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
+from flows.options import DEFAULT_AGENT_TIMEOUT_S as DEFAULT_AGENT_TIMEOUT_S  # re-exported
+from flows.options import DEFAULT_PHASE_TIMEOUT_S as DEFAULT_PHASE_TIMEOUT_S  # re-exported
+from flows.options import ResolvedRunOptions as ResolvedRunOptions  # re-exported
+from flows.options import RunOptions as RunOptions  # re-exported
 from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint
 from plan_parser.model import Phase, Plan
 from plan_parser.vocabulary import DirtyPolicy as DirtyPolicy  # re-exported
 from plan_parser.vocabulary import PhaseStatus as PhaseStatus  # re-exported
-from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, RunBudget
+from tasks.agent.budget import RunBudget
 from tasks.agent.result import InfraFaults
-from tasks.agent.runtimes import RuntimeName
 from tasks.gates.ledger import Ledger
-from tasks.gates.phase_gates import ScopePolicy
 from tasks.mirror import PlanMirror
 from tasks.resume import resume_reason
-
-DEFAULT_PHASE_TIMEOUT_S = 600.0
-"""A phase's default time limit: 10 minutes, as the original orchestration prompt had it."""
-DEFAULT_AGENT_TIMEOUT_S = 300.0
-"""An agent call's default time limit: 5 minutes, as the original orchestration prompt had it."""
-
-
-class RunOptions(BaseModel):
-    """The knobs of one run, passed to every phase subflow."""
-
-    repo: Path
-    skills: list[str] = Field(default_factory=list)
-    dirty_policy: DirtyPolicy = "stop"
-    include_optional: bool = False
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
-    model: str | None = None
-    dry_run: bool = False
-    interactive: bool = False
-    scope_policy: ScopePolicy = "siblings"
-    """Changes outside a phase's declared files: `siblings` fails files no phase declares
-    (a wandering agent) and warns for a sibling phase's; `warn` | `fail` for all of them."""
-    max_turns: int = Field(default=DEFAULT_MAX_TURNS, ge=1)
-    """The turn cap of one agent call: a safety net; budgets are the guard."""
-    no_progress_turns: int = Field(default=DEFAULT_NO_PROGRESS_TURNS, ge=0)
-    """Stop an agent call after this many consecutive turns that changed no file and ran no
-    new command (0: off); the phase ends `budget`."""
-    max_cost_usd: float | None = Field(default=None, gt=0)
-    """USD all agent calls of the run may spend together (None: no limit)."""
-    max_tokens: int | None = Field(default=None, gt=0)
-    """Tokens (every kind) all agent calls of the run may use together (None: no limit)."""
-    phase_max_cost_usd: float | None = Field(default=None, gt=0)
-    """USD one phase's agent calls may spend (the plan's `phase_max_cost_usd` applies too)."""
-    phase_max_tokens: int | None = Field(default=None, gt=0)
-    """Tokens one phase's agent calls may use (the plan's `phase_max_tokens` applies too)."""
-    network: bool = True
-    """Network inside the agents' sandbox (on by default: builds may fetch crates)."""
-    allow_unsandboxed: bool = False
-    """The explicit unsafe flag: run agent commands without bubblewrap when it is missing."""
-    worktrees: bool = True
-    """Each phase works in its own git worktree and lands on the integration branch when
-    verified (False: every phase works in the checkout itself, the pre-worktree behaviour)."""
-    on_current_branch: bool = False
-    """Land verified phases on the current branch instead of `plan-executor/<plan>`."""
-    keep_worktrees: bool = False
-    """Leave the phases' worktrees on disk after the run (their branches always stay)."""
-    unknown_owners: str = "error"
-    """`general-purpose`: owners naming no agent definition run as general-purpose."""
-    agent_runtime: RuntimeName = "anthropic"
-    """`anthropic` (our tool loop) or `claude-code` (Claude Code in bubblewrap); an agent
-    definition's own `runtime:` wins for that agent (tasks.agent.runtimes)."""
-    sandbox_gates: bool = True
-    """Gate commands in bubblewrap too (they run the agents' tests and build scripts); only the
-    run turns this off (`--unsandboxed-gates`), never a repository file."""
-    distribute: bool = False
-    """Each phase runs as a run of the `execute-phase` deployment on a worker of the pool, in
-    the worker's own clone; the parent lands the pushed phase branches (flows.distribute)."""
 
 
 class PhaseOutcome(BaseModel):
@@ -151,7 +96,7 @@ class PhaseOutcome(BaseModel):
 class RunContext:
     plan_path: Path
     plan: Plan
-    options: RunOptions
+    options: ResolvedRunOptions
     mirror: PlanMirror
     skills: list[str]
     baseline: Any = None

@@ -188,7 +188,7 @@ async def _worker_context(
     plan_path = (clone / plan).resolve()
     if not plan_path.is_relative_to(clone.resolve()):
         raise ValueError(f"plan {plan!r} is not inside the repository")
-    worker_options = options.model_copy(update={"repo": clone, "worktrees": True})
+    worker_options = options.model_copy(update={"worktrees": True}).resolved(clone)
     # The plan file is read from the base commit (the worktree holds it; the clone's own
     # checkout may move for another phase meanwhile).
     with distribute.clone_lock(clone):

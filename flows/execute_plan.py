@@ -28,9 +28,6 @@ from prefect.states import Completed, Failed
 from flows import ui
 from flows.approvals import dirty_tree_policy, failed_phase_action
 from flows.context import (
-    DEFAULT_AGENT_TIMEOUT_S,
-    DEFAULT_PHASE_TIMEOUT_S,
-    DirtyPolicy,
     PhaseOutcome,
     RunContext,
     RunOptions,
@@ -55,8 +52,6 @@ from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import Phase, Plan
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
-from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
-from tasks.agent.runtimes import RuntimeName as AgentRuntime
 from tasks.dry_run import (
     DryRunOptions,
     LoadedRun,
@@ -99,7 +94,8 @@ def _run_name() -> str:
     """`<repository dir>: <plan>` in the runs list, e.g. `tiny-crate: 2026-11-24.tiny-features`."""
     parameters = runtime_flow_run.parameters
     plan = Path(str(parameters.get("plan_path", "plan")))
-    repo = parameters.get("repo")
+    options = parameters.get("options")  # the model in this process, a dict from the API
+    repo = options.get("repo") if isinstance(options, dict) else getattr(options, "repo", None)
     try:
         where = Path(str(repo)) if repo else find_repo(plan.resolve())
     except OSError:
@@ -107,38 +103,13 @@ def _run_name() -> str:
     return ui.plan_run_name(plan, where)
 
 
-@flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)
-async def execute_plan(
-    plan_path: Path,
-    repo: Path | None = None,
-    skills: list[str] | None = None,
-    dirty_policy: DirtyPolicy = "stop",
-    include_optional: bool = False,
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S,
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
-    model: str | None = None,
-    dry_run: bool = False,
-    interactive: bool = False,
-    network: bool = True,
-    allow_unsandboxed: bool = False,
-    worktrees: bool = True,
-    on_current_branch: bool = False,
-    keep_worktrees: bool = False,
-    sandbox_gates: bool = True,
-    unknown_owners: UnknownOwners = "error",
-    max_cost_usd: float | None = None,
-    max_tokens: int | None = None,
-    phase_max_cost_usd: float | None = None,
-    phase_max_tokens: int | None = None,
-    max_turns: int = DEFAULT_MAX_TURNS,
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
-    agent_runtime: AgentRuntime = "anthropic",
-    distribute: bool = False,
-) -> State[RunReport]:
-    """Run every phase of a plan on evidence; the state's data is the RunReport.
+DEFAULT_OPTIONS = RunOptions()
+"""The flow's default options (every field's default; the repository is the plan's)."""
 
-    ``unknown_owners`` `general-purpose` runs owners that name no agent definition as
-    general-purpose (a warning) instead of refusing the plan.
+
+@flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)
+async def execute_plan(plan_path: Path, options: RunOptions = DEFAULT_OPTIONS) -> State[RunReport]:
+    """Run every phase of a plan on evidence; the state's data is the RunReport.
 
     Budgets (docs/budgets.md): ``max_cost_usd`` / ``max_tokens`` for the whole run (shared by
     concurrent phases), ``phase_max_cost_usd`` / ``phase_max_tokens`` per phase (the plan's
@@ -153,6 +124,12 @@ async def execute_plan(
     One run per plan: the run lock (`tasks.run_lock`) is taken here, before anything is read
     or written, and held until the flow returns. A second run (dry runs included: their
     pre-flight would read a tree an agent is editing) is refused and changes nothing.
+
+    Args:
+        plan_path: The plan file (`.ai/plans/YYYY-MM-DD.name.md`).
+        options: How to run it: repository, budgets, timeouts, sandbox, worktrees, dry run,
+            distribution (each field says what it does). Fields left out take their defaults,
+            including in a deployment run: a run's `options` replaces the deployment's whole.
     """
     from tasks import run_lock
     from tasks.secrets import install_log_scrubber
@@ -166,7 +143,7 @@ async def execute_plan(
         get_run_logger().error("%s", exc)
         report = RunReport(
             plan_path=str(plan_path),
-            repo=str(repo or ""),
+            repo=str(options.repo or ""),
             status="locked",
             invalid=True,
             errors=[str(exc)],
@@ -187,96 +164,18 @@ async def execute_plan(
             "marked the killed run's flow run(s) Crashed in Prefect: %s", ", ".join(crashed)
         )
     try:
-        return await _execute_plan(
-            plan_path,
-            repo,
-            skills=skills,
-            dirty_policy=dirty_policy,
-            include_optional=include_optional,
-            phase_timeout_s=phase_timeout_s,
-            agent_timeout_s=agent_timeout_s,
-            model=model,
-            dry_run=dry_run,
-            interactive=interactive,
-            network=network,
-            allow_unsandboxed=allow_unsandboxed,
-            worktrees=worktrees,
-            on_current_branch=on_current_branch,
-            keep_worktrees=keep_worktrees,
-            sandbox_gates=sandbox_gates,
-            unknown_owners=unknown_owners,
-            max_cost_usd=max_cost_usd,
-            max_tokens=max_tokens,
-            phase_max_cost_usd=phase_max_cost_usd,
-            phase_max_tokens=phase_max_tokens,
-            max_turns=max_turns,
-            no_progress_turns=no_progress_turns,
-            agent_runtime=agent_runtime,
-            distribute=distribute,
-        )
+        return await _execute_plan(plan_path, options)
     finally:
         lock.release()
 
 
-async def _execute_plan(
-    plan_path: Path,
-    repo: Path | None,
-    *,
-    skills: list[str] | None,
-    dirty_policy: DirtyPolicy,
-    include_optional: bool,
-    phase_timeout_s: float,
-    agent_timeout_s: float,
-    model: str | None,
-    dry_run: bool,
-    interactive: bool,
-    network: bool,
-    allow_unsandboxed: bool,
-    worktrees: bool = True,
-    on_current_branch: bool = False,
-    keep_worktrees: bool = False,
-    sandbox_gates: bool = True,
-    unknown_owners: UnknownOwners = "error",
-    max_cost_usd: float | None = None,
-    max_tokens: int | None = None,
-    phase_max_cost_usd: float | None = None,
-    phase_max_tokens: int | None = None,
-    max_turns: int = DEFAULT_MAX_TURNS,
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
-    agent_runtime: AgentRuntime = "anthropic",
-    distribute: bool = False,
-) -> State[RunReport]:
+async def _execute_plan(plan_path: Path, requested: RunOptions) -> State[RunReport]:
     started = time.monotonic()
     plan_path = Path(plan_path).resolve()
-    repo = Path(repo).resolve() if repo else find_repo(plan_path)
-    options = RunOptions(
-        repo=repo,
-        skills=list(skills or []),
-        dirty_policy=dirty_policy,
-        include_optional=include_optional,
-        phase_timeout_s=phase_timeout_s,
-        agent_timeout_s=agent_timeout_s,
-        model=model,
-        dry_run=dry_run,
-        interactive=interactive,
-        network=network,
-        allow_unsandboxed=allow_unsandboxed,
-        worktrees=worktrees,
-        on_current_branch=on_current_branch,
-        keep_worktrees=keep_worktrees,
-        sandbox_gates=sandbox_gates,
-        unknown_owners=unknown_owners,
-        max_cost_usd=max_cost_usd,
-        max_tokens=max_tokens,
-        phase_max_cost_usd=phase_max_cost_usd,
-        phase_max_tokens=phase_max_tokens,
-        max_turns=max_turns,
-        no_progress_turns=no_progress_turns,
-        agent_runtime=agent_runtime,
-        distribute=distribute,
-    )
+    repo = requested.repo.resolve() if requested.repo else find_repo(plan_path)
+    options = requested.resolved(repo)
     log = get_run_logger()
-    if distribute and not worktrees:
+    if options.distribute and not options.worktrees:
         error = "distribute needs worktrees: each phase's work travels as its phase branch"
         log.error("%s", error)
         report = RunReport(
@@ -289,9 +188,12 @@ async def _execute_plan(
         log.warning("SECURITY: %s", exposed)
 
     try:
-        check_agent_runtime(agent_runtime)
+        check_agent_runtime(options.agent_runtime)
         plan, waves = await load_plan(
-            plan_path, repo, include_optional=include_optional, unknown_owners=unknown_owners
+            plan_path,
+            repo,
+            include_optional=options.include_optional,
+            unknown_owners=options.unknown_owners,
         )
     except PlanInputError as exc:
         report = RunReport(
@@ -315,7 +217,7 @@ async def _execute_plan(
     print(skills_banner(user_skills, detected))
     all_skills = user_skills + [s for s in detected if s not in user_skills]
 
-    mirror = PlanMirror(plan_path, repo, plan_title=plan.title, enabled=not dry_run)
+    mirror = PlanMirror(plan_path, repo, plan_title=plan.title, enabled=not options.dry_run)
     for observer in observers():
         observer.set_waves(waves)
         mirror.listeners.append(observer.observe)
@@ -333,7 +235,7 @@ async def _execute_plan(
         plan_title=plan.title,
         repo=str(repo),
         status="",
-        dry_run=dry_run,
+        dry_run=options.dry_run,
         flow_run_id=flow_run_id,
         ui_url=ui.flow_run_url(flow_run_id),
         security_warnings=[exposed] if exposed else [],
@@ -351,7 +253,7 @@ async def _execute_plan(
         if marked:
             log.info("phases %s are %s; not running them", marked, MARKED_COMPLETE)
 
-    if dry_run:
+    if options.dry_run:
         return await _dry_run(context, report, resumed, started)
     report.forecast = await _forecast(context, resumed)
 
@@ -789,46 +691,23 @@ async def load_plan(
 
 
 @flow(name="execute-plan", flow_run_name=_run_name, validate_parameters=True)
-def execute_plan_sync(
-    plan_path: Path,
-    repo: Path | None = None,
-    skills: list[str] | None = None,
-    dirty_policy: DirtyPolicy = "stop",
-    include_optional: bool = False,
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S,
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
-    model: str | None = None,
-    dry_run: bool = False,
-    interactive: bool = False,
-    network: bool = True,
-    allow_unsandboxed: bool = False,
-    worktrees: bool = True,
-    on_current_branch: bool = False,
-    keep_worktrees: bool = False,
-    sandbox_gates: bool = True,
-    unknown_owners: UnknownOwners = "error",
-    max_cost_usd: float | None = None,
-    max_tokens: int | None = None,
-    phase_max_cost_usd: float | None = None,
-    phase_max_tokens: int | None = None,
-    max_turns: int = DEFAULT_MAX_TURNS,
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
-    agent_runtime: AgentRuntime = "anthropic",
-    distribute: bool = False,
-) -> State[RunReport]:
+def execute_plan_sync(plan_path: Path, options: RunOptions = DEFAULT_OPTIONS) -> State[RunReport]:
     """The same flow for `prefect flow-run retry <id> --entrypoint
     flows/execute_plan.py:execute_plan_sync`: Prefect 3.8.8's `flow-run retry` does not await an
     async flow (it leaves the run Scheduled), so the retry path enters through this sync flow,
     which runs the body of :func:`execute_plan` in the retried flow run. The checkpoints make it
     a resume: complete, unchanged phases are not run again.
+
+    Args:
+        plan_path: The plan file (`.ai/plans/YYYY-MM-DD.name.md`).
+        options: How to run it, as for :func:`execute_plan`.
     """
-    parameters = dict(locals())  # exactly this flow's parameters, passed on unchanged
     import contextvars
     from concurrent.futures import ThreadPoolExecutor
 
     # The retry command runs this inside its own event loop: run the body on a fresh loop in a
     # thread that carries this flow run's context (logger, run id, artifacts).
     context = contextvars.copy_context()
-    body = functools.partial(execute_plan.fn, **parameters)
+    body = functools.partial(execute_plan.fn, plan_path, options)
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(context.run, lambda: asyncio.run(body())).result()

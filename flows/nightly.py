@@ -50,13 +50,11 @@ from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.states import Completed, Failed
 from pydantic import BaseModel, Field
 
-from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S
+from flows.context import RunOptions
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
-from plan_parser.vocabulary import DirtyPolicy
-from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, format_cost
-from tasks.agent.runtimes import RuntimeName as AgentRuntime
+from tasks.agent.budget import format_cost
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
 PLANS_DIR = ".ai/plans"
@@ -413,26 +411,21 @@ def _log_verdict(log: Any, verdict: PlanVerdict) -> None:
 # -- the flow ----------------------------------------------------------------------------------
 
 
-class PlanRunOptions(BaseModel):
-    """What every plan of the night is run with (the execute-plan parameters)."""
+class NightlyRunOptions(RunOptions):
+    """:class:`RunOptions` for a night nobody watches: each plan's run has a budget by default.
 
-    dirty_policy: DirtyPolicy = "stop"
-    include_optional: bool = False
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
-    model: str | None = None
-    dry_run: bool = False
-    interactive: bool = False
-    max_cost_usd: float | None = NIGHTLY_MAX_COST_USD
-    max_tokens: int | None = None
-    phase_max_cost_usd: float | None = NIGHTLY_PHASE_MAX_COST_USD
-    phase_max_tokens: int | None = None
-    max_turns: int = DEFAULT_MAX_TURNS
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS
-    agent_runtime: str = "anthropic"
-    """`anthropic` or `claude-code` (tasks.agent.runtimes)."""
-    distribute: bool = False
-    """Each plan's phases run on the work pool's workers (docs/scaling.md)."""
+    The nightly's own ``repo`` is the repository every plan runs in: ``repo`` here is not read.
+    """
+
+    max_cost_usd: float | None = Field(default=NIGHTLY_MAX_COST_USD, gt=0)
+    """USD one plan's agent calls may spend together (default 25; None: no limit)."""
+    phase_max_cost_usd: float | None = Field(default=NIGHTLY_PHASE_MAX_COST_USD, gt=0)
+    """USD one phase's agent calls may spend (default 5; None: no limit; the plan's
+    `phase_max_cost_usd` applies too)."""
+
+
+NIGHTLY_OPTIONS = NightlyRunOptions()
+"""The nightly's default options: RunOptions' defaults with the budgets on."""
 
 
 def _plan_branch_note(start: StartPoint) -> str | None:
@@ -445,7 +438,7 @@ def _plan_branch_note(start: StartPoint) -> str | None:
 
 
 async def _run_plans(
-    queue: list[PlanVerdict], repo: Path, start: StartPoint, options: PlanRunOptions
+    queue: list[PlanVerdict], repo: Path, start: StartPoint, options: RunOptions
 ) -> list[str]:
     """Each plan in turn from ``start``, its outcome written into its verdict; the checkout is
     back at ``start`` afterwards. Returns the problems (git refusing to go back)."""
@@ -462,9 +455,7 @@ async def _run_plans(
             return problems
         if put_back:
             log.info("put back lock files the plan before rewrote: %s", ", ".join(put_back))
-        state = await execute_plan(
-            plan_path=Path(verdict.path), repo=repo, **options.model_dump(), return_state=True
-        )
+        state = await execute_plan(Path(verdict.path), options, return_state=True)
         verdict.state = str(state.name)
         verdict.message = str(state.message or "")
         verdict.cost_usd = await _run_cost(state)
@@ -529,24 +520,10 @@ def night_failed(verdicts: list[PlanVerdict], problems: list[str]) -> bool:
 async def execute_ready_plans(
     repo: str,
     plans_dir: str = PLANS_DIR,
-    dirty_policy: DirtyPolicy = "stop",
-    include_optional: bool = False,
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S,
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S,
-    model: str | None = None,
-    dry_run: bool = False,
-    interactive: bool = False,
     include_planner_done: bool = False,
     ready_statuses: list[str] | None = None,
     force: list[str] | None = None,
-    max_cost_usd: float | None = NIGHTLY_MAX_COST_USD,
-    max_tokens: int | None = None,
-    phase_max_cost_usd: float | None = NIGHTLY_PHASE_MAX_COST_USD,
-    phase_max_tokens: int | None = None,
-    max_turns: int = DEFAULT_MAX_TURNS,
-    no_progress_turns: int = DEFAULT_NO_PROGRESS_TURNS,
-    agent_runtime: AgentRuntime = "anthropic",
-    distribute: bool = False,
+    options: NightlyRunOptions = NIGHTLY_OPTIONS,
 ) -> State[Any]:
     """Run the plans of ``repo`` that are ready or unfinished, one by one (module docstring).
 
@@ -554,10 +531,18 @@ async def execute_ready_plans(
     :data:`NIGHTLY_MAX_COST_USD`) and ``phase_max_cost_usd`` (default
     :data:`NIGHTLY_PHASE_MAX_COST_USD`) are on by default, because nobody watches a night.
 
-    ``include_planner_done``: also take plans whose only status is the planner's frontmatter
-    `done` / `complete` / `completed`. ``force``: file names or globs (`2026-01-29.*`, `*`) of
-    plans to run even when they look implemented. ``distribute``: every plan's phases run as
-    `execute-phase` deployment runs on the pool's workers (docs/scaling.md).
+    Args:
+        repo: The repository whose plans run (PLAN_EXECUTOR_NIGHTLY_REPO at `prefect deploy`).
+        plans_dir: Where the plans are, relative to the repository.
+        include_planner_done: Also take plans whose only status is the planner's frontmatter
+            `done` / `complete` / `completed`.
+        ready_statuses: The frontmatter statuses that mean ready (None: the built-in list).
+        force: File names or globs (`2026-01-29.*`, `*`) of plans to run even when they look
+            implemented.
+        options: What every plan is run with (execute-plan's options, the budgets on by
+            default; `repo` is not read). Fields left out take their defaults: a run's
+            `options` replaces the deployment's whole. `distribute`: every plan's phases run as
+            `execute-phase` deployment runs on the pool's workers (docs/scaling.md).
     """
     log = get_run_logger()
     if not str(repo).strip():
@@ -573,7 +558,7 @@ async def execute_ready_plans(
         include_planner_done=include_planner_done,
         ready_statuses=tuple(ready_statuses) if ready_statuses is not None else READY_STATUSES,
         force=force,
-        include_optional=include_optional,
+        include_optional=options.include_optional,
     )
     for verdict in verdicts:
         _log_verdict(log, verdict)
@@ -596,24 +581,8 @@ async def execute_ready_plans(
         if note:
             notes.append(note)
             log.warning("%s", note)
-        options = PlanRunOptions(
-            dirty_policy=dirty_policy,
-            include_optional=include_optional,
-            phase_timeout_s=phase_timeout_s,
-            agent_timeout_s=agent_timeout_s,
-            model=model,
-            dry_run=dry_run,
-            interactive=interactive,
-            max_cost_usd=max_cost_usd,
-            max_tokens=max_tokens,
-            phase_max_cost_usd=phase_max_cost_usd,
-            phase_max_tokens=phase_max_tokens,
-            max_turns=max_turns,
-            no_progress_turns=no_progress_turns,
-            agent_runtime=agent_runtime,
-            distribute=distribute,
-        )
-        problems = await _run_plans(queue, repo_path, start, options)
+        each = options.model_copy(update={"repo": repo_path})
+        problems = await _run_plans(queue, repo_path, start, each)
 
     message = summary_message(verdicts, problems)
     report = report_markdown(verdicts, repo_path, where, message, problems + notes)

@@ -27,7 +27,7 @@ from prefect.context import FlowRunContext
 from prefect.states import Completed, Failed
 
 from flows.approvals import human_phase_done
-from flows.context import PhaseOutcome, RunContext, RunOptions, current_run
+from flows.context import PhaseOutcome, ResolvedRunOptions, RunContext, current_run
 from flows.integration import keep_unfinished_work, land_phase, plan_relative
 from flows.ui import current_phase_run_name, phase_message, publish_phase_page
 from plan_parser.errors import PlanExecutorError
@@ -78,7 +78,9 @@ def _phase_run_name() -> str:
 
 
 @flow(name="phase", flow_run_name=_phase_run_name, validate_parameters=True)
-async def run_phase(plan_path: Path, phase_id: str, options: RunOptions) -> State[PhaseOutcome]:
+async def run_phase(
+    plan_path: Path, phase_id: str, options: ResolvedRunOptions
+) -> State[PhaseOutcome]:
     """Run one phase and return its outcome; blocked, failed and timeout end as Failed states."""
     context = current_run(plan_path) or await _standalone_context(plan_path, options)
     phase = context.plan.phase(phase_id)
@@ -147,7 +149,7 @@ def _as_state(outcome: PhaseOutcome) -> State[PhaseOutcome]:
     return Failed(data=outcome, name=name, message=phase_message(outcome))
 
 
-async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContext:
+async def _standalone_context(plan_path: Path, options: ResolvedRunOptions) -> RunContext:
     from plan_parser import parse_plan
     from tasks.mirror import PlanMirror
 
@@ -163,7 +165,7 @@ async def _standalone_context(plan_path: Path, options: RunOptions) -> RunContex
     )
 
 
-def run_budget(plan: Plan, options: RunOptions) -> RunBudget:
+def run_budget(plan: Plan, options: ResolvedRunOptions) -> RunBudget:
     """The run's limits and the plan's, priced as the committed HEAD says (read once)."""
     from plan_parser.budget import plan_budget
     from tasks.agent.pricing import load_committed_price_table
@@ -176,7 +178,7 @@ def run_budget(plan: Plan, options: RunOptions) -> RunBudget:
     return RunBudget(run, phase, load_committed_price_table(options.repo))
 
 
-async def _committed_config(options: RunOptions) -> Any:
+async def _committed_config(options: ResolvedRunOptions) -> Any:
     """A phase run on its own (no pre-flight of this process): the configuration at HEAD."""
     from tasks.gates.config import GateRunSettings, load_committed_gate_config
 

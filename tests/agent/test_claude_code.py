@@ -125,6 +125,7 @@ def test_missing_extra_is_a_clear_error_before_the_run_and_in_a_call(
     monkeypatch: pytest.MonkeyPatch, repo: Path, tmp_path: Path
 ) -> None:
     from cli.run import EXIT_INVALID, run_plan
+    from flows.context import RunOptions
 
     monkeypatch.setitem(sys.modules, "claude_agent_sdk", None)  # import fails: not installed
     with pytest.raises(RuntimeUnavailable, match=r"pip install 'plan-executor\[claude-code\]'"):
@@ -136,8 +137,7 @@ def test_missing_extra_is_a_clear_error_before_the_run_and_in_a_call(
     errors: list[str] = []
     code = run_plan(
         plan,
-        repo=repo,
-        agent_runtime=CLAUDE_CODE,
+        RunOptions(repo=repo, agent_runtime=CLAUDE_CODE),
         echo=lambda message="", err=False, **_: errors.append(str(message)),
     )
     assert code == EXIT_INVALID

@@ -184,7 +184,7 @@ def test_deploy_records_the_checkout_schedule_and_pull_step(deployed: Deployed):
             {"prefect.deployments.steps.set_working_directory": {"directory": str(CHECKOUT)}}
         ]
     assert manual["entrypoint"] == "flows/execute_plan.py:execute_plan"
-    assert manual["parameters"]["dirty_policy"] == "stop"
+    assert manual["parameters"]["options"]["dirty_policy"] == "stop"
     assert "plan_path" in manual["parameter_openapi_schema"]["required"]
     assert manual["schedules"] == []
     (schedule,) = nightly["schedules"]
@@ -227,7 +227,7 @@ def test_manual_deployment_run_completes_with_subflows_artifacts_and_mirror(
         "--param",
         f"plan_path={plan_path}",
         "--param",
-        f"repo={repo}",
+        "options=" + json.dumps({"repo": str(repo)}),
         "--watch",
         "--watch-interval",
         "2",
@@ -377,9 +377,7 @@ def test_interactive_execute_plan_pauses_at_a_dirty_tree(deployed: Deployed, tmp
         deployed,
         "execute-plan/manual",
         plan_path=str(plan_path),
-        repo=str(repo),
-        interactive=True,
-        dirty_policy="stop",
+        options={"repo": str(repo), "interactive": True, "dirty_policy": "stop"},
     )
     waiting = deployed.wait_for(flow_run_id, lambda r: r["state_type"] == "PAUSED")
     assert waiting["state"]["state_details"]["pause_key"] == "dirty-tree", waiting["state"]
@@ -423,7 +421,7 @@ def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_pa
         "--param",
         f"repo={repo}",
         "--param",
-        "dry_run=true",
+        'options={"dry_run": true}',  # replaces the deployment's options: budgets by default
         "--watch",
         "--watch-interval",
         "2",
@@ -440,7 +438,11 @@ def test_nightly_deployment_runs_only_the_ready_plans(deployed: Deployed, tmp_pa
         f"{repo.name}: {ready.name.removesuffix('.md')}"  # the repository, then the plan
     ]
     assert children[0]["state_type"] == "COMPLETED"  # type: ignore[index]
-    assert children[0]["parameters"]["dry_run"] is True  # type: ignore[index]
+    child_options = children[0]["parameters"]["options"]  # type: ignore[index]
+    assert child_options["dry_run"] is True
+    # The run's `options` replaced the deployment's: the nightly's own defaults filled the rest.
+    assert (child_options["max_cost_usd"], child_options["phase_max_cost_usd"]) == (25.0, 5.0)
+    assert child_options["repo"] == str(repo.resolve())
     assert {p: p.read_bytes() for p in untouched} == untouched
     artifacts = deployed.post(
         "/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}}

@@ -215,15 +215,15 @@ def _crate_with_remote(root: Path) -> tuple[Path, Path, Path]:
 
 def _run_distributed(plan_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch):
     from cli.run import run_plan
+    from flows.context import RunOptions
 
     lines: list[str] = []
     monkeypatch.setenv("PLAN_EXECUTOR_PHASE_DEPLOYMENT", DEPLOYMENT)
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     code = run_plan(
         plan_path,
-        repo=repo,
+        RunOptions(repo=repo, distribute=True),
         live=False,
-        distribute=True,
         echo=lambda message="", err=False, **_: lines.append(str(message)),
     )
     return code, "\n".join(lines)
@@ -358,7 +358,7 @@ def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_worker
     pool: Pool, tmp_path: Path
 ):
     """The user's way in (issue 20, done-when): `prefect deployment run 'execute-plan/...'
-    --param distribute=true`. The plan's run itself is a deployment run on a worker of the pool
+    --param options='{"distribute": true}'`. The plan's run itself is a deployment run on a worker of the pool
     (two more workers join, so that two stay free for the parallel pair); the plan file is
     mirrored where that run ran."""
     from plan_parser import parse_plan
@@ -384,8 +384,9 @@ def test_a_deployment_run_with_distribute_runs_the_parallel_phases_on_two_worker
         plan_path, repo, remote = _crate_with_remote(tmp_path)
         started = run(
             [PREFECT, "deployment", "run", PARENT_DEPLOYMENT]
-            + ["--param", f"plan_path={plan_path}", "--param", f"repo={repo}"]
-            + ["--param", "distribute=true", "--watch", "--watch-timeout", "400"],
+            + ["--param", f"plan_path={plan_path}"]
+            + ["--param", "options=" + json.dumps({"repo": str(repo), "distribute": True})]
+            + ["--watch", "--watch-timeout", "400"],
             cwd=CHECKOUT,
             env=pool.env,
             timeout_s=460,

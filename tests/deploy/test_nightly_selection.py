@@ -308,3 +308,32 @@ def test_the_checkout_goes_back_to_where_the_night_began(monorepo: Path) -> None
     assert not (monorepo / "store" / "Cargo.lock").exists()
     assert not (monorepo / "store" / "src" / "report.rs").exists()  # stays on its branch
     assert (monorepo / PLANS / "2026-01-25.plan-for-resumable.md").read_text() == mirror
+
+
+def test_the_nightly_options_keep_the_budgets_on_whatever_a_run_leaves_out() -> None:
+    """A run's `options` replaces the deployment's whole (Prefect merges parameters one level
+    deep): the nightly's own defaults keep each plan's budget on for the fields left out."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows.context import RunOptions
+    from flows.nightly import (
+        NIGHTLY_MAX_COST_USD,
+        NIGHTLY_PHASE_MAX_COST_USD,
+        NightlyRunOptions,
+        execute_ready_plans,
+    )
+
+    partial = NightlyRunOptions.model_validate({"dry_run": True})
+    assert partial.dry_run
+    assert (partial.max_cost_usd, partial.phase_max_cost_usd) == (
+        NIGHTLY_MAX_COST_USD,
+        NIGHTLY_PHASE_MAX_COST_USD,
+    )
+    assert NightlyRunOptions.model_validate({"max_cost_usd": None}).max_cost_usd is None
+    others = set(RunOptions.model_fields) - {"max_cost_usd", "phase_max_cost_usd"}
+    assert NightlyRunOptions().model_dump(include=others) == RunOptions().model_dump(include=others)
+    schema = parameter_schema(execute_ready_plans).model_dump()
+    assert schema["properties"]["options"]["description"]
+    fields = schema["definitions"]["NightlyRunOptions"]["properties"]
+    assert set(fields) == set(RunOptions.model_fields)
+    assert [name for name, field in fields.items() if not field.get("description")] == []

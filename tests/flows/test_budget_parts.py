@@ -7,10 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from cli.run import budget_problem, run_plan
-from flows.context import PhaseOutcome, RunOptions
+from cli.run import budget_problem
+from flows.context import PhaseOutcome, ResolvedRunOptions, RunOptions
 from flows.phase import _as_state, run_budget
 from flows.report import RunReport, cost_line, final_report, implementation_summary, table_rows
 from plan_parser import parse_plan
@@ -82,7 +83,7 @@ def test_the_run_takes_the_tighter_phase_limit_and_the_committed_prices(tmp_path
     (repo / ".ai/plan-executor.toml").write_text('[pricing."claude-standin"]\ninput = 0.0\n')
     plan_path = tmp_path / "plan.md"
     plan_path.write_text(PLAN.format(cost="2.5", tokens="1000"))
-    options = RunOptions(
+    options = ResolvedRunOptions(
         repo=repo, max_cost_usd=10.0, phase_max_cost_usd=4.0, phase_max_tokens=5_000
     )
     budget = run_budget(parse_plan(plan_path), options)
@@ -191,6 +192,14 @@ def test_bad_budget_options_are_refused_before_anything_runs(tmp_path: Path) -> 
     assert budget_problem(no_progress_turns=-1).startswith("--no-progress-turns must be 0 (off)")
     plan = tmp_path / "plan.md"
     plan.write_text(PLAN.format(cost="1", tokens="1"))
-    said: list[str] = []
-    code = run_plan(plan, max_cost_usd=-2, echo=lambda text, err=False: said.append(text))
-    assert code == 2 and said == ["error: --max-cost must be positive (got -2)"]
+    from cli.app import app
+
+    result = CliRunner().invoke(app, ["run", str(plan), "--max-cost", "-2"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: --max-cost must be positive (got -2.0)\n"
+    assert result.stdout == ""
+    # The flow's options refuse the same values, whoever builds them.
+    with pytest.raises(ValidationError, match="max_cost_usd"):
+        RunOptions(max_cost_usd=-2)
+    with pytest.raises(ValidationError, match="no_progress_turns"):
+        RunOptions(no_progress_turns=-1)

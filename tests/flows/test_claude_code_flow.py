@@ -15,6 +15,7 @@ import pytest
 
 from cli.demo import ALPHA_TEST, PhaseScript, ScriptedAgents, make_crate
 from cli.run import run_plan
+from flows.context import RunOptions
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.runtimes import ANTHROPIC, CLAUDE_CODE
 from tasks.agent.standin import StandinMessagesAPI, editor_create
@@ -86,7 +87,9 @@ def test_same_verdicts_under_both_runtimes(
     with StandinMessagesAPI(responder=ScriptedAgents(scripts), auto_summary=False) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
-        code = run_plan(plan_path, repo=repo, live=False, echo=echo, agent_runtime=runtime)
+        code = run_plan(
+            plan_path, RunOptions(repo=repo, agent_runtime=runtime), live=False, echo=echo
+        )
         requests = api.message_requests
 
     assert code == 1, "\n".join(echo.lines)

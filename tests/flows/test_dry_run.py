@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli.demo import CRATE_FILES, demo_plan
+from flows.context import RunOptions
 from tasks.dry_run import DryRunReport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -149,7 +150,7 @@ def test_dry_run_is_refused_while_a_run_holds_the_plan(tmp_path: Path) -> None:
     said: list[str] = []
     lock = run_lock.acquire(plan)
     try:
-        code = run_plan(plan, dry_run=True, echo=lambda m="", **_: said.append(str(m)))
+        code = run_plan(plan, RunOptions(dry_run=True), echo=lambda m="", **_: said.append(str(m)))
     finally:
         lock.release()
     assert code == 2
@@ -157,7 +158,7 @@ def test_dry_run_is_refused_while_a_run_holds_the_plan(tmp_path: Path) -> None:
     assert not run_lock.run_lock_path(plan).exists()  # the probe made no lock file either
 
     said.clear()
-    assert run_plan(plan, dry_run=True, echo=lambda m="", **_: said.append(str(m))) == 0
+    assert run_plan(plan, RunOptions(dry_run=True), echo=lambda m="", **_: said.append(str(m))) == 0
     assert not run_lock.run_lock_path(plan).exists()
 
 
@@ -171,7 +172,7 @@ def test_dry_run_of_an_invalid_plan_says_why(tmp_path: Path) -> None:
         ),
     )
     said: list[str] = []
-    code = run_plan(plan, dry_run=True, echo=lambda m="", **_: said.append(str(m)))
+    code = run_plan(plan, RunOptions(dry_run=True), echo=lambda m="", **_: said.append(str(m)))
     assert code == 2
     assert "invalid plan" in "\n".join(said) and plan.name in "\n".join(said)
 

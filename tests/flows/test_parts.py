@@ -357,7 +357,7 @@ def test_report_says_when_agents_ran_without_the_sandbox() -> None:
 def test_run_options_reach_the_agent_sandbox(tmp_path: Path) -> None:
     """`--no-network` / `--allow-unsandboxed` and the protected plan file reach every agent
     request (the sandbox builds its bubblewrap command line from them)."""
-    from flows.context import RunContext, RunOptions
+    from flows.context import ResolvedRunOptions, RunContext
     from flows.phase import agent_request
     from tasks.run_lock import run_lock_path
 
@@ -365,7 +365,7 @@ def test_run_options_reach_the_agent_sandbox(tmp_path: Path) -> None:
     plan_path.parent.mkdir(parents=True)
     plan_path.write_text(demo_plan())
     plan = parse_plan(plan_path)
-    options = RunOptions(repo=tmp_path, network=False, allow_unsandboxed=True, max_turns=30)
+    options = ResolvedRunOptions(repo=tmp_path, network=False, allow_unsandboxed=True, max_turns=30)
     context = RunContext(
         plan_path=plan_path,
         plan=plan,
@@ -403,3 +403,50 @@ def test_the_retry_entrypoint_takes_exactly_the_flows_parameters() -> None:
         return [(p.name, p.default) for p in signature.parameters.values()]
 
     assert parameters(module.execute_plan_sync) == parameters(module.execute_plan)
+
+
+def test_the_run_form_describes_the_options_and_every_field() -> None:
+    """The Prefect UI's run form shows the flow's parameters from this schema: `options` is one
+    typed parameter, and each of its fields says what it does (attribute docstrings)."""
+    from prefect.utilities.callables import parameter_schema
+
+    from flows import execute_plan as module
+    from flows.context import RunOptions
+
+    for flow in (module.execute_plan, module.execute_plan_sync):
+        schema = parameter_schema(flow).model_dump()
+        assert list(schema["properties"]) == ["plan_path", "options"]
+        assert schema["required"] == ["plan_path"]
+        options = schema["properties"]["options"]
+        assert options["description"]
+        assert options["default"] == RunOptions().model_dump(mode="json")
+        fields = schema["definitions"]["RunOptions"]["properties"]
+        assert set(fields) == set(RunOptions.model_fields)
+        undescribed = [name for name, field in fields.items() if not field.get("description")]
+        assert undescribed == []
+        assert fields["max_turns"]["minimum"] == 1 and fields["max_cost_usd"]["anyOf"][0] == {
+            "exclusiveMinimum": 0.0,
+            "type": "number",
+        }
+    described = parameter_schema(module.execute_plan).model_dump()["properties"]["options"]
+    assert "replaces the deployment's whole" in described["description"]
+
+
+def test_run_options_resolve_the_repository_once() -> None:
+    """The flow's options leave the repository open (the plan's); what the phases get has it."""
+    import pytest
+    from pydantic import ValidationError
+
+    from flows.context import ResolvedRunOptions, RunOptions
+
+    given = RunOptions(max_turns=7, agent_runtime="claude-code")
+    assert given.repo is None
+    resolved = given.resolved(Path("/r"))
+    assert isinstance(resolved, ResolvedRunOptions) and resolved.repo == Path("/r")
+    assert resolved.model_dump(exclude={"repo"}) == given.model_dump(exclude={"repo"})
+    with pytest.raises(ValidationError):
+        ResolvedRunOptions()  # type: ignore[call-arg]
+    with pytest.raises(ValidationError):
+        RunOptions.model_validate({"dirty_policy": "ignore"})
+    with pytest.raises(ValidationError, match="distibute"):  # a misspelt option is refused
+        RunOptions.model_validate({"distibute": True})

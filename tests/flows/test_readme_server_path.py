@@ -5,6 +5,7 @@ shows (code blocks and inline code run from the venv) is a real command of `plan
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -129,6 +130,14 @@ def test_prefect_commands_and_parameters_exist() -> None:
                 assert words[index + 1].split("=")[0] in parameters, words[index + 1]
     for name in re.findall(r"--param (\w+)=", _section()):
         assert name in parameters, name
+    from flows.context import RunOptions
+
+    shown = re.findall(r"--param options='([^']*)'", _section())
+    assert shown  # the run's options are one JSON parameter
+    for value in shown:
+        fields = json.loads(value)
+        assert set(fields) <= set(RunOptions.model_fields), fields
+        RunOptions.model_validate(fields)
 
 
 def test_a_wrong_prefect_option_is_caught() -> None:

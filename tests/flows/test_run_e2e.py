@@ -17,6 +17,7 @@ import pytest
 
 from cli.demo import PhaseScript, ScriptedAgents, demo_plan, demo_scripts, make_crate
 from cli.run import run_plan
+from flows.context import RunOptions
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_create, editor_view
@@ -39,12 +40,21 @@ class Echo:
         return "\n".join(self.lines)
 
 
-def run(plan: Path, agents: ScriptedAgents, monkeypatch: pytest.MonkeyPatch, **options: object):
+def run(
+    plan: Path,
+    agents: ScriptedAgents,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    with_preflight: bool = False,
+    **options: object,
+):
+    """`run` of ``plan`` in its repository with the flow's ``options`` (RunOptions fields)."""
     echo = Echo()
     with StandinMessagesAPI(responder=agents, auto_summary=False) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
-        code = run_plan(plan, repo=plan.parents[2], live=False, echo=echo, **options)  # type: ignore[arg-type]
+        run_options = RunOptions(repo=plan.parents[2], **options)  # type: ignore[arg-type]
+        code = run_plan(plan, run_options, live=False, echo=echo, with_preflight=with_preflight)
         requests = api.message_requests
     return code, requests, echo
 

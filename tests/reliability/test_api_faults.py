@@ -290,6 +290,7 @@ def run_with_faults(
     plan: Path, faults: FaultPlan, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[int, StandinMessagesAPI, Echo]:
     from cli.run import run_plan
+    from flows.context import RunOptions
     from flows.phase import AGENT_RETRY_DELAYS_ENV
 
     scripts = demo_scripts()
@@ -302,7 +303,7 @@ def run_with_faults(
     ) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
-        code = run_plan(plan, repo=plan.parents[2], live=False, echo=echo)
+        code = run_plan(plan, RunOptions(repo=plan.parents[2]), live=False, echo=echo)
     return code, api, echo
 
 

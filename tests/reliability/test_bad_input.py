@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from cli.run import run_plan
+from flows.context import RunOptions
 from tasks.agent.standin import StandinMessagesAPI, text_turn
 from tasks.shell import run as run_command
 from tests.parser.helpers import phase_block, plan_text, run_cli
@@ -275,7 +276,7 @@ def test_run_refuses_before_any_backend_or_agent(
     before = _snapshot(path)
     echo = _Echo()
     with _agents_and_backend(monkeypatch) as (api, entered):
-        code = run_plan(path, repo=repo, live=False, echo=echo)
+        code = run_plan(path, RunOptions(repo=repo), live=False, echo=echo)
         requests = list(api.message_requests)
     assert code == 2, echo.text
     assert entered == [], "a backend was chosen for an invalid plan"
@@ -291,7 +292,7 @@ def test_valid_plan_reaches_the_backend(repo: Path, monkeypatch: pytest.MonkeyPa
     path.write_text(plan_text(phase_block("1", "Alpha"), phase_block("2", "Beta", deps="Phase 1")))
     echo = _Echo()
     with _agents_and_backend(monkeypatch) as (_api, entered):
-        code = run_plan(path, repo=repo, live=False, echo=echo)
+        code = run_plan(path, RunOptions(repo=repo), live=False, echo=echo)
     assert entered == ["auto"]
     assert code == 2 and "backend could not start" in echo.text
     assert "invalid plan" not in echo.text

@@ -32,6 +32,7 @@ import pytest
 
 from cli.demo import PhaseScript, ScriptedAgents, make_crate
 from cli.run import run_plan
+from flows.context import RunOptions
 from plan_parser import parse_plan
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.loop import run_agent
@@ -114,7 +115,7 @@ def test_a_agent_written_gate_config_blocks_the_phase_and_never_runs(
     with StandinMessagesAPI(responder=ScriptedAgents(scripts), auto_summary=False) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
-        code = run_plan(plan_path, repo=repo, live=False, echo=echo)
+        code = run_plan(plan_path, RunOptions(repo=repo), live=False, echo=echo)
 
     assert not marker.exists(), "the agent's build command ran on the host"
     assert not (repo / "gate-ran").exists(), "the agent's build command ran at all"
@@ -212,7 +213,7 @@ def test_c_with_the_network_off_a_gate_command_reaches_no_local_socket(
         with StandinMessagesAPI(responder=ScriptedAgents(scripts), auto_summary=False) as api:
             monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
             monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
-            code = run_plan(plan_path, repo=repo, live=False, echo=echo, network=False)
+            code = run_plan(plan_path, RunOptions(repo=repo, network=False), live=False, echo=echo)
         accepted = listener.accepted
 
     assert (repo / "gate-ran").read_text() == "ran", echo.text  # the gate command did run

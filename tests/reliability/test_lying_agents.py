@@ -21,6 +21,7 @@ import pytest
 
 from cli.demo import PhaseScript, ScriptedAgents, make_crate
 from cli.run import run_plan
+from flows.context import RunOptions
 from plan_parser.checkpoints import read_plan_state
 from tasks.agent.standin import StandinMessagesAPI, editor_create, editor_str_replace
 from tests.flows.conftest import needs_cargo
@@ -196,7 +197,7 @@ def run(tmp_path: Path, scripts: dict[str, PhaseScript], monkeypatch: pytest.Mon
     with StandinMessagesAPI(responder=ScriptedAgents(scripts), auto_summary=False) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.base_url)
         monkeypatch.setenv("ANTHROPIC_API_KEY", "stand-in-test-key")
-        code = run_plan(plan_path, repo=plan_path.parents[2], live=False, echo=echo)
+        code = run_plan(plan_path, RunOptions(repo=plan_path.parents[2]), live=False, echo=echo)
     return code, plan_path, echo
 
 

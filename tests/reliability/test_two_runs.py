@@ -275,7 +275,7 @@ def test_an_agent_cannot_delete_the_run_lock_to_let_a_second_run_in(tmp_path: Pa
     """The agents' sandbox gets the lock file read-only like the plan: removed, a second run would
     lock a new file beside the first run (flock locks the open file, not the name)."""
     from cli.demo import demo_plan
-    from flows.context import RunContext, RunOptions
+    from flows.context import ResolvedRunOptions, RunContext
     from flows.phase import agent_request
     from plan_parser import parse_plan
     from tasks.agent.sandbox import Sandbox, SandboxSettings
@@ -288,7 +288,7 @@ def test_an_agent_cannot_delete_the_run_lock_to_let_a_second_run_in(tmp_path: Pa
     context = RunContext(
         plan_path=plan_path,
         plan=plan,
-        options=RunOptions(repo=tmp_path),
+        options=ResolvedRunOptions(repo=tmp_path),
         mirror=PlanMirror(plan_path, tmp_path, plan_title=plan.title, enabled=False),
         skills=[],
     )
