@@ -54,6 +54,7 @@ from flows.context import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from plan_parser.paths import repo_relative
 from plan_parser.vocabulary import DirtyPolicy
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS, format_cost
 from tasks.agent.runtimes import RuntimeName as AgentRuntime
@@ -236,13 +237,6 @@ def _execution_logs(repo: Path, parsed: dict[Path, Plan]) -> dict[str, Plan]:
     return logs
 
 
-def _relative(repo: Path, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(repo.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def consider_plans(
     repo: Path,
     plans_dir: str = PLANS_DIR,
@@ -297,11 +291,11 @@ def consider_plans(
             continue
         evidence = implementation_evidence(
             plan,
-            _relative(repo, path),
+            repo_relative(repo, path) or str(path),
             committed,
             previous=previous,
             execution_logs=[
-                _relative(repo, Path(p)) for p, log in logs.items() if logs_plan(log, path.name)
+                repo_relative(repo, p) or p for p, log in logs.items() if logs_plan(log, path.name)
             ],
         )
         if evidence.looks_implemented:
