@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -39,7 +38,9 @@ from uuid import UUID
 from prefect import flow, get_run_logger
 from prefect.input import RunInput
 
+from plan_parser.paths import repo_relative
 from plan_parser.vocabulary import DirtyPolicy
+from tasks.env_settings import env_seconds
 
 TIMEOUT_DEPLOYMENT = "resume-on-timeout/fallback"
 """`<flow name>/<deployment name>` of the deployment that resumes a timed-out suspended run."""
@@ -269,13 +270,9 @@ DEFAULT_QUESTION_TIMEOUT_S = 3600.0
 
 
 def question_timeout_s() -> float:
-    """How long an interactive run waits for a person (env ``PLAN_EXECUTOR_QUESTION_TIMEOUT_S``)."""
-    raw = os.environ.get(QUESTION_TIMEOUT_ENV, "").strip()
-    try:
-        value = float(raw)
-    except ValueError:
-        return DEFAULT_QUESTION_TIMEOUT_S
-    return value if value > 0 else DEFAULT_QUESTION_TIMEOUT_S
+    """How long an interactive run waits for a person (env ``PLAN_EXECUTOR_QUESTION_TIMEOUT_S``,
+    a positive number of seconds; EnvSettingError when it is set to anything else)."""
+    return env_seconds(QUESTION_TIMEOUT_ENV, DEFAULT_QUESTION_TIMEOUT_S)
 
 
 async def dirty_tree_policy(
@@ -296,10 +293,7 @@ async def dirty_tree_policy(
     from tasks.gates.preflight import dirty_files
 
     repo = Path(repo).resolve()
-    try:
-        plan_file: str | None = str(Path(plan_path).resolve().relative_to(repo))
-    except ValueError:
-        plan_file = None
+    plan_file = repo_relative(repo, plan_path)
     dirty = await asyncio.to_thread(dirty_files, repo, plan_file)
     if not dirty:
         return policy

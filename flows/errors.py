@@ -21,6 +21,7 @@ from tasks.agent.runtimes import RuntimeUnavailable
 from tasks.agent.sandbox import SandboxUnavailable
 from tasks.agent.task import AgentInfrastructureError
 from tasks.agent.tools import ToolInputError
+from tasks.env_settings import EnvSettingError
 from tasks.plan_input import PlanInputError
 from tasks.run_lock import RunLockError, RunLockHeld
 from tasks.worktree import WorktreeError
@@ -29,6 +30,7 @@ __all__ = [
     "AgentInfrastructureError",
     "CredentialError",
     "CycleError",
+    "EnvSettingError",
     "PhaseOverBudget",
     "PhaseTimeout",
     "PlanExecutorError",

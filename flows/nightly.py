@@ -54,6 +54,7 @@ from flows.context import RunOptions
 from plan_parser import DocKind, Plan, parse_plan
 from plan_parser.checkpoints import ExecutionState, read_plan_state
 from plan_parser.completion import logs_plan
+from plan_parser.paths import repo_relative
 from tasks.agent.budget import format_cost
 from tasks.worktree import BRANCH_PREFIX, StartPoint, WorktreeError, return_to_start, start_point
 
@@ -234,13 +235,6 @@ def _execution_logs(repo: Path, parsed: dict[Path, Plan]) -> dict[str, Plan]:
     return logs
 
 
-def _relative(repo: Path, path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(repo.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def consider_plans(
     repo: Path,
     plans_dir: str = PLANS_DIR,
@@ -295,11 +289,11 @@ def consider_plans(
             continue
         evidence = implementation_evidence(
             plan,
-            _relative(repo, path),
+            repo_relative(repo, path) or str(path),
             committed,
             previous=previous,
             execution_logs=[
-                _relative(repo, Path(p)) for p, log in logs.items() if logs_plan(log, path.name)
+                repo_relative(repo, p) or p for p, log in logs.items() if logs_plan(log, path.name)
             ],
         )
         if evidence.looks_implemented:

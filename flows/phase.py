@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from flows.integration import keep_unfinished_work, land_phase, plan_relative
 from flows.ui import current_phase_run_name, phase_message, publish_phase_page
 from plan_parser.errors import PlanExecutorError
 from plan_parser.model import OwnerKind, Phase, Plan
+from plan_parser.paths import repo_relative
 from tasks import worktree
 from tasks.agent.budget import Limits, RunBudget, close_account
 from tasks.agent.result import (
@@ -39,19 +39,13 @@ from tasks.agent.result import (
     AgentRequest,
     AgentResult,
     FailureKind,
-    RecordedVerdict,
     Usage,
 )
-from tasks.agent.roles import (  # noqa: F401 - re-exported: callers import them from here
-    TESTER_AGENT,
-    VerifierCriterion,
-    _context_body,
-    verifier_task,
-)
+from tasks.agent.roles import VERIFIER_AGENT, VERIFIER_MAX_TURNS, phase_owner, verifier_task
 from tasks.agent.roles import agent_roles as _agent_roles
-from tasks.agent.roles import assigns_tester as _assigns_tester  # noqa: F401
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
-from tasks.agent.tools import citation_problem
+from tasks.env_settings import env_seconds_list
+from tasks.gates.judgements import judgements, verifier_criteria, with_judgements
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.phase_gates import ScopePolicy
 from tasks.phase_steps import agent_step, decide_verdict, gates_step, snapshot_step
@@ -334,7 +328,7 @@ async def _work_and_judge(
     # on a verdict that cannot change the outcome); its criteria stay unjudged in the ledger.
     if verdict.needs_judgement and verdict.status is VerdictStatus.COMPLETE:
         judged = await _judge(context, phase, ledger, verdict.needs_judgement, outcome, work)
-        ledger = _with_judgements(ledger, judged)
+        ledger = with_judgements(ledger, judged)
         verdict = decide_verdict(ledger)
         outcome.steps.append(f"verifier judged {len(judged)} criteria")
 
@@ -390,7 +384,7 @@ def _resolver(
     """The owner agent's one bounded attempt at an integration problem (None: no agent)."""
     if owner_kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
         return None
-    owner_raw = phase.owner.raw if phase.owner else "general-purpose"
+    owner_raw = phase_owner(phase)
 
     async def resolve(task: str) -> None:
         request = agent_request(
@@ -507,11 +501,11 @@ async def call_agent(
 
 
 def _agent_step() -> Any:
-    """`agent_step`, with the restart delays of ``PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S`` if set."""
-    raw = os.environ.get(AGENT_RETRY_DELAYS_ENV, "").strip()
-    if not raw:
+    """`agent_step`, with the restart delays of ``PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S`` if set
+    (EnvSettingError when it is not a list of seconds)."""
+    delays = env_seconds_list(AGENT_RETRY_DELAYS_ENV)
+    if delays is None:
         return agent_step
-    delays = [float(part) for part in raw.split(",") if part.strip()]
     return agent_step.with_options(retries=len(delays), retry_delay_seconds=delays)
 
 
@@ -570,30 +564,6 @@ def _first_line(text: str, limit: int) -> str:
 
 # -- the verifier ---------------------------------------------------------------------------
 
-_CRITERION_CHECK = re.compile(r"^criterion (?P<number>\d+)\b")
-
-
-def criterion_id(entry: LedgerEntry) -> str:
-    """`3` for `criterion 3` and `criterion 3: <text>`: the number the checkpoint shows."""
-    match = _CRITERION_CHECK.match(entry.check)
-    return match["number"] if match else entry.check
-
-
-def verifier_criteria(phase: Phase, pending: list[LedgerEntry]) -> list[VerifierCriterion]:
-    """Each pending criterion once (a criterion may leave several entries undecided), with the
-    plan's own text."""
-    criteria: dict[str, VerifierCriterion] = {}
-    for entry in pending:
-        cid = criterion_id(entry)
-        if cid in criteria:
-            continue
-        text = entry.evidence
-        if cid.isdigit() and 1 <= int(cid) <= len(phase.acceptance_criteria):
-            text = phase.acceptance_criteria[int(cid) - 1].text
-        note = entry.evidence if entry.evidence.strip() != text.strip() else ""
-        criteria[cid] = VerifierCriterion(id=cid, text=text, note=note)
-    return list(criteria.values())
-
 
 async def _judge(
     context: RunContext,
@@ -609,11 +579,11 @@ async def _judge(
     request = agent_request(
         context,
         phase,
-        "general-purpose",
+        VERIFIER_AGENT,
         verifier_task(context.plan, phase, criteria),
         role_suffix="verifier",
         read_only=True,
-        max_turns=min(options.max_turns, 20),
+        max_turns=min(options.max_turns, VERIFIER_MAX_TURNS),
         work=work,
         verdict_criteria=[c.id for c in criteria],
     )
@@ -629,72 +599,6 @@ async def _judge(
     return judgements(pending, result, work, phase.id)
 
 
-NO_VERDICT = "no verdict recorded"
-
-
-def judgements(
-    pending: list[LedgerEntry], result: AgentResult, repo: Path, phase_id: str
-) -> list[LedgerEntry]:
-    """The judged entries of a verifier call: what it recorded, and why a criterion has none."""
-    missing = NO_VERDICT + (f" (the verifier call ended: {result.error})" if result.error else "")
-    return judged_entries(pending, result.verdicts, repo, phase_id, missing=missing)
-
-
-def judged_entries(
-    pending: list[LedgerEntry],
-    verdicts: list[RecordedVerdict],
-    repo: Path,
-    phase_id: str,
-    *,
-    missing: str = NO_VERDICT,
-) -> list[LedgerEntry]:
-    """The verifier's recorded verdicts as judged ledger entries, one per pending entry.
-
-    A PASS counts only with a citation of an existing file and a line inside it; a criterion
-    without a recorded verdict, or with a wrong citation, is a FAIL. A criterion recorded twice
-    keeps its last verdict.
-    """
-    by_id = {verdict.criterion: verdict for verdict in verdicts}
-    judged: list[LedgerEntry] = []
-    for entry in pending:
-        recorded = by_id.get(criterion_id(entry))
-        if recorded is None:
-            verdict, evidence = Verdict.FAIL, missing
-        else:
-            problem = citation_problem(repo, recorded.path, recorded.line)
-            passed = recorded.verdict == "PASS" and not problem
-            verdict = Verdict.PASS if passed else Verdict.FAIL
-            evidence = f"{recorded.path}:{recorded.line} {recorded.reason}"
-            evidence += f" [{problem}]" if problem else ""
-        judged.append(
-            entry.model_copy(
-                update={
-                    "verdict": verdict,
-                    "judged": True,
-                    "evidence": evidence[:500],
-                    "phase_id": entry.phase_id or phase_id,
-                }
-            )
-        )
-    return judged
-
-
-def _with_judgements(ledger: Ledger, judged: list[LedgerEntry]) -> Ledger:
-    """The ledger with each awaiting entry replaced by its judgement (in order: one criterion
-    may leave several entries with the same check)."""
-    waiting: dict[str, list[LedgerEntry]] = {}
-    for entry in judged:
-        waiting.setdefault(entry.check, []).append(entry)
-    entries = []
-    for entry in ledger.entries:
-        queue = waiting.get(entry.check)
-        if entry.verdict is Verdict.NEEDS_JUDGEMENT and not entry.judged and queue:
-            entry = queue.pop(0)
-        entries.append(entry)
-    entries.extend(entry for queue in waiting.values() for entry in queue)
-    return Ledger(entries=entries)
-
-
 def _ledger_line(entry: LedgerEntry, max_lines: int = 4, limit: int = 600) -> str:
     """A failing ledger line for the checkpoint: its head, enough to see why."""
     text = "\n".join(entry.line().splitlines()[:max_lines])
@@ -705,17 +609,10 @@ def _existing_artifacts(repo: Path, phase: Phase, touched: list[str]) -> list[st
     """Declared and touched files that exist now, relative to the repository, in order."""
     seen: list[str] = []
     for path in [ref.path for ref in phase.files if not ref.is_glob] + touched:
-        relative = _relative(repo, path)
+        # A relative path is the plan's or the agent's name for a file of the repository, as
+        # written; only an absolute one needs placing (and one outside is no artifact).
+        candidate = Path(path)
+        relative = repo_relative(repo, candidate) if candidate.is_absolute() else str(candidate)
         if relative and relative not in seen and (repo / relative).exists():
             seen.append(relative)
     return seen
-
-
-def _relative(repo: Path, path: str) -> str:
-    candidate = Path(path)
-    if candidate.is_absolute():
-        try:
-            return str(candidate.resolve().relative_to(repo.resolve()))
-        except ValueError:
-            return ""
-    return str(candidate)

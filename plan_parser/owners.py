@@ -12,13 +12,19 @@ import re
 
 from plan_parser.model import Owner, OwnerKind
 
+GENERAL_PURPOSE = "general-purpose"
+"""The built-in agent that runs a phase without an owner, the verifier, and (when the run allows
+it) an owner that names no agent."""
+
+BUILTIN_AGENTS = (GENERAL_PURPOSE, "bash", "explore", "plan")
+"""The built-in agent types (Claude Code's, lower case); `tasks.agent.definitions` gives each
+its role prompt."""
+
 BUILTIN_TYPES = {
-    "general-purpose": "general-purpose",
-    "general purpose": "general-purpose",
-    "bash": "bash",
-    "explore": "explore",
-    "plan": "plan",
+    **{name: name for name in BUILTIN_AGENTS},
+    "general purpose": GENERAL_PURPOSE,
 }
+"""Owner text (lower case) that names a built-in type → the type."""
 
 READ_ONLY_TYPES = frozenset({"plan", "explore"})
 """Built-in types that only read (Claude Code's Plan and Explore agents)."""
@@ -26,11 +32,14 @@ READ_ONLY_TYPES = frozenset({"plan", "explore"})
 HUMAN_NAMES = {"human", "user", "manual", "the user"}
 ORCHESTRATOR_NAMES = {"self", "orchestrator", "none (orchestrator)", "plan executor", "none"}
 
+FEATURE_TESTER = "feature-tester-rust"
+"""The agent file of the feature tester, the one agent a phase calls besides its owner."""
+
 # Display names and loose aliases whose agent file name is not their slug.
 ALIASES = {
-    "feature tester": "feature-tester-rust",
-    "feature-tester": "feature-tester-rust",
-    "feature tester (rust)": "feature-tester-rust",
+    "feature tester": FEATURE_TESTER,
+    "feature-tester": FEATURE_TESTER,
+    "feature tester (rust)": FEATURE_TESTER,
     "rust developer": "rust-developer",
     "rust designer": "rust-designer",
 }

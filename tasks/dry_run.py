@@ -18,7 +18,6 @@ pre-flight's result (:func:`describe_run`, :func:`render_text`).
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import OwnerKind, Phase, PhaseType, Plan
+from plan_parser.paths import lexical_relative
 from tasks import shell
 from tasks.forecast import (
     CallForecast,
@@ -38,6 +38,7 @@ from tasks.forecast import (
     settings_from_texts,
 )
 from tasks.gates.config import GateConfig, committed_file, load_committed_gate_config
+from tasks.gates.judgements import criterion_number
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.phase_gates import _TestRuns  # the runner the dry run's planner stands in for
 
@@ -488,7 +489,13 @@ def _agent_calls(
     from tasks.agent.definitions import resolve_agent
     from tasks.agent.models import model_id
     from tasks.agent.prompts import SKILLS_HEADING, phase_task, system_prompt
-    from tasks.agent.roles import VerifierCriterion, agent_roles, verifier_task
+    from tasks.agent.roles import (
+        VERIFIER_AGENT,
+        VERIFIER_MAX_TURNS,
+        VerifierCriterion,
+        agent_roles,
+        verifier_task,
+    )
     from tasks.agent.tools import tool_params_for
 
     kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
@@ -524,7 +531,8 @@ def _agent_calls(
                 role=role,
                 owner=owner_raw,
                 agent=definition.name,
-                definition=_relative(definition.source, repo),
+                # as written: a built-in's source (`builtin:plan`) is no path to resolve
+                definition=lexical_relative(repo, definition.source) or definition.source,
                 model=model,
                 tools=[str(t.get("name")) for t in tools],
                 read_only=definition.read_only or role == "verifier",
@@ -544,15 +552,13 @@ def _agent_calls(
     ]
     if judged:
         task = verifier_task(plan, phase, judged)
-        # The phase caps its verifier at 20 turns (flows/phase.py `_judge`).
         ids = [c.id for c in judged]
-        add("verifier", "verifier", "general-purpose", task, ids, min(options.max_turns, 20))
+        cap = min(options.max_turns, VERIFIER_MAX_TURNS)
+        add("verifier", "verifier", VERIFIER_AGENT, task, ids, cap)
     return calls, plans
 
 
 # -- the gates a phase would run ----------------------------------------------------------------
-
-_CRITERION = re.compile(r"^criterion (\d+)\b")
 
 
 def planned_gates(
@@ -622,9 +628,9 @@ def _criteria_plans(
 ) -> list[CriterionPlan]:
     by_number: dict[int, list[LedgerEntry]] = {}
     for entry in entries:
-        match = _CRITERION.match(entry.check)
-        if match:
-            by_number.setdefault(int(match.group(1)), []).append(entry)
+        number = criterion_number(entry)
+        if number is not None:
+            by_number.setdefault(number, []).append(entry)
     plans: list[CriterionPlan] = []
     for number, criterion in enumerate(phase.acceptance_criteria, 1):
         found = by_number.get(number, [])
@@ -794,13 +800,6 @@ def _phase_details(phase: PhasePlan) -> list[str]:
 
 def _turns(turns: Any) -> str:
     return f"{turns.low:g}" if turns.low == turns.high else f"{turns.low:g}–{turns.high:g}"
-
-
-def _relative(source: str, repo: Path) -> str:
-    try:
-        return str(Path(source).relative_to(repo))
-    except ValueError:
-        return source
 
 
 def _short(text: str, limit: int = 90) -> str:

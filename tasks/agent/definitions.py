@@ -23,7 +23,13 @@ import yaml
 from pydantic import BaseModel
 
 from plan_parser.model import OwnerKind
-from plan_parser.owners import clean_owner_text, normalise_owner, slug
+from plan_parser.owners import (
+    GENERAL_PURPOSE,
+    READ_ONLY_TYPES,
+    clean_owner_text,
+    normalise_owner,
+    slug,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,39 +61,38 @@ _COMMON = (
     "(each command runs on its own in a sandbox at the repository root)."
 )
 
-BUILTIN_PROMPTS: dict[str, tuple[str, str, bool]] = {
-    "general-purpose": (
+BUILTIN_PROMPTS: dict[str, tuple[str, str]] = {
+    GENERAL_PURPOSE: (
         "General-purpose agent for multi-step coding tasks",
         "You are a careful senior software engineer. Do the task you are given completely: read "
         "the relevant code first, make focused changes, run the project's build and tests, and "
         "fix what you broke. Do not stop at a plan; change the files. " + _COMMON,
-        False,
     ),
     "bash": (
         "Command execution specialist",
         "You are a command-line specialist. Accomplish the task by running shell commands; "
         "prefer small, inspectable steps and report exact commands and their outcomes. " + _COMMON,
-        False,
     ),
     "explore": (
         "Read-only codebase exploration",
         "You explore a codebase to answer questions. You do not modify files: the repository is "
         "mounted read-only. Search, read and report findings with file paths and line numbers. "
         + _COMMON,
-        True,
     ),
     "plan": (
         "Read-only software architect that designs implementation plans",
         "You are a software architect. Study the code and design a step-by-step implementation "
         "approach with the files to change, risks and tests. You do not modify files: the "
         "repository is mounted read-only. " + _COMMON,
-        True,
     ),
 }
+"""The description and role prompt of each built-in type (`plan_parser.owners.BUILTIN_AGENTS`,
+the one list of their names; tests/agent/test_definitions.py checks both agree); whether it only
+reads is `plan_parser.owners.READ_ONLY_TYPES`."""
 
 
 def builtin_agent(kind: str) -> AgentDefinition:
-    description, prompt, read_only = BUILTIN_PROMPTS[kind]
+    description, prompt = BUILTIN_PROMPTS[kind]
     return AgentDefinition(
         name=kind,
         description=description,
@@ -95,7 +100,7 @@ def builtin_agent(kind: str) -> AgentDefinition:
         tools=None,
         prompt=prompt,
         source=f"builtin:{kind}",
-        read_only=read_only,
+        read_only=kind in READ_ONLY_TYPES,
     )
 
 
@@ -231,7 +236,7 @@ def resolve_agent(
     text = clean_owner_text(owner_raw)
     if not text:
         text = "(empty)"
-    fallback = builtin_agent("general-purpose")
+    fallback = builtin_agent(GENERAL_PURPOSE)
     fallback.warning = (
         f"owner {text!r} has no definition in {AGENTS_DIR}/ and is not a built-in type; "
         "using general-purpose"

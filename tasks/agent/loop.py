@@ -84,6 +84,7 @@ from tasks.agent.tools import (
     VerdictTool,
     tools_for,
 )
+from tasks.env_settings import env_seconds
 
 TURN_MAX_TOKENS = 32_000
 SDK_MAX_RETRIES = 4
@@ -163,15 +164,9 @@ class _FaultRecorder(Middleware):
 
 
 def request_timeout_s() -> float:
-    """``PLAN_EXECUTOR_API_TIMEOUT_S`` when set to a positive number, else 600 s."""
-    raw = os.environ.get(API_TIMEOUT_ENV, "").strip()
-    try:
-        value = float(raw) if raw else REQUEST_TIMEOUT_S
-    except ValueError:
-        raise ValueError(f"{API_TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if value <= 0:
-        raise ValueError(f"{API_TIMEOUT_ENV}={raw!r} must be positive")
-    return value
+    """``PLAN_EXECUTOR_API_TIMEOUT_S`` (a positive number), else 600 s; EnvSettingError when
+    it is set to anything else."""
+    return env_seconds(API_TIMEOUT_ENV, REQUEST_TIMEOUT_S)
 
 
 def _error_code(http: httpx2.Response) -> str | None:

@@ -9,15 +9,26 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from plan_parser.model import Phase, Plan
+from plan_parser.owners import FEATURE_TESTER, GENERAL_PURPOSE
 from tasks.agent.tools import VERDICT_NAME
 
-TESTER_AGENT = "feature-tester-rust"
+TESTER_AGENT = FEATURE_TESTER
+"""The feature tester a phase may assign besides its owner (`Secondary: Feature Tester`)."""
+
+VERIFIER_AGENT = GENERAL_PURPOSE
+"""The agent that judges the criteria no check decides (read-only whatever its definition)."""
+VERIFIER_MAX_TURNS = 20
+"""The verifier's turns at most (the run's own cap when that is lower): it reads and records."""
+
+
+def phase_owner(phase: Phase) -> str:
+    """The owner text an agent call of the phase resolves (a phase without one: general-purpose)."""
+    return phase.owner.raw if phase.owner else GENERAL_PURPOSE
 
 
 def agent_roles(phase: Phase, repo: Path) -> list[tuple[str, str]]:
     """The owner, then the feature tester when the plan assigns one besides the owner."""
-    owner_raw = phase.owner.raw if phase.owner else "general-purpose"
-    roles = [("owner", owner_raw)]
+    roles = [("owner", phase_owner(phase))]
     owner_agent = phase.owner.agent if phase.owner else None
     if owner_agent != TESTER_AGENT and assigns_tester(phase):
         roles.append(("tester", TESTER_AGENT))

@@ -17,6 +17,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from plan_parser.errors import PlanExecutorError
+from plan_parser.paths import lexical_relative
 from tasks.agent.result import RecordedVerdict
 from tasks.agent.sandbox import Sandbox, SandboxUnavailable
 from tasks.shell import DEFAULT_OUTPUT_CAP
@@ -93,9 +94,13 @@ def resolve_in_repo(root: Path, raw: object) -> Path:
     return target
 
 
-def _relative(root: Path, path: Path) -> str:
-    rel = path.relative_to(root).as_posix()
-    return rel if rel != "." else "."
+def _shown(root: Path, path: Path) -> str:
+    """A path the editor already placed inside ``root``, as the agent sees it. As written, not
+    resolved: a symlink in a listing is shown where it is, wherever it points."""
+    rel = lexical_relative(root, path)
+    if rel is None:  # resolve_in_repo let no such path through: a bug of the editor
+        raise ValueError(f"{path} is not inside {root}")
+    return rel
 
 
 def _cap(text: str, cap: int, hint: str) -> str:
@@ -151,7 +156,7 @@ class EditorTool:
         target = resolve_in_repo(self.root, tool_input.get("path"))
         if self._is_hidden(target):
             raise ToolInputError(
-                f"{_relative(self.root, target)} is hidden from agents (plan-executor's and "
+                f"{_shown(self.root, target)} is hidden from agents (plan-executor's and "
                 "Prefect's own files)"
             )
         if command != "view":
@@ -166,7 +171,7 @@ class EditorTool:
             raise ToolInputError("this call is read-only: files can be viewed, not changed")
         if target in self.protected:
             raise ToolInputError(
-                f"{_relative(self.root, target)} is read-only for agents: plan-executor keeps "
+                f"{_shown(self.root, target)} is read-only for agents: plan-executor keeps "
                 "the plan and its checkpoints"
             )
         rel = target.relative_to(self.root).parts
@@ -174,7 +179,7 @@ class EditorTool:
             raise ToolInputError("files under .git/ are not edited directly; use git commands")
 
     def _read(self, target: Path, *, for_edit: bool = False) -> str:
-        rel = _relative(self.root, target)
+        rel = _shown(self.root, target)
         if not target.exists():
             raise ToolInputError(f"{rel} does not exist")
         if not target.is_file():
@@ -193,7 +198,7 @@ class EditorTool:
             raise ToolInputError(f"{rel} is not UTF-8 text; edit it with bash instead") from exc
 
     def view(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
-        rel = _relative(self.root, target)
+        rel = _shown(self.root, target)
         if target.is_dir():
             return ToolResult(output=self._listing(target))
         text = self._read(target)
@@ -229,14 +234,14 @@ class EditorTool:
             if depth >= 2:
                 dirs[:] = []
             for name in sorted(dirs):
-                entries.append(_relative(self.root, here / name) + "/")
+                entries.append(_shown(self.root, here / name) + "/")
             for name in sorted(files):
                 if not name.startswith("."):
-                    entries.append(_relative(self.root, here / name))
+                    entries.append(_shown(self.root, here / name))
             if len(entries) > DIRECTORY_LISTING_LIMIT:
                 entries = entries[:DIRECTORY_LISTING_LIMIT] + ["[... listing cut ...]"]
                 break
-        header = f"Files and directories up to 2 levels deep in {_relative(self.root, directory)}:"
+        header = f"Files and directories up to 2 levels deep in {_shown(self.root, directory)}:"
         return "\n".join([header, *entries])
 
     def create(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
@@ -244,15 +249,15 @@ class EditorTool:
         if not isinstance(text, str):
             raise ToolInputError("`file_text` (a string) is required for create")
         if target.is_dir():
-            raise ToolInputError(f"{_relative(self.root, target)} is a directory")
+            raise ToolInputError(f"{_shown(self.root, target)} is a directory")
         existed = target.exists()
         if existed and not target.is_file():
             # A FIFO made with bash would block this process forever on open; a device or
             # socket is no file to overwrite either.
-            raise ToolInputError(f"{_relative(self.root, target)} is not a regular file")
+            raise ToolInputError(f"{_shown(self.root, target)} is not a regular file")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
-        rel = _relative(self.root, target)
+        rel = _shown(self.root, target)
         verb = "Overwrote" if existed else "Created"
         return ToolResult(output=f"{verb} {rel} ({len(text)} characters)", path=rel)
 
@@ -263,7 +268,7 @@ class EditorTool:
         if not isinstance(new, str):
             raise ToolInputError("`new_str` must be a string")
         text = self._read(target, for_edit=True)
-        rel = _relative(self.root, target)
+        rel = _shown(self.root, target)
         count = text.count(old)
         if count == 0:
             raise ToolInputError(f"no match for `old_str` in {rel}; it must match exactly")
@@ -295,7 +300,7 @@ class EditorTool:
         addition = text if text.endswith("\n") else text + "\n"
         lines.insert(line, addition)
         target.write_text("".join(lines), encoding="utf-8")
-        rel = _relative(self.root, target)
+        rel = _shown(self.root, target)
         return ToolResult(output=f"Inserted text after line {line} of {rel}", path=rel)
 
 

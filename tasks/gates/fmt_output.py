@@ -27,7 +27,10 @@ def strip_ansi(text: str) -> str:
     return _ANSI.sub("", text)
 
 
-def _relative(path: str, repo: Path | None) -> str:
+def _without_repo_prefix(path: str, repo: Path | None) -> str:
+    """A path printed by the formatter, shortened by the repository's prefix as text (either
+    spelling of the repository: the tool may print the resolved one). Not `plan_parser.paths`:
+    this is text from another tool's output, cut as printed, never normalised or resolved."""
     if repo is None:
         return path
     for base in {str(repo), str(repo.resolve())}:
@@ -50,14 +53,14 @@ def fmt_failure_summary(output: str, repo: Path | None = None, exit_code: int | 
         line = raw.rstrip()
         hunk = _CARGO_HUNK.match(line)
         if hunk:
-            place = f"{_relative(hunk['path'], repo)}:{hunk['line'] or hunk['at']}"
+            place = f"{_without_repo_prefix(hunk['path'], repo)}:{hunk['line'] or hunk['at']}"
             places.append(place)
             if len(places) > 1:  # the first place is on the summary's first line
                 changed.append(f"{place}:")
             continue
         ruff = _RUFF_FILE.match(line)
         if ruff:
-            places.append(_relative(ruff["path"], repo))
+            places.append(_without_repo_prefix(ruff["path"], repo))
             continue
         if places and line[:1] in ("-", "+") and not line.startswith(("---", "+++")):
             changed.append(_clip(line))

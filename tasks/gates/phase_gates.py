@@ -41,6 +41,7 @@ from plan_parser.gate_commands import (
     split_segments,
 )
 from plan_parser.model import FileAction, FileRef, Phase, PhaseType
+from plan_parser.paths import repo_relative
 from tasks.gates.cargo_output import FAILED, OK, TestRun
 from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
@@ -172,12 +173,12 @@ def phase_changes(repo: Path, start: PhaseStart) -> dict[str, str]:
 
 
 def _repo_relative(repo: Path, ref: FileRef) -> str | None:
+    """A declared file as the repository's path (None: outside it). Not `repo_relative` alone:
+    a relative name is the plan's, kept as written, or completed to the one tracked file it
+    loosely names; only an absolute path is placed by resolving it."""
     path = clean_path(ref.path)
     if Path(path).is_absolute():
-        try:
-            return str(Path(path).resolve().relative_to(repo.resolve()))
-        except ValueError:
-            return None
+        return repo_relative(repo, path)
     # An existing file named loosely (`lib.rs`, `api/mod.rs`): the one tracked file it names.
     loose = (
         ref.action in (FileAction.MODIFY, FileAction.UNSPECIFIED)

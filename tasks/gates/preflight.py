@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from plan_parser.model import OwnerKind, PhaseType, Plan
+from plan_parser.paths import repo_relative
 from plan_parser.vocabulary import DirtyPolicy as DirtyPolicy  # re-exported
 from tasks import shell
 from tasks.gates.cargo_output import FAILED, TestRun
@@ -59,13 +60,6 @@ class PreflightResult(BaseModel):
     """The commit made under the `commit` policy."""
     config: GateConfig | None = None
     """The gate configuration every gate of the run uses (read here, once, from `HEAD`)."""
-
-
-def _relative(repo: Path, path: Path) -> str | None:
-    try:
-        return str(Path(path).resolve().relative_to(repo.resolve()))
-    except ValueError:
-        return None
 
 
 def _exclusions(plan_file: str | None, mirrors: list[str] | None = None) -> list[str]:
@@ -353,7 +347,7 @@ def run_preflight(
         ledger.add(command_entry("git", inside, summary=f"{repo} is not a git working tree"))
         return PreflightResult(ok=False, ledger=ledger, baseline=None, message=_message(ledger))
 
-    plan_file = _relative(repo, Path(plan_path))
+    plan_file = repo_relative(repo, plan_path)
     tree, stash_ref, commit = _tree_entries(repo, plan_file, policy)
     ledger.extend(tree)
     if config is None:

@@ -91,6 +91,18 @@ def test_read_only_builtins(corpus_repo: Path) -> None:
     assert not resolve_agent("general-purpose", corpus_repo).read_only  # type: ignore[union-attr]
 
 
+def test_every_builtin_type_has_a_role_prompt_and_nothing_else_does() -> None:
+    """The names of the built-in types are `plan_parser.owners.BUILTIN_AGENTS`; the prompts
+    follow them, and each type a plan may name resolves to its own prompt."""
+    from plan_parser.owners import BUILTIN_AGENTS, BUILTIN_TYPES, READ_ONLY_TYPES
+    from tasks.agent.definitions import BUILTIN_PROMPTS, builtin_agent
+
+    assert sorted(BUILTIN_PROMPTS) == sorted(BUILTIN_AGENTS)
+    assert set(BUILTIN_TYPES.values()) == set(BUILTIN_AGENTS)
+    assert READ_ONLY_TYPES.issubset(BUILTIN_AGENTS)
+    assert {name for name in BUILTIN_AGENTS if builtin_agent(name).read_only} == READ_ONLY_TYPES
+
+
 @pytest.mark.parametrize("owner", ["human", "self", "None (orchestrator)", "**self**"])
 def test_non_agent_owners(corpus_repo: Path, owner: str) -> None:
     assert resolve_agent(owner, corpus_repo) is None

@@ -16,13 +16,14 @@ import pydantic
 import pytest
 
 from cli.demo import PhaseScript, ScriptedAgents
-from flows.phase import _with_judgements, judgements, verifier_criteria, verifier_task
 from plan_parser import parse_text
 from tasks.agent.loop import run_agent
 from tasks.agent.result import AgentResult
+from tasks.agent.roles import verifier_task
 from tasks.agent.sandbox import Sandbox, SandboxSettings
 from tasks.agent.tools import VERDICT_NAME, tools_for
 from tasks.gates.criteria import evaluate_criterion
+from tasks.gates.judgements import judgements, verifier_criteria, with_judgements
 from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
 from tasks.gates.verdict import decide
 from tests.agent.conftest import API_KEY, client_for, make_request
@@ -102,7 +103,7 @@ def verify(
     result = run_agent(request, client=client_for(fake))
     judged = judgements(waiting, result, repo, "1")
     build = LedgerEntry(check="build", verdict=Verdict.PASS)
-    return result, _with_judgements(Ledger(entries=[build, *waiting]), judged), judged
+    return result, with_judgements(Ledger(entries=[build, *waiting]), judged), judged
 
 
 def tool_results(fake: StandinMessagesAPI, index: int) -> list[dict[str, Any]]:

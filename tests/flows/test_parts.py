@@ -9,11 +9,12 @@ from pathlib import Path
 
 from cli.demo import demo_plan
 from flows.context import PhaseOutcome
-from flows.phase import _with_judgements, judged_entries, verifier_criteria, verifier_task
 from flows.report import RunReport, final_report, implementation_summary, plan_status, table_rows
 from plan_parser import parse_plan, parse_text
 from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint, read_plan_state
 from tasks.agent.result import RecordedVerdict
+from tasks.agent.roles import verifier_task
+from tasks.gates.judgements import judged_entries, verifier_criteria, with_judgements
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import PlanMirror
 from tasks.plan_input import detect_skills
@@ -181,7 +182,7 @@ def test_judgements_replace_each_awaiting_entry_once() -> None:
         first.model_copy(update={"verdict": Verdict.PASS, "judged": True, "evidence": "1"}),
         second.model_copy(update={"verdict": Verdict.FAIL, "judged": True, "evidence": "2"}),
     ]
-    merged = _with_judgements(ledger, judged)
+    merged = with_judgements(ledger, judged)
     assert [(e.check, e.verdict, e.evidence) for e in merged.entries] == [
         ("criterion 2: x", Verdict.PASS, "1"),
         ("build", Verdict.PASS, ""),
