@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import stat
 import time
 import traceback
@@ -50,12 +51,20 @@ from typing import Any
 import anthropic
 import httpx2
 from anthropic._middleware import CallNext, Middleware
+from anthropic._request import APIRequest
+from anthropic._response import APIResponse
+from anthropic.types import (
+    CacheControlEphemeralParam,
+    ContentBlock,
+    Message,
+    TextBlockParam,
+    ToolUnionParam,
+    ToolUseBlock,
+)
 
 from plan_parser.errors import PlanExecutorError
 from tasks.agent.budget import (
-    NO_PROGRESS,
     SPENDING_LIMITS,
-    TURN_CAP,
     NoProgress,
     account_for,
     format_cost,
@@ -65,10 +74,9 @@ from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.models import DEFAULT_MODEL, MODEL_ALIASES, model_id  # noqa: F401 - re-exported
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import (
-    CONTEXT_EXHAUSTED,
-    DEADLINE,
     AgentRequest,
     AgentResult,
+    ErrorCode,
     FailureKind,
     InfraFaults,
     Usage,
@@ -108,7 +116,7 @@ FATAL_ERROR_CODES = {
     "linked_organization_spend_limit_reached",
     "linked_organization_billing_unavailable",
 }
-EPHEMERAL = {"type": "ephemeral"}
+EPHEMERAL: CacheControlEphemeralParam = {"type": "ephemeral"}
 UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 LOG_FIELD_CAP = 30_000
 
@@ -130,7 +138,7 @@ class _DroppedMidStream(PlanExecutorError):
 class _FatalLimitGuard(Middleware):
     """Stops the SDK from retrying errors that no retry can fix (spend limits, billing)."""
 
-    def handle(self, request: Any, call_next: CallNext) -> Any:
+    def handle(self, request: APIRequest, call_next: CallNext) -> APIResponse[object]:
         response = call_next(request)
         http = response.http_response
         if http.status_code in (402, 429) and _error_code(http) in FATAL_ERROR_CODES:
@@ -146,7 +154,7 @@ class _FaultRecorder(Middleware):
         self.infra = infra
         self.last_attempt_at = 0.0
 
-    def handle(self, request: Any, call_next: CallNext) -> Any:
+    def handle(self, request: APIRequest, call_next: CallNext) -> APIResponse[object]:
         self.last_attempt_at = time.monotonic()
         try:
             response = call_next(request)
@@ -207,7 +215,9 @@ def build_client() -> anthropic.Anthropic:
     )
 
 
-def _ssl_context(cache: dict[tuple[str, str], Any] = {}) -> Any:  # noqa: B006 - the cache
+def _ssl_context(
+    cache: dict[tuple[str, str], ssl.SSLContext] = {},  # noqa: B006 - the cache
+) -> ssl.SSLContext:
     """One TLS context per process (per SSL_CERT_FILE/SSL_CERT_DIR), shared by the clients.
 
     A new client per agent call built its own, loading the whole CA bundle each time: 13 % of
@@ -250,7 +260,9 @@ def classify_exception(exc: BaseException) -> Failure:
             return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=True)
         message = (exc.api_message or str(exc)).lower()
         if status in (400, 413) and ("too long" in message or "context" in message):
-            return Failure(FailureKind.AGENT, f"context exhausted: {text}", CONTEXT_EXHAUSTED)
+            return Failure(
+                FailureKind.AGENT, f"context exhausted: {text}", ErrorCode.CONTEXT_EXHAUSTED
+            )
         # 400/401/403/404: our request, the key or the model id is wrong; retrying won't help.
         return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=False)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.HTTPError):
@@ -328,16 +340,15 @@ class DetailsLog:
 # --- the conversation -------------------------------------------------------------------------
 
 
-def _block_param(block: Any) -> dict[str, Any]:
+def _block_param(block: ContentBlock) -> dict[str, Any]:
     """An assistant content block as a request param, with a stable key order."""
-    kind = block.type
-    if kind == "text":
+    if block.type == "text":
         return {"type": "text", "text": block.text}
-    if kind == "tool_use":
+    if block.type == "tool_use":
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-    if kind == "thinking":
+    if block.type == "thinking":
         return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
-    if kind == "redacted_thinking":
+    if block.type == "redacted_thinking":
         return {"type": "redacted_thinking", "data": block.data}
     dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
     return dumped
@@ -345,8 +356,8 @@ def _block_param(block: Any) -> dict[str, Any]:
 
 @dataclass
 class Conversation:
-    system: list[dict[str, Any]]
-    tools: list[dict[str, Any]]
+    system: list[TextBlockParam]
+    tools: list[ToolUnionParam]
     messages: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, role: str, content: list[dict[str, Any]]) -> None:
@@ -413,7 +424,7 @@ def tree_file_digest(repo: Path, path: Path) -> str:
         return hashlib.sha256(handle.read(DIGEST_MAX_BYTES + 1)).hexdigest()
 
 
-def _usage_of(message: Any) -> Usage:
+def _usage_of(message: Message) -> Usage:
     usage = message.usage
     return Usage(
         input_tokens=usage.input_tokens or 0,
@@ -423,7 +434,7 @@ def _usage_of(message: Any) -> Usage:
     )
 
 
-def _text_of(message: Any) -> str:
+def _text_of(message: Message) -> str:
     return "\n".join(b.text for b in message.content if b.type == "text").strip()
 
 
@@ -573,7 +584,7 @@ class AgentCall:
             params.pop("tool_choice", None)
         return params
 
-    def stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+    def stream(self, params: dict[str, Any]) -> tuple[Message, str | None]:
         """One turn, and the infrastructure bill of it (faults, retries, time lost)."""
         started = time.monotonic()
         faults_before = self.infra.total
@@ -593,7 +604,7 @@ class AgentCall:
             self.infra.lost_s = round(self.infra.lost_s + lost, 3)
         return answer
 
-    def _stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+    def _stream(self, params: dict[str, Any]) -> tuple[Message, str | None]:
         """One turn, retried here when the stream breaks with a retryable error event."""
         limit = request_timeout_s()
         for attempt in range(STREAM_RETRIES + 1):
@@ -677,7 +688,7 @@ class AgentCall:
             _fence(self.request.task, "markdown"),
         )
 
-    def run_tools(self, message: Any) -> tuple[list[dict[str, Any]], bool]:
+    def run_tools(self, message: Message) -> tuple[list[dict[str, Any]], bool]:
         """Results for every tool_use block; also whether all of them were malformed.
 
         Tells the no-progress rule whether the turn changed a file or ran a new command."""
@@ -700,12 +711,12 @@ class AgentCall:
             if result.command is not None:
                 commands.append(result.command)
             self.record_tool(block, result)
-            blocks.append(result.to_block(block.id))
+            blocks.append(dict(result.to_block(block.id)))
             misuse.append(bool(result.details.get("misuse")))
         self.progress.turn(files_changed=changed, commands=commands)
         return blocks, bool(misuse) and all(misuse)
 
-    def written_file_digest(self, block: Any) -> str | None:
+    def written_file_digest(self, block: ToolUseBlock) -> str | None:
         """For an editor call that may write: the digest of its file now (`-` when missing);
         None for every other call. Compared before and after the call: a write that leaves
         the file as it was is not progress."""
@@ -727,7 +738,7 @@ class AgentCall:
         clean = scrub_known(result.output, self.secrets)
         return result if clean == result.output else result.model_copy(update={"output": clean})
 
-    def record_tool(self, block: Any, result: ToolResult) -> None:
+    def record_tool(self, block: ToolUseBlock, result: ToolResult) -> None:
         if result.path and result.path not in self.files_touched:
             self.files_touched.append(result.path)
         if result.command is not None:
@@ -751,7 +762,7 @@ class AgentCall:
                 if max_turns is not None:  # the verifier's few extra turns, not the cap
                     return stop_reason, Failure(FailureKind.AGENT, f"max turns reached ({limit})")
                 return stop_reason, Failure(
-                    FailureKind.BUDGET, f"turn cap reached ({limit} turns)", TURN_CAP
+                    FailureKind.BUDGET, f"turn cap reached ({limit} turns)", ErrorCode.TURN_CAP
                 )
             spent = self.budget.limit_reached() if self.budget is not None else None
             if spent is not None:  # checked between turns: a turn once started is finished
@@ -759,7 +770,7 @@ class AgentCall:
             remaining = self.remaining_s()
             if remaining is not None and remaining <= 0:
                 return stop_reason, Failure(
-                    FailureKind.AGENT, "wall-clock budget exhausted", DEADLINE
+                    FailureKind.AGENT, "wall-clock budget exhausted", ErrorCode.DEADLINE
                 )
             self.turns += 1
             try:
@@ -771,7 +782,7 @@ class AgentCall:
                     failure = Failure(
                         FailureKind.AGENT,
                         f"wall-clock budget exhausted during a request ({exc!r})",
-                        DEADLINE,
+                        ErrorCode.DEADLINE,
                     )
                 self.log.write(
                     f"## Turn {self.turns}: request failed",
@@ -808,7 +819,7 @@ class AgentCall:
                 )
             if self.progress.stalled:
                 return stop_reason, Failure(
-                    FailureKind.BUDGET, self.progress.message(), NO_PROGRESS
+                    FailureKind.BUDGET, self.progress.message(), ErrorCode.NO_PROGRESS
                 )
 
     def charge(self, usage: Usage) -> str:
@@ -912,7 +923,7 @@ class AgentCall:
             # A spent budget allows no more requests, not even the summary's.
             or (failure.kind is FailureKind.BUDGET and failure.error_code in SPENDING_LIMITS)
             # Out of time or out of context: a summary request cannot be answered either.
-            or failure.error_code in (DEADLINE, CONTEXT_EXHAUSTED)
+            or failure.error_code in (ErrorCode.DEADLINE, ErrorCode.CONTEXT_EXHAUSTED)
             or stop_reason in ("refusal", "model_context_window_exceeded")
         )
         if skip_summary and failure is not None:
