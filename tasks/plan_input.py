@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint
 from plan_parser.errors import PlanExecutorError
 from plan_parser.model import Phase, Plan, id_key
 from plan_parser.validate import UnknownOwners
 from tasks import worktree
+
+if TYPE_CHECKING:  # the gate configuration is read only when a plan is checked
+    from tasks.gates.config import GateConfig
 
 
 def plan_name(plan_path: Path) -> str:
@@ -31,7 +35,7 @@ def check_plan(
     *,
     include_optional: bool,
     unknown_owners: UnknownOwners = "error",
-    gate_config: Any = None,
+    gate_config: GateConfig | None = None,
 ) -> tuple[Plan, list[list[str]]]:
     """:func:`load_plan` without Prefect: `run` calls it before starting a backend, so bad
     input costs no server and no agent call. Owners are checked against the agent definitions
@@ -133,8 +137,13 @@ MARKED_COMPLETE = "marked complete in the plan"
 
 
 def resumable_phases(
-    plan: Plan, previous: Any, repo: Path, scheduled: list[str], *, branch: str | None = None
-) -> dict[str, Any]:
+    plan: Plan,
+    previous: ExecutionState | None,
+    repo: Path,
+    scheduled: list[str],
+    *,
+    branch: str | None = None,
+) -> dict[str, PhaseCheckpoint]:
     """Phases the last run finished that still hold: complete, same text, declared files exist
     (on ``branch`` when it exists, where verified phases landed; else in the checkout). A phase
     whose heading says a person finished it (`✅ COMPLETE`) counts as a complete checkpoint:
@@ -147,7 +156,7 @@ def resumable_phases(
             return worktree.exists_on(repo, branch, path)
         return (repo / path).exists()
 
-    resumed: dict[str, Any] = {}
+    resumed: dict[str, PhaseCheckpoint] = {}
     for pid in scheduled:
         phase = plan.phase(pid)
         declared = [ref for ref in phase.files if not ref.is_glob and ref.action.value != "delete"]
@@ -165,9 +174,7 @@ def resumable_phases(
     return resumed
 
 
-def _marked_complete(phase: Phase) -> Any:
-    from plan_parser.checkpoints import PhaseCheckpoint
-
+def _marked_complete(phase: Phase) -> PhaseCheckpoint:
     return PhaseCheckpoint(
         phase_id=phase.id,
         status="complete",
@@ -176,7 +183,6 @@ def _marked_complete(phase: Phase) -> Any:
     )
 
 
-def resume_reason(checkpoint: Any) -> str:
+def resume_reason(checkpoint: PhaseCheckpoint) -> str:
     """Why a resumed phase is not run: `checkpoint`, or :data:`MARKED_COMPLETE`."""
-    extra = getattr(checkpoint, "extra", None) or {}
-    return MARKED_COMPLETE if extra.get("source") == MARKED_COMPLETE else "checkpoint"
+    return MARKED_COMPLETE if checkpoint.extra.get("source") == MARKED_COMPLETE else "checkpoint"
