@@ -18,9 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.settings import PORT_ENV, configured_port
+
+if TYPE_CHECKING:  # the stand-in is imported when a demo or a test runs, not with the CLI
+    from tasks.agent.standin import Reply
 
 CRATE_FILES = {
     "Cargo.toml": """[package]
@@ -230,7 +233,7 @@ class PhaseScript:
     verdicts, so tests put misleading `VERDICT n: ...` lines here."""
     every_turn: bool = False
     """Repeat the edits (with the delay) on every turn: an agent that never finishes."""
-    reply: Any = None
+    reply: Reply | None = None
     """A stand-in `Reply` for every work turn instead of the edits (e.g. an API error)."""
     later: list[list[dict[str, Any]]] = field(default_factory=list)
     """Tool calls of turns 2, 3, ... (each arriving after ``delay_s``): work that takes a while,
@@ -292,7 +295,7 @@ class ScriptedAgents:
         self.scripts = dict(scripts)
         self.phases_seen: list[str] = []
 
-    def __call__(self, body: dict[str, Any]) -> Any:
+    def __call__(self, body: dict[str, Any]) -> Reply:
         from tasks.agent.standin import claude_code_turn, is_claude_code, working_directory
 
         reply = self._reply(body)
@@ -302,7 +305,7 @@ class ScriptedAgents:
             return claude_code_turn(reply, cwd)
         return reply
 
-    def _reply(self, body: dict[str, Any]) -> Any:
+    def _reply(self, body: dict[str, Any]) -> Reply:
         from tasks.agent.standin import (
             delayed,
             is_claude_code,
@@ -349,7 +352,7 @@ class ScriptedAgents:
             return delayed(reply, script.delay_s) if script.delay_s else reply
         return text_turn(done)
 
-    def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Any:
+    def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Reply:
         from tasks.agent.standin import record_verdict, text_turn, tool_turn, turns_taken
 
         script = self.scripts.get(pid, PhaseScript())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -16,8 +16,11 @@ from flows.context import PhaseOutcome
 from tasks.agent.budget import format_cost
 from tasks.agent.result import InfraFaults
 from tasks.dry_run import DryRunReport
-from tasks.forecast import RunForecast
+from tasks.forecast import RunForecast, Span
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
+
+if TYPE_CHECKING:  # the pure report does not import Prefect's artifacts
+    from tasks.artifacts import TableRow
 from tasks.mirror import format_duration
 
 
@@ -106,7 +109,7 @@ def run_verdict(report: RunReport) -> str:
     return "FAILED"
 
 
-def table_rows(outcomes: list[PhaseOutcome]) -> list[dict[str, Any]]:
+def table_rows(outcomes: list[PhaseOutcome]) -> list[TableRow]:
     return [
         {
             "phase": o.phase_id,
@@ -320,7 +323,7 @@ def forecast_section(report: RunReport) -> list[str]:
     return lines
 
 
-def _in_range(span: Any, value: float) -> str:
+def _in_range(span: Span, value: float) -> str:
     if span.contains(round(value, 2)) or span.contains(value):
         return "yes"
     return "below" if value < span.low else "ABOVE"

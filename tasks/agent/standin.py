@@ -67,11 +67,11 @@ class Reply:
     """``message``, ``error`` (an HTTP status with an error body) or ``stream_error``."""
     content: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "end_turn"
-    stop_details: dict[str, Any] | None = None
+    stop_details: dict[str, object] | None = None
     status: int = 200
     error_type: str = ""
     error_message: str = ""
-    error_details: dict[str, Any] | None = None
+    error_details: dict[str, object] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     """Seconds to wait before answering (to make parallel requests overlap)."""
@@ -271,7 +271,7 @@ def http_error(
     message: str = "stand-in error",
     *,
     headers: dict[str, str] | None = None,
-    details: dict[str, Any] | None = None,
+    details: dict[str, object] | None = None,
 ) -> Reply:
     return Reply(
         kind="error",
@@ -403,7 +403,7 @@ def _fault_error(kind: str, plan: FaultPlan) -> Reply:
 # --- token counting and cache emulation -----------------------------------------------------
 
 
-def _strings(value: Any) -> Iterable[str]:
+def _strings(value: object) -> Iterable[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
@@ -415,7 +415,7 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
-def count_tokens(value: Any) -> int:
+def count_tokens(value: object) -> int:
     """Whitespace-separated words in every string of ``value`` (markers excluded)."""
     return sum(len(text.split()) for text in _strings(value))
 
@@ -431,7 +431,7 @@ def count_output_tokens(content: list[dict[str, Any]]) -> int:
     return total
 
 
-def _without_markers(value: Any) -> Any:
+def _without_markers(value: object) -> object:
     if isinstance(value, dict):
         return {k: _without_markers(v) for k, v in value.items() if k != "cache_control"}
     if isinstance(value, list):
@@ -439,9 +439,9 @@ def _without_markers(value: Any) -> Any:
     return value
 
 
-def _segments(body: dict[str, Any]) -> list[tuple[Any, bool]]:
+def _segments(body: dict[str, Any]) -> list[tuple[object, bool]]:
     """The request as cacheable blocks in prefix order (tools, system, messages), with markers."""
-    segments: list[tuple[Any, bool]] = []
+    segments: list[tuple[object, bool]] = []
     for tool in body.get("tools") or []:
         segments.append((tool, "cache_control" in tool))
     system = body.get("system")
@@ -747,7 +747,7 @@ class StandinMessagesAPI:
         return 200, headers, payload.encode()
 
 
-def _markers(value: Any) -> int:
+def _markers(value: object) -> int:
     if isinstance(value, dict):
         return int("cache_control" in value) + sum(_markers(v) for v in value.values())
     if isinstance(value, list):
@@ -880,10 +880,10 @@ def _error_payload(
     status: int,
     error_type: str,
     message: str,
-    details: dict[str, Any] | None,
+    details: dict[str, object] | None,
     headers: dict[str, str],
 ) -> tuple[int, dict[str, str], bytes]:
-    error: dict[str, Any] = {"type": error_type, "message": message}
+    error: dict[str, object] = {"type": error_type, "message": message}
     if details:
         error["details"] = details
     return status, dict(headers), json.dumps({"type": "error", "error": error}).encode()
