@@ -46,7 +46,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal, NotRequired, TypedDict, cast
 
 import anthropic
 import httpx2
@@ -56,8 +56,12 @@ from anthropic._response import APIResponse
 from anthropic.types import (
     CacheControlEphemeralParam,
     ContentBlock,
+    ContentBlockParam,
     Message,
+    MessageParam,
     TextBlockParam,
+    ToolChoiceParam,
+    ToolResultBlockParam,
     ToolUnionParam,
     ToolUseBlock,
 )
@@ -340,7 +344,7 @@ class DetailsLog:
 # --- the conversation -------------------------------------------------------------------------
 
 
-def _block_param(block: ContentBlock) -> dict[str, Any]:
+def _block_param(block: ContentBlock) -> ContentBlockParam:
     """An assistant content block as a request param, with a stable key order."""
     if block.type == "text":
         return {"type": "text", "text": block.text}
@@ -350,43 +354,73 @@ def _block_param(block: ContentBlock) -> dict[str, Any]:
         return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
     if block.type == "redacted_thinking":
         return {"type": "redacted_thinking", "data": block.data}
-    dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
-    return dumped
+    # Server-side blocks: the SDK's own JSON of a response block is its request param.
+    return cast(ContentBlockParam, block.model_dump(mode="json", exclude_none=True))
+
+
+class RequestParams(TypedDict):
+    """The keyword arguments of one ``messages.stream`` request."""
+
+    model: str
+    max_tokens: int
+    system: list[TextBlockParam]
+    messages: list[MessageParam]
+    tools: NotRequired[list[ToolUnionParam]]
+    tool_choice: NotRequired[ToolChoiceParam]
+
+
+class Turn(TypedDict):
+    """One message of the conversation: a ``MessageParam`` whose content is a list we extend."""
+
+    role: Literal["user", "assistant"]
+    content: list[ContentBlockParam]
 
 
 @dataclass
 class Conversation:
     system: list[TextBlockParam]
     tools: list[ToolUnionParam]
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[Turn] = field(default_factory=list)
 
-    def add(self, role: str, content: list[dict[str, Any]]) -> None:
+    def add(self, role: Literal["user", "assistant"], content: list[ContentBlockParam]) -> None:
         if content:
             self.messages.append({"role": role, "content": content})
 
-    def add_user_blocks(self, blocks: list[dict[str, Any]]) -> None:
+    def add_user_blocks(self, blocks: list[ContentBlockParam]) -> None:
         """Append to the trailing user message if there is one (roles must alternate)."""
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1]["content"].extend(blocks)
         else:
             self.add("user", blocks)
 
-    def request_messages(self) -> list[dict[str, Any]]:
+    def request_messages(self) -> list[MessageParam]:
         """The messages with one cache marker on the newest cacheable block; history unchanged."""
-        messages = [dict(m) for m in self.messages]
-        for message in reversed(messages):
-            content = list(message["content"])
-            for index in range(len(content) - 1, -1, -1):
-                if content[index].get("type") not in UNCACHEABLE_BLOCKS:
-                    content[index] = {**content[index], "cache_control": EPHEMERAL}
-                    message["content"] = content
-                    return messages
-        return messages
+        turns = [(turn["role"], turn["content"]) for turn in self.messages]
+        for position in range(len(turns) - 1, -1, -1):
+            role, content = turns[position]
+            cacheable = [i for i, b in enumerate(content) if b["type"] not in UNCACHEABLE_BLOCKS]
+            if cacheable:
+                last, marked = cacheable[-1], list(content)
+                # Every block type but the uncacheable ones takes a cache_control field.
+                marked[last] = cast(
+                    ContentBlockParam, {**content[last], "cache_control": EPHEMERAL}
+                )
+                turns[position] = (role, marked)
+                break
+        return [_message_param(role, content) for role, content in turns]
 
     def unanswered_tool_uses(self) -> list[str]:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             return []
-        return [b["id"] for b in self.messages[-1]["content"] if b.get("type") == "tool_use"]
+        return [b["id"] for b in self.messages[-1]["content"] if b["type"] == "tool_use"]
+
+
+def _message_param(
+    role: Literal["user", "assistant"], content: list[ContentBlockParam]
+) -> MessageParam:
+    if role == "user":
+        return {"role": "user", "content": content}
+    return {"role": "assistant", "content": content}
 
 
 # --- the call ---------------------------------------------------------------------------------
@@ -570,21 +604,23 @@ class AgentCall:
             verdicts_missing=self.verdict_tool.missing() if self.verdict_tool else [],
         )
 
-    def params(self, **overrides: Any) -> dict[str, Any]:
-        params: dict[str, Any] = {
+    def params(
+        self, *, max_tokens: int = TURN_MAX_TOKENS, tool_choice: ToolChoiceParam | None = None
+    ) -> RequestParams:
+        params: RequestParams = {
             "model": self.model,
-            "max_tokens": TURN_MAX_TOKENS,
+            "max_tokens": max_tokens,
             "system": self.conversation.system,
-            "tools": self.conversation.tools,
             "messages": self.conversation.request_messages(),
         }
-        params.update(overrides)
-        if not params["tools"]:  # an agent whose definition allows none of our tools
-            params.pop("tools")
-            params.pop("tool_choice", None)
+        # An agent whose definition allows none of our tools sends neither tools nor a choice.
+        if self.conversation.tools:
+            params["tools"] = self.conversation.tools
+            if tool_choice is not None:
+                params["tool_choice"] = tool_choice
         return params
 
-    def stream(self, params: dict[str, Any]) -> tuple[Message, str | None]:
+    def stream(self, params: RequestParams) -> tuple[Message, str | None]:
         """One turn, and the infrastructure bill of it (faults, retries, time lost)."""
         started = time.monotonic()
         faults_before = self.infra.total
@@ -604,7 +640,7 @@ class AgentCall:
             self.infra.lost_s = round(self.infra.lost_s + lost, 3)
         return answer
 
-    def _stream(self, params: dict[str, Any]) -> tuple[Message, str | None]:
+    def _stream(self, params: RequestParams) -> tuple[Message, str | None]:
         """One turn, retried here when the stream breaks with a retryable error event."""
         limit = request_timeout_s()
         for attempt in range(STREAM_RETRIES + 1):
@@ -688,11 +724,11 @@ class AgentCall:
             _fence(self.request.task, "markdown"),
         )
 
-    def run_tools(self, message: Message) -> tuple[list[dict[str, Any]], bool]:
+    def run_tools(self, message: Message) -> tuple[list[ContentBlockParam], bool]:
         """Results for every tool_use block; also whether all of them were malformed.
 
         Tells the no-progress rule whether the turn changed a file or ran a new command."""
-        blocks: list[dict[str, Any]] = []
+        blocks: list[ContentBlockParam] = []
         misuse = []
         changed = False
         commands: list[str] = []
@@ -711,7 +747,7 @@ class AgentCall:
             if result.command is not None:
                 commands.append(result.command)
             self.record_tool(block, result)
-            blocks.append(dict(result.to_block(block.id)))
+            blocks.append(result.to_block(block.id))
             misuse.append(bool(result.details.get("misuse")))
         self.progress.turn(files_changed=changed, commands=commands)
         return blocks, bool(misuse) and all(misuse)
@@ -854,7 +890,7 @@ class AgentCall:
         """The final request: no tools allowed, at most 500 tokens."""
         unanswered = self.conversation.unanswered_tool_uses()
         reason = failure.message if failure else "the call ended"
-        blocks: list[dict[str, Any]] = [
+        not_run: list[ToolResultBlockParam] = [
             {
                 "type": "tool_result",
                 "tool_use_id": tool_id,
@@ -863,7 +899,10 @@ class AgentCall:
             }
             for tool_id in unanswered
         ]
-        blocks.append({"type": "text", "text": summary_request()})
+        blocks: list[ContentBlockParam] = [
+            *not_run,
+            {"type": "text", "text": summary_request()},
+        ]
         self.conversation.add_user_blocks(blocks)
         try:
             message, request_id = self.stream(
