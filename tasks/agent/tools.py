@@ -12,21 +12,23 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Final, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
-from anthropic.types import (
-    ToolBash20250124Param,
-    ToolParam,
-    ToolResultBlockParam,
-    ToolTextEditor20250728Param,
-    ToolUnionParam,
-)
 from pydantic import BaseModel, Field
 
 from plan_parser.errors import PlanExecutorError
 from tasks.agent.result import RecordedVerdict
 from tasks.agent.sandbox import Sandbox, SandboxUnavailable
 from tasks.shell import DEFAULT_OUTPUT_CAP
+
+if TYPE_CHECKING:  # the SDK's shapes of what the API is told, for the type checker only
+    from anthropic.types import (
+        ToolBash20250124Param,
+        ToolParam,
+        ToolResultBlockParam,
+        ToolTextEditor20250728Param,
+        ToolUnionParam,
+    )
 
 EDITOR_TYPE: Final = "text_editor_20250728"
 EDITOR_NAME: Final = "str_replace_based_edit_tool"
