@@ -40,7 +40,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import NotRequired, TypedDict
 from urllib.parse import quote
 
 import psutil
@@ -147,12 +147,23 @@ def system_user() -> str | None:
     return name
 
 
-def _as_user(user: str | None, cwd: Path) -> dict[str, Any]:
+class _RunAs(TypedDict):
+    """The subprocess keyword arguments :func:`_as_user` gives a postgres binary."""
+
+    cwd: str
+    timeout: int
+    user: NotRequired[int]
+    group: NotRequired[int]
+    extra_groups: NotRequired[list[int]]
+    env: NotRequired[dict[str, str]]
+
+
+def _as_user(user: str | None, cwd: Path) -> _RunAs:
     """subprocess keyword arguments that run a postgres binary as `user` (all ids, no root group)."""
-    kwargs: dict[str, Any] = {"cwd": str(cwd), "timeout": 120}
+    kwargs: _RunAs = {"cwd": str(cwd), "timeout": 120}
     if user is not None:
         entry = pwd.getpwnam(user)
-        kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        kwargs["user"], kwargs["group"], kwargs["extra_groups"] = entry.pw_uid, entry.pw_gid, []
         kwargs["env"] = {**os.environ, "HOME": entry.pw_dir or "/", "USER": user}
     return kwargs
 

@@ -8,7 +8,7 @@ input (`flows.approvals`), so a wrong value is refused and the run keeps waiting
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -21,9 +21,9 @@ def register(app: typer.Typer) -> None:
     app.command("answer")(answer_command)
 
 
-def parse_fields(pairs: list[str]) -> dict[str, Any]:
+def parse_fields(pairs: list[str]) -> dict[str, object]:
     """`action=stash done=true note="by hand"` → a run input; values are JSON when they parse."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, object] = {}
     for pair in pairs:
         name, sep, raw = pair.partition("=")
         if not sep or not name:

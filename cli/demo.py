@@ -18,9 +18,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from backend.settings import PORT_ENV, configured_port
+
+if TYPE_CHECKING:  # the stand-in is imported when a demo or a test runs, not with the CLI
+    from anthropic.types import ToolUseBlockParam
+
+    from tasks.agent.standin import Reply
 
 CRATE_FILES = {
     "Cargo.toml": """[package]
@@ -215,7 +220,7 @@ def make_crate(root: Path, *, plan_text: str | None = None, plan_name: str | Non
 class PhaseScript:
     """What the stand-in agent does for one phase."""
 
-    edits: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[ToolUseBlockParam] = field(default_factory=list)
     """Tool calls of the first turn (build them with `standin.editor_create` etc.)."""
     claim: str = "Status: COMPLETE. All files created and tests pass."
     delay_s: float = 0.0
@@ -230,26 +235,26 @@ class PhaseScript:
     verdicts, so tests put misleading `VERDICT n: ...` lines here."""
     every_turn: bool = False
     """Repeat the edits (with the delay) on every turn: an agent that never finishes."""
-    reply: Any = None
+    reply: Reply | None = None
     """A stand-in `Reply` for every work turn instead of the edits (e.g. an API error)."""
-    later: list[list[dict[str, Any]]] = field(default_factory=list)
+    later: list[list[ToolUseBlockParam]] = field(default_factory=list)
     """Tool calls of turns 2, 3, ... (each arriving after ``delay_s``): work that takes a while,
     e.g. a module registered in turn 1 and written in turn 2."""
-    resolution: list[dict[str, Any]] = field(default_factory=list)
+    resolution: list[ToolUseBlockParam] = field(default_factory=list)
     """Tool calls the owner makes when asked to resolve an integration problem."""
-    forever: Callable[[int], list[dict[str, Any]]] | None = None
+    forever: Callable[[int], list[ToolUseBlockParam]] | None = None
     """Tool calls of work turn n (0, 1, 2, ...), for ever: an agent that never stops on its
     own, for the budgets and the no-progress rule to stop (see :func:`reading_forever`)."""
 
 
-def reading_forever(path: str) -> Callable[[int], list[dict[str, Any]]]:
+def reading_forever(path: str) -> Callable[[int], list[ToolUseBlockParam]]:
     """An agent that views the same file every turn: no change, no command (no progress)."""
     from tasks.agent.standin import editor_view
 
     return lambda turn: [editor_view(path)]
 
 
-def new_commands_forever() -> Callable[[int], list[dict[str, Any]]]:
+def new_commands_forever() -> Callable[[int], list[ToolUseBlockParam]]:
     """An agent that runs a command never run before every turn and writes nothing: progress
     by the rule's letter, so only a budget stops it."""
     from tasks.agent.standin import bash_command
@@ -292,7 +297,7 @@ class ScriptedAgents:
         self.scripts = dict(scripts)
         self.phases_seen: list[str] = []
 
-    def __call__(self, body: dict[str, Any]) -> Any:
+    def __call__(self, body: dict[str, Any]) -> Reply:
         from tasks.agent.standin import claude_code_turn, is_claude_code, working_directory
 
         reply = self._reply(body)
@@ -302,7 +307,7 @@ class ScriptedAgents:
             return claude_code_turn(reply, cwd)
         return reply
 
-    def _reply(self, body: dict[str, Any]) -> Any:
+    def _reply(self, body: dict[str, Any]) -> Reply:
         from tasks.agent.standin import (
             delayed,
             is_claude_code,
@@ -349,7 +354,7 @@ class ScriptedAgents:
             return delayed(reply, script.delay_s) if script.delay_s else reply
         return text_turn(done)
 
-    def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Any:
+    def _verifier(self, pid: str, body: dict[str, Any], is_summary: bool) -> Reply:
         from tasks.agent.standin import record_verdict, text_turn, tool_turn, turns_taken
 
         script = self.scripts.get(pid, PhaseScript())
@@ -379,7 +384,7 @@ def verdict_ids(body: dict[str, Any]) -> list[str]:
 
 def _first_path(script: PhaseScript) -> str | None:
     for call in script.edits:
-        tool_input = call.get("input") or {}
+        tool_input = call["input"]
         if tool_input.get("command") == "create" and tool_input.get("path"):
             return f"{tool_input['path']}:1"
     return None

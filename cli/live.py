@@ -9,12 +9,25 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from plan_parser.checkpoints import PhaseCheckpoint
+
+
+class _Row(TypedDict):
+    """One phase's line of the live table."""
+
+    status: str
+    error: str
+    tokens: int
+    cost: str
+
 
 STYLE = {
     "pending": "dim",
@@ -45,7 +58,7 @@ class LiveView(AbstractContextManager["LiveView"]):
     def __init__(self, *, live: bool | None = None, console: Console | None = None) -> None:
         self.console = console or Console(stderr=False)
         self.live_enabled = sys.stdout.isatty() if live is None else live
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.rows: dict[str, _Row] = {}
         self.waves: dict[str, int] = {}
         self._live: Live | None = None
         self._started: dict[str, float] = {}
@@ -55,9 +68,9 @@ class LiveView(AbstractContextManager["LiveView"]):
             for pid in wave:
                 self.waves[pid] = number
 
-    def observe(self, checkpoint: Any) -> None:
+    def observe(self, checkpoint: PhaseCheckpoint) -> None:
         pid = checkpoint.phase_id
-        previous = self.rows.get(pid, {}).get("status")
+        previous = self.rows[pid]["status"] if pid in self.rows else None
         self.rows[pid] = {
             "status": checkpoint.status,
             "error": checkpoint.error or "",

@@ -8,8 +8,9 @@ human-readable summary, the gate configuration only for `validate --repo`.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -73,7 +74,7 @@ CHECKLIST: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 
-def _diagnostic_json(diagnostic: Diagnostic, file: str) -> dict[str, Any]:
+def _diagnostic_json(diagnostic: Diagnostic, file: str) -> dict[str, object]:
     return {
         "code": diagnostic.code,
         "severity": diagnostic.severity.value,
@@ -85,7 +86,7 @@ def _diagnostic_json(diagnostic: Diagnostic, file: str) -> dict[str, Any]:
     }
 
 
-def plan_json(plan: Plan) -> dict[str, Any]:
+def plan_json(plan: Plan) -> dict[str, object]:
     """The `parse --json` object for one file."""
     file = plan.path
     return {
@@ -239,7 +240,7 @@ def render_validation(plan: Plan, *, verbose: bool = False, repo_checked: bool =
     return "\n".join(lines)
 
 
-def _command_check(repo: Path | None) -> Any:
+def _command_check(repo: Path | None) -> Callable[[list[str]], str | None] | None:
     """The repository's rule for blast-radius commands (its gate configuration), as `run`
     applies it; None (the default gate programs) without a repository or a readable config."""
     if repo is None:

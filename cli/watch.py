@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
@@ -23,6 +23,7 @@ import typer
 from cli.api_target import flow_run_and_api
 
 if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import Artifact, FlowRun
 
 EXIT_NO_RUN = 2
@@ -98,7 +99,7 @@ async def _watch(
     return 0 if run.state is not None and run.state.is_completed() else 1
 
 
-async def _phase_runs(client: Any, run_id: UUID) -> list[FlowRun]:
+async def _phase_runs(client: PrefectClient, run_id: UUID) -> list[FlowRun]:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
     from prefect.client.schemas.sorting import FlowRunSort
 
@@ -116,7 +117,7 @@ def _natural(name: str) -> list[tuple[int, int | str]]:
     return [(0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)]
 
 
-async def _artifacts(client: Any, run_id: UUID) -> list[Artifact]:
+async def _artifacts(client: PrefectClient, run_id: UUID) -> list[Artifact]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     return list(

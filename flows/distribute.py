@@ -33,12 +33,14 @@ import asyncio
 import os
 import socket
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from prefect import State, flow, get_run_logger
 from prefect.runtime import flow_run as runtime_flow_run
+from pydantic import BaseModel
 
 from flows.context import PhaseOutcome, RunContext, RunOptions, running
 from flows.integration import commit_message, never_committed
@@ -47,6 +49,10 @@ from plan_parser.model import Phase
 from tasks import distribute, worktree
 from tasks.plan_input import plan_name
 from tasks.worktree import WorktreeError
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun
 
 PHASE_DEPLOYMENT_ENV = "PLAN_EXECUTOR_PHASE_DEPLOYMENT"
 DEFAULT_PHASE_DEPLOYMENT = "execute-phase/phase"
@@ -74,7 +80,7 @@ class ClonePin:
 
     def __init__(self, clone: Path, base: str) -> None:
         self.clone, self.base = clone, base
-        self._held: Any = None
+        self._held: AbstractContextManager[None] | None = None
 
     async def __aenter__(self) -> None:
         self._held = distribute.clone_lock(self.clone)
@@ -83,7 +89,8 @@ class ClonePin:
 
     async def __aexit__(self, *exc: object) -> None:
         held, self._held = self._held, None
-        await asyncio.to_thread(held.__exit__, None, None, None)
+        if held is not None:
+            await asyncio.to_thread(held.__exit__, None, None, None)
 
 
 def ran_on(clone: Path) -> str:
@@ -182,8 +189,8 @@ async def _worker_context(
 ) -> RunContext:
     from flows.phase import _standalone_context
     from plan_parser.schedule import waves
+    from tasks.gates.cargo_output import TestRun
     from tasks.gates.config import GateConfig
-    from tasks.gates.preflight import PreflightResult
 
     plan_path = (clone / plan).resolve()
     if not plan_path.is_relative_to(clone.resolve()):
@@ -203,18 +210,11 @@ async def _worker_context(
         context.waves = waves(context.plan, include_optional=True)
     except Exception:
         context.waves = []
-    if baseline is not None:
-        field = PreflightResult.model_fields["baseline"].annotation
-        context.baseline = _validate(field, baseline)
+    if baseline is not None:  # `PreflightResult.baseline`, sent as JSON
+        context.baseline = TestRun.model_validate(baseline)
     if gate_config is not None:
         context.gate_config = GateConfig.model_validate(gate_config)
     return context
-
-
-def _validate(annotation: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(annotation).validate_python(data)
 
 
 async def _commit_and_push(context: RunContext, outcome: PhaseOutcome, url: str) -> None:
@@ -378,7 +378,7 @@ def zombie_after_s() -> float | None:
     return 3.0 * float(frequency) if frequency else None
 
 
-async def _silent_for(client: Any, flow_run: Any) -> float | None:
+async def _silent_for(client: PrefectClient, flow_run: FlowRun) -> float | None:
     """Seconds since the run's last heartbeat event (since it started, before the first)."""
     from datetime import UTC, datetime
 
@@ -405,7 +405,7 @@ async def _silent_for(client: Any, flow_run: Any) -> float | None:
     return (datetime.now(UTC) - last).total_seconds()
 
 
-async def _mark_crashed(client: Any, flow_run: Any, silent: float) -> None:
+async def _mark_crashed(client: PrefectClient, flow_run: FlowRun, silent: float) -> None:
     from prefect.states import Crashed
 
     message = (
@@ -416,8 +416,8 @@ async def _mark_crashed(client: Any, flow_run: Any, silent: float) -> None:
     await client.set_flow_run_state(flow_run.id, Crashed(message=message), force=True)
 
 
-def _dump(value: Any) -> Any:
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else None
+def _dump(value: object) -> dict[str, Any] | None:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else None
 
 
 async def _land(

@@ -35,9 +35,9 @@ from plan_parser.paths import repo_relative
 from tasks import worktree
 from tasks.agent.budget import Limits, RunBudget, close_account
 from tasks.agent.result import (
-    DEADLINE,
     AgentRequest,
     AgentResult,
+    ErrorCode,
     FailureKind,
     Usage,
 )
@@ -512,7 +512,7 @@ def _agent_step() -> Any:
 def _hit_deadline(result: AgentResult) -> bool:
     # The runtime says so with its code; a limit (BUDGET) or an API request that timed out
     # (INFRASTRUCTURE) is not the call's own deadline, whatever its message says.
-    return result.failure is FailureKind.AGENT and result.error_code == DEADLINE
+    return result.failure is FailureKind.AGENT and result.error_code == ErrorCode.DEADLINE
 
 
 def _record_agent(

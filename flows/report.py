@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
@@ -17,10 +17,13 @@ from plan_parser.checkpoints import PhaseCheckpoint
 from tasks.agent.budget import format_cost
 from tasks.agent.result import InfraFaults
 from tasks.dry_run import DryRunReport
-from tasks.forecast import RunForecast
+from tasks.forecast import RunForecast, Span
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
 from tasks.mirror import format_duration, stamp
 from tasks.resume import MARKED_COMPLETE, marked_complete_ids
+
+if TYPE_CHECKING:  # the pure report does not import Prefect's artifacts
+    from tasks.artifacts import TableRow
 
 
 class RunReport(BaseModel):
@@ -108,7 +111,7 @@ def run_verdict(report: RunReport) -> str:
     return "FAILED"
 
 
-def table_rows(outcomes: list[PhaseOutcome]) -> list[dict[str, Any]]:
+def table_rows(outcomes: list[PhaseOutcome]) -> list[TableRow]:
     return [
         {
             "phase": o.phase_id,
@@ -322,7 +325,7 @@ def forecast_section(report: RunReport) -> list[str]:
     return lines
 
 
-def _in_range(span: Any, value: float) -> str:
+def _in_range(span: Span, value: float) -> str:
     if span.contains(round(value, 2)) or span.contains(value):
         return "yes"
     return "below" if value < span.low else "ABOVE"

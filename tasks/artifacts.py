@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 from prefect.artifacts import (
@@ -94,7 +93,11 @@ class ProgressUpdates:
             self._sender.result()
 
 
-async def publish_table(plan_path: Path, rows: list[dict[str, Any]]) -> UUID | None:
+TableRow = dict[str, str | int | float]
+"""One row of a table artifact (a phase: its id, owner, status, tokens, cost, ...)."""
+
+
+async def publish_table(plan_path: Path, rows: list[TableRow]) -> UUID | None:
     if not in_run_context():
         return None
     return await acreate_table_artifact(

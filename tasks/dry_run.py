@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
@@ -41,6 +41,13 @@ from tasks.gates.config import GateConfig, committed_file, load_committed_gate_c
 from tasks.gates.judgements import criterion_number
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.phase_gates import _TestRuns  # the runner the dry run's planner stands in for
+
+if TYPE_CHECKING:
+    from plan_parser.checkpoints import PhaseCheckpoint
+    from tasks.agent.definitions import AgentDefinition
+    from tasks.agent.pricing import PriceTable
+    from tasks.forecast import Span
+    from tasks.gates.cargo_output import TestRun
 
 DRY_RUN_WARNINGS = frozenset(
     {"W-SKILL-MISSING", "W-OWNER-READONLY", "W-OWNER-UNKNOWN", "W-SERIALISED", "W-SERIAL-NOTE"}
@@ -255,7 +262,7 @@ def describe_run(
     resumed: dict[str, PhaseCheckpoint],
     options: DryRunOptions,
     gate_config: GateConfig,
-    prices: Any,
+    prices: PriceTable,
     settings: ForecastSettings,
 ) -> DryRunReport:
     """The dry run's report from what the run has already loaded (pure but for reading files)."""
@@ -392,9 +399,9 @@ def _phase_plan(
     checkpoint: PhaseCheckpoint | None,
     options: DryRunOptions,
     config: GateConfig,
-    prices: Any,
+    prices: PriceTable,
     settings: ForecastSettings,
-    agents: dict[str, Any],
+    agents: dict[str, AgentDefinition],
     repository: str,
 ) -> PhasePlan:
     from tasks.agent.context_files import find_skill
@@ -479,9 +486,9 @@ def _agent_calls(
     repo: Path,
     skills: list[str],
     options: DryRunOptions,
-    prices: Any,
+    prices: PriceTable,
     settings: ForecastSettings,
-    agents: dict[str, Any],
+    agents: dict[str, AgentDefinition],
     repository: str,
     criteria: list[CriterionPlan],
 ) -> tuple[list[CallForecast], list[AgentPlan]]:
@@ -667,7 +674,7 @@ class _PlannedRuns(_TestRuns):
     def __init__(self, repo: Path, config: GateConfig) -> None:
         super().__init__(repo, config, None)
 
-    def run(self, check: str, argv: list[str], *, scoped: bool) -> Any:
+    def run(self, check: str, argv: list[str], *, scoped: bool) -> TestRun:
         from tasks.gates.cargo_output import TestRun
         from tasks.gates.evidence import render
 
@@ -690,10 +697,10 @@ class _PlannedRuns(_TestRuns):
         )
         return self.runs[key]
 
-    def tested(self) -> list[Any]:
+    def tested(self) -> list[TestRun]:
         return [run for run in self.runs.values() if run.summaries > 0]
 
-    def combined(self) -> Any:
+    def combined(self) -> TestRun | None:
         from tasks.gates.cargo_output import TestRun
 
         runs = self.tested()
@@ -798,7 +805,7 @@ def _phase_details(phase: PhasePlan) -> list[str]:
     return lines
 
 
-def _turns(turns: Any) -> str:
+def _turns(turns: Span) -> str:
     return f"{turns.low:g}" if turns.low == turns.high else f"{turns.low:g}–{turns.high:g}"
 
 

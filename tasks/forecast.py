@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, Field, model_validator
 
@@ -133,7 +133,7 @@ def settings_from_texts(pyproject: str | None, own: str | None) -> ForecastSetti
     """The default settings with `[tool.plan-executor.forecast]` and `.ai/plan-executor.toml`
     `[forecast]` applied (later wins; a role's table replaces that role's numbers it names)."""
     settings = ForecastSettings()
-    layers: list[tuple[Any, str]] = []
+    layers: list[tuple[object, str]] = []
     if pyproject is not None:
         tool = tomllib.loads(pyproject).get("tool", {}).get("plan-executor", {})
         if isinstance(tool, dict):
@@ -151,7 +151,7 @@ def settings_from_texts(pyproject: str | None, own: str | None) -> ForecastSetti
     return settings
 
 
-def _apply(settings: ForecastSettings, table: dict[str, Any], where: str) -> ForecastSettings:
+def _apply(settings: ForecastSettings, table: Mapping[str, object], where: str) -> ForecastSettings:
     data = settings.model_dump()
     for key, value in table.items():
         if key == "roles" and isinstance(value, dict):
@@ -197,7 +197,7 @@ class CallForecast(BaseModel):
 
 
 def prompt_tokens(
-    chars: int, tools: list[dict[str, Any]], settings: ForecastSettings
+    chars: int, tools: Sequence[Mapping[str, object]], settings: ForecastSettings
 ) -> tuple[int, Span]:
     """(characters counted, token range) of a prompt: text plus tool definitions."""
     fixed = 0
@@ -251,7 +251,7 @@ def forecast_call(
     agent: str,
     model: str,
     prompt_chars: int,
-    tools: list[dict[str, Any]],
+    tools: Sequence[Mapping[str, object]],
     settings: ForecastSettings,
     prices: PriceTable,
     max_turns: int | None = None,

@@ -16,7 +16,6 @@ import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -73,9 +72,10 @@ class PlanMirror:
         status: str,
         *,
         note: str = "",
-        **fields: Any,
+        **fields: object,
     ) -> PhaseCheckpoint:
-        """Move one phase to ``status`` and mirror it; ``fields`` are PhaseCheckpoint fields."""
+        """Move one phase to ``status`` and mirror it; ``fields`` are PhaseCheckpoint fields
+        (validated by the model)."""
         async with self._lock:
             checkpoint = _clean(self._next_checkpoint(phase_id, status, fields))
             self.checkpoints[phase_id] = checkpoint
@@ -85,7 +85,7 @@ class PlanMirror:
         await self._notify(checkpoint)
         return checkpoint
 
-    async def update(self, phase_id: str, **fields: Any) -> PhaseCheckpoint:
+    async def update(self, phase_id: str, **fields: object) -> PhaseCheckpoint:
         """Change fields of a phase without a transition (e.g. its flow-run id once known)."""
         async with self._lock:
             current = self.checkpoints.get(phase_id) or PhaseCheckpoint(
@@ -139,10 +139,10 @@ class PlanMirror:
     # -- internals ---------------------------------------------------------------------------
 
     def _next_checkpoint(
-        self, phase_id: str, status: str, fields: dict[str, Any]
+        self, phase_id: str, status: str, fields: dict[str, object]
     ) -> PhaseCheckpoint:
         current = self.checkpoints.get(phase_id)
-        base: dict[str, Any] = current.model_dump() if current else {"phase_id": phase_id}
+        base: dict[str, object] = current.model_dump() if current else {"phase_id": phase_id}
         now = stamp()
         base["status"] = status
         if status == "running":

@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from prefect import State, task
 from prefect.cache_policies import NO_CACHE
@@ -26,6 +27,13 @@ from tasks.agent.task import AgentInfrastructureError, note_failed_try, retry_if
 from tasks.gates.ledger import Ledger, PhaseVerdict
 from tasks.gates.phase_gates import ScopePolicy
 
+if TYPE_CHECKING:  # the gate modules are imported where they run (see each step)
+    from plan_parser.model import FileRef
+    from tasks.gates.cargo_output import TestRun
+    from tasks.gates.config import GateConfig
+    from tasks.gates.phase_gates import PhaseStart
+    from tasks.gates.preflight import PreflightResult
+
 
 @task(name="preflight", cache_policy=NO_CACHE)
 async def preflight_step(
@@ -37,7 +45,7 @@ async def preflight_step(
     skip_tests: bool | None = None,
     network: bool = True,
     sandbox: bool = True,
-) -> Any:
+) -> PreflightResult:
     """Clean tree, tests, build, lint before any agent call; returns a PreflightResult whose
     ``config`` (read from `HEAD`, under the run's ``network`` and ``sandbox``) every later gate
     of the run uses."""
@@ -55,7 +63,7 @@ async def preflight_step(
     )
 
 
-def snapshot_cache_key(context: object, parameters: dict[str, Any]) -> str | None:
+def snapshot_cache_key(context: object, parameters: Mapping[str, object]) -> str | None:
     """A continued attempt (see :func:`agent_cache_key`) keeps the snapshot taken when it began:
     the gates judge the attempt's changes against the tree before its agents ran."""
     attempt = parameters.get("attempt")
@@ -68,12 +76,12 @@ def snapshot_cache_key(context: object, parameters: dict[str, Any]) -> str | Non
 @task(name="snapshot", cache_key_fn=snapshot_cache_key, persist_result=True)
 async def snapshot_step(
     repo: Path,
-    baseline: Any = None,
+    baseline: TestRun | None = None,
     *,
     plan_name: str = "",
     phase_id: str = "",
     attempt: str | None = None,
-) -> Any:
+) -> PhaseStart:
     """What the tree looks like before the phase works on it (a PhaseStart)."""
     from tasks.gates.phase_gates import snapshot
 
@@ -85,11 +93,11 @@ async def gates_step(
     repo: Path,
     phase: Phase,
     *,
-    start: Any,
-    baseline: Any,
-    config: Any,
+    start: PhaseStart,
+    baseline: TestRun | None,
+    config: GateConfig | None,
     scope_policy: ScopePolicy = "warn",
-    others: list[Any] | None = None,
+    others: list[FileRef] | None = None,
 ) -> State[Ledger]:
     """Files exist, blast-radius tests, clippy/fmt/build: the evidence ledger of one phase.
     ``config``: the run's GateConfig from pre-flight (never re-read: the agents wrote the tree
@@ -130,7 +138,9 @@ def decide_verdict(ledger: Ledger) -> PhaseVerdict:
 
 
 @task(name="final-validation", cache_policy=NO_CACHE)
-async def final_validation_step(repo: Path, baseline: Any, config: Any) -> Ledger:
+async def final_validation_step(
+    repo: Path, baseline: TestRun | None, config: GateConfig | None
+) -> Ledger:
     """The whole suite and quality checks after the last wave, with the run's
     gate configuration from pre-flight."""
     from tasks.gates.final import run_final_validation
@@ -147,7 +157,7 @@ def _agent_run_name() -> str:
     return "agent call"
 
 
-def agent_cache_key(context: object, parameters: dict[str, Any]) -> str | None:
+def agent_cache_key(context: object, parameters: Mapping[str, object]) -> str | None:
     """Resume inside a phase: the key of one agent call of one attempt at a phase.
 
     An attempt is one run's try at a phase (`extra.attempt` in its checkpoint). A run killed

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from plan_parser.errors import PlanExecutorError
 from plan_parser.model import Plan
 from plan_parser.validate import UnknownOwners
+
+if TYPE_CHECKING:  # the gate configuration is read only when a plan is checked
+    from tasks.gates.config import GateConfig
 
 
 def plan_name(plan_path: Path) -> str:
@@ -30,7 +33,7 @@ def check_plan(
     *,
     include_optional: bool,
     unknown_owners: UnknownOwners = "error",
-    gate_config: Any = None,
+    gate_config: GateConfig | None = None,
 ) -> tuple[Plan, list[list[str]]]:
     """:func:`load_plan` without Prefect: `run` calls it before starting a backend, so bad
     input costs no server and no agent call. Owners are checked against the agent definitions

@@ -25,7 +25,6 @@ import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -84,14 +83,14 @@ INNER_PORT = 8787
 class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: object, client_address: object) -> None:
         pass  # a client that hung up mid-stream is not our error
 
 
 class _TCPHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
+    def handle_error(self, request: object, client_address: object) -> None:
         pass
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, Field
 
-from tasks.agent.result import Usage
+from tasks.agent.result import ErrorCode, Usage
 
 if TYPE_CHECKING:  # the CLI imports the defaults here; the price table is the flows' business
     from tasks.agent.pricing import PriceTable
@@ -43,14 +43,9 @@ repository takes 40 to 100 turns); budgets and the no-progress rule are the guar
 DEFAULT_NO_PROGRESS_TURNS = 30
 """Consecutive turns without a changed file or a new command before a call is stopped."""
 
-# `AgentResult.error_code` of a call a limit stopped (failure `budget`).
-COST_LIMIT = "budget_cost"
-TOKEN_LIMIT = "budget_tokens"
-NO_PROGRESS = "no_progress"
-TURN_CAP = "turn_cap"
-SPENDING_LIMITS = frozenset({COST_LIMIT, TOKEN_LIMIT})
-_Number = TypeVar("_Number", int, float)
+SPENDING_LIMITS = frozenset({ErrorCode.COST_LIMIT, ErrorCode.TOKEN_LIMIT})
 """Limits on spending: a call they stop sends no more requests, not even for its summary."""
+_Number = TypeVar("_Number", int, float)
 
 
 class Limits(BaseModel):
@@ -98,8 +93,8 @@ class Spent(BaseModel):
 class LimitReached(BaseModel):
     """Why an account may not spend more."""
 
-    code: str
-    """:data:`COST_LIMIT` or :data:`TOKEN_LIMIT`."""
+    code: ErrorCode
+    """``ErrorCode.COST_LIMIT`` or ``ErrorCode.TOKEN_LIMIT``."""
     message: str
 
 
@@ -148,12 +143,12 @@ class BudgetAccount:
         cost_cap, token_cap = self.limits.max_cost_usd, self.limits.max_tokens
         if cost_cap is not None and spent.cost_usd >= cost_cap:
             return LimitReached(
-                code=COST_LIMIT,
+                code=ErrorCode.COST_LIMIT,
                 message=f"{self.name} cost budget spent: ${spent.cost_usd:.4f} of ${cost_cap:.2f}",
             )
         if token_cap is not None and spent.usage.total >= token_cap:
             return LimitReached(
-                code=TOKEN_LIMIT,
+                code=ErrorCode.TOKEN_LIMIT,
                 message=f"{self.name} token budget spent: {spent.usage.total:,} of "
                 f"{token_cap:,} tokens",
             )

@@ -49,11 +49,12 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from plan_parser.errors import PlanExecutorError
 from tasks.agent.api_proxy import INNER_PORT, INNER_RELAY, PLACEHOLDER_KEY, ApiProxy
-from tasks.agent.budget import COST_LIMIT, TURN_CAP, account_for, remaining_usd
+from tasks.agent.budget import account_for, remaining_usd
 from tasks.agent.definitions import AgentDefinition
 from tasks.agent.loop import (
     DetailsLog,
@@ -66,9 +67,9 @@ from tasks.agent.loop import (
 )
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, skills_section, summary_request
 from tasks.agent.result import (
-    DEADLINE,
     AgentRequest,
     AgentResult,
+    ErrorCode,
     FailureKind,
     InfraFaults,
     Usage,
@@ -82,6 +83,10 @@ from tasks.agent.sandbox import (
     SandboxSettings,
     command_env,
 )
+from tasks.agent.tools import ToolInput
+
+if TYPE_CHECKING:  # an optional extra (`claude-code`): imported where it runs, after the check
+    from claude_agent_sdk import ClaudeAgentOptions, Message, ResultMessage
 
 SANDBOX_UID = 1000
 DEFAULT_TOOLS = ("Bash", "Read", "Write", "Edit", "Glob", "Grep", "Skill", "TodoWrite")
@@ -104,7 +109,7 @@ FIXED_ENV = {
 }
 
 
-def _sdk() -> Any:
+def _sdk() -> ModuleType:
     """The claude_agent_sdk module, or RuntimeUnavailable saying which extra to install."""
     problem = claude_code_missing()
     if problem:
@@ -116,7 +121,7 @@ def _sdk() -> Any:
 
 def bundled_cli() -> Path:
     """The Claude Code CLI the SDK wheel ships (`claude_agent_sdk/_bundled/claude`)."""
-    return Path(_sdk().__file__).parent / "_bundled" / "claude"
+    return Path(str(_sdk().__file__)).parent / "_bundled" / "claude"
 
 
 @functools.cache
@@ -379,12 +384,12 @@ class StreamRecord:
     commands_run: list[str] = field(default_factory=list)
     message_ids: set[str] = field(default_factory=set)
     last_text: str = ""
-    result: Any = None
+    result: ResultMessage | None = None
     tool_calls: int = 0
-    pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    pending: dict[str, tuple[str, ToolInput]] = field(default_factory=dict)
     """Tool calls waiting for their result (recorded once it came back without an error)."""
 
-    def note_call(self, tool_id: str, name: str, tool_input: dict[str, Any]) -> None:
+    def note_call(self, tool_id: str, name: str, tool_input: ToolInput) -> None:
         self.tool_calls += 1
         self.pending[tool_id] = (name, tool_input)
 
@@ -393,7 +398,7 @@ class StreamRecord:
         if call is not None and not is_error:
             self.note_tool(*call)
 
-    def note_tool(self, name: str, tool_input: dict[str, Any]) -> None:
+    def note_tool(self, name: str, tool_input: ToolInput) -> None:
         if name in FILE_TOOLS:
             raw = tool_input.get("file_path") or tool_input.get("notebook_path")
             if isinstance(raw, str) and raw:
@@ -406,11 +411,11 @@ class StreamRecord:
                     return
                 if shown not in self.files_touched:
                     self.files_touched.append(shown)
-        elif name == "Bash" and isinstance(tool_input.get("command"), str):
-            self.commands_run.append(tool_input["command"])
+        elif name == "Bash" and isinstance(command := tool_input.get("command"), str):
+            self.commands_run.append(command)
 
 
-def _usage(raw: dict[str, Any] | None) -> Usage:
+def _usage(raw: dict[str, Any] | None) -> Usage:  # `ResultMessage.usage`: the CLI's JSON
     raw = raw or {}
     return Usage(
         input_tokens=int(raw.get("input_tokens") or 0),
@@ -420,7 +425,7 @@ def _usage(raw: dict[str, Any] | None) -> Usage:
     )
 
 
-def classify_result(result: Any) -> Failure | None:
+def classify_result(result: ResultMessage | None) -> Failure | None:
     """None for a successful result message; else AGENT or INFRASTRUCTURE."""
     if result is None:
         return Failure(FailureKind.INFRASTRUCTURE, "Claude Code ended without a result message")
@@ -432,42 +437,55 @@ def classify_result(result: Any) -> Failure | None:
     text = f"Claude Code {subtype}" + (f" (API status {status})" if status else "")
     text += f": {errors}" if errors else ""
     if subtype == "error_max_turns":
-        return Failure(FailureKind.BUDGET, f"turn cap reached ({text})", TURN_CAP)
+        return Failure(FailureKind.BUDGET, f"turn cap reached ({text})", ErrorCode.TURN_CAP)
     if subtype == "error_max_budget_usd":
-        return Failure(FailureKind.BUDGET, f"cost budget spent ({text})", COST_LIMIT)
+        return Failure(FailureKind.BUDGET, f"cost budget spent ({text})", ErrorCode.COST_LIMIT)
     if status is not None:
         retryable = status in (408, 409, 429) or status >= 500
         return Failure(FailureKind.INFRASTRUCTURE, text, retryable=retryable)
     return Failure(FailureKind.AGENT, text)
 
 
-async def _converse(options: Any, prompt: str, record: StreamRecord, log: DetailsLog) -> None:
+async def _converse(
+    options: ClaudeAgentOptions, prompt: str, record: StreamRecord, log: DetailsLog
+) -> None:
     sdk = _sdk()
     # Closed here, inside the loop, also when the deadline cancels us: the SDK then ends the
     # CLI's process (bwrap, and with it the sandbox's whole pid namespace).
     async with contextlib.aclosing(sdk.query(prompt=prompt, options=options)) as messages:
         async for message in messages:
-            _record(sdk, message, record, log)
+            _record(message, record, log)
 
 
-def _record(sdk: Any, message: Any, record: StreamRecord, log: DetailsLog) -> None:
+def _record(message: Message, record: StreamRecord, log: DetailsLog) -> None:
     """Note one message of the stream and append it to the transcript."""
-    if isinstance(message, sdk.AssistantMessage):
+    # Imported here: the SDK is an optional extra, and a stream means it is installed.
+    from claude_agent_sdk import (
+        AssistantMessage,
+        ResultMessage,
+        SystemMessage,
+        TextBlock,
+        ToolResultBlock,
+        ToolUseBlock,
+        UserMessage,
+    )
+
+    if isinstance(message, AssistantMessage):
         if message.message_id:
             record.message_ids.add(message.message_id)
         for block in message.content:
-            if isinstance(block, sdk.TextBlock) and block.text.strip():
+            if isinstance(block, TextBlock) and block.text.strip():
                 record.last_text = block.text.strip()
                 log.write("### Assistant", block.text)
-            elif isinstance(block, sdk.ToolUseBlock):
+            elif isinstance(block, ToolUseBlock):
                 record.note_call(block.id, block.name, dict(block.input or {}))
                 log.write(
                     f"### Tool call `{block.name}` ({block.id})",
                     _fence(_cap_log(json.dumps(block.input, indent=2, ensure_ascii=False)), "json"),
                 )
-    elif isinstance(message, sdk.UserMessage) and isinstance(message.content, list):
+    elif isinstance(message, UserMessage) and isinstance(message.content, list):
         for block in message.content:
-            if isinstance(block, sdk.ToolResultBlock):
+            if isinstance(block, ToolResultBlock):
                 record.note_result(block.tool_use_id, bool(block.is_error))
                 content = block.content
                 text = content if isinstance(content, str) else json.dumps(content)
@@ -476,9 +494,9 @@ def _record(sdk: Any, message: Any, record: StreamRecord, log: DetailsLog) -> No
                     f"**Result of {block.tool_use_id} ({status}):**",
                     _fence(_cap_log(text or "")),
                 )
-    elif isinstance(message, sdk.ResultMessage):
+    elif isinstance(message, ResultMessage):
         record.result = message
-    elif isinstance(message, sdk.SystemMessage) and message.subtype == "init":
+    elif isinstance(message, SystemMessage) and message.subtype == "init":
         data = message.data
         log.write(
             "## Claude Code session",
@@ -629,7 +647,7 @@ def run_claude_code(
                 failure = Failure(FailureKind.INFRASTRUCTURE, str(exc), retryable=False)
             except TimeoutError:
                 failure = Failure(
-                    FailureKind.AGENT, "wall-clock budget exhausted (deadline)", DEADLINE
+                    FailureKind.AGENT, "wall-clock budget exhausted (deadline)", ErrorCode.DEADLINE
                 )
             except Exception as exc:
                 log.write("## Claude Code failed", _fence(_cap_log(traceback.format_exc())))
@@ -679,7 +697,7 @@ STOP_GRACE_S = 10.0
 
 
 async def _bounded(
-    options: Any,
+    options: ClaudeAgentOptions,
     prompt: str,
     record: StreamRecord,
     log: DetailsLog,

@@ -40,22 +40,35 @@ import hashlib
 import json
 import os
 import re
+import ssl
 import stat
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Literal, NotRequired, TypedDict, cast
 
 import anthropic
 import httpx2
 from anthropic._middleware import CallNext, Middleware
+from anthropic._request import APIRequest
+from anthropic._response import APIResponse
+from anthropic.types import (
+    CacheControlEphemeralParam,
+    ContentBlock,
+    ContentBlockParam,
+    Message,
+    MessageParam,
+    TextBlockParam,
+    ToolChoiceParam,
+    ToolResultBlockParam,
+    ToolUnionParam,
+    ToolUseBlock,
+)
 
 from plan_parser.errors import PlanExecutorError
 from tasks.agent.budget import (
-    NO_PROGRESS,
     SPENDING_LIMITS,
-    TURN_CAP,
     NoProgress,
     account_for,
     format_cost,
@@ -65,10 +78,9 @@ from tasks.agent.definitions import AgentDefinition, resolve_agent
 from tasks.agent.models import DEFAULT_MODEL, MODEL_ALIASES, model_id  # noqa: F401 - re-exported
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, summary_request, system_prompt
 from tasks.agent.result import (
-    CONTEXT_EXHAUSTED,
-    DEADLINE,
     AgentRequest,
     AgentResult,
+    ErrorCode,
     FailureKind,
     InfraFaults,
     Usage,
@@ -109,7 +121,7 @@ FATAL_ERROR_CODES = {
     "linked_organization_spend_limit_reached",
     "linked_organization_billing_unavailable",
 }
-EPHEMERAL = {"type": "ephemeral"}
+EPHEMERAL: CacheControlEphemeralParam = {"type": "ephemeral"}
 UNCACHEABLE_BLOCKS = {"thinking", "redacted_thinking"}
 LOG_FIELD_CAP = 30_000
 
@@ -131,7 +143,7 @@ class _DroppedMidStream(PlanExecutorError):
 class _FatalLimitGuard(Middleware):
     """Stops the SDK from retrying errors that no retry can fix (spend limits, billing)."""
 
-    def handle(self, request: Any, call_next: CallNext) -> Any:
+    def handle(self, request: APIRequest, call_next: CallNext) -> APIResponse[object]:
         response = call_next(request)
         http = response.http_response
         if http.status_code in (402, 429) and _error_code(http) in FATAL_ERROR_CODES:
@@ -147,7 +159,7 @@ class _FaultRecorder(Middleware):
         self.infra = infra
         self.last_attempt_at = 0.0
 
-    def handle(self, request: Any, call_next: CallNext) -> Any:
+    def handle(self, request: APIRequest, call_next: CallNext) -> APIResponse[object]:
         self.last_attempt_at = time.monotonic()
         try:
             response = call_next(request)
@@ -202,7 +214,9 @@ def build_client() -> anthropic.Anthropic:
     )
 
 
-def _ssl_context(cache: dict[tuple[str, str], Any] = {}) -> Any:  # noqa: B006 - the cache
+def _ssl_context(
+    cache: dict[tuple[str, str], ssl.SSLContext] = {},  # noqa: B006 - the cache
+) -> ssl.SSLContext:
     """One TLS context per process (per SSL_CERT_FILE/SSL_CERT_DIR), shared by the clients.
 
     A new client per agent call built its own, loading the whole CA bundle each time: 13 % of
@@ -245,7 +259,9 @@ def classify_exception(exc: BaseException) -> Failure:
             return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=True)
         message = (exc.api_message or str(exc)).lower()
         if status in (400, 413) and ("too long" in message or "context" in message):
-            return Failure(FailureKind.AGENT, f"context exhausted: {text}", CONTEXT_EXHAUSTED)
+            return Failure(
+                FailureKind.AGENT, f"context exhausted: {text}", ErrorCode.CONTEXT_EXHAUSTED
+            )
         # 400/401/403/404: our request, the key or the model id is wrong; retrying won't help.
         return Failure(FailureKind.INFRASTRUCTURE, text, code, retryable=False)
     if isinstance(exc, anthropic.APIConnectionError | httpx2.HTTPError):
@@ -323,54 +339,83 @@ class DetailsLog:
 # --- the conversation -------------------------------------------------------------------------
 
 
-def _block_param(block: Any) -> dict[str, Any]:
+def _block_param(block: ContentBlock) -> ContentBlockParam:
     """An assistant content block as a request param, with a stable key order."""
-    kind = block.type
-    if kind == "text":
+    if block.type == "text":
         return {"type": "text", "text": block.text}
-    if kind == "tool_use":
+    if block.type == "tool_use":
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-    if kind == "thinking":
+    if block.type == "thinking":
         return {"type": "thinking", "thinking": block.thinking, "signature": block.signature}
-    if kind == "redacted_thinking":
+    if block.type == "redacted_thinking":
         return {"type": "redacted_thinking", "data": block.data}
-    dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
-    return dumped
+    # Server-side blocks: the SDK's own JSON of a response block is its request param.
+    return cast(ContentBlockParam, block.model_dump(mode="json", exclude_none=True))
+
+
+class RequestParams(TypedDict):
+    """The keyword arguments of one ``messages.stream`` request."""
+
+    model: str
+    max_tokens: int
+    system: list[TextBlockParam]
+    messages: list[MessageParam]
+    tools: NotRequired[list[ToolUnionParam]]
+    tool_choice: NotRequired[ToolChoiceParam]
+
+
+class Turn(TypedDict):
+    """One message of the conversation: a ``MessageParam`` whose content is a list we extend."""
+
+    role: Literal["user", "assistant"]
+    content: list[ContentBlockParam]
 
 
 @dataclass
 class Conversation:
-    system: list[dict[str, Any]]
-    tools: list[dict[str, Any]]
-    messages: list[dict[str, Any]] = field(default_factory=list)
+    system: list[TextBlockParam]
+    tools: list[ToolUnionParam]
+    messages: list[Turn] = field(default_factory=list)
 
-    def add(self, role: str, content: list[dict[str, Any]]) -> None:
+    def add(self, role: Literal["user", "assistant"], content: list[ContentBlockParam]) -> None:
         if content:
             self.messages.append({"role": role, "content": content})
 
-    def add_user_blocks(self, blocks: list[dict[str, Any]]) -> None:
+    def add_user_blocks(self, blocks: list[ContentBlockParam]) -> None:
         """Append to the trailing user message if there is one (roles must alternate)."""
         if self.messages and self.messages[-1]["role"] == "user":
             self.messages[-1]["content"].extend(blocks)
         else:
             self.add("user", blocks)
 
-    def request_messages(self) -> list[dict[str, Any]]:
+    def request_messages(self) -> list[MessageParam]:
         """The messages with one cache marker on the newest cacheable block; history unchanged."""
-        messages = [dict(m) for m in self.messages]
-        for message in reversed(messages):
-            content = list(message["content"])
-            for index in range(len(content) - 1, -1, -1):
-                if content[index].get("type") not in UNCACHEABLE_BLOCKS:
-                    content[index] = {**content[index], "cache_control": EPHEMERAL}
-                    message["content"] = content
-                    return messages
-        return messages
+        turns = [(turn["role"], turn["content"]) for turn in self.messages]
+        for position in range(len(turns) - 1, -1, -1):
+            role, content = turns[position]
+            cacheable = [i for i, b in enumerate(content) if b["type"] not in UNCACHEABLE_BLOCKS]
+            if cacheable:
+                last, marked = cacheable[-1], list(content)
+                # Every block type but the uncacheable ones takes a cache_control field.
+                marked[last] = cast(
+                    ContentBlockParam, {**content[last], "cache_control": EPHEMERAL}
+                )
+                turns[position] = (role, marked)
+                break
+        return [_message_param(role, content) for role, content in turns]
 
     def unanswered_tool_uses(self) -> list[str]:
         if not self.messages or self.messages[-1]["role"] != "assistant":
             return []
-        return [b["id"] for b in self.messages[-1]["content"] if b.get("type") == "tool_use"]
+        return [b["id"] for b in self.messages[-1]["content"] if b["type"] == "tool_use"]
+
+
+def _message_param(
+    role: Literal["user", "assistant"], content: list[ContentBlockParam]
+) -> MessageParam:
+    if role == "user":
+        return {"role": "user", "content": content}
+    return {"role": "assistant", "content": content}
 
 
 # --- the call ---------------------------------------------------------------------------------
@@ -408,7 +453,7 @@ def tree_file_digest(repo: Path, path: Path) -> str:
         return hashlib.sha256(handle.read(DIGEST_MAX_BYTES + 1)).hexdigest()
 
 
-def _usage_of(message: Any) -> Usage:
+def _usage_of(message: Message) -> Usage:
     usage = message.usage
     return Usage(
         input_tokens=usage.input_tokens or 0,
@@ -418,7 +463,7 @@ def _usage_of(message: Any) -> Usage:
     )
 
 
-def _text_of(message: Any) -> str:
+def _text_of(message: Message) -> str:
     return "\n".join(b.text for b in message.content if b.type == "text").strip()
 
 
@@ -554,21 +599,23 @@ class AgentCall:
             verdicts_missing=self.verdict_tool.missing() if self.verdict_tool else [],
         )
 
-    def params(self, **overrides: Any) -> dict[str, Any]:
-        params: dict[str, Any] = {
+    def params(
+        self, *, max_tokens: int = TURN_MAX_TOKENS, tool_choice: ToolChoiceParam | None = None
+    ) -> RequestParams:
+        params: RequestParams = {
             "model": self.model,
-            "max_tokens": TURN_MAX_TOKENS,
+            "max_tokens": max_tokens,
             "system": self.conversation.system,
-            "tools": self.conversation.tools,
             "messages": self.conversation.request_messages(),
         }
-        params.update(overrides)
-        if not params["tools"]:  # an agent whose definition allows none of our tools
-            params.pop("tools")
-            params.pop("tool_choice", None)
+        # An agent whose definition allows none of our tools sends neither tools nor a choice.
+        if self.conversation.tools:
+            params["tools"] = self.conversation.tools
+            if tool_choice is not None:
+                params["tool_choice"] = tool_choice
         return params
 
-    def stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+    def stream(self, params: RequestParams) -> tuple[Message, str | None]:
         """One turn, and the infrastructure bill of it (faults, retries, time lost)."""
         started = time.monotonic()
         faults_before = self.infra.total
@@ -588,7 +635,7 @@ class AgentCall:
             self.infra.lost_s = round(self.infra.lost_s + lost, 3)
         return answer
 
-    def _stream(self, params: dict[str, Any]) -> tuple[Any, str | None]:
+    def _stream(self, params: RequestParams) -> tuple[Message, str | None]:
         """One turn, retried here when the stream breaks with a retryable error event."""
         limit = request_timeout_s()
         for attempt in range(STREAM_RETRIES + 1):
@@ -672,11 +719,11 @@ class AgentCall:
             _fence(self.request.task, "markdown"),
         )
 
-    def run_tools(self, message: Any) -> tuple[list[dict[str, Any]], bool]:
+    def run_tools(self, message: Message) -> tuple[list[ContentBlockParam], bool]:
         """Results for every tool_use block; also whether all of them were malformed.
 
         Tells the no-progress rule whether the turn changed a file or ran a new command."""
-        blocks: list[dict[str, Any]] = []
+        blocks: list[ContentBlockParam] = []
         misuse = []
         changed = False
         commands: list[str] = []
@@ -700,7 +747,7 @@ class AgentCall:
         self.progress.turn(files_changed=changed, commands=commands)
         return blocks, bool(misuse) and all(misuse)
 
-    def written_file_digest(self, block: Any) -> str | None:
+    def written_file_digest(self, block: ToolUseBlock) -> str | None:
         """For an editor call that may write: the digest of its file now (`-` when missing);
         None for every other call. Compared before and after the call: a write that leaves
         the file as it was is not progress."""
@@ -722,7 +769,7 @@ class AgentCall:
         clean = scrub_known(result.output, self.secrets)
         return result if clean == result.output else result.model_copy(update={"output": clean})
 
-    def record_tool(self, block: Any, result: ToolResult) -> None:
+    def record_tool(self, block: ToolUseBlock, result: ToolResult) -> None:
         if result.path and result.path not in self.files_touched:
             self.files_touched.append(result.path)
         if result.command is not None:
@@ -746,7 +793,7 @@ class AgentCall:
                 if max_turns is not None:  # the verifier's few extra turns, not the cap
                     return stop_reason, Failure(FailureKind.AGENT, f"max turns reached ({limit})")
                 return stop_reason, Failure(
-                    FailureKind.BUDGET, f"turn cap reached ({limit} turns)", TURN_CAP
+                    FailureKind.BUDGET, f"turn cap reached ({limit} turns)", ErrorCode.TURN_CAP
                 )
             spent = self.budget.limit_reached() if self.budget is not None else None
             if spent is not None:  # checked between turns: a turn once started is finished
@@ -754,7 +801,7 @@ class AgentCall:
             remaining = self.remaining_s()
             if remaining is not None and remaining <= 0:
                 return stop_reason, Failure(
-                    FailureKind.AGENT, "wall-clock budget exhausted", DEADLINE
+                    FailureKind.AGENT, "wall-clock budget exhausted", ErrorCode.DEADLINE
                 )
             self.turns += 1
             try:
@@ -766,7 +813,7 @@ class AgentCall:
                     failure = Failure(
                         FailureKind.AGENT,
                         f"wall-clock budget exhausted during a request ({exc!r})",
-                        DEADLINE,
+                        ErrorCode.DEADLINE,
                     )
                 self.log.write(
                     f"## Turn {self.turns}: request failed",
@@ -803,7 +850,7 @@ class AgentCall:
                 )
             if self.progress.stalled:
                 return stop_reason, Failure(
-                    FailureKind.BUDGET, self.progress.message(), NO_PROGRESS
+                    FailureKind.BUDGET, self.progress.message(), ErrorCode.NO_PROGRESS
                 )
 
     def charge(self, usage: Usage) -> str:
@@ -838,7 +885,7 @@ class AgentCall:
         """The final request: no tools allowed, at most 500 tokens."""
         unanswered = self.conversation.unanswered_tool_uses()
         reason = failure.message if failure else "the call ended"
-        blocks: list[dict[str, Any]] = [
+        not_run: list[ToolResultBlockParam] = [
             {
                 "type": "tool_result",
                 "tool_use_id": tool_id,
@@ -847,7 +894,10 @@ class AgentCall:
             }
             for tool_id in unanswered
         ]
-        blocks.append({"type": "text", "text": summary_request()})
+        blocks: list[ContentBlockParam] = [
+            *not_run,
+            {"type": "text", "text": summary_request()},
+        ]
         self.conversation.add_user_blocks(blocks)
         try:
             message, request_id = self.stream(
@@ -907,7 +957,7 @@ class AgentCall:
             # A spent budget allows no more requests, not even the summary's.
             or (failure.kind is FailureKind.BUDGET and failure.error_code in SPENDING_LIMITS)
             # Out of time or out of context: a summary request cannot be answered either.
-            or failure.error_code in (DEADLINE, CONTEXT_EXHAUSTED)
+            or failure.error_code in (ErrorCode.DEADLINE, ErrorCode.CONTEXT_EXHAUSTED)
             or stop_reason in ("refusal", "model_context_window_exceeded")
         )
         if skip_summary and failure is not None:

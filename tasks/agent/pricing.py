@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -106,7 +105,7 @@ def _base_model(model: str) -> str:
     return head if tail.isdigit() and len(tail) == 8 else model
 
 
-def _pricing_overrides(table: Any, where: str) -> dict[str, ModelPrice]:
+def _pricing_overrides(table: object, where: str) -> dict[str, ModelPrice]:
     if table is None:
         return {}
     if not isinstance(table, dict):

@@ -95,12 +95,29 @@ class FailureKind(StrEnum):
     `tasks.agent.budget`). Neither the agent's failure nor the infrastructure's."""
 
 
-# `AgentResult.error_code` of an AGENT failure plan-executor recognised itself (no API code):
-# the flows decide on these codes, never on the wording of the message.
-DEADLINE = "deadline"
-"""The call's own wall-clock budget (``deadline_s``) ran out (both runtimes)."""
-CONTEXT_EXHAUSTED = "context_exhausted"
-"""The API refused the request as too long for the model's context window."""
+class ErrorCode(StrEnum):
+    """The ``AgentResult.error_code`` values plan-executor recognises itself, defined once.
+
+    The flows decide on these codes, never on the wording of a message. ``error_code`` stays
+    ``str | None`` rather than ``ErrorCode | None``: it also carries the API's own codes
+    (``error.details.error_code``, e.g. ``enforced_spend_limit_reached``), which are the API's
+    vocabulary, not ours, and must pass through unchanged. A StrEnum member equals its value,
+    so a code read back from a checkpoint or a Prefect result (a plain ``str``) compares equal
+    to the member: ``result.error_code == ErrorCode.DEADLINE``.
+    """
+
+    DEADLINE = "deadline"
+    """AGENT: the call's own wall-clock budget (``deadline_s``) ran out (both runtimes)."""
+    CONTEXT_EXHAUSTED = "context_exhausted"
+    """AGENT: the API refused the request as too long for the model's context window."""
+    COST_LIMIT = "budget_cost"
+    """BUDGET: the cost limit of the call's phase or of the run (``tasks.agent.budget``)."""
+    TOKEN_LIMIT = "budget_tokens"
+    """BUDGET: the token limit of the call's phase or of the run."""
+    NO_PROGRESS = "no_progress"
+    """BUDGET: the no-progress rule stopped the call (``tasks.agent.budget.NoProgress``)."""
+    TURN_CAP = "turn_cap"
+    """BUDGET: the call reached its turn cap (``AgentRequest.max_turns``)."""
 
 
 class RecordedVerdict(BaseModel):
@@ -181,9 +198,9 @@ class AgentResult(BaseModel):
     error: str | None = None
     sandboxed: bool = True
     error_code: str | None = None
-    """Which failure, when known: the API's `error.details.error_code` (e.g.
-    `enforced_spend_limit_reached`), a limit's code (`tasks.agent.budget`), or `DEADLINE` /
-    `CONTEXT_EXHAUSTED` above. Code decides on this field, never on ``error``'s text."""
+    """Which failure, when known: one of plan-executor's own :class:`ErrorCode` values or the
+    API's `error.details.error_code` (e.g. `enforced_spend_limit_reached`). Code decides on this
+    field, never on ``error``'s text."""
     retryable: bool = False
     """For INFRASTRUCTURE failures: whether retrying the call can help (not for spend limits,
     authentication or a missing sandbox)."""

@@ -40,10 +40,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # a tool call is the SDK's own shape; the stand-in itself speaks plain JSON
+    from anthropic.types import ToolUseBlockParam
 
 EDITOR = "str_replace_based_edit_tool"
 BASH = "bash"
@@ -67,11 +70,11 @@ class Reply:
     """``message``, ``error`` (an HTTP status with an error body) or ``stream_error``."""
     content: list[dict[str, Any]] = field(default_factory=list)
     stop_reason: str = "end_turn"
-    stop_details: dict[str, Any] | None = None
+    stop_details: dict[str, object] | None = None
     status: int = 200
     error_type: str = ""
     error_message: str = ""
-    error_details: dict[str, Any] | None = None
+    error_details: dict[str, object] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     """Seconds to wait before answering (to make parallel requests overlap)."""
@@ -86,48 +89,48 @@ def text_turn(text: str, stop_reason: str = "end_turn") -> Reply:
     return Reply(content=[{"type": "text", "text": text}], stop_reason=stop_reason)
 
 
-def tool_turn(*calls: dict[str, Any], text: str | None = None) -> Reply:
+def tool_turn(*calls: ToolUseBlockParam, text: str | None = None) -> Reply:
     """An assistant turn that calls tools; build the calls with :func:`editor_create` etc."""
     content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-    content.extend(calls)
+    content.extend(dict(call) for call in calls)
     return Reply(content=content, stop_reason="tool_use")
 
 
-def tool_call(name: str, tool_input: dict[str, Any]) -> dict[str, Any]:
+def tool_call(name: str, tool_input: dict[str, object]) -> ToolUseBlockParam:
     return {"type": "tool_use", "id": _tool_id(), "name": name, "input": tool_input}
 
 
-def editor_create(path: str, file_text: str) -> dict[str, Any]:
+def editor_create(path: str, file_text: str) -> ToolUseBlockParam:
     return tool_call(EDITOR, {"command": "create", "path": path, "file_text": file_text})
 
 
-def editor_str_replace(path: str, old_str: str, new_str: str) -> dict[str, Any]:
+def editor_str_replace(path: str, old_str: str, new_str: str) -> ToolUseBlockParam:
     return tool_call(
         EDITOR, {"command": "str_replace", "path": path, "old_str": old_str, "new_str": new_str}
     )
 
 
-def editor_view(path: str, view_range: list[int] | None = None) -> dict[str, Any]:
-    tool_input: dict[str, Any] = {"command": "view", "path": path}
+def editor_view(path: str, view_range: list[int] | None = None) -> ToolUseBlockParam:
+    tool_input: dict[str, object] = {"command": "view", "path": path}
     if view_range is not None:
         tool_input["view_range"] = view_range
     return tool_call(EDITOR, tool_input)
 
 
-def editor_insert(path: str, insert_line: int, text: str) -> dict[str, Any]:
+def editor_insert(path: str, insert_line: int, text: str) -> ToolUseBlockParam:
     return tool_call(
         EDITOR,
         {"command": "insert", "path": path, "insert_line": insert_line, "insert_text": text},
     )
 
 
-def bash_command(command: str) -> dict[str, Any]:
+def bash_command(command: str) -> ToolUseBlockParam:
     return tool_call(BASH, {"command": command})
 
 
 def record_verdict(
     criterion: str | int, verdict: str, path: str, line: int, reason: str = "it is there"
-) -> dict[str, Any]:
+) -> ToolUseBlockParam:
     """A verifier's `record_verdict` call (the flows give it to read-only verifier calls)."""
     return tool_call(
         VERDICT,
@@ -153,21 +156,21 @@ _turn_of_tool: dict[str, int] = {}
 _turns = itertools.count(1)
 
 
-def cc_write(file_path: str, content: str) -> dict[str, Any]:
+def cc_write(file_path: str, content: str) -> ToolUseBlockParam:
     return tool_call(CC_WRITE, {"file_path": file_path, "content": content})
 
 
-def cc_edit(file_path: str, old_string: str, new_string: str) -> dict[str, Any]:
+def cc_edit(file_path: str, old_string: str, new_string: str) -> ToolUseBlockParam:
     return tool_call(
         CC_EDIT, {"file_path": file_path, "old_string": old_string, "new_string": new_string}
     )
 
 
-def cc_read(file_path: str) -> dict[str, Any]:
+def cc_read(file_path: str) -> ToolUseBlockParam:
     return tool_call(CC_READ, {"file_path": file_path})
 
 
-def cc_bash(command: str) -> dict[str, Any]:
+def cc_bash(command: str) -> ToolUseBlockParam:
     return tool_call(CC_BASH, {"command": command, "description": "scripted command"})
 
 
@@ -185,10 +188,11 @@ def working_directory(body: dict[str, Any]) -> str | None:
     return match[1] if match else None
 
 
-def as_claude_code(call: dict[str, Any], cwd: str) -> dict[str, Any]:
+def as_claude_code(call: Mapping[str, object], cwd: str) -> ToolUseBlockParam:
     """One of our scripted tool calls (editor create/str_replace/view, bash) as the same action
     in Claude Code's tools, paths made absolute under ``cwd``; a fresh tool id."""
-    name, tool_input = call.get("name"), dict(call.get("input") or {})
+    raw = call.get("input")
+    name, tool_input = call.get("name"), dict(raw) if isinstance(raw, dict) else {}
     if name == BASH:
         return cc_bash(str(tool_input.get("command", "")))
     if name != EDITOR:
@@ -213,8 +217,9 @@ def claude_code_turn(reply: Reply, cwd: str) -> Reply:
     turn = next(_turns)
     for block in reply.content:
         if block.get("type") == "tool_use":
-            block = as_claude_code(block, cwd)
-            _turn_of_tool[block["id"]] = turn
+            converted = as_claude_code(block, cwd)
+            _turn_of_tool[converted["id"]] = turn
+            block = dict(converted)
         content.append(block)
     return Reply(
         kind=reply.kind,
@@ -231,7 +236,7 @@ def claude_code_turn(reply: Reply, cwd: str) -> Reply:
     )
 
 
-def turns_taken(messages: list[dict[str, Any]]) -> int:
+def turns_taken(messages: Sequence[Mapping[str, object]]) -> int:
     """The assistant turns a conversation has had so far, for our loop (one assistant message
     each) and for Claude Code (one merged message: counted by the turns its tool calls came
     from, see :func:`claude_code_turn`)."""
@@ -271,7 +276,7 @@ def http_error(
     message: str = "stand-in error",
     *,
     headers: dict[str, str] | None = None,
-    details: dict[str, Any] | None = None,
+    details: dict[str, object] | None = None,
 ) -> Reply:
     return Reply(
         kind="error",
@@ -403,7 +408,7 @@ def _fault_error(kind: str, plan: FaultPlan) -> Reply:
 # --- token counting and cache emulation -----------------------------------------------------
 
 
-def _strings(value: Any) -> Iterable[str]:
+def _strings(value: object) -> Iterable[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, dict):
@@ -415,12 +420,12 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
-def count_tokens(value: Any) -> int:
+def count_tokens(value: object) -> int:
     """Whitespace-separated words in every string of ``value`` (markers excluded)."""
     return sum(len(text.split()) for text in _strings(value))
 
 
-def count_output_tokens(content: list[dict[str, Any]]) -> int:
+def count_output_tokens(content: Sequence[Mapping[str, object]]) -> int:
     """Words of the text blocks plus the strings of tool inputs (what the model generated)."""
     total = 0
     for block in content:
@@ -431,7 +436,7 @@ def count_output_tokens(content: list[dict[str, Any]]) -> int:
     return total
 
 
-def _without_markers(value: Any) -> Any:
+def _without_markers(value: object) -> object:
     if isinstance(value, dict):
         return {k: _without_markers(v) for k, v in value.items() if k != "cache_control"}
     if isinstance(value, list):
@@ -439,9 +444,9 @@ def _without_markers(value: Any) -> Any:
     return value
 
 
-def _segments(body: dict[str, Any]) -> list[tuple[Any, bool]]:
+def _segments(body: dict[str, Any]) -> list[tuple[object, bool]]:
     """The request as cacheable blocks in prefix order (tools, system, messages), with markers."""
-    segments: list[tuple[Any, bool]] = []
+    segments: list[tuple[object, bool]] = []
     for tool in body.get("tools") or []:
         segments.append((tool, "cache_control" in tool))
     system = body.get("system")
@@ -747,7 +752,7 @@ class StandinMessagesAPI:
         return 200, headers, payload.encode()
 
 
-def _markers(value: Any) -> int:
+def _markers(value: object) -> int:
     if isinstance(value, dict):
         return int("cache_control" in value) + sum(_markers(v) for v in value.values())
     if isinstance(value, list):
@@ -880,10 +885,10 @@ def _error_payload(
     status: int,
     error_type: str,
     message: str,
-    details: dict[str, Any] | None,
+    details: dict[str, object] | None,
     headers: dict[str, str],
 ) -> tuple[int, dict[str, str], bytes]:
-    error: dict[str, Any] = {"type": error_type, "message": message}
+    error: dict[str, object] = {"type": error_type, "message": message}
     if details:
         error["details"] = details
     return status, dict(headers), json.dumps({"type": "error", "error": error}).encode()

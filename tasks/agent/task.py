@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any
 
-from prefect import task
+from prefect import State, task
 from prefect.cache_policies import NO_CACHE
 
 from plan_parser.errors import PlanExecutorError
@@ -31,7 +30,9 @@ class AgentInfrastructureError(PlanExecutorError, RuntimeError):
         super().__init__(f"agent call failed (infrastructure): {result.error}")
         self.result = result
 
-    def __reduce__(self) -> tuple[Any, ...]:  # picklable for Prefect's result persistence
+    def __reduce__(  # picklable for Prefect's result persistence
+        self,
+    ) -> tuple[type[AgentInfrastructureError], tuple[AgentResult]]:
         return (type(self), (self.result,))
 
 
@@ -74,7 +75,7 @@ def with_failed_tries(
     return result.model_copy(update={"infra": infra})
 
 
-def retry_if_retryable(task: object, task_run: object, state: Any) -> bool:
+def retry_if_retryable(task: object, task_run: object, state: State[AgentResult]) -> bool:
     """Prefect ``retry_condition_fn``: retry infrastructure failures that may go away."""
     exc = getattr(state, "data", None)
     if not isinstance(exc, BaseException):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Final, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -22,10 +22,19 @@ from tasks.agent.result import RecordedVerdict
 from tasks.agent.sandbox import Sandbox, SandboxUnavailable
 from tasks.shell import DEFAULT_OUTPUT_CAP
 
-EDITOR_TYPE = "text_editor_20250728"
-EDITOR_NAME = "str_replace_based_edit_tool"
-BASH_TYPE = "bash_20250124"
-BASH_NAME = "bash"
+if TYPE_CHECKING:  # the SDK's shapes of what the API is told, for the type checker only
+    from anthropic.types import (
+        ToolBash20250124Param,
+        ToolParam,
+        ToolResultBlockParam,
+        ToolTextEditor20250728Param,
+        ToolUnionParam,
+    )
+
+EDITOR_TYPE: Final = "text_editor_20250728"
+EDITOR_NAME: Final = "str_replace_based_edit_tool"
+BASH_TYPE: Final = "bash_20250124"
+BASH_NAME: Final = "bash"
 VERDICT_NAME = "record_verdict"
 REASON_CAP = 500
 """Characters of a verdict's reason kept (it goes into the ledger and the checkpoint)."""
@@ -49,10 +58,11 @@ class ToolResult(BaseModel):
     """The repository-relative path an editor call changed (for files_touched)."""
     command: str | None = None
     """The command a bash call ran (for commands_run)."""
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, object] = Field(default_factory=dict)
+    """Flags for the loop and the details log (`misuse`, `internal`, a verdict's fields)."""
 
-    def to_block(self, tool_use_id: str) -> dict[str, Any]:
-        block: dict[str, Any] = {
+    def to_block(self, tool_use_id: str) -> ToolResultBlockParam:
+        block: ToolResultBlockParam = {
             "type": "tool_result",
             "tool_use_id": tool_use_id,
             "content": self.output or "(no output)",
@@ -66,12 +76,16 @@ class ToolInputError(PlanExecutorError, ValueError):
     """The model called a tool wrongly; the message goes back to it as an error result."""
 
 
+ToolInput = dict[str, object]
+"""A tool call's ``input`` as the model wrote it: every value is checked before it is used."""
+
+
 class Tool(Protocol):
     name: str
 
-    def params(self) -> dict[str, Any]: ...
+    def params(self) -> ToolUnionParam: ...
 
-    def __call__(self, tool_input: dict[str, Any]) -> ToolResult: ...
+    def __call__(self, tool_input: ToolInput) -> ToolResult: ...
 
 
 def resolve_in_repo(root: Path, raw: object) -> Path:
@@ -137,13 +151,13 @@ class EditorTool:
             if not self.root.is_relative_to(path)
         ]
 
-    def params(self) -> dict[str, Any]:
-        params: dict[str, Any] = {"type": EDITOR_TYPE, "name": EDITOR_NAME}
+    def params(self) -> ToolTextEditor20250728Param:
+        params: ToolTextEditor20250728Param = {"type": EDITOR_TYPE, "name": EDITOR_NAME}
         if self.max_characters:
             params["max_characters"] = self.max_characters
         return params
 
-    def __call__(self, tool_input: dict[str, Any]) -> ToolResult:
+    def __call__(self, tool_input: ToolInput) -> ToolResult:
         command = tool_input.get("command")
         handlers = {
             "view": self.view,
@@ -151,7 +165,7 @@ class EditorTool:
             "str_replace": self.str_replace,
             "insert": self.insert,
         }
-        if command not in handlers:
+        if not isinstance(command, str) or command not in handlers:
             raise ToolInputError(f"unknown command {command!r}; use one of: {', '.join(handlers)}")
         target = resolve_in_repo(self.root, tool_input.get("path"))
         if self._is_hidden(target):
@@ -197,7 +211,7 @@ class EditorTool:
         except UnicodeDecodeError as exc:
             raise ToolInputError(f"{rel} is not UTF-8 text; edit it with bash instead") from exc
 
-    def view(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+    def view(self, target: Path, tool_input: ToolInput) -> ToolResult:
         rel = _shown(self.root, target)
         if target.is_dir():
             return ToolResult(output=self._listing(target))
@@ -244,7 +258,7 @@ class EditorTool:
         header = f"Files and directories up to 2 levels deep in {_shown(self.root, directory)}:"
         return "\n".join([header, *entries])
 
-    def create(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+    def create(self, target: Path, tool_input: ToolInput) -> ToolResult:
         text = tool_input.get("file_text")
         if not isinstance(text, str):
             raise ToolInputError("`file_text` (a string) is required for create")
@@ -261,7 +275,7 @@ class EditorTool:
         verb = "Overwrote" if existed else "Created"
         return ToolResult(output=f"{verb} {rel} ({len(text)} characters)", path=rel)
 
-    def str_replace(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+    def str_replace(self, target: Path, tool_input: ToolInput) -> ToolResult:
         old, new = tool_input.get("old_str"), tool_input.get("new_str", "")
         if not isinstance(old, str) or not old:
             raise ToolInputError("`old_str` (a non-empty string) is required for str_replace")
@@ -283,7 +297,7 @@ class EditorTool:
         target.write_text(text.replace(old, new, 1), encoding="utf-8")
         return ToolResult(output=f"Replaced 1 occurrence in {rel}", path=rel)
 
-    def insert(self, target: Path, tool_input: dict[str, Any]) -> ToolResult:
+    def insert(self, target: Path, tool_input: ToolInput) -> ToolResult:
         # Older docs call the text `new_str`, newer ones `insert_text`: accept both.
         text = tool_input.get("insert_text", tool_input.get("new_str"))
         line = tool_input.get("insert_line")
@@ -324,10 +338,10 @@ class BashTool:
         self.timeout_s = timeout_s
         self.output_cap = output_cap
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> ToolBash20250124Param:
         return {"type": BASH_TYPE, "name": BASH_NAME}
 
-    def __call__(self, tool_input: dict[str, Any]) -> ToolResult:
+    def __call__(self, tool_input: ToolInput) -> ToolResult:
         if tool_input.get("restart"):
             return ToolResult(output="bash restarted (every command already runs in a fresh shell)")
         command = tool_input.get("command")
@@ -402,7 +416,7 @@ class VerdictTool:
         self.criteria = list(dict.fromkeys(str(c) for c in criteria))
         self.recorded: dict[str, RecordedVerdict] = {}
 
-    def params(self) -> dict[str, Any]:
+    def params(self) -> ToolParam:
         return {
             "name": VERDICT_NAME,
             "description": (
@@ -437,7 +451,7 @@ class VerdictTool:
             },
         }
 
-    def __call__(self, tool_input: dict[str, Any]) -> ToolResult:
+    def __call__(self, tool_input: ToolInput) -> ToolResult:
         verdict = RecordedVerdict(
             criterion=self._criterion(tool_input.get("criterion")),
             verdict=self._verdict(tool_input.get("verdict")),
@@ -447,7 +461,7 @@ class VerdictTool:
         )
         replaced = verdict.criterion in self.recorded
         self.recorded[verdict.criterion] = verdict
-        details = {"criterion": verdict.criterion, "verdict": verdict.verdict}
+        details: dict[str, object] = {"criterion": verdict.criterion, "verdict": verdict.verdict}
         said = f"Recorded criterion {verdict.criterion}: {verdict.verdict}" + (
             " (replacing the earlier verdict)" if replaced else ""
         )
@@ -523,7 +537,7 @@ class ToolCollection:
         self.tools = tools
         self.by_name = {tool.name: tool for tool in tools}
 
-    def params(self) -> list[dict[str, Any]]:
+    def params(self) -> list[ToolUnionParam]:
         return [tool.params() for tool in self.tools]
 
     def run(self, name: str, tool_input: object) -> ToolResult:
@@ -563,11 +577,11 @@ def allowed_tools(allowed: list[str] | None) -> tuple[bool, bool, bool]:
 
 def tool_params_for(
     allowed: list[str] | None, *, repo: Path, verdict_criteria: list[str] | None = None
-) -> list[dict[str, Any]]:
+) -> list[ToolUnionParam]:
     """The `tools` of the requests :func:`tools_for` would send, built without a sandbox (the
     dry run's forecast counts them). Only the definitions: nothing here can run."""
     editor, _views_only, bash = allowed_tools(allowed)
-    params: list[dict[str, Any]] = []
+    params: list[ToolUnionParam] = []
     if editor:
         params.append({"type": EDITOR_TYPE, "name": EDITOR_NAME})
     if bash:

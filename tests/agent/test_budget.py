@@ -12,9 +12,6 @@ import pytest
 
 from cli.demo import new_commands_forever, reading_forever
 from tasks.agent.budget import (
-    COST_LIMIT,
-    NO_PROGRESS,
-    TOKEN_LIMIT,
     BudgetAccount,
     Limits,
     NoProgress,
@@ -25,7 +22,7 @@ from tasks.agent.budget import (
 )
 from tasks.agent.loop import run_agent
 from tasks.agent.pricing import ModelPrice, PriceTable
-from tasks.agent.result import FailureKind, Usage
+from tasks.agent.result import ErrorCode, FailureKind, Usage
 from tests.agent.conftest import client_for, make_request
 from tests.fakes import editor_create, editor_view, text_turn, tool_turn
 
@@ -57,14 +54,14 @@ def test_a_phase_charge_counts_against_the_phase_and_the_run() -> None:
 
     phase.charge("flat", Usage(output_tokens=50, cache_read_input_tokens=50))
     reached = phase.limit_reached()
-    assert reached is not None and reached.code == COST_LIMIT
+    assert reached is not None and reached.code == ErrorCode.COST_LIMIT
     assert reached.message.startswith("phase 1 cost budget spent")
     assert other.limit_reached() is None  # one phase over its own limit stops only itself
 
     other.charge("flat", usage(100))  # the run is at 1,000 of 1,000 tokens: everyone stops
     for account in (phase, other):
         stop = account.limit_reached()
-        assert stop is not None and stop.code == TOKEN_LIMIT
+        assert stop is not None and stop.code == ErrorCode.TOKEN_LIMIT
         assert stop.message == "run token budget spent: 1,000 of 1,000 tokens"
 
 
@@ -171,7 +168,7 @@ def test_an_agent_reading_the_same_file_for_ever_is_stopped_by_no_progress(
     fake = forever(standin, reading_forever("README.md"))
     result = run_agent(make_request(repo, no_progress_turns=4), client=client_for(fake))
 
-    assert result.failure is FailureKind.BUDGET and result.error_code == NO_PROGRESS
+    assert result.failure is FailureKind.BUDGET and result.error_code == ErrorCode.NO_PROGRESS
     assert "no progress: 4 consecutive turns" in (result.error or "")
     assert result.turns == 4
     # No-progress spends nothing more than the turns it took: the summary is still asked for.
@@ -185,7 +182,7 @@ def test_writing_the_same_content_again_is_not_progress(standin: Any, repo: Path
     """Turn 1 writes a file (progress), turns 2.. write the same bytes again (none)."""
     fake = forever(standin, lambda turn: [editor_create("notes.txt", "same text\n")])
     result = run_agent(make_request(repo, no_progress_turns=3), client=client_for(fake))
-    assert result.error_code == NO_PROGRESS and result.turns == 4
+    assert result.error_code == ErrorCode.NO_PROGRESS and result.turns == 4
     assert (repo / "notes.txt").read_text() == "same text\n"
 
 
@@ -217,7 +214,7 @@ def test_an_agent_running_ever_new_commands_is_stopped_by_its_token_budget(
     finally:
         close_account(key)
 
-    assert result.failure is FailureKind.BUDGET and result.error_code == TOKEN_LIMIT
+    assert result.failure is FailureKind.BUDGET and result.error_code == ErrorCode.TOKEN_LIMIT
     assert result.error and result.error.startswith("phase 1 token budget spent")
     # Every command was new (progress by the rule), so only the budget stopped it; each command
     # of every turn ran, and the call stopped between turns.
@@ -252,7 +249,7 @@ def test_a_spent_run_budget_starts_no_new_agent_call(standin: Any, repo: Path) -
         result = run_agent(make_request(repo, budget_account=key), client=client_for(fake))
     finally:
         close_account(key)
-    assert result.failure is FailureKind.BUDGET and result.error_code == COST_LIMIT
+    assert result.failure is FailureKind.BUDGET and result.error_code == ErrorCode.COST_LIMIT
     assert result.error == "run cost budget spent: $0.0100 of $0.01"
     assert result.turns == 0 and fake.message_requests == []
 
@@ -274,7 +271,7 @@ def test_a_running_call_finishes_its_turn_when_another_phase_spends_the_run_budg
         result = run_agent(make_request(repo, budget_account=key), client=client_for(fake))
     finally:
         close_account(key)
-    assert result.failure is FailureKind.BUDGET and result.error_code == TOKEN_LIMIT
+    assert result.failure is FailureKind.BUDGET and result.error_code == ErrorCode.TOKEN_LIMIT
     assert result.error and result.error.startswith("run token budget spent")
     # Turn 3 (the one in flight when the budget went) was finished: its tool ran.
     assert result.turns == 3 and (repo / "turn2.txt").read_text() == "2\n"

@@ -21,7 +21,7 @@ from tasks.agent.claude_code import tool_choice, wrapper_script
 from tasks.agent.definitions import AgentDefinition, load_agent_file, resolve_agent
 from tasks.agent.loop import run_agent
 from tasks.agent.pricing import PriceTable
-from tasks.agent.result import DEADLINE, FailureKind, Usage
+from tasks.agent.result import ErrorCode, FailureKind, Usage
 from tasks.agent.runtimes import (
     ANTHROPIC,
     CLAUDE_CODE,
@@ -336,7 +336,9 @@ def test_the_deadline_ends_a_claude_code_call_with_the_deadline_code(
     monkeypatch.setenv("ANTHROPIC_API_KEY", API_KEY)
     result = run_agent(make_request(repo, runtime=CLAUDE_CODE), deadline_s=3)
 
-    assert result.failure is FailureKind.AGENT and result.error_code == DEADLINE, result.error
+    assert result.failure is FailureKind.AGENT and result.error_code == ErrorCode.DEADLINE, (
+        result.error
+    )
     assert "wall-clock budget exhausted" in (result.error or "")
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from tasks.agent import loop
 from tasks.agent.loop import run_agent
-from tasks.agent.result import CONTEXT_EXHAUSTED, DEADLINE, FailureKind
+from tasks.agent.result import ErrorCode, FailureKind
 from tests.agent.conftest import API_KEY, client_for, make_request
 from tests.fakes import (
     StandinMessagesAPI,
@@ -249,7 +249,7 @@ def test_wall_clock_budget(standin, repo: Path) -> None:
     fake = standin([slow, tool_turn(editor_view("README.md"))])
     result = run_agent(make_request(repo), client=client_for(fake), deadline_s=0.2)
     assert result.failure is FailureKind.AGENT and "budget" in (result.error or "")
-    assert result.error_code == DEADLINE  # the flows decide on the code, not the message
+    assert result.error_code == ErrorCode.DEADLINE  # the flows decide on the code, not the message
     assert result.turns == 1
 
 
@@ -261,7 +261,9 @@ def test_api_errors_are_classified(standin, repo: Path) -> None:
 
     fake = standin([http_error(400, "invalid_request_error", "prompt is too long: 2000000 tokens")])
     too_long = run_agent(make_request(repo, phase_id="2"), client=client_for(fake))
-    assert too_long.failure is FailureKind.AGENT and too_long.error_code == CONTEXT_EXHAUSTED
+    assert (
+        too_long.failure is FailureKind.AGENT and too_long.error_code == ErrorCode.CONTEXT_EXHAUSTED
+    )
 
     closed = anthropic.Anthropic(base_url="http://127.0.0.1:9", api_key=API_KEY, max_retries=0)
     unreachable = run_agent(make_request(repo, phase_id="3"), client=closed)
