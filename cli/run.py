@@ -291,11 +291,13 @@ def run_plan(
     if options.phase_timeout_s <= 0 or options.agent_timeout_s <= 0:
         echo("error: timeouts must be positive", err=True)
         return EXIT_INVALID
+    from tasks.env_settings import EnvSettingError, check_env_settings
     from tasks.plan_input import PlanInputError, check_agent_runtime
 
     try:
         check_agent_runtime(options.agent_runtime)
-    except PlanInputError as exc:
+        check_env_settings()
+    except (PlanInputError, EnvSettingError) as exc:
         echo(f"error: {exc}", err=True)
         return EXIT_INVALID
     if (with_preflight or as_json) and not options.dry_run:

@@ -40,7 +40,9 @@ from prefect.input import RunInput
 
 from plan_parser.paths import repo_relative
 from plan_parser.vocabulary import DirtyPolicy
-from tasks.env_settings import env_seconds
+from tasks.env_settings import DEFAULT_QUESTION_TIMEOUT_S as DEFAULT_QUESTION_TIMEOUT_S
+from tasks.env_settings import QUESTION_TIMEOUT_ENV as QUESTION_TIMEOUT_ENV  # re-exported
+from tasks.env_settings import question_timeout_s
 
 TIMEOUT_DEPLOYMENT = "resume-on-timeout/fallback"
 """`<flow name>/<deployment name>` of the deployment that resumes a timed-out suspended run."""
@@ -264,15 +266,6 @@ async def resume_on_timeout(flow_run_id: str, key: str, run_input: dict[str, Any
 
 
 # --- the questions of a plan run: one call each at the flow's integration points ---------------
-
-QUESTION_TIMEOUT_ENV = "PLAN_EXECUTOR_QUESTION_TIMEOUT_S"
-DEFAULT_QUESTION_TIMEOUT_S = 3600.0
-
-
-def question_timeout_s() -> float:
-    """How long an interactive run waits for a person (env ``PLAN_EXECUTOR_QUESTION_TIMEOUT_S``,
-    a positive number of seconds; EnvSettingError when it is set to anything else)."""
-    return env_seconds(QUESTION_TIMEOUT_ENV, DEFAULT_QUESTION_TIMEOUT_S)
 
 
 async def dirty_tree_policy(

@@ -60,6 +60,7 @@ from tasks.dry_run import (
     render_text,
     with_preflight,
 )
+from tasks.env_settings import EnvSettingError, check_env_settings
 from tasks.forecast import RunForecast
 from tasks.mirror import (
     FAILED_LIKE,
@@ -189,13 +190,14 @@ async def _execute_plan(plan_path: Path, requested: RunOptions) -> State[RunRepo
 
     try:
         check_agent_runtime(options.agent_runtime)
+        check_env_settings()
         plan, waves = await load_plan(
             plan_path,
             repo,
             include_optional=options.include_optional,
             unknown_owners=options.unknown_owners,
         )
-    except PlanInputError as exc:
+    except (PlanInputError, EnvSettingError) as exc:
         report = RunReport(
             plan_path=str(plan_path),
             repo=str(repo),

@@ -44,7 +44,8 @@ from tasks.agent.result import (
 from tasks.agent.roles import VERIFIER_AGENT, VERIFIER_MAX_TURNS, phase_owner, verifier_task
 from tasks.agent.roles import agent_roles as _agent_roles
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
-from tasks.env_settings import env_seconds_list
+from tasks.env_settings import AGENT_RETRY_DELAYS_ENV as AGENT_RETRY_DELAYS_ENV  # re-exported
+from tasks.env_settings import agent_retry_delays_s
 from tasks.gates.judgements import judgements, verifier_criteria, with_judgements
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.phase_gates import ScopePolicy
@@ -53,10 +54,6 @@ from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
 from tasks.worktree import PhaseWorkspace
-
-AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
-"""Comma-separated seconds between Prefect's restarts of an agent call that failed on
-infrastructure (default: the task's own 30, 120); one restart per value."""
 
 
 class PhaseTimeout(PlanExecutorError):
@@ -503,7 +500,7 @@ async def call_agent(
 def _agent_step() -> Any:
     """`agent_step`, with the restart delays of ``PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S`` if set
     (EnvSettingError when it is not a list of seconds)."""
-    delays = env_seconds_list(AGENT_RETRY_DELAYS_ENV)
+    delays = agent_retry_delays_s()
     if delays is None:
         return agent_step
     return agent_step.with_options(retries=len(delays), retry_delay_seconds=delays)

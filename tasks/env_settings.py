@@ -12,7 +12,30 @@ import os
 
 from plan_parser.errors import PlanExecutorError
 
-__all__ = ["EnvSettingError", "env_seconds", "env_seconds_list"]
+__all__ = [
+    "AGENT_RETRY_DELAYS_ENV",
+    "API_TIMEOUT_ENV",
+    "DEFAULT_API_TIMEOUT_S",
+    "DEFAULT_QUESTION_TIMEOUT_S",
+    "QUESTION_TIMEOUT_ENV",
+    "EnvSettingError",
+    "agent_retry_delays_s",
+    "check_env_settings",
+    "env_seconds",
+    "env_seconds_list",
+    "question_timeout_s",
+    "request_timeout_s",
+]
+
+API_TIMEOUT_ENV = "PLAN_EXECUTOR_API_TIMEOUT_S"
+DEFAULT_API_TIMEOUT_S = 600.0
+"""One Messages API request's timeout, unless ``PLAN_EXECUTOR_API_TIMEOUT_S`` says otherwise."""
+QUESTION_TIMEOUT_ENV = "PLAN_EXECUTOR_QUESTION_TIMEOUT_S"
+DEFAULT_QUESTION_TIMEOUT_S = 3600.0
+"""How long an interactive run waits for a person's answer."""
+AGENT_RETRY_DELAYS_ENV = "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S"
+"""Comma-separated seconds between Prefect's restarts of an agent call that failed on
+infrastructure (default: the task's own 30, 120); one restart per value."""
 
 
 class EnvSettingError(PlanExecutorError, ValueError):
@@ -61,3 +84,29 @@ def env_seconds_list(name: str) -> list[float] | None:
             name, raw, "comma-separated numbers of seconds, each zero or more (e.g. 30,120)"
         )
     return [value for value in values if value is not None]
+
+
+def request_timeout_s() -> float:
+    """One API request's timeout: ``PLAN_EXECUTOR_API_TIMEOUT_S``, else 600 s."""
+    return env_seconds(API_TIMEOUT_ENV, DEFAULT_API_TIMEOUT_S)
+
+
+def question_timeout_s() -> float:
+    """How long an interactive run waits for a person: ``PLAN_EXECUTOR_QUESTION_TIMEOUT_S``,
+    else an hour."""
+    return env_seconds(QUESTION_TIMEOUT_ENV, DEFAULT_QUESTION_TIMEOUT_S)
+
+
+def agent_retry_delays_s() -> list[float] | None:
+    """The restart delays of an agent call in ``PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S``; None:
+    the task's own."""
+    return env_seconds_list(AGENT_RETRY_DELAYS_ENV)
+
+
+def check_env_settings() -> None:
+    """Read every setting once, so that a bad value ends a run before its first phase instead
+    of in the middle of it (the question timeout is otherwise read only when a person is
+    asked)."""
+    request_timeout_s()
+    question_timeout_s()
+    agent_retry_delays_s()

@@ -96,16 +96,16 @@ from tasks.agent.tools import (
     VerdictTool,
     tools_for,
 )
-from tasks.env_settings import env_seconds
+from tasks.env_settings import API_TIMEOUT_ENV as API_TIMEOUT_ENV  # re-exported
+from tasks.env_settings import DEFAULT_API_TIMEOUT_S, request_timeout_s
 
 TURN_MAX_TOKENS = 32_000
 SDK_MAX_RETRIES = 4
 STREAM_RETRIES = 3
 """Our own retries of a turn whose stream broke with a retryable error event."""
 STREAM_RETRY_BACKOFF_S = 1.0
-REQUEST_TIMEOUT_S = 600.0
+REQUEST_TIMEOUT_S = DEFAULT_API_TIMEOUT_S
 """The default request timeout; ``PLAN_EXECUTOR_API_TIMEOUT_S`` overrides it."""
-API_TIMEOUT_ENV = "PLAN_EXECUTOR_API_TIMEOUT_S"
 EDITOR_WRITES = frozenset({"create", "str_replace", "insert", "undo_edit"})
 """Editor commands that may change a file (the no-progress rule checks whether they did)."""
 MAX_MISUSE_TURNS = 8
@@ -173,12 +173,6 @@ class _FaultRecorder(Middleware):
         if status in (408, 409, 429) or status >= 500:
             self.infra.note(str(status))
         return response
-
-
-def request_timeout_s() -> float:
-    """``PLAN_EXECUTOR_API_TIMEOUT_S`` (a positive number), else 600 s; EnvSettingError when
-    it is set to anything else."""
-    return env_seconds(API_TIMEOUT_ENV, REQUEST_TIMEOUT_S)
 
 
 def _error_code(http: httpx2.Response) -> str | None:

@@ -98,3 +98,24 @@ def test_the_three_settings_use_the_readers(monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.setenv(name, "soon")
         with pytest.raises(EnvSettingError, match=f"^{name}='soon' is not valid: expected "):
             read()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PLAN_EXECUTOR_API_TIMEOUT_S",
+        "PLAN_EXECUTOR_QUESTION_TIMEOUT_S",
+        "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S",
+    ],
+)
+def test_the_run_start_check_reads_every_setting(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    from tasks.env_settings import check_env_settings
+
+    for other in ("API_TIMEOUT", "QUESTION_TIMEOUT", "AGENT_RETRY_DELAYS"):
+        monkeypatch.delenv(f"PLAN_EXECUTOR_{other}_S", raising=False)
+    check_env_settings()
+    monkeypatch.setenv(name, "-1")
+    with pytest.raises(EnvSettingError, match=f"^{name}='-1' is not valid"):
+        check_env_settings()

@@ -177,6 +177,31 @@ def test_dry_run_of_an_invalid_plan_says_why(tmp_path: Path) -> None:
     assert "invalid plan" in "\n".join(said) and plan.name in "\n".join(said)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PLAN_EXECUTOR_API_TIMEOUT_S",
+        "PLAN_EXECUTOR_QUESTION_TIMEOUT_S",
+        "PLAN_EXECUTOR_AGENT_RETRY_DELAYS_S",
+    ],
+)
+def test_a_bad_environment_setting_refuses_the_run_before_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Read when first needed, a bad question timeout used to end a run in its middle (or, before,
+    quietly become an hour): every setting is checked before anything runs."""
+    from cli.run import run_plan
+
+    plan = make_repo(tmp_path / "crate")
+    before = plan.read_bytes()
+    monkeypatch.setenv(name, "soon")
+    said: list[str] = []
+    code = run_plan(plan, RunOptions(dry_run=True), echo=lambda m="", **_: said.append(str(m)))
+    assert code == 2
+    assert f"{name}='soon' is not valid" in "\n".join(said)
+    assert plan.read_bytes() == before
+
+
 @pytest.mark.parametrize("flag", ["--json", "--with-preflight"])
 def test_dry_run_flags_need_dry_run(tmp_path: Path, flag: str) -> None:
     from cli.run import run_plan
