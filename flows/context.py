@@ -182,17 +182,12 @@ def observers() -> tuple[RunObserver, ...]:
     return _OBSERVERS.get()
 
 
-def phase_owner(phase: Phase) -> str:
-    """The owner as the reports show it (`self` when the phase names none)."""
-    return phase.owner.raw if phase.owner else "self"
-
-
 def resumed_outcome(phase: Phase, checkpoint: PhaseCheckpoint, wave: int) -> PhaseOutcome:
     """The outcome of a phase not run because its checkpoint says complete and still holds."""
     return PhaseOutcome(
         phase_id=phase.id,
         title=phase.title,
-        owner=phase_owner(phase),
+        owner=phase.owner_label,
         wave=wave,
         status="complete",
         artifacts=list(checkpoint.artifacts or []),
@@ -212,7 +207,7 @@ def plain_outcome(
     return PhaseOutcome(
         phase_id=phase.id,
         title=phase.title,
-        owner=phase_owner(phase),
+        owner=phase.owner_label,
         wave=wave,
         status=status,
         error=error,

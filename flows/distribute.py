@@ -480,7 +480,7 @@ def _failed(context: RunContext, phase: Phase, error: str) -> PhaseOutcome:
     return PhaseOutcome(
         phase_id=phase.id,
         title=phase.title,
-        owner=phase.owner.raw if phase.owner else "self",
+        owner=phase.owner_label,
         wave=context.wave_of(phase.id),
         status="failed",
         error=f"distributed run: {error}",

@@ -32,7 +32,6 @@ from flows.context import (
     RunContext,
     RunOptions,
     observers,
-    phase_owner,
     plain_outcome,
     resumed_outcome,
     running,
@@ -554,7 +553,7 @@ async def _outcome_from_state(state: State[Any], phase: Phase) -> PhaseOutcome:
     return PhaseOutcome(
         phase_id=phase.id,
         title=phase.title,
-        owner=phase_owner(phase),
+        owner=phase.owner_label,
         status="failed",
         error=f"phase subflow ended {state.name}: {state.message or data}",
         flow_run_id=str(state.state_details.flow_run_id)

@@ -41,7 +41,7 @@ from tasks.agent.result import (
     FailureKind,
     Usage,
 )
-from tasks.agent.roles import VERIFIER_AGENT, VERIFIER_MAX_TURNS, phase_owner, verifier_task
+from tasks.agent.roles import VERIFIER_AGENT, VERIFIER_MAX_TURNS, agent_owner, verifier_task
 from tasks.agent.roles import agent_roles as _agent_roles
 from tasks.agent.task import AgentInfrastructureError, take_failed_tries, with_failed_tries
 from tasks.env_settings import AGENT_RETRY_DELAYS_ENV as AGENT_RETRY_DELAYS_ENV  # re-exported
@@ -179,7 +179,7 @@ async def _committed_config(options: ResolvedRunOptions) -> Any:
 
 async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) -> None:
     options = context.options
-    owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    owner_kind = phase.owner_kind
 
     if owner_kind is OwnerKind.HUMAN and not options.interactive:
         outcome.status = "blocked"
@@ -257,7 +257,7 @@ async def _work_and_judge(
 ) -> None:
     options = context.options
     log = get_run_logger()
-    owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    owner_kind = phase.owner_kind
     work = workspace.path if workspace else options.repo
 
     if owner_kind is OwnerKind.HUMAN:  # after the snapshot: the gates judge the person's changes
@@ -359,7 +359,7 @@ async def land_verified(
 ) -> Ledger | None:
     """Land a verified phase on the integration branch: the ledger with the integration lines,
     or None when it did not land (the outcome then says failed, the work kept on its branch)."""
-    owner_kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    owner_kind = phase.owner_kind
     landing = await land_phase(
         context, phase, workspace, ledger, outcome, config=config,
         resolve=_resolver(context, phase, outcome, workspace.path, owner_kind),
@@ -381,7 +381,7 @@ def _resolver(
     """The owner agent's one bounded attempt at an integration problem (None: no agent)."""
     if owner_kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
         return None
-    owner_raw = phase_owner(phase)
+    owner_raw = agent_owner(phase)
 
     async def resolve(task: str) -> None:
         request = agent_request(

@@ -159,6 +159,17 @@ class Phase(BaseModel):
     """The exact source text of the phase section, heading included (for prompts and hashing)."""
 
     @property
+    def owner_kind(self) -> OwnerKind:
+        """Who does the phase's work; a phase that names no owner is the orchestrator's own."""
+        return self.owner.kind if self.owner else OwnerKind.ORCHESTRATOR
+
+    @property
+    def owner_label(self) -> str:
+        """The owner as reports and checkpoints show it: `self` when the phase names none (an
+        agent call of such a phase runs general-purpose: tasks.agent.roles.agent_owner)."""
+        return self.owner.raw if self.owner else "self"
+
+    @property
     def body_hash(self) -> str:
         """Fingerprint of the phase text for resume: insensitive to line endings, trailing
         spaces and trailing blank or `---` lines, so a section appended after the last phase

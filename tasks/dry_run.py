@@ -386,10 +386,6 @@ def _planned(check: str, argv: list[str]) -> PlannedCommand:
     return PlannedCommand(check=check, command=render(argv))
 
 
-def _owner(phase: Phase) -> str:
-    return phase.owner.raw if phase.owner else "self"
-
-
 def _phase_plan(
     plan: Plan,
     phase: Phase,
@@ -416,7 +412,7 @@ def _phase_plan(
         title=phase.title,
         wave=wave,
         type=phase.type.value,
-        owner=_owner(phase),
+        owner=phase.owner_label,
         depends_on=list(phase.depends_on),
         action="",
         skills_found=[s for s in required if find_skill(s, available) is not None],
@@ -460,7 +456,7 @@ def would_do(phase: Phase, repo: Path, *, interactive: bool = False) -> str:
     from plan_parser.validate import phase_writes
     from tasks.agent.definitions import can_write, resolve_agent
 
-    kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    kind = phase.owner_kind
     if kind is OwnerKind.HUMAN:
         if interactive:
             return "human work (the run waits for a person), then gates"
@@ -505,7 +501,7 @@ def _agent_calls(
     )
     from tasks.agent.tools import tool_params_for
 
-    kind = phase.owner.kind if phase.owner else OwnerKind.ORCHESTRATOR
+    kind = phase.owner_kind
     if kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
         return [], []
     calls: list[CallForecast] = []

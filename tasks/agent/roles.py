@@ -21,14 +21,14 @@ VERIFIER_MAX_TURNS = 20
 """The verifier's turns at most (the run's own cap when that is lower): it reads and records."""
 
 
-def phase_owner(phase: Phase) -> str:
+def agent_owner(phase: Phase) -> str:
     """The owner text an agent call of the phase resolves (a phase without one: general-purpose)."""
     return phase.owner.raw if phase.owner else GENERAL_PURPOSE
 
 
 def agent_roles(phase: Phase, repo: Path) -> list[tuple[str, str]]:
     """The owner, then the feature tester when the plan assigns one besides the owner."""
-    roles = [("owner", phase_owner(phase))]
+    roles = [("owner", agent_owner(phase))]
     owner_agent = phase.owner.agent if phase.owner else None
     if owner_agent != TESTER_AGENT and assigns_tester(phase):
         roles.append(("tester", TESTER_AGENT))
