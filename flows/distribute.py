@@ -46,6 +46,7 @@ from flows.context import PhaseOutcome, RunContext, RunOptions, running
 from flows.integration import commit_message, never_committed
 from flows.phase import _as_state, land_verified, run_phase
 from plan_parser.model import Phase
+from plan_parser.paths import repo_relative
 from tasks import distribute, worktree
 from tasks.plan_input import plan_name
 from tasks.worktree import WorktreeError
@@ -262,7 +263,7 @@ async def run_phase_remotely(context: RunContext, phase: Phase) -> PhaseOutcome:
         url = await asyncio.to_thread(distribute.remote_url, options.repo)
     except WorktreeError as exc:
         return _failed(context, phase, str(exc))
-    relative = _plan_in_repo(context)
+    relative = repo_relative(context.options.repo, context.plan_path)
     if relative is None:
         return _failed(context, phase, f"{context.plan_path} is not inside {options.repo}")
     async with repo_slot(url):
@@ -467,13 +468,6 @@ async def _bring_back(context: RunContext, phase: Phase, url: str, base: str) ->
             )
         except WorktreeError as exc:
             get_run_logger().warning("phase %s: its branch was not fetched: %s", phase.id, exc)
-
-
-def _plan_in_repo(context: RunContext) -> str | None:
-    try:
-        return str(context.plan_path.resolve().relative_to(context.options.repo.resolve()))
-    except ValueError:
-        return None
 
 
 def _failed(context: RunContext, phase: Phase, error: str) -> PhaseOutcome:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from flows.context import PhaseOutcome, RunContext
 from plan_parser.model import Phase
+from plan_parser.paths import repo_relative
 from tasks import worktree
 from tasks.gates.config import GateConfig
 from tasks.gates.ledger import Ledger, LedgerEntry, Verdict
@@ -28,10 +29,8 @@ MESSAGE_LINES = 12
 
 
 def plan_relative(context: RunContext) -> str:
-    try:
-        return str(Path(context.plan_path).resolve().relative_to(context.options.repo.resolve()))
-    except ValueError:
-        return ""
+    """The plan file relative to the repository; empty when it lies outside."""
+    return repo_relative(context.options.repo, context.plan_path) or ""
 
 
 def never_committed(context: RunContext) -> list[str]:

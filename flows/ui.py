@@ -19,6 +19,7 @@ from prefect.states import Cancelled
 
 from flows.context import PhaseOutcome
 from flows.report import RunReport
+from plan_parser.paths import repo_relative
 from tasks import artifacts
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.verdict import blocks
@@ -272,11 +273,7 @@ def transcripts_of(outcome: PhaseOutcome, repo: Path) -> dict[str, str]:
     """The agents' transcript files (role → path relative to the repository when inside it)."""
     found: dict[str, str] = {}
     for role, path in outcome.transcripts.items():
-        candidate = Path(path)
-        try:
-            found[role] = str(candidate.resolve().relative_to(repo.resolve()))
-        except ValueError:
-            found[role] = str(candidate)
+        found[role] = repo_relative(repo, path) or str(Path(path))
     return found
 
 

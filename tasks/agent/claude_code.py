@@ -53,6 +53,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from plan_parser.errors import PlanExecutorError
+from plan_parser.paths import repo_relative
 from tasks.agent.api_proxy import INNER_PORT, INNER_RELAY, PLACEHOLDER_KEY, ApiProxy
 from tasks.agent.budget import account_for, remaining_usd
 from tasks.agent.definitions import AgentDefinition
@@ -64,6 +65,7 @@ from tasks.agent.loop import (
     _words,
     details_log_path,
     pick_model,
+    shown_log_path,
 )
 from tasks.agent.prompts import SKILLS_HEADING, SUMMARY_TOKENS, skills_section, summary_request
 from tasks.agent.result import (
@@ -403,9 +405,8 @@ class StreamRecord:
             raw = tool_input.get("file_path") or tool_input.get("notebook_path")
             if isinstance(raw, str) and raw:
                 path = Path(raw) if Path(raw).is_absolute() else self.repo / raw
-                try:
-                    shown = str(path.resolve().relative_to(self.repo))
-                except ValueError:
+                shown = repo_relative(self.repo, path)
+                if shown is None:
                     # Outside the tree: a private tmpfs of the sandbox (/tmp, the hidden home),
                     # gone with it; not a file of the repository.
                     return
@@ -533,7 +534,7 @@ def run_claude_code(
     )
     offered, refused = tool_choice(definition, read_only=read_only)
     record = StreamRecord(repo)
-    log_rel = str(log.path.resolve().relative_to(Path(request.log_repo or repo).resolve()))
+    log_rel = shown_log_path(log.path, request.log_repo or repo)
 
     def result(
         summary: str, failure: Failure | None, sandboxed: bool, faults: dict[str, int] | None = None

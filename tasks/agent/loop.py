@@ -67,6 +67,7 @@ from anthropic.types import (
 )
 
 from plan_parser.errors import PlanExecutorError
+from plan_parser.paths import repo_relative
 from tasks.agent.budget import (
     SPENDING_LIMITS,
     NoProgress,
@@ -309,6 +310,12 @@ def details_log_path(request: AgentRequest, today: dt.date | None = None) -> Pat
         f"-{_safe_name(request.role_suffix)}.md"
     )
     return Path(request.log_repo or request.repo) / ".ai" / "logs" / name
+
+
+def shown_log_path(log_path: Path, log_repo: Path | str) -> str:
+    """The transcript file as a result names it: relative to the repository that keeps the
+    logs (the checkout, not a phase's worktree), else as it is."""
+    return repo_relative(log_repo, log_path) or str(log_path)
 
 
 class DetailsLog:
@@ -568,11 +575,7 @@ class AgentCall:
             usage=self.usage,
             files_touched=self.files_touched,
             commands_run=self.commands_run,
-            details_log=str(
-                self.log.path.resolve().relative_to(
-                    Path(self.request.log_repo or self.repo).resolve()
-                )
-            ),
+            details_log=shown_log_path(self.log.path, self.request.log_repo or self.repo),
             failure=failure.kind if failure else FailureKind.NONE,
             error=scrub_known(failure.message, self.secrets) if failure else None,
             sandboxed=self.sandbox.sandboxed or not self.uses_bash,
