@@ -401,18 +401,6 @@ def _run_on_backend(
         return report.exit_code
 
 
-FREE_DRY_RUN_FIELDS = {
-    "skills",
-    "dirty_policy",
-    "include_optional",
-    "phase_timeout_s",
-    "agent_timeout_s",
-    "model",
-    "unknown_owners",
-    "interactive",
-}
-
-
 def _free_dry_run(plan: Path, options: RunOptions, echo: Any, *, as_json: bool) -> int:
     """`run --dry-run` without `--with-preflight`: :func:`tasks.dry_run.dry_run`, printed."""
     from tasks.dry_run import DryRunOptions, dry_run, render_text
@@ -420,8 +408,10 @@ def _free_dry_run(plan: Path, options: RunOptions, echo: Any, *, as_json: bool) 
     from tasks.run_lock import RunLockError, RunLockHeld
 
     repo = options.repo.expanduser() if options.repo else None
-    # The options the free dry run has always shown (not max_turns: DryRunOptions' own default).
-    described = DryRunOptions(**options.model_dump(include=FREE_DRY_RUN_FIELDS))
+    # The same options the flow's dry run shows (flows.execute_plan), max_turns included.
+    described = DryRunOptions.model_validate(
+        options.model_dump(include=set(DryRunOptions.model_fields))
+    )
     try:
         report = dry_run(plan, repo, described)
     except (RunLockHeld, RunLockError) as exc:

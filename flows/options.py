@@ -11,15 +11,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from plan_parser.validate import UnknownOwners
+from plan_parser.vocabulary import DEFAULT_AGENT_TIMEOUT_S as DEFAULT_AGENT_TIMEOUT_S
+from plan_parser.vocabulary import DEFAULT_PHASE_TIMEOUT_S as DEFAULT_PHASE_TIMEOUT_S
 from plan_parser.vocabulary import DirtyPolicy
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 from tasks.agent.runtimes import RuntimeName
 from tasks.gates.phase_gates import ScopePolicy
-
-DEFAULT_PHASE_TIMEOUT_S = 600.0
-"""A phase's default time limit: 10 minutes, as the original orchestration prompt had it."""
-DEFAULT_AGENT_TIMEOUT_S = 300.0
-"""An agent call's default time limit: 5 minutes, as the original orchestration prompt had it."""
 
 
 class RunOptions(BaseModel):

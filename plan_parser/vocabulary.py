@@ -57,3 +57,9 @@ def utc_stamp(moment: datetime | None = None) -> str:
     """`moment` (default: now) as the ISO-8601 UTC string the checkpoints use
     (`2025-12-19T14:30:00Z`)."""
     return (moment or utc_now()).strftime(STAMP_FORMAT)
+
+
+DEFAULT_PHASE_TIMEOUT_S = 600.0
+"""A phase's default time limit: 10 minutes, as the original orchestration prompt had it."""
+DEFAULT_AGENT_TIMEOUT_S = 300.0
+"""An agent call's default time limit: 5 minutes, as the original orchestration prompt had it."""

@@ -28,7 +28,9 @@ from pydantic import BaseModel, Field
 from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import OwnerKind, Phase, PhaseType, Plan
 from plan_parser.paths import lexical_relative
+from plan_parser.vocabulary import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S
 from tasks import shell
+from tasks.agent.budget import DEFAULT_MAX_TURNS
 from tasks.forecast import (
     CallForecast,
     ForecastSettings,
@@ -63,10 +65,10 @@ class DryRunOptions(BaseModel):
     skills: list[str] = Field(default_factory=list)
     dirty_policy: str = "stop"
     include_optional: bool = False
-    phase_timeout_s: float = 600.0
-    agent_timeout_s: float = 300.0
+    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
+    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
     model: str | None = None
-    max_turns: int = 40
+    max_turns: int = DEFAULT_MAX_TURNS
     unknown_owners: str = "error"
     interactive: bool = False
 

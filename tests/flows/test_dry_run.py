@@ -202,6 +202,22 @@ def test_a_bad_environment_setting_refuses_the_run_before_it_starts(
     assert plan.read_bytes() == before
 
 
+@pytest.mark.parametrize("max_turns", [None, 7])
+def test_dry_run_shows_the_runs_own_turn_cap(tmp_path: Path, max_turns: int | None) -> None:
+    """The free dry run used to show a turn cap of 40, its own default, whatever the run's."""
+    from cli.run import run_plan
+
+    plan = make_repo(tmp_path / "crate")
+    said: list[str] = []
+    options = RunOptions(dry_run=True, **({"max_turns": max_turns} if max_turns else {}))
+    code = run_plan(plan, options, echo=lambda m="", **_: said.append(str(m)), as_json=True)
+    assert code == 0, said
+    report = DryRunReport.model_validate(json.loads("\n".join(said)))
+    caps = {phase.timeouts["max_turns"] for phase in report.phases if phase.timeouts}
+    assert caps == {options.max_turns}
+    assert options.max_turns == (max_turns or 200)
+
+
 @pytest.mark.parametrize("flag", ["--json", "--with-preflight"])
 def test_dry_run_flags_need_dry_run(tmp_path: Path, flag: str) -> None:
     from cli.run import run_plan
