@@ -28,6 +28,7 @@ from prefect.states import Completed, Failed
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, ResolvedRunOptions, RunContext, current_run
 from flows.integration import keep_unfinished_work, land_phase, plan_relative
+from flows.report import failing_line
 from flows.ui import current_phase_run_name, phase_message, publish_phase_page
 from plan_parser.errors import PlanExecutorError
 from plan_parser.model import OwnerKind, Phase, Plan
@@ -340,7 +341,7 @@ async def _work_and_judge(
             ledger = landed
 
     outcome.ledger = ledger
-    outcome.failing = [_ledger_line(entry) for entry in verdict.failing]
+    outcome.failing = [failing_line(entry) for entry in verdict.failing]
     if verdict.status is VerdictStatus.COMPLETE:
         outcome.status = "complete"
         outcome.steps.append("verified complete")
@@ -367,7 +368,7 @@ async def land_verified(
     ledger = Ledger(entries=[*ledger.entries, *landing])
     if decide_verdict(ledger).status is not VerdictStatus.COMPLETE:
         outcome.ledger = ledger
-        outcome.failing = [_ledger_line(e) for e in decide_verdict(ledger).failing]
+        outcome.failing = [failing_line(e) for e in decide_verdict(ledger).failing]
         outcome.status = "failed"
         outcome.error = f"{landing[-1].evidence} (work kept on {workspace.branch})"
         return None
@@ -594,12 +595,6 @@ async def _judge(
         outcome.ledger = ledger
         raise PhaseOverBudget(f"verifier agent stopped: {result.error}")
     return judgements(pending, result, work, phase.id)
-
-
-def _ledger_line(entry: LedgerEntry, max_lines: int = 4, limit: int = 600) -> str:
-    """A failing ledger line for the checkpoint: its head, enough to see why."""
-    text = "\n".join(entry.line().splitlines()[:max_lines])
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _existing_artifacts(repo: Path, phase: Phase, touched: list[str]) -> list[str]:

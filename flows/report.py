@@ -380,6 +380,12 @@ def _check_lines(report: RunReport, words: tuple[str, ...]) -> list[str]:
     return lines or ["- not run"]
 
 
+def failing_line(entry: LedgerEntry, max_lines: int = 4, limit: int = 600) -> str:
+    """A failing ledger line for the checkpoint: its head, enough to see why."""
+    text = "\n".join(entry.line().splitlines()[:max_lines])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def short_line(entry: LedgerEntry, limit: int = 200) -> str:
     """A ledger entry on one line: verdict, check, exit code and the first line of evidence."""
     first = entry.line().splitlines()[0] if entry.line() else entry.check
