@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +31,11 @@ from tasks.agent.result import InfraFaults
 from tasks.gates.ledger import Ledger
 from tasks.mirror import PlanMirror
 from tasks.resume import resume_reason
+
+if TYPE_CHECKING:  # annotations only: the context is built before the gates are imported
+    from tasks.gates.cargo_output import TestRun
+    from tasks.gates.config import GateConfig
+    from tasks.worktree import PhaseWorkspace
 
 
 class PhaseOutcome(BaseModel):
@@ -99,8 +104,9 @@ class RunContext:
     options: ResolvedRunOptions
     mirror: PlanMirror
     skills: list[str]
-    baseline: Any = None
-    gate_config: Any = None
+    baseline: TestRun | None = None
+    """The whole suite's counts at pre-flight: the regressions are counted against them."""
+    gate_config: GateConfig | None = None
     """The GateConfig pre-flight read from HEAD; every gate of the run uses it."""
     waves: list[list[str]] = field(default_factory=list)
     outcomes: dict[str, PhaseOutcome] = field(default_factory=dict)
@@ -120,7 +126,7 @@ class RunContext:
     remote: bool = False
     """A worker's context in a distributed run: verified phases are committed on their branch
     and pushed, never landed here, and the plan file is the parent's to write."""
-    workspaces: dict[str, Any] = field(default_factory=dict)
+    workspaces: dict[str, PhaseWorkspace] = field(default_factory=dict)
     """Phase id → the PhaseWorkspace its worktree is (set when the worktree is opened)."""
 
     def wave_of(self, phase_id: str) -> int:

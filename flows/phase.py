@@ -19,7 +19,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import State, flow, get_run_logger
 from prefect.context import FlowRunContext
@@ -27,7 +27,7 @@ from prefect.states import Completed, Failed
 
 from flows.approvals import human_phase_done
 from flows.context import PhaseOutcome, ResolvedRunOptions, RunContext, current_run
-from flows.integration import keep_unfinished_work, land_phase, plan_relative
+from flows.integration import Resolver, keep_unfinished_work, land_phase, plan_relative
 from flows.report import failing_line
 from flows.ui import current_phase_run_name, phase_message, publish_phase_page
 from plan_parser.errors import PlanExecutorError
@@ -55,6 +55,11 @@ from tasks.plan_input import plan_name  # noqa: F401 - re-exported
 from tasks.run_lock import run_lock_path
 from tasks.shell import process_scope
 from tasks.worktree import PhaseWorkspace
+
+if TYPE_CHECKING:
+    from tasks.gates.cargo_output import TestRun
+    from tasks.gates.config import GateConfig
+    from tasks.gates.phase_gates import PhaseStart
 
 
 class PhaseTimeout(PlanExecutorError):
@@ -170,7 +175,7 @@ def run_budget(plan: Plan, options: ResolvedRunOptions) -> RunBudget:
     return RunBudget(run, phase, load_committed_price_table(options.repo))
 
 
-async def _committed_config(options: ResolvedRunOptions) -> Any:
+async def _committed_config(options: ResolvedRunOptions) -> GateConfig:
     """A phase run on its own (no pre-flight of this process): the configuration at HEAD."""
     from tasks.gates.config import GateRunSettings, load_committed_gate_config
 
@@ -231,7 +236,7 @@ async def _workspace(
     return workspace
 
 
-def _phase_start(workspace: PhaseWorkspace, baseline: Any) -> Any:
+def _phase_start(workspace: PhaseWorkspace, baseline: TestRun | None) -> PhaseStart:
     """The phase's tree at its base: kept beside the worktree, so a rerun of a blocked or
     interrupted phase judges everything it did since the base, earlier attempts included."""
     from tasks.gates.phase_gates import PhaseStart, snapshot
@@ -253,7 +258,7 @@ async def _work_and_judge(
     context: RunContext,
     phase: Phase,
     outcome: PhaseOutcome,
-    start: Any,
+    start: PhaseStart,
     workspace: PhaseWorkspace | None,
 ) -> None:
     options = context.options
@@ -356,7 +361,7 @@ async def land_verified(
     outcome: PhaseOutcome,
     workspace: PhaseWorkspace,
     ledger: Ledger,
-    config: Any,
+    config: GateConfig,
 ) -> Ledger | None:
     """Land a verified phase on the integration branch: the ledger with the integration lines,
     or None when it did not land (the outcome then says failed, the work kept on its branch)."""
@@ -378,7 +383,7 @@ async def land_verified(
 
 def _resolver(
     context: RunContext, phase: Phase, outcome: PhaseOutcome, work: Path, owner_kind: OwnerKind
-) -> Any:
+) -> Resolver | None:
     """The owner agent's one bounded attempt at an integration problem (None: no agent)."""
     if owner_kind in (OwnerKind.HUMAN, OwnerKind.ORCHESTRATOR):
         return None
