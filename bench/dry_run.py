@@ -55,9 +55,10 @@ JUSTFILE = "test *args='':\n    cargo test {{args}}\n\nbuild:\n    cargo build\n
 SPLIT = """
 import sys, time
 t0 = time.monotonic()
-from tasks.dry_run import DryRunOptions, dry_run, render_text
+from tasks.options import RunOptions
+from tasks.dry_run import dry_run, render_text
 t1 = time.monotonic()
-report = dry_run(sys.argv[1], None, DryRunOptions(unknown_owners="general-purpose"))
+report = dry_run(sys.argv[1], None, RunOptions(unknown_owners="general-purpose"))
 render_text(report)
 t2 = time.monotonic()
 prefect = any(m == "prefect" or m.startswith("prefect.") for m in sys.modules)

@@ -80,8 +80,9 @@ def main() -> None:
     from cli.demo import ScriptedAgents, demo_scripts, make_crate
     from flows import execute_plan as module
     from tasks.agent.standin import StandinMessagesAPI
-    from tasks.dry_run import DryRunOptions, dry_run
+    from tasks.dry_run import dry_run
     from tasks.forecast import conversation_usage
+    from tasks.options import RunOptions
 
     rows = []
     with (
@@ -90,7 +91,7 @@ def main() -> None:
     ):
         os.environ.update(env)
         plan = make_crate(Path(scratch) / "crate")
-        forecast = dry_run(plan, None, DryRunOptions())
+        forecast = dry_run(plan, None, RunOptions())
         with StandinMessagesAPI(
             responder=ScriptedAgents(demo_scripts()), auto_summary=False
         ) as api:

@@ -416,8 +416,8 @@ def run_demo(
     import typer
 
     from cli.run import run_plan
-    from flows.options import RunOptions
     from tasks.agent.standin import StandinMessagesAPI
+    from tasks.options import RunOptions
 
     if shutil.which("cargo") is None:
         typer.echo("error: the demo needs cargo on PATH", err=True)

@@ -22,8 +22,8 @@ from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 if TYPE_CHECKING:
     from prefect import State
 
-    from flows.options import RunOptions
     from flows.report import RunReport
+    from tasks.options import RunOptions
 
 EXIT_INVALID = 2
 
@@ -222,7 +222,7 @@ def run_command(
     if problem is not None:  # in the options' own words, before RunOptions refuses them
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(EXIT_INVALID)
-    from flows.options import RunOptions
+    from tasks.options import RunOptions
 
     options = RunOptions(
         repo=repo,
@@ -277,7 +277,7 @@ def run_plan(
 
     ``options`` are the flow's (None: every default); the rest is how this command runs it.
     """
-    from flows.options import RunOptions
+    from tasks.options import RunOptions
 
     options = options or RunOptions()
     plan = plan.expanduser().resolve()
@@ -403,15 +403,13 @@ def _run_on_backend(
 
 def _free_dry_run(plan: Path, options: RunOptions, echo: Any, *, as_json: bool) -> int:
     """`run --dry-run` without `--with-preflight`: :func:`tasks.dry_run.dry_run`, printed."""
-    from tasks.dry_run import DryRunOptions, dry_run, render_text
+    from tasks.dry_run import dry_run, render_text
     from tasks.plan_input import PlanInputError
     from tasks.run_lock import RunLockError, RunLockHeld
 
     repo = options.repo.expanduser() if options.repo else None
     # The same options the flow's dry run shows (flows.execute_plan), max_turns included.
-    described = DryRunOptions.model_validate(
-        options.model_dump(include=set(DryRunOptions.model_fields))
-    )
+    described = options
     try:
         report = dry_run(plan, repo, described)
     except (RunLockHeld, RunLockError) as exc:

@@ -18,10 +18,6 @@ from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel, Field
 
-from flows.options import DEFAULT_AGENT_TIMEOUT_S as DEFAULT_AGENT_TIMEOUT_S  # re-exported
-from flows.options import DEFAULT_PHASE_TIMEOUT_S as DEFAULT_PHASE_TIMEOUT_S  # re-exported
-from flows.options import ResolvedRunOptions as ResolvedRunOptions  # re-exported
-from flows.options import RunOptions as RunOptions  # re-exported
 from plan_parser.checkpoints import ExecutionState, PhaseCheckpoint
 from plan_parser.model import Phase, Plan
 from plan_parser.vocabulary import DirtyPolicy as DirtyPolicy  # re-exported
@@ -30,6 +26,10 @@ from tasks.agent.budget import RunBudget
 from tasks.agent.result import InfraFaults
 from tasks.gates.ledger import Ledger
 from tasks.mirror import PlanMirror
+from tasks.options import DEFAULT_AGENT_TIMEOUT_S as DEFAULT_AGENT_TIMEOUT_S  # re-exported
+from tasks.options import DEFAULT_PHASE_TIMEOUT_S as DEFAULT_PHASE_TIMEOUT_S  # re-exported
+from tasks.options import ResolvedRunOptions as ResolvedRunOptions  # re-exported
+from tasks.options import RunOptions as RunOptions  # re-exported
 from tasks.resume import resume_reason
 
 if TYPE_CHECKING:  # annotations only: the context is built before the gates are imported

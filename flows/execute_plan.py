@@ -52,7 +52,6 @@ from plan_parser.model import Phase, Plan
 from plan_parser.validate import UnknownOwners
 from tasks import artifacts, worktree
 from tasks.dry_run import (
-    DryRunOptions,
     LoadedRun,
     describe_loaded_run,
     forecast_of_loaded_run,
@@ -656,9 +655,7 @@ def loaded_run(context: RunContext, resumed: dict[str, PhaseCheckpoint]) -> Load
         repo=options.repo,
         skills=context.skills,
         resumed=resumed,
-        options=DryRunOptions.model_validate(
-            options.model_dump(include=set(DryRunOptions.model_fields))
-        ),
+        options=options,
         gate_config=context.gate_config,
     )
 

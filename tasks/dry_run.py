@@ -28,9 +28,7 @@ from pydantic import BaseModel, Field
 from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import OwnerKind, Phase, PhaseType, Plan
 from plan_parser.paths import lexical_relative
-from plan_parser.vocabulary import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S
 from tasks import shell
-from tasks.agent.budget import DEFAULT_MAX_TURNS
 from tasks.forecast import (
     CallForecast,
     ForecastSettings,
@@ -43,6 +41,7 @@ from tasks.gates.config import GateConfig, committed_file, load_committed_gate_c
 from tasks.gates.judgements import criterion_number
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.phase_gates import _TestRuns  # the runner the dry run's planner stands in for
+from tasks.options import RunOptions
 
 if TYPE_CHECKING:
     from plan_parser.checkpoints import PhaseCheckpoint
@@ -57,20 +56,6 @@ DRY_RUN_WARNINGS = frozenset(
 """Plan warnings that change what a run would do: the dry run repeats them under its waves."""
 
 PREFLIGHT_NOT_RUN = "not run (free dry run; `--with-preflight` runs it)"
-
-
-class DryRunOptions(BaseModel):
-    """The run options that change what the dry run shows."""
-
-    skills: list[str] = Field(default_factory=list)
-    dirty_policy: str = "stop"
-    include_optional: bool = False
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
-    model: str | None = None
-    max_turns: int = DEFAULT_MAX_TURNS
-    unknown_owners: str = "error"
-    interactive: bool = False
 
 
 class PlannedCommand(BaseModel):
@@ -146,7 +131,7 @@ class DryRunReport(BaseModel):
 
 
 def dry_run(
-    plan_path: Path, repo: Path | None = None, options: DryRunOptions | None = None
+    plan_path: Path, repo: Path | None = None, options: RunOptions | None = None
 ) -> DryRunReport:
     """The free dry run of ``plan_path``; PlanInputError when the plan cannot run, RunLockHeld
     when a run holds the plan."""
@@ -155,7 +140,7 @@ def dry_run(
     from tasks.run_lock import RunLockHeld, holder_if_held, run_lock_path
 
     started = time.monotonic()
-    options = options or DryRunOptions()
+    options = options or RunOptions()
     plan_path = Path(plan_path).resolve()
     repo = Path(repo).resolve() if repo else find_repo(plan_path)
     held, holder = holder_if_held(plan_path)
@@ -262,7 +247,7 @@ def describe_run(
     repo: Path,
     skills: list[str],
     resumed: dict[str, PhaseCheckpoint],
-    options: DryRunOptions,
+    options: RunOptions,
     gate_config: GateConfig,
     prices: PriceTable,
     settings: ForecastSettings,
@@ -335,7 +320,7 @@ class LoadedRun:
     skills: list[str]
     """Every skill the run passes to its agents: the user's, then the detected ones."""
     resumed: dict[str, PhaseCheckpoint]
-    options: DryRunOptions
+    options: RunOptions
     gate_config: GateConfig | None = None
     """The configuration pre-flight read (None: HEAD's, read as text)."""
 
@@ -395,7 +380,7 @@ def _phase_plan(
     repo: Path,
     skills: list[str],
     checkpoint: PhaseCheckpoint | None,
-    options: DryRunOptions,
+    options: RunOptions,
     config: GateConfig,
     prices: PriceTable,
     settings: ForecastSettings,
@@ -483,7 +468,7 @@ def _agent_calls(
     phase: Phase,
     repo: Path,
     skills: list[str],
-    options: DryRunOptions,
+    options: RunOptions,
     prices: PriceTable,
     settings: ForecastSettings,
     agents: dict[str, AgentDefinition],

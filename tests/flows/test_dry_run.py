@@ -274,10 +274,10 @@ HUMAN_SELF_AND_DESIGN = """# Owners that are not agents
 
 
 def test_human_self_and_design_phases(tmp_path: Path) -> None:
-    from tasks.dry_run import DryRunOptions, dry_run, render_text
+    from tasks.dry_run import dry_run, render_text
 
     plan = make_repo(tmp_path / "crate", plan_text=HUMAN_SELF_AND_DESIGN)
-    report = dry_run(plan, None, DryRunOptions())
+    report = dry_run(plan, None, RunOptions())
     human, orchestrator, design = report.phases
     assert human.action.startswith("human work (blocked unless --interactive)")
     assert orchestrator.action == "gates only"

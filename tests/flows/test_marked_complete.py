@@ -41,12 +41,12 @@ def test_marked_phase_is_not_run_when_its_files_exist(tmp_path: Path) -> None:
 
 def test_dry_run_says_marked_complete_and_repeats_the_warnings(tmp_path: Path) -> None:
     from tasks.dry_run import (
-        DryRunOptions,
         LoadedRun,
         describe_loaded_run,
         render_text,
         with_preflight,
     )
+    from tasks.options import RunOptions
 
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "config.rs").write_text("// done\n")
@@ -59,7 +59,7 @@ def test_dry_run_says_marked_complete_and_repeats_the_warnings(tmp_path: Path) -
         repo=tmp_path,
         skills=[],
         resumed=resumed,
-        options=DryRunOptions(dirty_policy="stop"),
+        options=RunOptions(dirty_policy="stop"),
     )
     detail = with_preflight(describe_loaded_run(loaded), ok=True, message="")
     text = render_text(detail, dirty_policy="stop")

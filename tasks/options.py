@@ -1,7 +1,7 @@
-"""The options of a run: the flows' one `options` parameter.
+"""The options of a run: the flows' one `options` parameter, and what the dry run describes.
 
-Apart from flows.context (which holds the process-local run state) so that the command line
-builds them without importing Prefect: `plan-executor run --dry-run` never does.
+Plain pydantic, no Prefect: the command line builds them and the free dry run reads them without
+importing Prefect (`plan-executor run --dry-run` never does); the flows pass them to every phase.
 """
 
 from __future__ import annotations
