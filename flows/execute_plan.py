@@ -50,6 +50,7 @@ from flows.report import (
 from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import Phase, Plan
 from plan_parser.validate import UnknownOwners
+from plan_parser.vocabulary import TREE_CHANGING_POLICIES
 from tasks import artifacts, worktree
 from tasks.dry_run import (
     LoadedRun,
@@ -606,7 +607,8 @@ async def _dry_run(
 ) -> State[RunReport]:
     """Walk the DAG and the pre-flight; no agent call, no change to the repository or plan."""
     options = context.options
-    policy = options.dirty_policy if options.dirty_policy in ("stop", "proceed") else "stop"
+    # A dry run changes nothing: a policy that would stash or commit is checked as `stop`.
+    policy = "stop" if options.dirty_policy in TREE_CHANGING_POLICIES else options.dirty_policy
     preflight = await preflight_step(
         options.repo,
         context.plan,

@@ -1,5 +1,7 @@
 """The words every package shares, each defined once: phase statuses, the dirty-tree policy,
-phase-id keys and the two forms of "now".
+phase-id keys, the two forms of "now", the run's default time limits; and, defined beside the
+code that reads them and listed here so that a newcomer finds them in one place, the built-in
+agents (`plan_parser.owners`) and what a gate command may be (`plan_parser.gate_commands`).
 
 Pure Python (no Prefect, no I/O) so that `plan_parser` can hold it and `flows`/`tasks` import it.
 """
@@ -9,9 +11,29 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
+from plan_parser.gate_commands import (
+    APPENDABLE_TEST_FILTER,
+    DEFAULT_GATE_PROGRAMS,
+    EXPLICIT_NO_TESTS,
+    GREP_PROGRAMS,
+    NAMED_TEST_PATH,
+    SHELL_OPERATORS,
+)
 from plan_parser.ids import id_key
+from plan_parser.owners import BUILTIN_AGENTS, GENERAL_PURPOSE
 
 __all__ = [
+    "APPENDABLE_TEST_FILTER",
+    "BUILTIN_AGENTS",
+    "DEFAULT_AGENT_TIMEOUT_S",
+    "DEFAULT_GATE_PROGRAMS",
+    "DEFAULT_PHASE_TIMEOUT_S",
+    "EXPLICIT_NO_TESTS",
+    "GENERAL_PURPOSE",
+    "GREP_PROGRAMS",
+    "NAMED_TEST_PATH",
+    "SHELL_OPERATORS",
+    "TREE_CHANGING_POLICIES",
     "DIRTY_POLICIES",
     "FAILED_LIKE_STATUSES",
     "PHASE_STATUSES",
@@ -42,6 +64,8 @@ FAILED_LIKE_STATUSES: frozenset[str] = frozenset({"failed", "blocked", "timeout"
 
 DirtyPolicy = Literal["stop", "stash", "commit", "proceed"]
 DIRTY_POLICIES: tuple[str, ...] = get_args(DirtyPolicy)
+TREE_CHANGING_POLICIES: frozenset[str] = frozenset({"stash", "commit"})
+"""The policies that change the working tree before the run (a dry run only says it would)."""
 
 # --- now: checkpoints are stamped to the second, in UTC ---------------------------------------
 

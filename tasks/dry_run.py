@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from plan_parser.checkpoints import PhaseCheckpoint
 from plan_parser.model import OwnerKind, Phase, PhaseType, Plan
 from plan_parser.paths import lexical_relative
+from plan_parser.vocabulary import TREE_CHANGING_POLICIES
 from tasks import shell
 from tasks.forecast import (
     CallForecast,
@@ -699,7 +700,7 @@ def render_text(report: DryRunReport, *, dirty_policy: str = "stop") -> str:
     """The dry run as text: the waves (one line per phase, as before), each phase's details
     indented under it, then the final validation and the forecast."""
     lines = [f"Dry run of {report.plan_title} ({report.plan_path})", ""]
-    if dirty_policy in ("stash", "commit"):
+    if dirty_policy in TREE_CHANGING_POLICIES:
         lines.append(f"(a real run would {dirty_policy} uncommitted changes first)")
     if report.working_tree:
         lines.append(f"Working tree: {report.working_tree}")

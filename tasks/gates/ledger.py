@@ -68,10 +68,6 @@ class VerdictStatus(StrEnum):
     BLOCKED = "blocked"
 
 
-PhaseStatus = VerdictStatus
-"""The former name of :class:`VerdictStatus`, kept importable."""
-
-
 class PhaseVerdict(BaseModel):
     status: VerdictStatus
     failing: list[LedgerEntry] = Field(default_factory=list)

@@ -24,7 +24,7 @@ from tasks.agent.sandbox import Sandbox, SandboxSettings
 from tasks.agent.tools import VERDICT_NAME, tools_for
 from tasks.gates.criteria import evaluate_criterion
 from tasks.gates.judgements import judgements, verifier_criteria, with_judgements
-from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.verdict import decide
 from tests.agent.conftest import API_KEY, client_for, make_request
 from tests.fakes import (
@@ -113,7 +113,7 @@ def tool_results(fake: StandinMessagesAPI, index: int) -> list[dict[str, Any]]:
     return [b for b in last_user["content"] if b.get("type") == "tool_result"]
 
 
-def status(ledger: Ledger) -> PhaseStatus:
+def status(ledger: Ledger) -> VerdictStatus:
     return decide(ledger).status
 
 
@@ -145,7 +145,7 @@ def test_the_prose_never_decides_whatever_its_numbering(
 
     assert result.ok, result.error
     assert [(v.criterion, v.verdict) for v in result.verdicts] == [("3", recorded), ("5", recorded)]
-    wanted = PhaseStatus.COMPLETE if recorded == "PASS" else PhaseStatus.BLOCKED
+    wanted = VerdictStatus.COMPLETE if recorded == "PASS" else VerdictStatus.BLOCKED
     assert status(ledger) is wanted
     assert [e.check for e in judged] == ["criterion 3", "criterion 5"]
     assert judged[0].line().startswith(f"[{recorded.lower()}] criterion 3 (judged): src/lib.rs:2")
@@ -185,7 +185,7 @@ def test_verdicts_across_several_turns_and_the_last_one_wins(standin, lib: Path)
         ("3", "PASS", 2),
         ("5", "PASS", 1),
     ]
-    assert status(ledger) is PhaseStatus.COMPLETE
+    assert status(ledger) is VerdictStatus.COMPLETE
     first, replaced = tool_results(fake, 1)[0], tool_results(fake, 3)[0]
     assert "Still to record: criterion 5" in first["content"]
     assert "replacing the earlier verdict" in replaced["content"]
@@ -215,7 +215,7 @@ def test_an_unknown_criterion_or_verdict_is_refused_and_can_be_corrected(
     assert "PASS or FAIL" in refused[1]["content"]
     assert not tool_results(fake, 2)[0].get("is_error")
     assert [(v.criterion, v.verdict) for v in result.verdicts] == [("3", "PASS"), ("5", "PASS")]
-    assert status(ledger) is PhaseStatus.COMPLETE
+    assert status(ledger) is VerdictStatus.COMPLETE
 
 
 @pytest.mark.parametrize("answer", ["records it", "prose again"])
@@ -241,12 +241,12 @@ def test_a_missing_verdict_is_asked_for_once_then_fails(standin, lib: Path, answ
     reminder = asked[0].body["messages"][-1]["content"][-1]["text"]
     assert "criterion 3" in reminder and "criterion 5" not in reminder
     if answer == "records it":
-        assert status(ledger) is PhaseStatus.COMPLETE and result.verdicts_missing == []
+        assert status(ledger) is VerdictStatus.COMPLETE and result.verdicts_missing == []
         assert len(work) == 4
         return
     assert len(work) == 3  # asked once, never twice
     assert result.ok and result.verdicts_missing == ["3"]
-    assert status(ledger) is PhaseStatus.BLOCKED
+    assert status(ledger) is VerdictStatus.BLOCKED
     assert judged[0].line() == "[fail] criterion 3 (judged): no verdict recorded"
     assert [e.verdict for e in ledger.failing()] == [Verdict.FAIL]
 
@@ -270,7 +270,7 @@ def test_a_citation_of_a_missing_file_or_line_fails(standin, lib: Path, outside:
     assert "does not exist" in warned[1]["content"]  # outside the repository: not a citation
     assert "cited line 99 is outside src/lib.rs (4 lines)" in warned[2]["content"]
     assert [v.verdict for v in result.verdicts] == ["PASS", "PASS"]  # recorded, but worthless
-    assert status(ledger) is PhaseStatus.BLOCKED
+    assert status(ledger) is VerdictStatus.BLOCKED
     assert [e.verdict for e in judged] == [Verdict.FAIL, Verdict.FAIL]
     assert judged[0].evidence.endswith("[cited file src/missing.rs does not exist]")
     assert "cited line 99 is outside" in judged[1].evidence
@@ -297,7 +297,7 @@ def test_a_verifier_that_tries_to_write_is_refused(standin, lib: Path) -> None:
     assert "Read-only file system" in results[2]["content"]
     assert (lib / "src" / "lib.rs").read_text() == LIB and result.files_touched == []
     assert not (lib / "src" / "new.rs").exists() and not (lib / "made.txt").exists()
-    assert status(ledger) is PhaseStatus.COMPLETE
+    assert status(ledger) is VerdictStatus.COMPLETE
 
 
 def test_a_known_secret_in_a_verdict_never_reaches_the_ledger(standin, lib: Path) -> None:
@@ -336,13 +336,13 @@ def test_only_read_only_verifier_calls_get_the_tool(standin, lib: Path) -> None:
 @pytest.mark.parametrize(
     ("verdict", "wanted", "evidence"),
     [
-        ("PASS", PhaseStatus.COMPLETE, "src/lib.rs:2 the code there meets it"),
-        ("FAIL", PhaseStatus.BLOCKED, "src/lib.rs:2 it does not meet it"),
-        ("none", PhaseStatus.BLOCKED, "no verdict recorded"),
+        ("PASS", VerdictStatus.COMPLETE, "src/lib.rs:2 the code there meets it"),
+        ("FAIL", VerdictStatus.BLOCKED, "src/lib.rs:2 it does not meet it"),
+        ("none", VerdictStatus.BLOCKED, "no verdict recorded"),
     ],
 )
 def test_scripted_agents_record_their_verdicts_with_the_tool(
-    lib: Path, verdict: str, wanted: PhaseStatus, evidence: str
+    lib: Path, verdict: str, wanted: VerdictStatus, evidence: str
 ) -> None:
     """The flow tests' scripted verifier (cli/demo.py), whatever its prose says."""
     script = PhaseScript(cite="src/lib.rs:2", verdict=verdict, verifier_prose=PROSE["renumbered"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from plan_parser.model import Criterion, FileAction, FileRef, Phase, PhaseType
 from tasks import shell
-from tasks.gates.ledger import LedgerEntry, PhaseStatus, PhaseVerdict
+from tasks.gates.ledger import LedgerEntry, PhaseVerdict, VerdictStatus
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 CRATES = FIXTURES / "crates"
@@ -66,7 +66,7 @@ def phase(
 def blocked_by(verdict: PhaseVerdict, check: str, evidence: str = "") -> LedgerEntry:
     """The failing entry whose check starts with ``check`` (and whose evidence contains
     ``evidence``); fails the test when the phase is not BLOCKED by such a line."""
-    assert verdict.status is PhaseStatus.BLOCKED, "expected BLOCKED, got COMPLETE"
+    assert verdict.status is VerdictStatus.BLOCKED, "expected BLOCKED, got COMPLETE"
     for entry in verdict.failing:
         if entry.check.startswith(check) and evidence in entry.evidence:
             return entry

@@ -9,7 +9,7 @@ from pathlib import Path
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.config import load_gate_config
 from tasks.gates.final import run_final_validation
-from tasks.gates.ledger import PhaseStatus, Verdict
+from tasks.gates.ledger import Verdict, VerdictStatus
 from tasks.gates.verdict import decide
 from tests.gates.helpers import blocked_by, edit
 
@@ -28,7 +28,7 @@ def test_final_validation_passes_then_reports_a_regression(
         "fmt",
         "build",
     ]
-    assert decide(ledger).status is PhaseStatus.COMPLETE, [e.line() for e in ledger.entries]
+    assert decide(ledger).status is VerdictStatus.COMPLETE, [e.line() for e in ledger.entries]
     assert by_check["doc tests"].command == "cargo test --doc"
     assert by_check["doc tests"].evidence.startswith("2 passed, 0 failed")
 
@@ -59,4 +59,4 @@ def test_workspace_final_validation_without_baseline_saving_full_output(
     assert by_check["doc tests"].evidence.startswith("2 passed")
     regressions = by_check["regressions vs baseline"]
     assert (regressions.verdict, regressions.required) == (Verdict.NOT_RUN, False)
-    assert decide(ledger).status is PhaseStatus.COMPLETE
+    assert decide(ledger).status is VerdictStatus.COMPLETE

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.phase import _ledger_line
+from flows.report import failing_line
 from tasks.gates.config import default_config
 from tasks.gates.evidence import simple_gate
 from tasks.gates.fmt_output import fmt_failure_summary
@@ -56,7 +56,7 @@ def test_the_fmt_gate_on_a_real_crate_shows_the_diff(tmp_path: Path) -> None:
     assert entry.verdict is Verdict.FAIL and entry.exit_code == 1
     assert "\x1b" not in entry.evidence
     # what the plan's checkpoint keeps of a failing entry (its first lines)
-    shown = _ledger_line(entry).splitlines()
+    shown = failing_line(entry).splitlines()
     assert shown[0].startswith("[fail] fmt exit=1 (verified): exit 1; not formatted: src/lib.rs:")
     assert shown[1:3] == ["-    a*b", "+    a * b"]
     assert "--- output tail ---" in entry.evidence  # the full tail is still there

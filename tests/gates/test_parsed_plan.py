@@ -7,7 +7,7 @@ from pathlib import Path
 
 from plan_parser.parser import parse_plan
 from tasks.gates.final import run_final_validation
-from tasks.gates.ledger import PhaseStatus, Verdict
+from tasks.gates.ledger import Verdict, VerdictStatus
 from tasks.gates.phase_gates import run_phase_gates, snapshot
 from tasks.gates.preflight import run_preflight
 from tasks.gates.verdict import decide
@@ -83,7 +83,7 @@ def test_parsed_plan_through_preflight_phases_and_final(
     blocked_by(phantom, "criterion 2", "no match")
     add_halve(repo)
     done = decide(run_phase_gates(repo, one, start=start, baseline=baseline))
-    assert done.status is PhaseStatus.COMPLETE, [e.line() for e in done.failing]
+    assert done.status is VerdictStatus.COMPLETE, [e.line() for e in done.failing]
     assert [e.evidence for e in done.needs_judgement] == ["The function name reads naturally"]
     git(repo, "commit", "-q", "-am", "phase 1")
 
@@ -96,7 +96,7 @@ def test_parsed_plan_through_preflight_phases_and_final(
     assert by_check["blast-radius"].verdict is Verdict.NOT_RUN
     assert by_check["tests (default scope): cargo test"].evidence.startswith("8 passed")
     assert by_check["scope: docs/halve.md changed"].evidence == "docs/halve.md (A)"
-    assert decide(ledger).status is PhaseStatus.COMPLETE
+    assert decide(ledger).status is VerdictStatus.COMPLETE
 
     final = run_final_validation(repo, baseline=baseline)
-    assert decide(final).status is PhaseStatus.COMPLETE, [e.line() for e in final.entries]
+    assert decide(final).status is VerdictStatus.COMPLETE, [e.line() for e in final.entries]

@@ -10,7 +10,7 @@ import pytest
 
 from plan_parser.model import FileAction, PhaseType
 from tasks.gates.cargo_output import TestRun
-from tasks.gates.ledger import PhaseStatus, Verdict
+from tasks.gates.ledger import Verdict, VerdictStatus
 from tasks.gates.phase_gates import run_phase_gates, snapshot
 from tasks.gates.verdict import decide
 from tests.gates.helpers import blocked_by, edit, phase
@@ -67,7 +67,7 @@ def test_phase_with_files_and_passing_tests_is_complete_with_evidence(
     ledger = run_phase_gates(repo, math_phase(criteria), start=start, baseline=single_baseline)
     verdict = decide(ledger)
 
-    assert verdict.status is PhaseStatus.COMPLETE, [e.line() for e in verdict.failing]
+    assert verdict.status is VerdictStatus.COMPLETE, [e.line() for e in verdict.failing]
     by_check = {entry.check: entry for entry in ledger.entries}
     assert by_check["file src/math.rs"].evidence.startswith("src/math.rs exists, ")
     assert "lines" in by_check["file src/math.rs"].evidence
@@ -255,7 +255,7 @@ def test_justfile_recipes_are_the_gate_commands(repo_factory: Callable[[str], Pa
     edit(repo, "src/lib.rs", "pub fn greet(", "/// Greets someone.\npub fn greet(")
     ledger = run_phase_gates(repo, phase([("src/lib.rs", MODIFY)]), start=start, baseline=None)
     verdict = decide(ledger)
-    assert verdict.status is PhaseStatus.COMPLETE, [e.line() for e in verdict.failing]
+    assert verdict.status is VerdictStatus.COMPLETE, [e.line() for e in verdict.failing]
     tests = next(e for e in ledger.entries if e.check.startswith("tests (default scope)"))
     assert tests.command == "just test"
     assert tests.evidence.startswith("1 passed, 0 failed, 0 ignored")
@@ -291,7 +291,7 @@ def test_unrunnable_blast_radius_is_never_a_pass(
     publish = by_check["blast-radius: cargo publish --dry-run"]
     assert publish.verdict is Verdict.NOT_RUN and "not an allowed subcommand" in publish.evidence
     assert (repo / "src" / "math.rs").is_file()
-    assert decide(ledger).status is PhaseStatus.COMPLETE
+    assert decide(ledger).status is VerdictStatus.COMPLETE
 
 
 def test_prose_blast_radius_is_recorded_not_run_and_the_default_scope_runs(
@@ -326,7 +326,7 @@ def test_one_word_no_tests_radius_is_not_a_test_filter(
     assert f"blast-radius: {radius}" not in by_check
     assert by_check["blast-radius"].verdict is Verdict.NOT_RUN
     assert by_check["tests (default scope): cargo test"].verdict is Verdict.PASS
-    assert decide(ledger).status is PhaseStatus.COMPLETE
+    assert decide(ledger).status is VerdictStatus.COMPLETE
 
 
 def test_design_phase_needs_artifacts_not_tests(repo_factory: Callable[[str], Path]) -> None:
@@ -347,7 +347,7 @@ def test_design_phase_needs_artifacts_not_tests(repo_factory: Callable[[str], Pa
     (repo / "docs" / "schema.md").write_text("# Schema\n")
     assert (
         decide(run_phase_gates(repo, design, start=start, baseline=None)).status
-        is PhaseStatus.COMPLETE
+        is VerdictStatus.COMPLETE
     )
 
 
@@ -363,7 +363,7 @@ def test_out_of_scope_changes_warn_by_default_and_fail_by_policy(
     scope = next(e for e in ledger.entries if e.check == "scope: outside declared files")
     assert (scope.verdict, scope.required) == (Verdict.WARN, False)
     assert "README.md" in scope.evidence and "NOTES.md" not in scope.evidence
-    assert decide(ledger).status is PhaseStatus.COMPLETE
+    assert decide(ledger).status is VerdictStatus.COMPLETE
     strict = run_phase_gates(
         repo, math_phase(), start=start, baseline=single_baseline, scope_policy="fail"
     )
@@ -383,7 +383,7 @@ def test_loosely_named_existing_file_resolves_to_the_one_it_names(
     by_check = {e.check: e for e in ledger.entries}
     assert by_check["file math.rs"].evidence.startswith("src/math.rs exists")
     assert by_check["scope: math.rs changed"].evidence == "src/math.rs (M)"
-    assert decide(ledger).status is PhaseStatus.COMPLETE
+    assert decide(ledger).status is VerdictStatus.COMPLETE
 
 
 def test_a_phase_that_changed_gate_configuration_runs_no_gate_command(
@@ -413,4 +413,4 @@ def test_a_phase_that_changed_gate_configuration_runs_no_gate_command(
     for check in ("build", "lint", "fmt"):
         entry = next(e for e in ledger.entries if e.check == check)
         assert entry.verdict is Verdict.NOT_RUN and "gate configuration" in entry.evidence
-    assert decide(ledger).status is PhaseStatus.BLOCKED
+    assert decide(ledger).status is VerdictStatus.BLOCKED

@@ -17,7 +17,7 @@ from tasks.gates.cargo_output import FAILED, IGNORED, OK, TestRun
 from tasks.gates.config import load_committed_gate_config, load_gate_config
 from tasks.gates.criteria import evaluate_criterion
 from tasks.gates.final import run_final_validation
-from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus
+from tasks.gates.ledger import Ledger, LedgerEntry, VerdictStatus
 from tasks.gates.phase_gates import run_phase_gates, snapshot
 from tasks.gates.preflight import baseline_tests
 from tasks.gates.pytest_output import parse_junit, parse_summary
@@ -337,7 +337,7 @@ def test_an_honest_phase_adding_mul_and_two_tests_is_complete(
 
     verdict = decide(ledger)
     lines = "\n".join(entry.line() for entry in ledger.entries)
-    assert verdict.status is PhaseStatus.COMPLETE, lines
+    assert verdict.status is VerdictStatus.COMPLETE, lines
     by_check = {entry.check: entry for entry in ledger.entries}
     blast = by_check["blast-radius: pytest -q -k mul"]
     assert blast.evidence.startswith("2 passed, 0 failed, 0 skipped\n"), blast.evidence

@@ -8,7 +8,7 @@ import pytest
 
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.criteria import dependency_names_from_field, evaluate_criterion, grep_argv
-from tasks.gates.ledger import Ledger, LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.ledger import Ledger, LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.phase_gates import PhaseStart, integrity_entries
 from tasks.gates.repo_state import RustInventory, scan_rust_file
 from tasks.gates.verdict import decide
@@ -22,19 +22,21 @@ def e(verdict: Verdict, required: bool = True, check: str = "c") -> LedgerEntry:
 def test_verdict_rules() -> None:
     assert (
         decide(Ledger(entries=[e(Verdict.PASS), e(Verdict.WARN), e(Verdict.FAIL, False)])).status
-        is PhaseStatus.COMPLETE
+        is VerdictStatus.COMPLETE
     )
     not_run = decide(Ledger(entries=[e(Verdict.PASS), e(Verdict.NOT_RUN, check="tests")]))
-    assert not_run.status is PhaseStatus.BLOCKED and [x.check for x in not_run.failing] == ["tests"]
-    assert decide(Ledger(entries=[e(Verdict.NOT_RUN, False)])).status is PhaseStatus.COMPLETE
+    assert not_run.status is VerdictStatus.BLOCKED and [x.check for x in not_run.failing] == [
+        "tests"
+    ]
+    assert decide(Ledger(entries=[e(Verdict.NOT_RUN, False)])).status is VerdictStatus.COMPLETE
     pending = decide(
         Ledger(entries=[e(Verdict.PASS), e(Verdict.NEEDS_JUDGEMENT, check="criterion 2")])
     )
-    assert pending.status is PhaseStatus.COMPLETE
+    assert pending.status is VerdictStatus.COMPLETE
     assert [x.check for x in pending.needs_judgement] == ["criterion 2"]
     judged = LedgerEntry(check="criterion 2", verdict=Verdict.FAIL, judged=True)
     verdict = decide(Ledger(entries=[judged]))
-    assert verdict.status is PhaseStatus.BLOCKED and verdict.needs_judgement == []
+    assert verdict.status is VerdictStatus.BLOCKED and verdict.needs_judgement == []
     assert "(judged)" in verdict.failing[0].line()
 
 

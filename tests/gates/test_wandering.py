@@ -11,7 +11,7 @@ import pytest
 
 from plan_parser.model import FileAction, FileRef, Owner, OwnerKind, PhaseType
 from tasks.gates.cargo_output import TestRun
-from tasks.gates.ledger import LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.ledger import LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.phase_gates import (
     gate_config_check,
     integrity_entries,
@@ -307,7 +307,7 @@ def test_full_gate_run_blocks_on_gate_configuration_and_names_it(
     )
     assert (
         decide(run_phase_gates(repo, p, start=start, baseline=single_baseline)).status
-        is PhaseStatus.COMPLETE
+        is VerdictStatus.COMPLETE
     )
 
     _append(repo, "rustfmt.toml", "max_width = 200\n")

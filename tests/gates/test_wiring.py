@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from plan_parser.model import FileAction
-from tasks.gates.ledger import LedgerEntry, PhaseStatus, Verdict
+from tasks.gates.ledger import LedgerEntry, Verdict, VerdictStatus
 from tasks.gates.phase_gates import phase_changes, run_phase_gates, scope_entries, snapshot
 from tasks.gates.verdict import decide
 from tasks.gates.wiring import manifest_wiring, module_wiring, parent_modules
@@ -127,4 +127,4 @@ def test_honest_new_module_phase_is_complete(repo_factory: Callable[[str], Path]
         scope_policy="siblings",
     )  # fmt: skip
     verdict = decide(ledger)
-    assert verdict.status is PhaseStatus.COMPLETE, [e.line() for e in verdict.failing]
+    assert verdict.status is VerdictStatus.COMPLETE, [e.line() for e in verdict.failing]

@@ -23,7 +23,8 @@ def test_old_names_are_the_vocabulary() -> None:
     assert mirror.FAILED_LIKE is vocabulary.FAILED_LIKE_STATUSES
     assert mirror.utc_now is vocabulary.utc_now and mirror.stamp is vocabulary.utc_stamp
     assert model.id_key is vocabulary.id_key
-    assert ledger.PhaseStatus is ledger.VerdictStatus
+    # The ledger's verdict is not a phase status: one name, one meaning (it was `PhaseStatus`).
+    assert not hasattr(ledger, "PhaseStatus") and ledger.VerdictStatus.COMPLETE == "complete"
 
 
 def test_dirty_policies_in_the_order_the_cli_shows_them() -> None:
@@ -49,3 +50,31 @@ def test_the_dirty_tree_form_offers_every_policy_and_only_those() -> None:
     from plan_parser.vocabulary import DIRTY_POLICIES
 
     assert sorted(get_args(DirtyTreeAction)) == sorted(DIRTY_POLICIES)
+
+
+def test_each_shared_word_is_assigned_in_one_product_module() -> None:
+    """A module-level assignment to a vocabulary name anywhere but its one home would be a
+    second definition (the review found the phase statuses defined four times)."""
+    import ast
+    from pathlib import Path
+
+    shared = set(vocabulary.__all__) - {"id_key", "utc_now", "utc_stamp"}
+    root = Path(vocabulary.__file__).resolve().parents[1]
+    homes: dict[str, list[str]] = {name: [] for name in shared}
+    for package in ("plan_parser", "tasks", "flows", "cli", "backend"):
+        for path in sorted((root / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in tree.body:
+                targets = (
+                    node.targets
+                    if isinstance(node, ast.Assign)
+                    else [node.target]
+                    if isinstance(node, ast.AnnAssign)
+                    else []
+                )
+                for target in targets:
+                    if isinstance(target, ast.Name) and target.id in shared:
+                        homes[target.id].append(str(path.relative_to(root)))
+    assert {name: places for name, places in homes.items() if len(places) != 1} == {}
+    assert homes["DEFAULT_GATE_PROGRAMS"] == ["plan_parser/gate_commands.py"]
+    assert homes["PhaseStatus"] == ["plan_parser/vocabulary.py"]
