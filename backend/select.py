@@ -31,7 +31,7 @@ from backend.server import (
     release_for_run,
     server_status,
 )
-from backend.settings import offline_env
+from backend.settings import offline_env, temporary_environ
 
 if TYPE_CHECKING:
     from prefect.settings.legacy import Setting
@@ -48,25 +48,6 @@ class BackendInfo(BaseModel):
     api_url: str | None
     ui_url: str | None
     started_here: bool
-
-
-@contextlib.contextmanager
-def _environ(updates: dict[str, str | None]) -> Iterator[None]:
-    """Set (str) or remove (None) variables for the duration, then restore them."""
-    saved = {name: os.environ.get(name) for name in updates}
-    try:
-        for name, value in updates.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @contextlib.contextmanager
@@ -135,7 +116,7 @@ def command_client_env(config: ServerConfig | None = None) -> dict[str, str] | N
 def client_settings(env: dict[str, str]) -> Iterator[None]:
     """Apply a `command_client_env` to os.environ and Prefect's in-process settings."""
     with (
-        _environ({"PREFECT_API_AUTH_STRING": None, **env}),
+        temporary_environ({"PREFECT_API_AUTH_STRING": None, **env}),
         _prefect_api(env["PREFECT_API_URL"], env.get("PREFECT_API_AUTH_STRING")),
     ):
         yield
@@ -159,14 +140,17 @@ def backend(
             "PREFECT_SERVER_API_AUTH_STRING": _EPHEMERAL_AUTH,
             "PREFECT_API_AUTH_STRING": _EPHEMERAL_AUTH,
         }
-        with _environ({**quiet, "PREFECT_API_URL": None, **ephemeral_auth}), _prefect_api(None):
+        with (
+            temporary_environ({**quiet, "PREFECT_API_URL": None, **ephemeral_auth}),
+            _prefect_api(None),
+        ):
             yield BackendInfo(kind="ephemeral", api_url=None, ui_url=None, started_here=False)
         return
 
     if mode == "auto" and external:
         auth = credential_for(external, config)
         with (
-            _environ({**quiet, "PREFECT_API_AUTH_STRING": auth} if auth else quiet),
+            temporary_environ({**quiet, "PREFECT_API_AUTH_STRING": auth} if auth else quiet),
             _prefect_api(external, auth),
         ):
             yield BackendInfo(
@@ -191,7 +175,7 @@ def backend(
     client = info.client_env()
     try:
         with (
-            _environ({**quiet, "PREFECT_API_AUTH_STRING": None, **client}),
+            temporary_environ({**quiet, "PREFECT_API_AUTH_STRING": None, **client}),
             _prefect_api(info.api_url, client.get("PREFECT_API_AUTH_STRING")),
         ):
             try:

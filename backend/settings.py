@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 HOME_ENV = "PLAN_EXECUTOR_HOME"
@@ -50,3 +52,22 @@ def configured_port() -> int:
 def configured_host() -> str:
     """`$PLAN_EXECUTOR_HOST`, else 127.0.0.1 (binding elsewhere must be asked for explicitly)."""
     return os.environ.get(HOST_ENV) or DEFAULT_HOST
+
+
+@contextlib.contextmanager
+def temporary_environ(updates: dict[str, str | None]) -> Iterator[None]:
+    """Set (str) or remove (None) variables for the duration, then restore them."""
+    saved = {name: os.environ.get(name) for name in updates}
+    try:
+        for name, value in updates.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from backend.settings import PORT_ENV, configured_port
+from backend.settings import PORT_ENV, configured_port, temporary_environ
 
 if TYPE_CHECKING:  # the stand-in is imported when a demo or a test runs, not with the CLI
     from anthropic.types import ToolUseBlockParam
@@ -435,32 +435,30 @@ def run_demo(
     typer.echo(banner)
     typer.echo(f"crate: {root}\nplan:  {plan_path}")
     agents = ScriptedAgents(demo_scripts())
-    names = ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", PORT_ENV)
-    saved = {name: os.environ.get(name) for name in names}
-    with StandinMessagesAPI(responder=agents, auto_summary=False) as standin:
-        os.environ["ANTHROPIC_BASE_URL"] = standin.base_url
-        os.environ["ANTHROPIC_API_KEY"] = "stand-in-no-key"
-        try:
-            port = demo_port(backend_mode)
-            if port is not None:
-                typer.echo(
-                    f"port {configured_port()} is taken by another program: the demo's Prefect "
-                    f"server uses port {port} ({PORT_ENV}={port})"
-                )
-                os.environ[PORT_ENV] = str(port)
-            code = run_plan(
-                plan_path,
-                RunOptions.model_validate({"repo": root, "agent_runtime": agent_runtime}),
-                backend_mode=backend_mode,
-                live=live,
-                prefect_logs=prefect_logs,
+    with (
+        StandinMessagesAPI(responder=agents, auto_summary=False) as standin,
+        temporary_environ(
+            {
+                "ANTHROPIC_BASE_URL": standin.base_url,
+                "ANTHROPIC_API_KEY": "stand-in-no-key",
+                PORT_ENV: os.environ.get(PORT_ENV),
+            }
+        ),
+    ):
+        port = demo_port(backend_mode)
+        if port is not None:
+            typer.echo(
+                f"port {configured_port()} is taken by another program: the demo's Prefect "
+                f"server uses port {port} ({PORT_ENV}={port})"
             )
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            os.environ[PORT_ENV] = str(port)
+        code = run_plan(
+            plan_path,
+            RunOptions.model_validate({"repo": root, "agent_runtime": agent_runtime}),
+            backend_mode=backend_mode,
+            live=live,
+            prefect_logs=prefect_logs,
+        )
         requests = len(standin.message_requests)
     typer.echo(banner.splitlines()[0])
     typer.echo(f"Stand-in answered {requests} Messages API requests.")
