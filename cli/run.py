@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,10 +24,15 @@ from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 if TYPE_CHECKING:
     from prefect import State
 
+    from backend.select import BackendInfo
     from flows.report import RunReport
+    from plan_parser.checkpoints import ExecutionState
     from tasks.options import RunOptions
 
 EXIT_INVALID = 2
+
+Echo = Callable[..., object]
+"""Where the command's lines go: `typer.echo` (message, `err=True` for stderr), or a test's list."""
 
 
 class UnknownOwners(StrEnum):
@@ -269,7 +276,7 @@ def run_plan(
     backend_mode: str = "auto",
     live: bool | None = None,
     prefect_logs: bool = False,
-    echo: Any = typer.echo,
+    echo: Echo = typer.echo,
     with_preflight: bool = False,
     as_json: bool = False,
 ) -> int:
@@ -370,11 +377,11 @@ def _run_on_backend(
     plan: Path,
     options: RunOptions,
     backend_mode: str,
-    echo: Any,
+    echo: Echo,
     *,
     live: bool | None,
     prefect_logs: bool,
-    select_backend: Any,
+    select_backend: Callable[..., AbstractContextManager[BackendInfo]],
     as_json: bool = False,
 ) -> int:
     with select_backend(
@@ -396,12 +403,12 @@ def _run_on_backend(
                 echo(line, err=True)
             return EXIT_INVALID
         echo(report.markdown)
-        if getattr(info, "ui_url", None) and report.flow_run_id:
+        if info.ui_url and report.flow_run_id:
             echo(f"Prefect UI: {info.ui_url.rstrip('/')}/runs/flow-run/{report.flow_run_id}")
         return report.exit_code
 
 
-def _free_dry_run(plan: Path, options: RunOptions, echo: Any, *, as_json: bool) -> int:
+def _free_dry_run(plan: Path, options: RunOptions, echo: Echo, *, as_json: bool) -> int:
     """`run --dry-run` without `--with-preflight`: :func:`tasks.dry_run.dry_run`, printed."""
     from tasks.dry_run import dry_run, render_text
     from tasks.plan_input import PlanInputError
@@ -429,7 +436,7 @@ def _free_dry_run(plan: Path, options: RunOptions, echo: Any, *, as_json: bool) 
     return 0
 
 
-def _print_json(report: RunReport, echo: Any) -> int:
+def _print_json(report: RunReport, echo: Echo) -> int:
     """`--dry-run --with-preflight --json`: the flow's dry run as data."""
     detail = getattr(report, "dry_run_detail", None)
     echo(
@@ -478,7 +485,7 @@ def status_command(
     print_status(str(plan), _plan_status_line(plan), state, footer=footer)
 
 
-def checkpoint_cost_line(state: Any) -> str:
+def checkpoint_cost_line(state: ExecutionState) -> str:
     """`Cost: $0.1234 (1,234 input, 56 output, ... tokens) over 3 phases` from the checkpoints."""
     from flows.report import tokens_by_kind
 

@@ -417,6 +417,10 @@ def grep_argv(command: str) -> tuple[list[str] | None, str]:
     return [program, *args], ""
 
 
+GrepCheck = Callable[[Path, str, str, str], LedgerEntry]
+"""How a grep check is run into a ledger entry: :func:`grep_entry`, or the dry run's stand-in."""
+
+
 def grep_entry(repo: Path, check: str, command: str, criterion_text: str) -> LedgerEntry:
     argv, why = grep_argv(command)
     if argv is None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,6 +45,7 @@ from plan_parser.paths import repo_relative
 from tasks.gates.cargo_output import FAILED, OK, TestRun
 from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
+    GrepCheck,
     clean_path,
     dependency_entry,
     dependency_names_from_field,
@@ -462,7 +463,7 @@ class _TestRuns:
 
 
 def blast_radius_entries(
-    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, grep: Any = None
+    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, grep: GrepCheck | None = None
 ) -> list[LedgerEntry]:
     """Run the phase's blast radius; returns the entries that are not test runs (those are
     collected in ``tests.entries``). ``grep`` replaces :func:`grep_entry` (the dry run)."""
@@ -681,7 +682,7 @@ def criteria_entries(
     tests: _TestRuns,
     *,
     design: bool,
-    grep: Any = None,
+    grep: GrepCheck | None = None,
 ) -> list[LedgerEntry]:
     def count_tests(argv: list[str] | None) -> tuple[TestRun | None, str]:
         if design and argv is None:
