@@ -540,7 +540,8 @@ class Recogniser:
 
 
 def _is_grep(span: str) -> bool:
-    return span.split(maxsplit=1)[0] in GREP_PROGRAMS
+    words = span.split(maxsplit=1)
+    return bool(words) and words[0] in GREP_PROGRAMS
 
 
 def _grep_command(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:

@@ -340,3 +340,16 @@ def test_split_segments_splits_on_and_and_keeps_other_operators() -> None:
     assert split_segments("cargo test | tee log") == [["cargo", "test", "|", "tee", "log"]]
     why = split_segments("grep 'unclosed f")
     assert isinstance(why, str) and why.startswith("cannot split `grep 'unclosed f`")
+
+
+def test_a_blank_backticked_span_is_no_grep_and_no_crash(tree: Path) -> None:
+    """`` `  ` `` in a criterion (a plan quoting spaces) used to raise IndexError while the
+    recognisers looked for a grep command, which failed the whole phase."""
+    entries = evaluate_criterion(
+        tree,
+        1,
+        "Indentation uses `  ` (two spaces) and `grep -q halve src/lib.rs` succeeds",
+        count_tests=never_counts,
+        allowed_programs={"cargo"},
+    )
+    assert [e.verdict for e in entries if "grep" in (e.command or "")] == [Verdict.PASS]
