@@ -313,7 +313,8 @@ def _message(ledger: Ledger) -> str:
         text = f"pre-flight passed ({len(ledger.entries)} checks)"
         if warnings:
             text += "; warnings: " + "; ".join(
-                f"{e.check}: {e.evidence.splitlines()[0]}" for e in warnings
+                f"{e.check}: {e.evidence.splitlines()[0] if e.evidence else e.verdict.value}"
+                for e in warnings
             )
         return text
     lines = ["pre-flight failed; fix these before running the plan:"]
