@@ -218,20 +218,7 @@ def run_command(
     prefect_logs: Annotated[bool, typer.Option(help=PREFECT_LOGS_HELP)] = False,
 ) -> None:
     """Run a plan as a Prefect DAG; exit 0 all complete, 1 any not complete, 2 invalid input."""
-    problem = budget_problem(
-        max_cost_usd=max_cost,
-        max_tokens=max_tokens,
-        phase_max_cost_usd=phase_max_cost,
-        phase_max_tokens=phase_max_tokens,
-        max_turns=max_turns,
-        no_progress_turns=no_progress_turns,
-    )
-    if problem is not None:  # in the options' own words, before RunOptions refuses them
-        typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(EXIT_INVALID)
-    from tasks.options import RunOptions
-
-    options = RunOptions(
+    fields: dict[str, object] = dict(
         repo=repo,
         skills=skill or [],
         dirty_policy=dirty,
@@ -257,6 +244,13 @@ def run_command(
         agent_runtime=agent_runtime.value,
         distribute=distribute,
     )
+    problem = options_problem(**fields)
+    if problem is not None:  # in the options' own words, before RunOptions refuses them
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(EXIT_INVALID)
+    from tasks.options import RunOptions
+
+    options = RunOptions.model_validate(fields)
     code = run_plan(
         plan,
         options,
@@ -294,9 +288,6 @@ def run_plan(
     repo = options.repo
     if repo is not None and not repo.expanduser().is_dir():
         echo(f"error: {repo}: no such directory", err=True)
-        return EXIT_INVALID
-    if options.phase_timeout_s <= 0 or options.agent_timeout_s <= 0:
-        echo("error: timeouts must be positive", err=True)
         return EXIT_INVALID
     from tasks.env_settings import EnvSettingError, check_env_settings
     from tasks.plan_input import PlanInputError, check_agent_runtime
@@ -341,16 +332,25 @@ def run_plan(
         return EXIT_INVALID
 
 
-def budget_problem(**limits: float | int | None) -> str | None:
-    """What is wrong with the budget options (option names as the CLI spells them), if anything."""
-    for name, value in limits.items():
-        if value is None:
-            continue
-        floor = 0 if name == "no_progress_turns" else 1e-9
-        if value < floor:
-            option = "--" + name.removesuffix("_usd").replace("_", "-")
-            need = "0 (off) or more" if name == "no_progress_turns" else "positive"
-            return f"{option} must be {need} (got {value})"
+def options_problem(**fields: object) -> str | None:
+    """What is wrong with the run's options, in the words of the CLI's options (None: nothing).
+    The rules are RunOptions' own (tasks/options.py); this only names the option that broke one."""
+    from pydantic import ValidationError
+
+    from tasks.options import RunOptions
+
+    try:
+        RunOptions.model_validate(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0])
+        option = "--" + name.removesuffix("_usd").removesuffix("_s").replace("_", "-")
+        floor = (first.get("ctx") or {}).get("ge")
+        if first["type"] == "greater_than_equal" and floor == 0:
+            return f"{option} must be 0 (off) or more (got {first['input']})"
+        if first["type"] in ("greater_than", "greater_than_equal"):
+            return f"{option} must be positive (got {first['input']})"
+        return f"{option}: {first['msg']} (got {first['input']!r})"
     return None
 
 

@@ -37,9 +37,9 @@ class RunOptions(BaseModel):
     """Uncommitted changes at pre-flight: `stop`, `stash`, `commit` or `proceed`."""
     include_optional: bool = False
     """Run the phases marked optional too."""
-    phase_timeout_s: float = DEFAULT_PHASE_TIMEOUT_S
+    phase_timeout_s: float = Field(default=DEFAULT_PHASE_TIMEOUT_S, gt=0)
     """Seconds one phase may take (default 600: 10 minutes)."""
-    agent_timeout_s: float = DEFAULT_AGENT_TIMEOUT_S
+    agent_timeout_s: float = Field(default=DEFAULT_AGENT_TIMEOUT_S, gt=0)
     """Seconds one agent call may take (default 300: 5 minutes)."""
     model: str | None = None
     """The model of every agent, overriding the agent definitions (None: the definitions')."""

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from cli.run import budget_problem
+from cli.run import options_problem
 from flows.context import PhaseOutcome, ResolvedRunOptions, RunOptions
 from flows.phase import _as_state, run_budget
 from flows.report import RunReport, cost_line, final_report, implementation_summary, table_rows
@@ -186,10 +186,10 @@ def test_status_prints_each_phase_cost_and_the_total(tmp_path: Path) -> None:
 
 
 def test_bad_budget_options_are_refused_before_anything_runs(tmp_path: Path) -> None:
-    assert budget_problem(max_cost_usd=0.0) == "--max-cost must be positive (got 0.0)"
-    assert budget_problem(phase_max_tokens=-1) == "--phase-max-tokens must be positive (got -1)"
-    assert budget_problem(no_progress_turns=0, max_turns=200) is None
-    assert budget_problem(no_progress_turns=-1).startswith("--no-progress-turns must be 0 (off)")
+    assert options_problem(max_cost_usd=0.0) == "--max-cost must be positive (got 0.0)"
+    assert options_problem(phase_max_tokens=-1) == "--phase-max-tokens must be positive (got -1)"
+    assert options_problem(no_progress_turns=0, max_turns=200) is None
+    assert options_problem(no_progress_turns=-1).startswith("--no-progress-turns must be 0 (off)")
     plan = tmp_path / "plan.md"
     plan.write_text(PLAN.format(cost="1", tokens="1"))
     from cli.app import app
@@ -203,3 +203,18 @@ def test_bad_budget_options_are_refused_before_anything_runs(tmp_path: Path) -> 
         RunOptions(max_cost_usd=-2)
     with pytest.raises(ValidationError, match="no_progress_turns"):
         RunOptions(no_progress_turns=-1)
+
+
+def test_bad_timeouts_are_refused_by_the_options_own_rule(tmp_path: Path) -> None:
+    """The timeouts' floor is RunOptions' (so a deployment run is refused too), and the CLI names
+    the option that broke it."""
+    assert options_problem(phase_timeout_s=0) == "--phase-timeout must be positive (got 0)"
+    assert options_problem(agent_timeout_s=-5.0) == "--agent-timeout must be positive (got -5.0)"
+    assert options_problem(phase_timeout_s=1, agent_timeout_s=1) is None
+    plan = tmp_path / "plan.md"
+    plan.write_text(PLAN.format(cost="1", tokens="1"))
+    from cli.app import app
+
+    result = CliRunner().invoke(app, ["run", str(plan), "--phase-timeout", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: --phase-timeout must be positive (got 0.0)\n"
