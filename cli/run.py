@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plan_parser.vocabulary import DirtyPolicy
+from plan_parser.vocabulary import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, DirtyPolicy
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 
 if TYPE_CHECKING:
@@ -92,10 +92,10 @@ def run_command(
     include_optional: Annotated[bool, typer.Option(help="Run phases marked optional too.")] = False,
     phase_timeout: Annotated[
         float, typer.Option(help="Seconds per phase (default 600: 10 minutes).")
-    ] = 600.0,
+    ] = DEFAULT_PHASE_TIMEOUT_S,
     agent_timeout: Annotated[
         float, typer.Option(help="Seconds per agent call (default 300: 5 minutes).")
-    ] = 300.0,
+    ] = DEFAULT_AGENT_TIMEOUT_S,
     model: Annotated[
         str | None, typer.Option(help="Model for every agent, overriding the definitions.")
     ] = None,
