@@ -89,7 +89,7 @@ async def run_phase(
     outcome = PhaseOutcome(
         phase_id=phase.id,
         title=phase.title,
-        owner=phase.owner.raw if phase.owner else "",
+        owner=phase.owner_label,
         wave=context.wave_of(phase_id),
         status="running",
         flow_run_id=flow_run_id,
@@ -190,7 +190,7 @@ async def _phase_body(context: RunContext, phase: Phase, outcome: PhaseOutcome) 
     if owner_kind is OwnerKind.HUMAN and not options.interactive:
         outcome.status = "blocked"
         outcome.error = (
-            f"phase {phase.id} is owned by a human ({phase.owner.raw if phase.owner else ''}): "
+            f"phase {phase.id} is owned by a human ({phase.owner_label}): "
             "rerun with --interactive to do it by hand, then the gates judge it"
         )
         return
