@@ -1,0 +1,186 @@
+"""Acceptance criteria from the corpus plans that the gates decide, checked against what an honest
+developer who did exactly what the phase asks would leave behind: never a false BLOCKED, and
+where the gates cannot tell, the verifier decides (NEEDS_JUDGEMENT), never a PASS.
+
+Each criterion text is quoted from a corpus plan (/work/shared/corpus/plans, read from
+``../shared`` relative to the repository when present: see
+:func:`test_the_quoted_criteria_are_in_the_corpus`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks import shell
+from tasks.gates.cargo_output import TestRun
+from tasks.gates.criteria import evaluate_criterion
+from tasks.gates.ledger import Verdict
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "plans"
+
+RETRY_CRITERION = (
+    "File `shared/src/providers/retry.rs` exists with `is_rate_limit_error()` and "
+    "`fetch_with_retry()`"
+)
+FUNCTION_LENGTH_CRITERION = "Function `link()` in `research/lib/src/link/mod.rs` is >150 lines (expanded for error handling)"
+ROOTED_README_CRITERION = "File `/md/README.md` exists with >20 lines"
+ABSOLUTE_DIRECTORY_CRITERION = "Directory `/Volumes/coding/personal/dockhand/md` exists"
+ABSOLUTE_GONE_CRITERION = "Directory `/Volumes/coding/personal/dockhand/mat` does NOT exist"
+EXCEPT_CRITERION = (
+    "`grep -r 'mat' md/README.md` finds NO matches (except in table cell alignments like `|---|`)"
+)
+ESCAPED_GLOB_CRITERION = "`grep 'library/\\*/deep_dive.md' research/cli/src/main.rs` succeeds"
+
+QUOTED = [
+    RETRY_CRITERION,
+    FUNCTION_LENGTH_CRITERION,
+    ROOTED_README_CRITERION,
+    ABSOLUTE_DIRECTORY_CRITERION,
+    ABSOLUTE_GONE_CRITERION,
+    EXCEPT_CRITERION,
+    ESCAPED_GLOB_CRITERION,
+]
+
+
+def never_counts(argv: list[str] | None) -> tuple[TestRun | None, str]:
+    raise AssertionError("no test count expected")
+
+
+def verdicts(repo: Path, text: str) -> list[Verdict]:
+    entries = evaluate_criterion(
+        repo, 1, text, count_tests=never_counts, allowed_programs={"cargo"}
+    )
+    return [entry.verdict for entry in entries]
+
+
+def write(repo: Path, path: str, text: str) -> None:
+    target = repo / path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    shell.run(["git", "init", "-q"], cwd=root)
+    return root
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="the corpus is not next to this repository")
+@pytest.mark.parametrize("text", QUOTED)
+def test_the_quoted_criteria_are_in_the_corpus(text: str) -> None:
+    plans = (path.read_text(encoding="utf-8") for path in CORPUS.glob("*.md"))
+    assert any(text in plan for plan in plans)
+
+
+# --- a function named as `name()` ----------------------------------------------------------------
+
+RETRY_RS = """\
+pub fn is_rate_limit_error(error: &reqwest::Error) -> bool {
+    error.status().map(|s| s.as_u16() == 429).unwrap_or(false)
+}
+
+pub async fn fetch_with_retry<F, T>(operation: F) -> Result<T, reqwest::Error> {
+    todo!()
+}
+"""
+
+
+def test_a_function_named_with_empty_parentheses_is_found_by_its_definition(repo: Path) -> None:
+    write(repo, "shared/src/providers/retry.rs", RETRY_RS)
+    assert verdicts(repo, RETRY_CRITERION) == [Verdict.PASS, Verdict.PASS]
+
+
+def test_a_function_named_with_empty_parentheses_must_still_be_defined(repo: Path) -> None:
+    write(repo, "shared/src/providers/retry.rs", "pub fn is_rate_limit_error() -> bool { true }\n")
+    assert verdicts(repo, RETRY_CRITERION) == [Verdict.PASS, Verdict.FAIL]
+    # A call is not a definition.
+    write(
+        repo,
+        "shared/src/providers/retry.rs",
+        "pub fn is_rate_limit_error(e: &E) -> bool { fetch_with_retry(e) }\n",
+    )
+    assert verdicts(repo, RETRY_CRITERION) == [Verdict.PASS, Verdict.FAIL]
+
+
+def test_a_claim_about_a_function_beyond_its_presence_goes_to_the_verifier(repo: Path) -> None:
+    """The length is not checked: a PASS on the name alone would be a false COMPLETE, a FAIL on
+    `link()` not being written literally (`pub fn link(args: LinkArgs)`) a false BLOCKED."""
+    write(repo, "research/lib/src/link/mod.rs", "pub fn link(args: LinkArgs) {}\n")
+    assert verdicts(repo, FUNCTION_LENGTH_CRITERION) == [Verdict.NEEDS_JUDGEMENT]
+    write(repo, "research/lib/src/link/mod.rs", "pub fn link() {}\n")
+    assert verdicts(repo, FUNCTION_LENGTH_CRITERION) == [Verdict.NEEDS_JUDGEMENT]
+
+
+# --- absolute paths --------------------------------------------------------------------------------
+
+
+def test_a_path_rooted_at_the_repository_is_read_in_it(repo: Path) -> None:
+    write(repo, "md/README.md", "line\n" * 25)
+    assert verdicts(repo, ROOTED_README_CRITERION) == [Verdict.PASS]
+    write(repo, "md/README.md", "line\n" * 5)
+    assert verdicts(repo, ROOTED_README_CRITERION) == [Verdict.FAIL]
+
+
+def test_an_absolute_path_inside_the_repository_is_read_in_it(repo: Path) -> None:
+    (repo / "md").mkdir()
+    assert verdicts(repo, f"Directory `{repo}/md` exists") == [Verdict.PASS]
+    assert verdicts(repo, f"Directory `{repo}/mat` does NOT exist") == [Verdict.PASS]
+    (repo / "mat").mkdir()
+    assert verdicts(repo, f"Directory `{repo}/mat` does NOT exist") == [Verdict.FAIL]
+
+
+def test_an_absolute_path_elsewhere_goes_to_the_verifier(repo: Path) -> None:
+    """The author's machine path (`/Volumes/...`) says nothing about this checkout: neither a
+    FAIL for the directory the developer did create nor a PASS for the one they did remove."""
+    (repo / "md").mkdir()
+    assert verdicts(repo, ABSOLUTE_DIRECTORY_CRITERION) == [Verdict.NEEDS_JUDGEMENT]
+    (repo / "mat").mkdir()
+    assert verdicts(repo, ABSOLUTE_GONE_CRITERION) == [Verdict.NEEDS_JUDGEMENT]
+    assert verdicts(repo, "`/Volumes/x/src/lib.rs` contains `pub mod md;`") == [
+        Verdict.NEEDS_JUDGEMENT
+    ]
+
+
+# --- greps -----------------------------------------------------------------------------------------
+
+
+def test_a_negated_grep_with_an_exception_goes_to_the_verifier_when_it_matches(
+    repo: Path,
+) -> None:
+    """`mat` also matches `format` and the table rule `|---|` the criterion itself excuses."""
+    write(
+        repo, "md/README.md", "# md\n\nRenders markdown.\n\n| a | b |\n|---|---|\n| format | x |\n"
+    )
+    assert verdicts(repo, EXCEPT_CRITERION) == [Verdict.NEEDS_JUDGEMENT]
+    write(repo, "md/README.md", "# md\n\nRenders markdown.\n")
+    assert verdicts(repo, EXCEPT_CRITERION) == [Verdict.PASS]
+
+
+def test_a_grep_pattern_is_not_expanded_as_a_file_glob(repo: Path) -> None:
+    write(repo, "library/rust/deep_dive.md", "# deep dive\n")
+    write(
+        repo,
+        "research/cli/src/main.rs",
+        'let pattern = base.join("library/*/deep_dive.md");\n',
+    )
+    assert verdicts(repo, ESCAPED_GLOB_CRITERION) == [Verdict.PASS]
+    write(repo, "src/lib.rs", "pub mod a;\n")
+    write(repo, "src/a.rs", "pub fn a() {}\n")
+    write(repo, "build.rs", 'let sources = glob("src/*.rs");\n')
+    # The pattern names files that exist: expanded, it would search for `src/a.rs` instead.
+    assert verdicts(repo, '`grep -F "src/*.rs" build.rs` succeeds') == [Verdict.PASS]
+    assert verdicts(repo, '`grep -A 1 -F "src/*.rs" build.rs` succeeds') == [Verdict.PASS]
+    assert verdicts(repo, '`grep "pub mod" src/*.rs` succeeds') == [Verdict.PASS]
+    assert verdicts(repo, '`grep -e "pub fn" src/*.rs` succeeds') == [Verdict.PASS]
+
+
+def test_a_pattern_that_is_no_valid_glob_still_greps(repo: Path) -> None:
+    write(repo, "README.md", "**Note**: read me\n")
+    assert verdicts(repo, '`grep "**Note**" README.md` succeeds') == [Verdict.PASS]
+    assert verdicts(repo, '`grep "x" **README.md` succeeds') in (
+        [Verdict.FAIL],
+        [Verdict.NEEDS_JUDGEMENT],
+    )
