@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -462,6 +463,102 @@ class _TestRuns:
         )
 
 
+_CARGO_VALUE_OPTIONS = frozenset(
+    {
+        "-p",
+        "--package",
+        "--test",
+        "--bin",
+        "--example",
+        "--bench",
+        "-F",
+        "--features",
+        "--target",
+        "--manifest-path",
+        "-j",
+        "--jobs",
+        "--profile",
+        "--target-dir",
+        "--color",
+        "--message-format",
+        "--exclude",
+        "--config",
+        "-Z",
+    }
+)
+"""`cargo test` options whose value is the next argument (`-p name`): not a test filter."""
+_HARNESS_VALUE_OPTIONS = frozenset({"--skip", "--test-threads", "--format", "--color", "-Z"})
+"""The test harness's options (after `--`) whose value is the next argument."""
+
+
+def _cargo_test_filter(argv: list[str]) -> int | None:
+    """Where a `cargo test` command's test-name filter is (None: it has none)."""
+    if argv[:2] != ["cargo", "test"]:
+        return None
+    values = _CARGO_VALUE_OPTIONS
+    value_next = False
+    for index, arg in enumerate(argv[2:], 2):
+        if value_next:
+            value_next = False
+        elif arg == "--":
+            values = _HARNESS_VALUE_OPTIONS
+        elif arg.startswith("-"):
+            value_next = arg in values
+        else:
+            return index
+    return None
+
+
+def _crate_names(repo: Path) -> set[str]:
+    """The Rust names of the repository's crates (`research-lib` → `research_lib`, or its
+    `[lib] name`)."""
+    names: set[str] = set()
+    for manifest in repo_files(repo, "*Cargo.toml"):
+        try:
+            data = tomllib.loads((repo / manifest).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        for table in (data.get("package"), data.get("lib")):
+            if isinstance(table, dict) and isinstance(table.get("name"), str):
+                names.add(table["name"].replace("-", "_"))
+    return names
+
+
+def without_crate_prefix(repo: Path, argv: list[str]) -> list[str] | None:
+    """``argv`` with the crate name taken off its test filter (`research_lib::utils` →
+    `utils`, `research_lib` → no filter), or None when the filter does not start with one.
+    Rust test names are module paths inside the crate: they never hold the crate's name."""
+    index = _cargo_test_filter(argv)
+    if index is None:
+        return None
+    crate, _, rest = argv[index].partition("::")
+    if crate not in _crate_names(repo):
+        return None
+    return [*argv[:index], *([rest] if rest else []), *argv[index + 1 :]]
+
+
+def _run_scoped(repo: Path, tests: _TestRuns, check: str, argv: list[str], *, scoped: bool) -> None:
+    """Run a blast-radius test command; when its filter names the crate and so selected no
+    test, run it again without the crate name: that run decides, the first is a warning."""
+    fresh = tuple(argv) not in tests.runs
+    run = tests.run(check, argv, scoped=scoped)
+    # exit_code None: nothing ran (refused, or the dry run's planned command).
+    if not (fresh and scoped and run.exit_code is not None and run.summaries and run.total == 0):
+        return
+    stripped = without_crate_prefix(repo, argv)
+    if stripped is None:
+        return
+    first = tests.entries[-1]
+    tests.entries[-1] = first.model_copy(
+        update={
+            "verdict": Verdict.WARN,
+            "evidence": f"{first.evidence}\n(the filter starts with the crate's name, which no "
+            f"Rust test name holds: run again as `{render(stripped)}`)",
+        }
+    )
+    tests.run(f"{check} (without the crate name)", stripped, scoped=True)
+
+
 def blast_radius_entries(
     repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, grep: GrepCheck | None = None
 ) -> list[LedgerEntry]:
@@ -478,7 +575,9 @@ def blast_radius_entries(
         and not EXPLICIT_NO_TESTS.match(radius)
         and config.test_filter
     ):
-        tests.run(f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True)
+        _run_scoped(
+            repo, tests, f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True
+        )
         return entries
     for command in commands:
         segments = split_segments(command)
@@ -496,7 +595,7 @@ def blast_radius_entries(
             elif refusal := config.refusal(argv):
                 entries.append(not_run(check, f"not run: {refusal}", command=text))
             else:
-                tests.run(check, argv, scoped=argv != config.test)
+                _run_scoped(repo, tests, check, argv, scoped=argv != config.test)
     if phase.blast_prose and commands:
         entries.append(
             not_run(

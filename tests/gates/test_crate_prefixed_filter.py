@@ -1,0 +1,96 @@
+"""A blast radius whose test filter starts with the crate's own name (corpus: `cargo test --lib
+research_lib::utils::filename`, `cargo test --lib research_lib`): Rust test names never hold
+the crate name, so the filter selects no test whatever the phase did. The gates run it as
+written; when it selects nothing, they run it again without the crate name, and that run
+decides (not a false BLOCKED for the plan's slip, and still a FAIL when the tests are missing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks.gates.config import load_gate_config
+from tasks.gates.ledger import LedgerEntry, Verdict
+from tasks.gates.phase_gates import _TestRuns, blast_radius_entries, without_crate_prefix
+from tests.gates.helpers import phase
+
+
+def blast(repo: Path, command: str) -> tuple[list[LedgerEntry], _TestRuns]:
+    config = load_gate_config(repo)
+    tests = _TestRuns(repo, config, None)
+    entries = blast_radius_entries(
+        repo, phase(blast=command, blast_commands=[command]), config, tests
+    )
+    return entries, tests
+
+
+def test_the_crate_name_is_dropped_from_a_filter_that_selected_nothing(
+    repo_factory: Callable[[str], Path],
+) -> None:
+    repo = repo_factory("single")
+    _, tests = blast(repo, "cargo test --lib single::math")
+    verdicts = [(e.command, e.verdict) for e in tests.entries]
+    assert verdicts == [
+        ("cargo test --lib single::math", Verdict.WARN),
+        ("cargo test --lib math", Verdict.PASS),
+    ]
+    assert "crate" in tests.entries[0].evidence
+    assert tests.runs[("cargo", "test", "--lib", "math")].total == 3
+
+
+def test_a_bare_crate_name_runs_the_crate_tests(repo_factory: Callable[[str], Path]) -> None:
+    repo = repo_factory("single")
+    _, tests = blast(repo, "cargo test --lib single")
+    assert [(e.command, e.verdict) for e in tests.entries] == [
+        ("cargo test --lib single", Verdict.WARN),
+        ("cargo test --lib", Verdict.PASS),
+    ]
+
+
+def test_a_filter_that_is_no_crate_name_still_fails(repo_factory: Callable[[str], Path]) -> None:
+    repo = repo_factory("single")
+    _, tests = blast(repo, "cargo test --lib nothing::math")
+    assert [(e.command, e.verdict) for e in tests.entries] == [
+        ("cargo test --lib nothing::math", Verdict.FAIL)
+    ]
+    # Without the crate name it still selects nothing: the phase's tests are missing.
+    _, tests = blast(repo, "cargo test --lib single::nothing")
+    assert [(e.command, e.verdict) for e in tests.entries] == [
+        ("cargo test --lib single::nothing", Verdict.WARN),
+        ("cargo test --lib nothing", Verdict.FAIL),
+    ]
+
+
+def test_where_the_filter_is(tmp_path: Path) -> None:
+    (tmp_path / "Cargo.toml").write_text('[workspace]\nmembers = ["lib"]\n', encoding="utf-8")
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "Cargo.toml").write_text(
+        '[package]\nname = "research-lib"\nversion = "0.1.0"\n', encoding="utf-8"
+    )
+    from tasks import shell
+
+    shell.run(["git", "init", "-q"], cwd=tmp_path)
+    shell.run(["git", "add", "-A"], cwd=tmp_path)
+
+    def strip(command: str) -> list[str] | None:
+        return without_crate_prefix(tmp_path, command.split())
+
+    assert strip("cargo test --lib research_lib::utils::filename") == [
+        "cargo",
+        "test",
+        "--lib",
+        "utils::filename",
+    ]
+    assert strip("cargo test -p research-lib --lib research_lib") == [
+        "cargo",
+        "test",
+        "-p",
+        "research-lib",
+        "--lib",
+    ]
+    assert strip("cargo test -p research_lib --lib utils") is None
+    assert strip("cargo test --features research_lib utils") is None
+    assert strip("cargo test -- research_lib::utils") == ["cargo", "test", "--", "utils"]
+    assert strip("cargo test --lib utils::filename") is None
+    assert strip("cargo build -p research_lib") is None
+    assert strip("just test research_lib") is None
