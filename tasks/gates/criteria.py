@@ -147,7 +147,11 @@ def repo_path(repo: Path, raw: str) -> str | None:
 
 
 def _outside_note(raw_path: str) -> str:
-    return f"`{raw_path}` is an absolute path outside the repository: not checked here"
+    rooted = clean_path(raw_path).lstrip("/")
+    return (
+        f"`{raw_path}` is an absolute path outside the repository, and `{rooted}` is not in it "
+        "either: not checked here"
+    )
 
 
 def _outside(check: str, raw_path: str) -> LedgerEntry:

@@ -774,6 +774,36 @@ def gate_config_check(
 # --- the gate run -----------------------------------------------------------------------------
 
 
+_USAGE_ERROR = re.compile(
+    r"^error: (?:unexpected argument|unrecognized subcommand|invalid value|unexpected value"
+    r"|a value is required|the argument '[^']*' cannot be used)",
+    re.MULTILINE,
+)
+"""How cargo (clap) rejects a command line before doing anything: `cargo build --lib name`."""
+_MALFORMED_NOTE = "the program rejected its arguments before doing anything: the verifier decides"
+
+
+def _rejected_as_usage(tests: _TestRuns, command: str) -> bool:
+    """Whether a criterion's own command failed only because its arguments are wrong (a plan's
+    slip no phase can fix, e.g. `cargo build --lib research_lib`); its failed run then warns
+    instead of blocking, and the criterion goes to the verifier."""
+    for index, entry in enumerate(tests.entries):
+        if (
+            entry.command == command
+            and entry.check.startswith("run for criteria:")
+            and entry.verdict is Verdict.FAIL
+            and _USAGE_ERROR.search(entry.evidence)
+        ):
+            tests.entries[index] = entry.model_copy(
+                update={
+                    "verdict": Verdict.WARN,
+                    "evidence": f"{entry.evidence}\n({_MALFORMED_NOTE})",
+                }
+            )
+            return True
+    return False
+
+
 def criteria_entries(
     repo: Path,
     phase: Phase,
@@ -805,6 +835,14 @@ def criteria_entries(
                 evidence=f"not run: {refusal}",
             )
         run = tests.run(f"run for criteria: {render(argv)}", argv, scoped=False)
+        if run.summaries == 0 and _rejected_as_usage(tests, render(argv)):
+            return LedgerEntry(
+                check="criterion command",
+                command=render(argv),
+                exit_code=run.exit_code,
+                verdict=Verdict.NEEDS_JUDGEMENT,
+                evidence=f"`{render(argv)}` is not a valid command line ({_MALFORMED_NOTE})",
+            )
         ok = run.exit_code == 0 and run.failed == 0
         counts = f"; {run.counts()}" if run.summaries else ""
         return LedgerEntry(

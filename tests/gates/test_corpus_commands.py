@@ -1,8 +1,13 @@
-"""A blast radius whose test filter starts with the crate's own name (corpus: `cargo test --lib
+"""Commands from the corpus plans that no phase could make pass, run on the fixture crate.
+
+A blast radius whose test filter starts with the crate's own name (`cargo test --lib
 research_lib::utils::filename`, `cargo test --lib research_lib`): Rust test names never hold
 the crate name, so the filter selects no test whatever the phase did. The gates run it as
 written; when it selects nothing, they run it again without the crate name, and that run
-decides (not a false BLOCKED for the plan's slip, and still a FAIL when the tests are missing)."""
+decides (not a false BLOCKED for the plan's slip, and still a FAIL when the tests are missing).
+
+A criterion's command that cargo rejects as a command line (`cargo build --lib research_lib`)
+goes to the verifier; a command that fails for real still fails."""
 
 from __future__ import annotations
 
@@ -11,7 +16,12 @@ from pathlib import Path
 
 from tasks.gates.config import load_gate_config
 from tasks.gates.ledger import LedgerEntry, Verdict
-from tasks.gates.phase_gates import _TestRuns, blast_radius_entries, without_crate_prefix
+from tasks.gates.phase_gates import (
+    _TestRuns,
+    blast_radius_entries,
+    criteria_entries,
+    without_crate_prefix,
+)
 from tests.gates.helpers import phase
 
 
@@ -94,3 +104,35 @@ def test_where_the_filter_is(tmp_path: Path) -> None:
     assert strip("cargo test --lib utils::filename") is None
     assert strip("cargo build -p research_lib") is None
     assert strip("just test research_lib") is None
+
+
+def test_a_criterion_command_cargo_rejects_goes_to_the_verifier(
+    repo_factory: Callable[[str], Path],
+) -> None:
+    """Corpus: "`cargo build --lib research_lib` succeeds" (`--lib` takes no crate name):
+    cargo rejects the arguments whatever the phase did."""
+    repo = repo_factory("single")
+    config = load_gate_config(repo)
+    tests = _TestRuns(repo, config, None)
+    texts = ["`cargo build --lib single` succeeds", "`cargo build --lib` succeeds"]
+    entries = criteria_entries(repo, phase(criteria=texts), config, tests, design=False)
+    assert [e.verdict for e in entries] == [Verdict.NEEDS_JUDGEMENT, Verdict.PASS]
+    assert "not a valid command line" in entries[0].evidence
+    assert [(e.command, e.verdict) for e in tests.entries] == [
+        ("cargo build --lib single", Verdict.WARN),
+        ("cargo build --lib", Verdict.PASS),
+    ]
+
+
+def test_a_criterion_command_that_fails_for_real_still_fails(
+    repo_factory: Callable[[str], Path],
+) -> None:
+    repo = repo_factory("single")
+    (repo / "src" / "lib.rs").write_text("pub fn broken( {}\n")
+    config = load_gate_config(repo)
+    tests = _TestRuns(repo, config, None)
+    entries = criteria_entries(
+        repo, phase(criteria=["`cargo build --lib` succeeds"]), config, tests, design=False
+    )
+    assert [e.verdict for e in entries] == [Verdict.FAIL]
+    assert [e.verdict for e in tests.entries] == [Verdict.FAIL]
