@@ -174,11 +174,16 @@ def phase_changes(repo: Path, start: PhaseStart) -> dict[str, str]:
 # --- declared files and the scope contract ---------------------------------------------------
 
 
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][\w-]*\}|<[A-Za-z_][\w-]*>")
+"""`queries/{language}/comments.scm`, `src/<name>.rs`: one file per value, any name in its
+place (a glob), never a file literally named `{language}`."""
+
+
 def _repo_relative(repo: Path, ref: FileRef) -> str | None:
     """A declared file as the repository's path (None: outside it). Not `repo_relative` alone:
     a relative name is the plan's, kept as written, or completed to the one tracked file it
     loosely names; only an absolute path is placed by resolving it."""
-    path = clean_path(ref.path)
+    path = _PLACEHOLDER.sub("*", clean_path(ref.path))
     if Path(path).is_absolute():
         return repo_relative(repo, path)
     # An existing file named loosely (`lib.rs`, `api/mod.rs`): the one tracked file it names.

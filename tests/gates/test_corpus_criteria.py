@@ -12,10 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from plan_parser.model import FileAction
 from tasks import shell
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.criteria import evaluate_criterion
 from tasks.gates.ledger import Verdict
+from tasks.gates.phase_gates import PhaseStart, declared_file_entries, scope_entries
+from tests.gates.helpers import phase
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "plans"
 
@@ -30,6 +33,8 @@ ABSOLUTE_GONE_CRITERION = "Directory `/Volumes/coding/personal/dockhand/mat` doe
 EXCEPT_CRITERION = (
     "`grep -r 'mat' md/README.md` finds NO matches (except in table cell alignments like `|---|`)"
 )
+PLACEHOLDER_FILE = "tree-hugger/lib/queries/{language}/comments.scm"
+"""Declared (modify) by a corpus plan's phase: one such file per supported language."""
 ESCAPED_GLOB_CRITERION = "`grep 'library/\\*/deep_dive.md' research/cli/src/main.rs` succeeds"
 
 QUOTED = [
@@ -40,6 +45,7 @@ QUOTED = [
     ABSOLUTE_GONE_CRITERION,
     EXCEPT_CRITERION,
     ESCAPED_GLOB_CRITERION,
+    PLACEHOLDER_FILE,
 ]
 
 
@@ -183,4 +189,34 @@ def test_a_pattern_that_is_no_valid_glob_still_greps(repo: Path) -> None:
     assert verdicts(repo, '`grep "x" **README.md` succeeds') in (
         [Verdict.FAIL],
         [Verdict.NEEDS_JUDGEMENT],
+    )
+
+
+# --- declared files with a placeholder -------------------------------------------------------------
+
+
+def test_a_declared_file_with_a_placeholder_names_any_file_in_its_place(repo: Path) -> None:
+    write(repo, "tree-hugger/lib/queries/rust/comments.scm", "(line_comment) @comment\n")
+    declared = phase([(PLACEHOLDER_FILE, FileAction.MODIFY)])
+    [entry] = declared_file_entries(repo, declared)
+    assert entry.verdict is Verdict.PASS
+    assert "tree-hugger/lib/queries/rust/comments.scm" in entry.evidence
+    start = PhaseStart(head="")
+    changes = {"tree-hugger/lib/queries/rust/comments.scm": "modified"}
+    verdicts_by_check = {
+        e.check: e.verdict for e in scope_entries(declared, changes, start, repo, "fail")
+    }
+    assert verdicts_by_check[f"scope: {PLACEHOLDER_FILE} changed"] is Verdict.PASS
+    assert verdicts_by_check.get("scope: outside declared files", Verdict.PASS) is Verdict.PASS
+
+
+def test_a_declared_file_with_a_placeholder_still_needs_a_file(repo: Path) -> None:
+    write(repo, "tree-hugger/lib/queries/README.md", "queries\n")
+    declared = phase([(PLACEHOLDER_FILE, FileAction.MODIFY)])
+    [entry] = declared_file_entries(repo, declared)
+    assert entry.verdict is Verdict.FAIL
+    changes = {"tree-hugger/lib/queries/README.md": "modified"}
+    scope = scope_entries(declared, changes, PhaseStart(head=""), repo, "fail")
+    assert {e.check: e.verdict for e in scope}[f"scope: {PLACEHOLDER_FILE} changed"] is (
+        Verdict.FAIL
     )
