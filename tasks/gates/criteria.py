@@ -373,11 +373,18 @@ def _dependency_names(manifest: dict[str, object]) -> set[str]:
     return names
 
 
-def dependency_entry(repo: Path, check: str, name: str, manifest: str | None = None) -> LedgerEntry:
-    """`name` is declared in ``manifest`` (or, without one, in any Cargo.toml of the repo)."""
+def dependency_entry(
+    repo: Path, check: str, name: str, manifest: str | None = None, *, added: bool = True
+) -> LedgerEntry:
+    """`name` is declared in ``manifest`` (or, without one, in any Cargo.toml of the repo).
+
+    A dependency to add (``added``) in a bare `Cargo.toml` may be in any manifest: in a
+    workspace that is the crate the phase works on, which the criterion does not name."""
     note = ""
     manifests = repo_files(repo, "*Cargo.toml")
-    if manifest:
+    if added and manifest and clean_path(manifest) == "Cargo.toml":
+        manifests = sorted(manifests, key=lambda rel: rel != "Cargo.toml")
+    elif manifest:
         resolved = resolve_path(repo, manifest)
         if resolved.path is not None:
             manifests, note = [resolved.path], resolved.note
@@ -701,7 +708,7 @@ def _removed_from(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEnt
     if needle in ctx.handled or not _looks_like_path(path):
         return []
     if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
-        declared = dependency_entry(ctx.repo, ctx.label, needle, path)
+        declared = dependency_entry(ctx.repo, ctx.label, needle, path, added=False)
         verdict = Verdict.FAIL if declared.verdict is Verdict.PASS else Verdict.PASS
         entry = declared.model_copy(update={"verdict": verdict})
     else:

@@ -46,6 +46,7 @@ QUOTED = [
     EXCEPT_CRITERION,
     ESCAPED_GLOB_CRITERION,
     PLACEHOLDER_FILE,
+    'Cargo.toml includes `proptest = "1"` in `[dev-dependencies]`',
 ]
 
 
@@ -220,3 +221,32 @@ def test_a_declared_file_with_a_placeholder_still_needs_a_file(repo: Path) -> No
     assert {e.check: e.verdict for e in scope}[f"scope: {PLACEHOLDER_FILE} changed"] is (
         Verdict.FAIL
     )
+
+
+# --- a dependency in a workspace ------------------------------------------------------------------
+
+WORKSPACE_DEPENDENCY_CRITERION = 'Cargo.toml includes `proptest = "1"` in `[dev-dependencies]`'
+"""The phase builds `research/lib` in a workspace: the dependency belongs in that crate's
+manifest, and the plan names no directory."""
+
+
+def test_a_dependency_in_a_bare_cargo_toml_may_be_in_a_member_crate(repo: Path) -> None:
+    write(repo, "Cargo.toml", '[workspace]\nmembers = ["research/lib"]\n')
+    write(repo, "research/lib/Cargo.toml", '[package]\nname = "research-lib"\n')
+    assert verdicts(repo, WORKSPACE_DEPENDENCY_CRITERION) == [Verdict.FAIL]
+    write(
+        repo,
+        "research/lib/Cargo.toml",
+        '[package]\nname = "research-lib"\n\n[dev-dependencies]\nproptest = "1"\n',
+    )
+    assert verdicts(repo, WORKSPACE_DEPENDENCY_CRITERION) == [Verdict.PASS]
+    # A manifest named with its directory is the only one read.
+    assert verdicts(repo, "`proptest` dependency added to `other/Cargo.toml`") == [Verdict.PASS]
+    write(repo, "other/Cargo.toml", '[package]\nname = "other"\n')
+    assert verdicts(repo, "`proptest` dependency added to `other/Cargo.toml`") == [Verdict.FAIL]
+
+
+def test_a_dependency_removed_from_a_bare_cargo_toml_is_read_in_the_root(repo: Path) -> None:
+    write(repo, "Cargo.toml", '[workspace]\nmembers = ["lib"]\n')
+    write(repo, "lib/Cargo.toml", '[package]\nname = "lib"\n\n[dependencies]\nserde_yaml = "0.9"\n')
+    assert verdicts(repo, "`serde_yaml` dependency removed from `Cargo.toml`") == [Verdict.PASS]
