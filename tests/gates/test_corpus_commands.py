@@ -136,3 +136,23 @@ def test_a_criterion_command_that_fails_for_real_still_fails(
     )
     assert [e.verdict for e in entries] == [Verdict.FAIL]
     assert [e.verdict for e in tests.entries] == [Verdict.FAIL]
+
+
+def test_a_blast_radius_the_plan_lets_run_zero_tests_only_warns(
+    repo_factory: Callable[[str], Path],
+) -> None:
+    """Corpus: blast radius `cargo test --lib link` with the criterion "`cargo test --lib link`
+    runs (even if 0 tests initially)": a skeleton phase whose tests come later."""
+    repo = repo_factory("single")
+    command = "cargo test --lib nothing_yet"
+    config = load_gate_config(repo)
+    for criterion, verdict in [
+        (f"`{command}` runs (even if 0 tests initially)", Verdict.WARN),
+        (f"`{command}` runs (even with 0 tests initially)", Verdict.WARN),
+        ("`cargo test --lib other` runs (even if 0 tests initially)", Verdict.FAIL),
+        (f"`{command}` passes", Verdict.FAIL),
+    ]:
+        tests = _TestRuns(repo, config, None)
+        plan_phase = phase(criteria=[criterion], blast=command, blast_commands=[command])
+        blast_radius_entries(repo, plan_phase, config, tests)
+        assert [(e.command, e.verdict) for e in tests.entries] == [(command, verdict)], criterion
