@@ -42,6 +42,11 @@ _NEGATED = re.compile(
     r"fails|is empty|not found|0 (?:matches|results)|zero (?:matches|results))",
     re.IGNORECASE,
 )
+_EXCEPTED = re.compile(
+    r"\b(?:except(?:ing)?|other than|apart from|aside from|besides|unless)\b", re.IGNORECASE
+)
+"""A negated grep's stated exceptions ("finds NO matches (except in table cells)"): a match may
+be one of them, which only a reader can tell."""
 _AT_LEAST = re.compile(r"(?:\b(\d+)\s*\+|at least (\d+)|>=\s*(\d+)|≥\s*(\d+))")
 _TEST_COUNT = re.compile(
     r"(?:(\d+)\s*\+|at least (\d+)|>=\s*(\d+)|≥\s*(\d+))\s*(?:\w+\s+){0,2}?tests?\b",
@@ -81,6 +86,11 @@ _TESTS_IN_FILE = re.compile(
     re.IGNORECASE,
 )
 _IN_FILE = re.compile(r"`([^`]+)`\s+(?:is\s+)?(?:in|present in|added to)\s+(?:the\s+)?`([^`]+)`")
+_FURTHER_CLAIM = re.compile(
+    r"\s+(?:is|are|has|have|returns?|takes?|accepts?|calls?|uses?|handles?|does|must|should)\b",
+    re.IGNORECASE,
+)
+"""`Function `link()` in `mod.rs` is >150 lines`: the criterion says more than where the name is."""
 _DEP_ADDED = re.compile(
     r"`([A-Za-z0-9_-]+)`\s+(?:crate\s+|dependency\s+|dep\s+)?(?:is\s+)?(?:added|present|listed)\b"
     r"[^`]*?(?:`([^`]*Cargo\.toml)`|\b(Cargo\.toml)\b)",
@@ -121,6 +131,33 @@ def clean_path(raw: str) -> str:
     return path[2:] if path.startswith("./") else path
 
 
+def repo_path(repo: Path, raw: str) -> str | None:
+    """A plan's path as the repository's relative path; None for an absolute path that names
+    no place in this checkout. Plans write `/md/README.md` for the repository's `md/README.md`
+    and the author's own checkout (`/Volumes/.../md`): neither is this machine's root."""
+    path = clean_path(raw)
+    if not path.startswith("/"):
+        return path
+    absolute = Path(path)
+    for root in dict.fromkeys((repo, repo.resolve())):
+        if absolute.is_relative_to(root):
+            return absolute.relative_to(root).as_posix() or "."
+    rooted = path.lstrip("/")
+    return rooted if rooted and (repo / rooted).exists() else None
+
+
+def _outside_note(raw_path: str) -> str:
+    rooted = clean_path(raw_path).lstrip("/")
+    return (
+        f"`{raw_path}` is an absolute path outside the repository, and `{rooted}` is not in it "
+        "either: not checked here"
+    )
+
+
+def _outside(check: str, raw_path: str) -> LedgerEntry:
+    return _entry(check, Verdict.NEEDS_JUDGEMENT, _outside_note(raw_path))
+
+
 def _at_least(text: str) -> int | None:
     match = _AT_LEAST.search(text)
     if not match:
@@ -143,7 +180,9 @@ def _line_count(path: Path) -> int:
 def file_exists_entry(
     repo: Path, check: str, raw_path: str, rest: str = "", count_tests: bool = True
 ) -> LedgerEntry:
-    path = clean_path(raw_path)
+    path = repo_path(repo, raw_path)
+    if path is None:
+        return _outside(check, raw_path)
     target = repo / path
     if target.is_dir():
         files = sum(1 for p in target.rglob("*") if p.is_file())
@@ -182,15 +221,18 @@ class Resolved(BaseModel):
     """The repository-relative path, or None when not found (or ambiguous)."""
     note: str = ""
     ambiguous: bool = False
+    """True also for an absolute path outside the repository: the file cannot be told apart."""
 
 
 def resolve_path(repo: Path, raw: str) -> Resolved:
     """A plan's path in the repository: as written, or the one tracked file ending with it
     (plans often write `lib.rs` or `api/mod.rs` for `crates/x/src/api/mod.rs`)."""
-    path = clean_path(raw)
+    path = repo_path(repo, raw)
+    if path is None:
+        return Resolved(path=None, ambiguous=True, note=_outside_note(raw))
     if (repo / path).exists():
         return Resolved(path=path)
-    if Path(path).is_absolute() or not path:
+    if not path:
         return Resolved(path=None, note=f"{path} is missing")
     name = Path(path).name
     found = [f for f in repo_files(repo, f"*{name}") if f == path or f.endswith("/" + path)]
@@ -201,6 +243,27 @@ def resolve_path(repo: Path, raw: str) -> Resolved:
             path=None, ambiguous=True, note=f"`{path}` is ambiguous: {', '.join(found[:5])}"
         )
     return Resolved(path=None, note=f"{path} is missing")
+
+
+_CALLABLE_NAME = re.compile(r"^(?:[A-Za-z_]\w*::)*([A-Za-z_]\w*)\(\)$")
+"""`fetch_with_retry()`, `Audio::from_path()`: plan prose naming a function, not its text."""
+_DEFINITION = r"\b(?:fn|def|func|function)\s+{name}\b"
+"""A definition of the function in the languages the plans use (Rust, Python, Go, JS/TS)."""
+
+
+def _find_needle(needle: str, text: str) -> str | None:
+    """Where ``needle`` is in ``text``; a function named as `name()` is found by its
+    definition (`pub fn name(arg: T)`), which holds `name()` only when it takes no argument."""
+    if found := _find(needle, text):
+        return found
+    callable_name = _CALLABLE_NAME.match(needle.strip())
+    if callable_name is None:
+        return None
+    definition = re.compile(_DEFINITION.format(name=re.escape(callable_name.group(1))))
+    for number, line in enumerate(text.splitlines(), 1):
+        if definition.search(line):
+            return f"{number}: {line.strip()[:160]}"
+    return None
 
 
 def _find(needle: str, text: str) -> str | None:
@@ -232,7 +295,10 @@ def contains_entry(
             f"{resolved.note or raw_path + ' is not a file'} (wanted to check {wanted})",
         )
     text = (repo / resolved.path).read_text(encoding="utf-8", errors="replace")
-    found = {needle: _find(needle, text) for needle in wanted}
+    # A removal keeps its literal reading: read as a definition, `old()` would fail a phase
+    # that was asked to remove only the call.
+    find = _find if negate else _find_needle
+    found = {needle: find(needle, text) for needle in wanted}
     path = resolved.path
     if negate:
         present = [f"`{n}` at {path}:{where}" for n, where in found.items() if where]
@@ -252,7 +318,9 @@ def contains_entry(
 
 
 def absent_entry(repo: Path, check: str, raw_path: str) -> LedgerEntry:
-    path = clean_path(raw_path)
+    path = repo_path(repo, raw_path)
+    if path is None:
+        return _outside(check, raw_path)
     gone = not (repo / path).exists()
     return _entry(
         check,
@@ -305,11 +373,18 @@ def _dependency_names(manifest: dict[str, object]) -> set[str]:
     return names
 
 
-def dependency_entry(repo: Path, check: str, name: str, manifest: str | None = None) -> LedgerEntry:
-    """`name` is declared in ``manifest`` (or, without one, in any Cargo.toml of the repo)."""
+def dependency_entry(
+    repo: Path, check: str, name: str, manifest: str | None = None, *, added: bool = True
+) -> LedgerEntry:
+    """`name` is declared in ``manifest`` (or, without one, in any Cargo.toml of the repo).
+
+    A dependency to add (``added``) in a bare `Cargo.toml` may be in any manifest: in a
+    workspace that is the crate the phase works on, which the criterion does not name."""
     note = ""
     manifests = repo_files(repo, "*Cargo.toml")
-    if manifest:
+    if added and manifest and clean_path(manifest) == "Cargo.toml":
+        manifests = sorted(manifests, key=lambda rel: rel != "Cargo.toml")
+    elif manifest:
         resolved = resolve_path(repo, manifest)
         if resolved.path is not None:
             manifests, note = [resolved.path], resolved.note
@@ -350,14 +425,41 @@ def dependency_names_from_field(value: str) -> list[str]:
 # --- grep ------------------------------------------------------------------------------------
 
 
+_GREP_VALUE_FLAGS = frozenset({"-A", "-B", "-C", "-m", "-e", "-f", "-d", "-D"})
+"""grep flags whose value is the next argument (`-A 1`), so not the pattern or a path."""
+
+
+def _glob(repo: Path, arg: str) -> list[str]:
+    """A path argument's matches in the repository, or itself (no match, or no valid glob:
+    `**x`, an absolute path)."""
+    if not any(ch in arg for ch in "*?["):
+        return [arg]
+    try:
+        matches = sorted(str(p.relative_to(repo)) for p in repo.glob(arg))
+    except (ValueError, NotImplementedError):
+        return [arg]
+    return matches or [arg]
+
+
 def _expand_globs(repo: Path, args: list[str]) -> list[str]:
+    """grep's arguments with the globs in its paths expanded, as a shell would; the pattern is
+    not a path (`grep "impl.*Iterator" f`, `grep 'library/\\*/x.md' f`) and stays as written."""
     expanded: list[str] = []
+    pattern_given = any(a in {"-e", "-f"} or a.startswith(("--regexp", "--file")) for a in args)
+    options_done = value_next = False
     for arg in args:
-        if not arg.startswith("-") and any(ch in arg for ch in "*?["):
-            matches = sorted(str(p.relative_to(repo)) for p in repo.glob(arg))
-            expanded.extend(matches or [arg])
-        else:
+        if value_next:
             expanded.append(arg)
+            value_next = False
+        elif not options_done and arg.startswith("-") and arg != "-":
+            options_done = arg == "--"
+            value_next = arg in _GREP_VALUE_FLAGS
+            expanded.append(arg)
+        elif not pattern_given:
+            pattern_given = True
+            expanded.append(arg)
+        else:
+            expanded.extend(_glob(repo, arg))
     return expanded
 
 
@@ -453,6 +555,20 @@ def grep_entry(repo: Path, check: str, command: str, criterion_text: str) -> Led
     elif negated:
         ok = result.exit_code == 1
         summary = "no match, as wanted" if ok else "matched, but the criterion wants no match"
+        if not ok and (exception := _EXCEPTED.search(tail)):
+            return LedgerEntry(
+                check=check,
+                command=command_text,
+                exit_code=result.exit_code,
+                duration_s=result.duration_s,
+                verdict=Verdict.NEEDS_JUDGEMENT,
+                evidence=output_evidence(
+                    result,
+                    f"matched; the criterion allows exceptions ({exception.group(0)} ...): "
+                    "whether these matches are among them is the verifier's to decide",
+                    failed=True,
+                ),
+            )
     else:
         ok = result.exit_code == 0
         summary = "matched" if ok else "no match"
@@ -592,7 +708,7 @@ def _removed_from(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEnt
     if needle in ctx.handled or not _looks_like_path(path):
         return []
     if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
-        declared = dependency_entry(ctx.repo, ctx.label, needle, path)
+        declared = dependency_entry(ctx.repo, ctx.label, needle, path, added=False)
         verdict = Verdict.FAIL if declared.verdict is Verdict.PASS else Verdict.PASS
         entry = declared.model_copy(update={"verdict": verdict})
     else:
@@ -623,6 +739,8 @@ def _in_file(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
     """`` `ApiAuth` is in `src/api.rs` ``; a crate name in a Cargo.toml is a dependency."""
     needle, path = match.groups()
     if needle in ctx.handled or not _looks_like_path(path) or _looks_like_path(needle):
+        return []
+    if _FURTHER_CLAIM.match(ctx.text, match.end()):
         return []
     if path.endswith("Cargo.toml") and re.fullmatch(r"[A-Za-z0-9_-]+", needle):
         entry = dependency_entry(ctx.repo, ctx.label, needle, path)
