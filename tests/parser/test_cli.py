@@ -158,3 +158,19 @@ def test_read_only_commands_do_not_import_prefect(write_plan) -> None:
     imported = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
     assert any(line.rstrip().endswith("plan_parser") for line in imported)
     assert not any(line.rstrip().endswith((" prefect", " anthropic")) for line in imported)
+
+
+def test_the_former_module_path_still_runs_the_cli(write_plan) -> None:
+    """`python -m flows.cli` is what tools written before the CLI moved to `cli/` run when
+    `plan-executor` is not on PATH (a parser-scoring script does): it stays the same CLI."""
+    path = write_plan(plan_text(phase_block("1", "Alpha", files=["src/a.rs"])))
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "parse", "--json", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    [item] = json.loads(done.stdout)
+    assert item["phases"][0]["id"] == "1"
