@@ -169,6 +169,27 @@ def _entry(check: str, verdict: Verdict, evidence: str, command: str | None = No
     return LedgerEntry(check=check, verdict=verdict, evidence=evidence, command=command)
 
 
+_ADDED_COUNT = re.compile(
+    r"\d+\s*\+?\s*(?:\w+\s+)?(?:more|new|additional|added|extra)\b", re.IGNORECASE
+)
+"""A count of tests the phase adds ("shows 15+ more tests", "5+ new tests"), not a total."""
+
+
+def _added_count_judged(entry: LedgerEntry, text: str) -> LedgerEntry:
+    """A passing total when the criterion counts tests the phase *adds*: the total cannot tell
+    how many are new (a file that had 20 already), so the verifier decides. A failing total
+    stays a failure: fewer in all means fewer added."""
+    if entry.verdict is not Verdict.PASS or not _ADDED_COUNT.search(text):
+        return entry
+    return entry.model_copy(
+        update={
+            "verdict": Verdict.NEEDS_JUDGEMENT,
+            "evidence": f"{entry.evidence}; the criterion counts what the phase adds, which a "
+            "total cannot show: the verifier compares with the code before the phase",
+        }
+    )
+
+
 # --- files -----------------------------------------------------------------------------------
 
 
@@ -519,10 +540,6 @@ def grep_argv(command: str) -> tuple[list[str] | None, str]:
     return [program, *args], ""
 
 
-GrepCheck = Callable[[Path, str, str, str], LedgerEntry]
-"""How a grep check is run into a ledger entry: :func:`grep_entry`, or the dry run's stand-in."""
-
-
 def grep_entry(repo: Path, check: str, command: str, criterion_text: str) -> LedgerEntry:
     argv, why = grep_argv(command)
     if argv is None:
@@ -573,7 +590,7 @@ def grep_entry(repo: Path, check: str, command: str, criterion_text: str) -> Led
         ok = result.exit_code == 0
         summary = "matched" if ok else "no match"
     verdict = Verdict.PASS if ok else Verdict.FAIL
-    return LedgerEntry(
+    entry = LedgerEntry(
         check=check,
         command=command_text,
         exit_code=result.exit_code,
@@ -581,6 +598,7 @@ def grep_entry(repo: Path, check: str, command: str, criterion_text: str) -> Led
         verdict=verdict,
         evidence=output_evidence(result, summary, failed=not ok),
     )
+    return _added_count_judged(entry, tail) if wanted_count is not None else entry
 
 
 # --- one criterion ---------------------------------------------------------------------------
@@ -674,7 +692,8 @@ def _tests_in_file(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEn
     number_a, path_a, path_b, number_b = match.groups()
     path, wanted = (path_a, number_a) if path_a else (path_b, number_b)
     ctx.handled.add(path)
-    return [tests_in_file_entry(ctx.repo, ctx.label, path, int(wanted))]
+    entry = tests_in_file_entry(ctx.repo, ctx.label, path, int(wanted))
+    return [_added_count_judged(entry, ctx.text)]
 
 
 def _toml_includes(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerEntry]:
@@ -780,7 +799,8 @@ def _run_test_count(ctx: CriterionContext, match: re.Match[str]) -> list[LedgerE
     whole_run = _RUN_WORDS.search(ctx.text) and not _SPECIFIC_SUBJECT.search(ctx.text)
     if not (has_command or whole_run):
         return []
-    return [_test_count_entry(ctx.label, ctx.text, wanted, ctx.count_tests, ctx.allowed_programs)]
+    entry = _test_count_entry(ctx.label, ctx.text, wanted, ctx.count_tests, ctx.allowed_programs)
+    return [_added_count_judged(entry, ctx.text)]
 
 
 def _command_succeeds(ctx: CriterionContext, _match: re.Match[str]) -> list[LedgerEntry]:

@@ -46,7 +46,7 @@ from plan_parser.paths import repo_relative
 from tasks.gates.cargo_output import FAILED, OK, TestRun
 from tasks.gates.config import GateConfig, load_committed_gate_config
 from tasks.gates.criteria import (
-    GrepCheck,
+    GrepRunner,
     clean_path,
     dependency_entry,
     dependency_names_from_field,
@@ -585,7 +585,12 @@ def _zero_tests_allowed(phase: Phase) -> set[str]:
 
 
 def blast_radius_entries(
-    repo: Path, phase: Phase, config: GateConfig, tests: _TestRuns, *, grep: GrepCheck | None = None
+    repo: Path,
+    phase: Phase,
+    config: GateConfig,
+    tests: _TestRuns,
+    *,
+    grep: GrepRunner | None = None,
 ) -> list[LedgerEntry]:
     """Run the phase's blast radius; returns the entries that are not test runs (those are
     collected in ``tests.entries``). ``grep`` replaces :func:`grep_entry` (the dry run)."""
@@ -839,7 +844,7 @@ def criteria_entries(
     tests: _TestRuns,
     *,
     design: bool,
-    grep: GrepCheck | None = None,
+    grep: GrepRunner | None = None,
 ) -> list[LedgerEntry]:
     def count_tests(argv: list[str] | None) -> tuple[TestRun | None, str]:
         if design and argv is None:

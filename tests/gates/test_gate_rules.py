@@ -353,3 +353,33 @@ def test_a_blank_backticked_span_is_no_grep_and_no_crash(tree: Path) -> None:
         allowed_programs={"cargo"},
     )
     assert [e.verdict for e in entries if "grep" in (e.command or "")] == [Verdict.PASS]
+
+
+def _rust_tests(count: int) -> str:
+    return "".join(f"#[test]\nfn case_{n}() {{}}\n" for n in range(count))
+
+
+@pytest.mark.parametrize(
+    ("criterion", "tests_in_file", "verdict"),
+    [
+        # A count of tests the phase adds: a total that reaches it cannot tell (the file may
+        # have had them all before), so the verifier decides; a total below it is a failure.
+        ('`grep -c "#\\[test\\]" src/many.rs` shows 15+ more tests', 20, Verdict.NEEDS_JUDGEMENT),
+        ('`grep -c "#\\[test\\]" src/many.rs` shows 15+ more tests', 3, Verdict.FAIL),
+        ("5+ new tests in `src/many.rs`", 20, Verdict.NEEDS_JUDGEMENT),
+        ("5+ new tests in `src/many.rs`", 2, Verdict.FAIL),
+        # A total stays a total, and a parenthesis about the tests is not a count of new ones.
+        ('`grep -c "#\\[test\\]" src/many.rs` shows 15+ tests', 20, Verdict.PASS),
+        ("File `src/many.rs` exists with 8+ tests (added edge cases)", 20, Verdict.PASS),
+    ],
+)
+def test_a_count_of_added_tests_is_not_passed_on_a_total(
+    tree: Path, criterion: str, tests_in_file: int, verdict: Verdict
+) -> None:
+    """ "`grep -c ...` shows 15+ more tests" passed on a file that already had 20 tests: a phase
+    that added none was COMPLETE on this criterion."""
+    (tree / "src" / "many.rs").write_text(_rust_tests(tests_in_file))
+    entries = evaluate_criterion(
+        tree, 1, criterion, count_tests=never_counts, allowed_programs={"cargo"}
+    )
+    assert [e.verdict for e in entries] == [verdict], [e.line() for e in entries]
