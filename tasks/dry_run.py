@@ -611,6 +611,15 @@ def _from_entry(entry: LedgerEntry) -> PlannedCommand:
 
 
 def _planned_grep(repo: Path, check: str, command: str, criterion_text: str) -> LedgerEntry:
+    """The grep a run would start, or, for one a run refuses to start (a pipe, command
+    substitution), the verifier's judgement a run would ask for instead."""
+    from tasks.gates.criteria import grep_argv
+
+    argv, why = grep_argv(command)
+    if argv is None:
+        return LedgerEntry(
+            check=check, command=command, verdict=Verdict.NEEDS_JUDGEMENT, evidence=why
+        )
     return LedgerEntry(check=check, command=command, verdict=Verdict.NOT_RUN, evidence="would run")
 
 

@@ -303,3 +303,15 @@ def test_justfile_recipe_names_read_as_text() -> None:
         "    cargo build\n[private]\nlint-all arg:\n    cargo clippy\n"
     )
     assert justfile_recipe_names(text) == {"test", "build", "lint-all"}
+
+
+def test_a_grep_the_run_would_not_start_is_shown_as_the_verifiers() -> None:
+    """A piped grep was shown as a command the run would start; the run hands it to the
+    verifier (plan text is never given to a shell), and so does the dry run now."""
+    from tasks.dry_run import _planned_grep
+    from tasks.gates.ledger import Verdict
+
+    piped = _planned_grep(Path("."), "criterion 1", "grep -c fn src/lib.rs | wc -l", "")
+    assert piped.verdict is Verdict.NEEDS_JUDGEMENT and "shell operators" in piped.evidence
+    plain = _planned_grep(Path("."), "criterion 1", "grep -q fn src/lib.rs", "")
+    assert (plain.verdict, plain.evidence) == (Verdict.NOT_RUN, "would run")
