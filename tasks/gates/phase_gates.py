@@ -409,6 +409,29 @@ class _TestRuns:
         )
         return parsed
 
+    def run_blast_radius(self, check: str, argv: list[str], *, scoped: bool) -> None:
+        """Run a blast-radius test command; when its filter names the crate and so selected no
+        test, run it again without the crate name: that run decides, the first is a warning."""
+        fresh = tuple(argv) not in self.runs
+        run = self.run(check, argv, scoped=scoped)
+        # exit_code None: nothing ran (refused, or the dry run's planned command).
+        if not (
+            fresh and scoped and run.exit_code is not None and run.summaries and run.total == 0
+        ):
+            return
+        stripped = without_crate_prefix(self.repo, argv)
+        if stripped is None:
+            return
+        first = self.entries[-1]
+        self.entries[-1] = first.model_copy(
+            update={
+                "verdict": Verdict.WARN,
+                "evidence": f"{first.evidence}\n(the filter starts with the crate's name, which "
+                f"no Rust test name holds: run again as `{render(stripped)}`)",
+            }
+        )
+        self.run(f"{check} (without the crate name)", stripped, scoped=True)
+
     def _judge(
         self, argv: list[str], run: TestRun, ok: bool, timed_out: bool, *, scoped: bool
     ) -> tuple[Verdict, str]:
@@ -542,28 +565,6 @@ def without_crate_prefix(repo: Path, argv: list[str]) -> list[str] | None:
     return [*argv[:index], *([rest] if rest else []), *argv[index + 1 :]]
 
 
-def _run_scoped(repo: Path, tests: _TestRuns, check: str, argv: list[str], *, scoped: bool) -> None:
-    """Run a blast-radius test command; when its filter names the crate and so selected no
-    test, run it again without the crate name: that run decides, the first is a warning."""
-    fresh = tuple(argv) not in tests.runs
-    run = tests.run(check, argv, scoped=scoped)
-    # exit_code None: nothing ran (refused, or the dry run's planned command).
-    if not (fresh and scoped and run.exit_code is not None and run.summaries and run.total == 0):
-        return
-    stripped = without_crate_prefix(repo, argv)
-    if stripped is None:
-        return
-    first = tests.entries[-1]
-    tests.entries[-1] = first.model_copy(
-        update={
-            "verdict": Verdict.WARN,
-            "evidence": f"{first.evidence}\n(the filter starts with the crate's name, which no "
-            f"Rust test name holds: run again as `{render(stripped)}`)",
-        }
-    )
-    tests.run(f"{check} (without the crate name)", stripped, scoped=True)
-
-
 _ZERO_TESTS_ALLOWED = re.compile(
     r"\beven (?:if|with|when) (?:0|zero|no) tests\b"
     r"|\b(?:0|zero|no) tests (?:is|are) (?:fine|ok|okay|expected|acceptable)\b",
@@ -605,8 +606,8 @@ def blast_radius_entries(
         and not EXPLICIT_NO_TESTS.match(radius)
         and config.test_filter
     ):
-        _run_scoped(
-            repo, tests, f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True
+        tests.run_blast_radius(
+            f"blast-radius: {radius}", [*config.test_filter, radius], scoped=True
         )
         return entries
     zero_tests_allowed = _zero_tests_allowed(phase)
@@ -628,7 +629,7 @@ def blast_radius_entries(
             else:
                 # 0 tests fail a scoped run, unless the plan says the command may run none yet.
                 scoped = argv != config.test and " ".join(argv) not in zero_tests_allowed
-                _run_scoped(repo, tests, check, argv, scoped=scoped)
+                tests.run_blast_radius(check, argv, scoped=scoped)
     if phase.blast_prose and commands:
         entries.append(
             not_run(
