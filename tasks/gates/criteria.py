@@ -26,6 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from plan_parser.gate_commands import GREP_PROGRAMS, SHELL_OPERATORS, shell_words
+from plan_parser.paths import lexical_relative
 from tasks import shell
 from tasks.gates.cargo_output import TestRun
 from tasks.gates.evidence import output_evidence, render
@@ -138,10 +139,9 @@ def repo_path(repo: Path, raw: str) -> str | None:
     path = clean_path(raw)
     if not path.startswith("/"):
         return path
-    absolute = Path(path)
     for root in dict.fromkeys((repo, repo.resolve())):
-        if absolute.is_relative_to(root):
-            return absolute.relative_to(root).as_posix() or "."
+        if (inside := lexical_relative(root, path)) is not None:
+            return inside
     rooted = path.lstrip("/")
     return rooted if rooted and (repo / rooted).exists() else None
 
