@@ -26,8 +26,6 @@ from tasks.agent.budget import RunBudget
 from tasks.agent.result import InfraFaults
 from tasks.gates.ledger import Ledger
 from tasks.mirror import PlanMirror
-from tasks.options import DEFAULT_AGENT_TIMEOUT_S as DEFAULT_AGENT_TIMEOUT_S  # re-exported
-from tasks.options import DEFAULT_PHASE_TIMEOUT_S as DEFAULT_PHASE_TIMEOUT_S  # re-exported
 from tasks.options import ResolvedRunOptions as ResolvedRunOptions  # re-exported
 from tasks.options import RunOptions as RunOptions  # re-exported
 from tasks.resume import resume_reason

@@ -11,9 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from plan_parser.validate import UnknownOwners
-from plan_parser.vocabulary import DEFAULT_AGENT_TIMEOUT_S as DEFAULT_AGENT_TIMEOUT_S
-from plan_parser.vocabulary import DEFAULT_PHASE_TIMEOUT_S as DEFAULT_PHASE_TIMEOUT_S
-from plan_parser.vocabulary import DirtyPolicy
+from plan_parser.vocabulary import DEFAULT_AGENT_TIMEOUT_S, DEFAULT_PHASE_TIMEOUT_S, DirtyPolicy
 from tasks.agent.budget import DEFAULT_MAX_TURNS, DEFAULT_NO_PROGRESS_TURNS
 from tasks.agent.runtimes import RuntimeName
 from tasks.gates.phase_gates import ScopePolicy
