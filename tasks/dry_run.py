@@ -39,6 +39,7 @@ from tasks.forecast import (
     settings_from_texts,
 )
 from tasks.gates.config import GateConfig, committed_file, load_committed_gate_config
+from tasks.gates.criteria import grep_argv
 from tasks.gates.judgements import criterion_number
 from tasks.gates.ledger import LedgerEntry, Verdict
 from tasks.gates.phase_gates import _TestRuns  # the runner the dry run's planner stands in for
@@ -613,8 +614,6 @@ def _from_entry(entry: LedgerEntry) -> PlannedCommand:
 def _planned_grep(repo: Path, check: str, command: str, criterion_text: str) -> LedgerEntry:
     """The grep a run would start, or, for one a run refuses to start (a pipe, command
     substitution), the verifier's judgement a run would ask for instead."""
-    from tasks.gates.criteria import grep_argv
-
     argv, why = grep_argv(command)
     if argv is None:
         return LedgerEntry(
